@@ -1,0 +1,114 @@
+package ops
+
+import (
+	"fmt"
+	"hash"
+
+	"github.com/chewxy/hm"
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// AddOp is the elementwise sum of two tensors of the same shape, as one
+// node: the merge of a residual block (shortcut + branch). Its gradient
+// passes dy to both inputs unchanged.
+type AddOp struct {
+	noCommon
+	rank int
+	id   uint64
+	out  buffer
+}
+
+// Add returns a + b; a and b must have the same shape (no broadcasting).
+func Add(a, b *gorgonia.Node) (*gorgonia.Node, error) {
+	if !a.Shape().Eq(b.Shape()) {
+		return nil, fmt.Errorf("ops.Add: shapes %v and %v differ", a.Shape(), b.Shape())
+	}
+	if a.Dims() == 0 {
+		return nil, fmt.Errorf("ops.Add: scalar inputs")
+	}
+	n, err := gorgonia.ApplyOp(&AddOp{rank: a.Dims(), id: nextID()}, a, b)
+	if err != nil {
+		return nil, fmt.Errorf("ops.Add: %w", err)
+	}
+	return n, nil
+}
+
+// IsAdd reports whether n is a residual-add node of this library.
+func IsAdd(n *gorgonia.Node) bool {
+	_, ok := n.Op().(*AddOp)
+	return ok
+}
+
+func (op *AddOp) Arity() int { return 2 }
+func (op *AddOp) Type() hm.Type {
+	t := tensorType(op.rank, hm.TypeVariable('a'))
+	return fnType(t, t, t)
+}
+func (op *AddOp) InferShape(in ...gorgonia.DimSizer) (tensor.Shape, error) {
+	a, err := shapeOf(in[0])
+	if err != nil {
+		return nil, err
+	}
+	b, err := shapeOf(in[1])
+	if err != nil {
+		return nil, err
+	}
+	if !a.Eq(b) {
+		return nil, fmt.Errorf("Add: shapes %v and %v differ", a, b)
+	}
+	return a.Clone(), nil
+}
+func (op *AddOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "Add%d#%d", op.rank, op.id) }
+func (op *AddOp) Hashcode() uint32      { return hashOf(op) }
+func (op *AddOp) String() string        { return "Add" }
+
+func (op *AddOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
+	const name = "Add"
+	if err := normArity(name, 2, vs); err != nil {
+		return nil, err
+	}
+	a, err := normArg(name, 0, vs[0])
+	if err != nil {
+		return nil, err
+	}
+	b, err := normArgLike(name, 1, vs[1], a)
+	if err != nil {
+		return nil, err
+	}
+	if !normSameShape(a.Shape(), b.Shape()) {
+		return nil, fmt.Errorf("%s: shapes %v and %v differ", name, a.Shape(), b.Shape())
+	}
+	y := op.out.get(a.Dtype(), a.Shape()...)
+	if a.Dtype() == tensor.Float32 {
+		addRun(addArgs[float32]{y: y.Float32s(), a: a.Float32s(), b: b.Float32s()})
+	} else {
+		addRun(addArgs[float64]{y: y.Float64s(), a: a.Float64s(), b: b.Float64s()})
+	}
+	return y, nil
+}
+
+type addArgs[T Float] struct{ y, a, b []T }
+
+func (a addArgs[T]) run(lo, hi int) {
+	ys, as, bs := a.y[lo:hi], a.a[lo:hi], a.b[lo:hi]
+	for i, v := range as {
+		ys[i] = v + bs[i]
+	}
+}
+
+func addRun[T Float](a addArgs[T]) {
+	if normSerial(len(a.y), 1) {
+		a.run(0, len(a.y))
+		return
+	}
+	parallelFor(len(a.y), a.run)
+}
+
+func (op *AddOp) DiffWRT(int) []bool { return []bool{true, true} }
+
+// SymDiff passes the output gradient to both inputs (as Gorgonia's own
+// addition does); Gorgonia sums it with other gradients where needed.
+func (op *AddOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
+	return gorgonia.Nodes{grad, grad}, nil
+}
