@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 
+	"github.com/eraserelu/eraserelu/graph/ops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -12,13 +13,16 @@ import (
 // The training machine runs the forward pass, the loss and the backward
 // pass (gradients of every parameter); the inference machine runs only the
 // ancestors of the named outputs. Both switch the graph's mode before they
-// run, so batch norm and dropout behave as they should in each.
+// run, so batch norm and dropout behave as they should in each. Outputs and
+// gradients are pinned: copied at the end of their computation into tensors
+// owned by the Program, which are what Output and Grad return.
 type Program struct {
-	g     *Graph
-	loss  *gorgonia.Node
-	train gorgonia.VM
-	infer gorgonia.VM
-	grads map[*Param]*gorgonia.Node
+	g       *Graph
+	train   gorgonia.VM
+	infer   gorgonia.VM
+	loss    *tensor.Dense
+	outputs map[string]*tensor.Dense
+	grads   map[*Param]*tensor.Dense
 }
 
 // Compile differentiates the output named loss with respect to every
@@ -29,24 +33,45 @@ func Compile(g *Graph, loss string) (*Program, error) {
 	if !ok {
 		return nil, fmt.Errorf("compile: graph has no output %q (outputs: %v)", loss, g.outputOrder)
 	}
-	if !l.IsScalar() {
+	if l.Shape().TotalSize() != 1 {
 		return nil, fmt.Errorf("compile: output %q has shape %v, want a scalar", loss, l.Shape())
 	}
+	if g.compiled {
+		return nil, fmt.Errorf("compile: graph already compiled; compile a Rewrite of it instead")
+	}
+	g.compiled = true
+	p := &Program{g: g, outputs: map[string]*tensor.Dense{}, grads: map[*Param]*tensor.Dense{}}
+	var outPins gorgonia.Nodes
+	for _, name := range g.outputOrder {
+		n := g.outputs[name]
+		shape := n.Shape()
+		if n.IsScalar() {
+			shape = tensor.Shape{1}
+		}
+		t := tensor.New(tensor.Of(n.Dtype()), tensor.WithShape(shape...))
+		pin, err := ops.Pin(n, t)
+		if err != nil {
+			return nil, fmt.Errorf("compile: output %q: %w", name, err)
+		}
+		p.outputs[name] = t
+		outPins = append(outPins, pin)
+	}
+	p.loss = p.outputs[loss]
+
 	params := g.ParamNodes()
-	gradNodes, err := gorgonia.Grad(l, params...)
+	gradNodes, err := backprop(g.expr, l, params)
 	if err != nil {
 		return nil, fmt.Errorf("compile: differentiate %q: %w", loss, err)
 	}
-	p := &Program{g: g, loss: l, grads: map[*Param]*gorgonia.Node{}}
 	for i, prm := range g.params {
-		p.grads[prm] = gradNodes[i]
+		t := tensor.New(tensor.Of(prm.Node.Dtype()), tensor.WithShape(prm.Node.Shape()...))
+		if _, err := ops.Pin(gradNodes[i], t); err != nil {
+			return nil, fmt.Errorf("compile: gradient of %s: %w", prm.Name, err)
+		}
+		p.grads[prm] = t
 	}
-	p.train = gorgonia.NewTapeMachine(g.expr, gorgonia.BindDualValues(params...))
-	var roots gorgonia.Nodes
-	for _, name := range g.outputOrder {
-		roots = append(roots, g.outputs[name])
-	}
-	p.infer = gorgonia.NewTapeMachine(g.expr.SubgraphRoots(roots...))
+	p.train = gorgonia.NewTapeMachine(g.expr)
+	p.infer = gorgonia.NewTapeMachine(g.expr.SubgraphRoots(outPins...))
 	return p, nil
 }
 
@@ -76,19 +101,26 @@ func (p *Program) Infer() error {
 }
 
 // Loss is the value of the loss after the last pass.
-func (p *Program) Loss() float64 { return ScalarOf(p.loss.Value()) }
+func (p *Program) Loss() float64 { return ScalarOf(p.loss) }
 
-// Grad is the gradient of the loss with respect to prm after Train.
-func (p *Program) Grad(prm *Param) (*tensor.Dense, error) {
-	v, err := prm.Node.Grad()
-	if err != nil {
-		return nil, fmt.Errorf("gradient of %s: %w", prm.Name, err)
-	}
-	d, ok := v.(*tensor.Dense)
+// Output is the value of a named output after the last pass (a scalar
+// output is a tensor of shape (1)); the tensor is reused by every pass.
+func (p *Program) Output(name string) (*tensor.Dense, error) {
+	t, ok := p.outputs[name]
 	if !ok {
-		return nil, fmt.Errorf("gradient of %s is %T, not a dense tensor", prm.Name, v)
+		return nil, fmt.Errorf("no output %q (outputs: %v)", name, p.g.outputOrder)
 	}
-	return d, nil
+	return t, nil
+}
+
+// Grad is the gradient of the loss with respect to prm after Train; the
+// tensor is reused by every pass.
+func (p *Program) Grad(prm *Param) (*tensor.Dense, error) {
+	t, ok := p.grads[prm]
+	if !ok {
+		return nil, fmt.Errorf("%s is not a parameter of the compiled graph", prm.Name)
+	}
+	return t, nil
 }
 
 // Close releases the machines.

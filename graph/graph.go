@@ -80,6 +80,8 @@ type Graph struct {
 	scope []string
 	open  []*Module // modules being built, innermost last
 
+	compiled bool
+
 	inputs, outputs         map[string]*gorgonia.Node
 	inputOrder, outputOrder []string
 }

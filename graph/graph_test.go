@@ -100,3 +100,47 @@ func TestFaithfulRewriteIsBitwiseEqual(t *testing.T) {
 		t.Errorf("losses %v differ (or are zero)", losses)
 	}
 }
+
+// TestBackpropMatchesGorgonia compares Compile's gradients with gorgonia.Grad
+// on identical graphs.
+func TestBackpropMatchesGorgonia(t *testing.T) {
+	ours := tinyMLP(t, 4)
+	ref := tinyMLP(t, 4)
+	p, err := graph.Compile(ours, "loss")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Train(); err != nil {
+		t.Fatal(err)
+	}
+	loss, _ := ref.Output("loss")
+	if _, err := gorgonia.Grad(loss, ref.ParamNodes()...); err != nil {
+		t.Fatal(err)
+	}
+	vm := gorgonia.NewTapeMachine(ref.Expr(), gorgonia.BindDualValues(ref.ParamNodes()...))
+	if err := vm.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	for i, prm := range ours.Params() {
+		got, err := p.Grad(prm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantV, err := ref.Params()[i].Node.Grad()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := wantV.Data().([]float64)
+		for j, v := range got.Data().([]float64) {
+			if d := v - want[j]; d > 1e-12 || d < -1e-12 {
+				t.Fatalf("%s[%d]: %v, gorgonia %v", prm.Name, j, v, want[j])
+			}
+		}
+	}
+	if err := p.Train(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := graph.Compile(ours, "loss"); err == nil {
+		t.Error("compiling a graph twice did not fail")
+	}
+}

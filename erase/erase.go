@@ -1,0 +1,311 @@
+// Package erase implements EraseReLU (Dong et al., section 3.1): a rewrite
+// of a finished, module-annotated graph that removes the trailing ReLU of a
+// chosen set of modules before the graph is compiled.
+//
+// Modules are chosen by proportion, evenly spread as in the paper (p = 0.5
+// erases modules 1, 3, 5, ...), by name, or by kind. The ReLU to touch is the
+// module's trailing ReLU (the paper's ER), its first inner ReLU (ER*), or
+// every ReLU of the module; it is removed (identity) or replaced by a
+// per-channel PReLU (the PReLU columns of Table 1). The result is a new graph
+// that shares the original's parameters unless asked to copy them.
+package erase
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/eraserelu/eraserelu/graph"
+	"github.com/eraserelu/eraserelu/graph/ops"
+	"gorgonia.org/gorgonia"
+)
+
+// Location says which ReLU of a selected module is erased.
+type Location int
+
+const (
+	// Last is the module's trailing ReLU: the one whose output is the
+	// module's output (through a trailing dropout), or for a module whose
+	// output concatenates branches (inception), the last ReLU of each branch.
+	Last Location = iota
+	// First is the first ReLU of the module that is not a trailing one
+	// (the paper's ER*: the middle ReLU of a residual block).
+	First
+	// All is every ReLU of the module (with PReLU: Table 1's PReLU-all).
+	All
+)
+
+func (l Location) String() string {
+	switch l {
+	case Last:
+		return "last"
+	case First:
+		return "first"
+	case All:
+		return "all"
+	}
+	return fmt.Sprintf("Location(%d)", int(l))
+}
+
+// ParseLocation reads "last", "first" or "all".
+func ParseLocation(s string) (Location, error) {
+	switch strings.ToLower(s) {
+	case "last", "":
+		return Last, nil
+	case "first", "middle":
+		return First, nil
+	case "all":
+		return All, nil
+	}
+	return 0, fmt.Errorf("unknown erase location %q (valid: last, first, all)", s)
+}
+
+// Replacement says what takes the erased ReLU's place.
+type Replacement int
+
+const (
+	// Identity removes the ReLU: its consumers read its input.
+	Identity Replacement = iota
+	// PReLU puts a per-channel PReLU (slopes initialised to 0.25) in its place.
+	PReLU
+)
+
+// Options select what to erase. Exactly one of Proportion or Modules chooses
+// the modules; Kinds narrows the candidates first.
+type Options struct {
+	// Proportion of candidate modules to erase, in [0, 1], spread evenly.
+	Proportion float64
+	// Modules names the modules to erase, instead of a proportion.
+	Modules []string
+	// Kinds limits the candidates to modules of these kinds (all if empty).
+	Kinds []graph.Kind
+	// Location is which ReLU of each chosen module to erase.
+	Location Location
+	// Replacement is what replaces it.
+	Replacement Replacement
+	// CopyParams gives the erased graph its own copy of the parameters;
+	// by default it shares them with the original.
+	CopyParams bool
+}
+
+// Report says what Apply did.
+type Report struct {
+	// Candidates is the number of modules the proportion applied to.
+	Candidates int
+	// Erased names the chosen modules in graph order.
+	Erased []string
+	// Nodes names the ReLU nodes removed or replaced, per chosen module.
+	Nodes map[string][]string
+	// ReLUsBefore and ReLUsAfter count ReLU nodes in the forward graph.
+	ReLUsBefore, ReLUsAfter int
+	// ParamsBefore and ParamsAfter count trainable scalars; they differ only
+	// by the PReLU slopes a PReLU replacement adds.
+	ParamsBefore, ParamsAfter int
+}
+
+// Select returns the 0-based indices of the modules erased out of n at
+// proportion p: module k (1-based) is erased iff ceil(k·p) > ceil((k−1)·p).
+// It always selects ceil(n·p) modules, the first among them module 1.
+func Select(n int, p float64) []int {
+	var out []int
+	for k := 1; k <= n; k++ {
+		if ceil(float64(k)*p) > ceil(float64(k-1)*p) {
+			out = append(out, k-1)
+		}
+	}
+	return out
+}
+
+// ceil tolerates the rounding of k·p in floating point, so that 20·0.05
+// counts as exactly 1.
+func ceil(x float64) float64 { return math.Ceil(x - 1e-9) }
+
+// Apply erases ReLUs from g as opt says and returns the rewritten graph,
+// ready to compile. g itself is not modified.
+func Apply(g *graph.Graph, opt Options) (*graph.Graph, *Report, error) {
+	chosen, candidates, err := choose(g, opt)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep := &Report{Candidates: candidates, Nodes: map[string][]string{}, ParamsBefore: g.ParamCount()}
+	targets := map[*gorgonia.Node]*graph.Module{}
+	for _, m := range chosen {
+		relus, err := Locate(m, opt.Location)
+		if err != nil {
+			return nil, nil, err
+		}
+		rep.Erased = append(rep.Erased, m.Name)
+		for _, r := range relus {
+			targets[r] = m
+			rep.Nodes[m.Name] = append(rep.Nodes[m.Name], r.Name())
+		}
+	}
+	subst := func(n *gorgonia.Node, children []*gorgonia.Node, dst *graph.Graph) (*gorgonia.Node, error) {
+		m, ok := targets[n]
+		if !ok {
+			return nil, nil
+		}
+		if opt.Replacement == Identity {
+			return children[0], nil
+		}
+		x := children[0]
+		if x.Dims() < 2 {
+			return nil, fmt.Errorf("module %s: PReLU needs a (N, C, ...) input, got shape %v", m.Name, x.Shape())
+		}
+		var out *gorgonia.Node
+		err := dst.Within(m.Name, func() error {
+			alpha := dst.NewParam("erase_prelu", []int{x.Shape()[1]}, graph.Constant(0.25), true)
+			var err error
+			out, err = ops.PReLU(x, alpha)
+			return err
+		})
+		return out, err
+	}
+	out, _, err := graph.Rewrite(g, subst, graph.RewriteOptions{CopyParams: opt.CopyParams})
+	if err != nil {
+		return nil, nil, fmt.Errorf("erase: %w", err)
+	}
+	rep.ReLUsBefore = CountReLUs(g)
+	rep.ReLUsAfter = CountReLUs(out)
+	rep.ParamsAfter = out.ParamCount()
+	return out, rep, nil
+}
+
+// choose returns the modules to erase in graph order and the number of candidates.
+func choose(g *graph.Graph, opt Options) ([]*graph.Module, int, error) {
+	if math.IsNaN(opt.Proportion) || opt.Proportion < 0 || opt.Proportion > 1 {
+		return nil, 0, fmt.Errorf("erase: proportion %v is outside [0, 1]", opt.Proportion)
+	}
+	if len(opt.Modules) > 0 && opt.Proportion != 0 {
+		return nil, 0, fmt.Errorf("erase: give a proportion or module names, not both")
+	}
+	var candidates []*graph.Module
+	for _, m := range g.Leaves() {
+		if len(opt.Kinds) == 0 || slices.Contains(opt.Kinds, m.Kind) {
+			candidates = append(candidates, m)
+		}
+	}
+	if len(opt.Modules) > 0 {
+		byName := map[string]*graph.Module{}
+		for _, m := range g.Modules() {
+			byName[m.Name] = m
+		}
+		want := map[*graph.Module]bool{}
+		for _, name := range opt.Modules {
+			m, ok := byName[name]
+			if !ok {
+				return nil, 0, fmt.Errorf("erase: no module named %q (modules: %s)", name, moduleNames(g.Modules(), 8))
+			}
+			want[m] = true
+		}
+		var out []*graph.Module
+		for _, m := range g.Modules() {
+			if want[m] {
+				out = append(out, m)
+			}
+		}
+		return out, len(candidates), nil
+	}
+	if len(candidates) == 0 && opt.Proportion > 0 {
+		return nil, 0, fmt.Errorf("erase: the graph has no modules%s to erase from; mark them with graph.MarkModule", kindsNote(opt.Kinds))
+	}
+	var out []*graph.Module
+	for _, i := range Select(len(candidates), opt.Proportion) {
+		out = append(out, candidates[i])
+	}
+	return out, len(candidates), nil
+}
+
+func kindsNote(kinds []graph.Kind) string {
+	if len(kinds) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" of kind %v", kinds)
+}
+
+func moduleNames(ms []*graph.Module, most int) string {
+	var names []string
+	for i, m := range ms {
+		if i == most {
+			names = append(names, fmt.Sprintf("... %d more", len(ms)-most))
+			break
+		}
+		names = append(names, m.Name)
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+// Locate returns the ReLU nodes of m at the location.
+func Locate(m *graph.Module, loc Location) ([]*gorgonia.Node, error) {
+	members := map[*gorgonia.Node]bool{}
+	for _, n := range m.Members {
+		members[n] = true
+	}
+	trailing, err := trailingReLUs(m.Output, members)
+	switch loc {
+	case Last:
+		if err != nil {
+			return nil, fmt.Errorf("module %s has no trailing ReLU: %w", m.Name, err)
+		}
+		return trailing, nil
+	case First:
+		for _, n := range m.Members {
+			if ops.IsReLU(n) && !slices.Contains(trailing, n) {
+				return []*gorgonia.Node{n}, nil
+			}
+		}
+		return nil, fmt.Errorf("module %s has no ReLU before its trailing one", m.Name)
+	case All:
+		var all []*gorgonia.Node
+		for _, n := range m.Members {
+			if ops.IsReLU(n) {
+				all = append(all, n)
+			}
+		}
+		if len(all) == 0 {
+			return nil, fmt.Errorf("module %s has no ReLU", m.Name)
+		}
+		return all, nil
+	}
+	return nil, fmt.Errorf("unknown erase location %v", loc)
+}
+
+// trailingReLUs walks back from a module's output through dropouts and
+// concatenations to the ReLUs that end it.
+func trailingReLUs(n *gorgonia.Node, members map[*gorgonia.Node]bool) ([]*gorgonia.Node, error) {
+	if !members[n] {
+		return nil, fmt.Errorf("node %v is outside the module", n)
+	}
+	switch {
+	case ops.IsReLU(n):
+		return []*gorgonia.Node{n}, nil
+	case ops.IsDropout(n):
+		return trailingReLUs(graph.Children(n)[0], members)
+	case ops.IsConcat(n):
+		var out []*gorgonia.Node
+		for i, c := range graph.Children(n) {
+			r, err := trailingReLUs(c, members)
+			if err != nil {
+				return nil, fmt.Errorf("branch %d: %w", i, err)
+			}
+			out = append(out, r...)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("its output is %v, not a ReLU (nor a dropout or concatenation of ReLUs)", n.Op())
+}
+
+// CountReLUs counts the ReLU nodes in g's forward graph.
+func CountReLUs(g *graph.Graph) int {
+	n := 0
+	for _, x := range g.Expr().AllNodes() {
+		if ops.IsReLU(x) {
+			n++
+		}
+	}
+	return n
+}

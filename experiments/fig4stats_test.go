@@ -1,0 +1,53 @@
+package experiments
+
+import (
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestGradientCorrelation(t *testing.T) {
+	smooth := make([]float64, 1000)
+	noise := make([]float64, 1000)
+	rng := rand.New(rand.NewPCG(1, 1))
+	for i := range smooth {
+		smooth[i] = math.Sin(float64(i) / 100)
+		noise[i] = rng.NormFloat64()
+	}
+	if c := GradientCorrelation(smooth); c < 0.99 {
+		t.Errorf("smooth gradient correlation %v, want ~1", c)
+	}
+	if c := GradientCorrelation(noise); math.Abs(c) > 0.1 {
+		t.Errorf("white-noise gradient correlation %v, want ~0", c)
+	}
+}
+
+func TestActivationLevels(t *testing.T) {
+	// 4 points x 3 units: unit 0 always on, unit 1 never, unit 2 half the time.
+	h := []float64{1, -1, 1, 2, 0, -1, 3, -2, 1, 4, -3, -1}
+	lv := ActivationLevels(h, 4, 3)
+	if lv[0] != 1 || lv[1] != 0 || lv[2] != 0.5 {
+		t.Fatalf("levels %v", lv)
+	}
+	if a, n := AlwaysNever(lv); a != 1 || n != 1 {
+		t.Errorf("always %d never %d", a, n)
+	}
+}
+
+func TestSavePanel(t *testing.T) {
+	n := 50
+	p := Fig4Panel{Title: "test", X: make([]float64, n), Gradients: make([]float64, n), Levels: []float64{0, 0.5, 1, 0.25}}
+	for i := range p.X {
+		p.X[i] = -2 + 4*float64(i)/float64(n-1)
+		p.Gradients[i] = math.Cos(p.X[i])
+	}
+	path := filepath.Join(t.TempDir(), "panel.png")
+	if err := SavePanel(p, path); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Size() < 1000 {
+		t.Fatalf("panel not written: %v", err)
+	}
+}

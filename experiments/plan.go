@@ -1,0 +1,127 @@
+package experiments
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/template"
+)
+
+// PlanConfig describes how a cluster runs an experiment's shards.
+type PlanConfig struct {
+	Experiment string
+	Scale      Scale
+	Shards     int
+	// Results is the shared directory every shard writes into.
+	Results string
+	// Binary is the eraserelu binary's path on the cluster (Slurm) and Image
+	// the container image that holds it (Kubernetes).
+	Binary, Image string
+	// CPUs, MemoryGiB and GPUs each shard asks for.
+	CPUs, MemoryGiB, GPUs int
+}
+
+func (c PlanConfig) validate() error {
+	switch {
+	case c.Experiment == "":
+		return fmt.Errorf("plan: no experiment named")
+	case c.Shards < 1:
+		return fmt.Errorf("plan: --shards must be >= 1, got %d", c.Shards)
+	case c.Results == "":
+		return fmt.Errorf("plan: --results (a directory shared by all shards) is required")
+	}
+	return nil
+}
+
+var slurmTemplate = template.Must(template.New("slurm").Parse(`#!/bin/bash
+# Slurm job array: one task per shard of experiment {{.Experiment}} ({{.Scale}} scale).
+# Submit with: sbatch {{.Experiment}}.slurm ; merge with: {{.Binary}} report {{.Results}}/{{.Experiment}}
+#SBATCH --job-name=eraserelu-{{.Experiment}}
+#SBATCH --array=0-{{.Last}}
+#SBATCH --cpus-per-task={{.CPUs}}
+#SBATCH --mem={{.MemoryGiB}}G
+{{- if gt .GPUs 0}}
+#SBATCH --gres=gpu:{{.GPUs}}
+{{- end}}
+#SBATCH --output={{.Results}}/{{.Experiment}}/slurm-%A_%a.out
+set -euo pipefail
+mkdir -p {{.Results}}/{{.Experiment}}
+exec {{.Binary}} experiment {{.Experiment}} --scale {{.Scale}} \
+  --shard "${SLURM_ARRAY_TASK_ID}/{{.Shards}}" --out {{.Results}}
+`))
+
+var k8sTemplate = template.Must(template.New("k8s").Parse(`# Kubernetes Indexed Job: one pod per shard of experiment {{.Experiment}} ({{.Scale}} scale).
+# Apply with: kubectl apply -f {{.Experiment}}.yaml ; merge with: eraserelu report {{.Results}}/{{.Experiment}}
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: eraserelu-{{.Name}}
+spec:
+  completionMode: Indexed
+  completions: {{.Shards}}
+  parallelism: {{.Shards}}
+  backoffLimit: 2
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: shard
+          image: {{.Image}}
+          command: ["/bin/sh", "-c"]
+          args:
+            - eraserelu experiment {{.Experiment}} --scale {{.Scale}} --shard "${JOB_COMPLETION_INDEX}/{{.Shards}}" --out /results
+          resources:
+            requests:
+              cpu: "{{.CPUs}}"
+              memory: {{.MemoryGiB}}Gi
+{{- if gt .GPUs 0}}
+            limits:
+              nvidia.com/gpu: {{.GPUs}}
+{{- end}}
+          volumeMounts:
+            - name: results
+              mountPath: /results
+      volumes:
+        - name: results
+          persistentVolumeClaim:
+            claimName: {{.Results}}
+`))
+
+type planData struct {
+	PlanConfig
+	Last int
+	Name string
+}
+
+func fill(c PlanConfig) planData {
+	if c.Binary == "" {
+		c.Binary = "eraserelu"
+	}
+	if c.Image == "" {
+		c.Image = "eraserelu:latest"
+	}
+	if c.CPUs == 0 {
+		c.CPUs = 4
+	}
+	if c.MemoryGiB == 0 {
+		c.MemoryGiB = 16
+	}
+	return planData{PlanConfig: c, Last: c.Shards - 1, Name: strings.ToLower(strings.ReplaceAll(c.Experiment, "_", "-"))}
+}
+
+// WriteSlurm writes a Slurm job-array script that runs every shard.
+func WriteSlurm(w io.Writer, c PlanConfig) error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	return slurmTemplate.Execute(w, fill(c))
+}
+
+// WriteK8s writes a Kubernetes Indexed Job manifest that runs every shard
+// into a persistent volume claim named by Results.
+func WriteK8s(w io.Writer, c PlanConfig) error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	return k8sTemplate.Execute(w, fill(c))
+}

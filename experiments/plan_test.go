@@ -1,0 +1,72 @@
+package experiments
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestParseShard(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want Shard
+		ok   bool
+	}{
+		{"", All, true}, {"0/1", Shard{0, 1}, true}, {"3/4", Shard{3, 4}, true},
+		{"4/4", Shard{}, false}, {"-1/2", Shard{}, false}, {"1", Shard{}, false}, {"a/b", Shard{}, false}, {"0/0", Shard{}, false},
+	} {
+		got, err := ParseShard(c.in)
+		if (err == nil) != c.ok || (c.ok && got != c.want) {
+			t.Errorf("ParseShard(%q) = %v, %v", c.in, got, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "--shard") {
+			t.Errorf("error %q does not name the flag", err)
+		}
+	}
+}
+
+func TestShardsPartitionJobs(t *testing.T) {
+	var jobs []Job
+	for i := 0; i < 11; i++ {
+		jobs = append(jobs, Job{ID: string(rune('a' + i))})
+	}
+	seen := map[string]int{}
+	for i := 0; i < 3; i++ {
+		for _, j := range (Shard{i, 3}).Select(jobs) {
+			seen[j.ID]++
+		}
+	}
+	if len(seen) != len(jobs) {
+		t.Fatalf("shards cover %d of %d jobs", len(seen), len(jobs))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("job %s in %d shards", id, n)
+		}
+	}
+}
+
+func TestPlans(t *testing.T) {
+	c := PlanConfig{Experiment: "table1", Scale: Paper, Shards: 8, Results: "/shared/results", GPUs: 1}
+	var b bytes.Buffer
+	if err := WriteSlurm(&b, c); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"#SBATCH --array=0-7", "--gres=gpu:1", `--shard "${SLURM_ARRAY_TASK_ID}/8"`, "experiment table1 --scale paper"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("slurm script lacks %q:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	if err := WriteK8s(&b, c); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"completionMode: Indexed", "completions: 8", "${JOB_COMPLETION_INDEX}/8", "nvidia.com/gpu: 1"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("k8s manifest lacks %q:\n%s", want, b.String())
+		}
+	}
+	if err := WriteSlurm(&b, PlanConfig{Experiment: "x", Shards: 0, Results: "r"}); err == nil || !strings.Contains(err.Error(), "--shards") {
+		t.Errorf("zero shards: %v", err)
+	}
+}

@@ -1,0 +1,78 @@
+package ops
+
+import (
+	"fmt"
+	"hash"
+
+	"github.com/chewxy/hm"
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// PinOp copies its input into a tensor fixed at construction and returns
+// that tensor. A pinned value (a gradient, the loss) can be read after a
+// run whatever the machine did with its registers.
+type PinOp struct {
+	noCommon
+	nonDiff
+	target *tensor.Dense
+	rank   int
+	id     uint64
+}
+
+// Pin returns a node whose value is x copied into target, which must have
+// x's shape and dtype.
+func Pin(x *gorgonia.Node, target *tensor.Dense) (*gorgonia.Node, error) {
+	if !x.Shape().Eq(target.Shape()) && !(x.IsScalar() && target.Shape().TotalSize() == 1) {
+		return nil, fmt.Errorf("pin: node %v has shape %v, target %v", x, x.Shape(), target.Shape())
+	}
+	if x.Dtype() != target.Dtype() {
+		return nil, fmt.Errorf("pin: node %v has dtype %v, target %v", x, x.Dtype(), target.Dtype())
+	}
+	return gorgonia.ApplyOp(&PinOp{target: target, rank: x.Dims(), id: nextID()}, x)
+}
+
+func (op *PinOp) Arity() int { return 1 }
+func (op *PinOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	t := tensorType(op.rank, a)
+	return fnType(t, t)
+}
+func (op *PinOp) InferShape(in ...gorgonia.DimSizer) (tensor.Shape, error) {
+	return shapeOf(in[0])
+}
+func (op *PinOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "Pin#%d", op.id) }
+func (op *PinOp) Hashcode() uint32      { return hashOf(op) }
+func (op *PinOp) String() string        { return "Pin" }
+
+func (op *PinOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
+	if len(vs) != 1 {
+		return nil, fmt.Errorf("pin: expected 1 input, got %d", len(vs))
+	}
+	switch dst := op.target.Data().(type) {
+	case []float32:
+		switch src := vs[0].Data().(type) {
+		case []float32:
+			copy(dst, src)
+		case float32:
+			dst[0] = src
+		default:
+			return nil, fmt.Errorf("pin: value of type %T into a float32 target", src)
+		}
+	case []float64:
+		switch src := vs[0].Data().(type) {
+		case []float64:
+			copy(dst, src)
+		case float64:
+			dst[0] = src
+		default:
+			return nil, fmt.Errorf("pin: value of type %T into a float64 target", src)
+		}
+	default:
+		return nil, fmt.Errorf("pin: unsupported target dtype %v", op.target.Dtype())
+	}
+	if op.rank == 0 {
+		return vs[0], nil
+	}
+	return op.target, nil
+}
