@@ -198,7 +198,6 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-
 func TestFaithfulCopyAndSharing(t *testing.T) {
 	g := resNet(t, 5)
 	h, _, err := erase.Apply(g, erase.Options{Proportion: 0})

@@ -14,8 +14,8 @@ var Table1Variants = []string{"ResNet", "PReLU-all", "PReLU-sum", "ER*", "ER", "
 // (5 runs, mean ± std): Table1[split][depth][variant].
 var Table1 = map[string]map[int]map[string]PaperValue{
 	"train": {
-		20: {"ResNet": {12.46, 0.32}, "PReLU-all": {11.18, 0.17}, "PReLU-sum": {12.16, 0.18}, "ER*": {21.34, 0.34}, "ER": {12.47, 0.21}, "ER†": {5.38, 0.20}, "SDR": {22.51, 0.30}, "ER†+SDR": {24.09, 0.09}},
-		56: {"ResNet": {2.38, 0.22}, "PReLU-all": {1.70, 0.24}, "PReLU-sum": {0.89, 0.13}, "ER*": {13.28, 0.79}, "ER": {0.86, 0.08}, "ER†": {0.09, 0.02}, "SDR": {4.91, 0.12}, "ER†+SDR": {4.95, 0.03}},
+		20:  {"ResNet": {12.46, 0.32}, "PReLU-all": {11.18, 0.17}, "PReLU-sum": {12.16, 0.18}, "ER*": {21.34, 0.34}, "ER": {12.47, 0.21}, "ER†": {5.38, 0.20}, "SDR": {22.51, 0.30}, "ER†+SDR": {24.09, 0.09}},
+		56:  {"ResNet": {2.38, 0.22}, "PReLU-all": {1.70, 0.24}, "PReLU-sum": {0.89, 0.13}, "ER*": {13.28, 0.79}, "ER": {0.86, 0.08}, "ER†": {0.09, 0.02}, "SDR": {4.91, 0.12}, "ER†+SDR": {4.95, 0.03}},
 		110: {"ResNet": {0.34, 0.05}},
 	},
 	"test": {
