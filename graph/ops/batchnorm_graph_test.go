@@ -18,9 +18,9 @@ import (
 
 var _ graph.BufferRebinder = (*ops.BatchNormOp)(nil)
 
-// smallResNet: x (N,D) -> [linear -> BN -> PReLU -> dropout -> linear -> BN,
+// ntResNet: x (N,D) -> [linear -> BN -> PReLU -> dropout -> linear -> BN,
 // + shortcut, ReLU] x2 -> concat with a LayerNorm branch -> linear -> CE.
-func smallResNet(t *testing.T, dt tensor.Dtype) (*graph.Graph, []*ops.CrossEntropyOp) {
+func ntResNet(t *testing.T, dt tensor.Dtype) (*graph.Graph, []*ops.CrossEntropyOp) {
 	t.Helper()
 	const n, d, k = 32, 6, 3
 	g := graph.New(dt, 7)
@@ -91,7 +91,7 @@ func smallResNet(t *testing.T, dt tensor.Dtype) (*graph.Graph, []*ops.CrossEntro
 	return g, []*ops.CrossEntropyOp{ce}
 }
 
-func sgd(t *testing.T, p *graph.Program, lr float64) {
+func ntSGD(t *testing.T, p *graph.Program, lr float64) {
 	t.Helper()
 	for _, prm := range p.Graph().Params() {
 		gd, err := p.Grad(prm)
@@ -115,7 +115,7 @@ func sgd(t *testing.T, p *graph.Program, lr float64) {
 
 func TestNormOpsInNetwork(t *testing.T) {
 	for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
-		g, ces := smallResNet(t, dt)
+		g, ces := ntResNet(t, dt)
 		p, err := graph.Compile(g, "loss")
 		if err != nil {
 			t.Fatalf("%v: %v", dt, err)
@@ -132,7 +132,7 @@ func TestNormOpsInNetwork(t *testing.T) {
 			if math.IsNaN(last) {
 				t.Fatalf("%v step %d: NaN loss", dt, step)
 			}
-			sgd(t, p, 0.1)
+			ntSGD(t, p, 0.1)
 		}
 		if !(last < 0.7*first) {
 			t.Errorf("%v: loss %v -> %v, want a clear fall", dt, first, last)
