@@ -81,23 +81,23 @@ func (op *AddOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	y := op.out.get(a.Dtype(), a.Shape()...)
 	if a.Dtype() == tensor.Float32 {
-		addRun(addArgs[float32]{y: y.Float32s(), a: a.Float32s(), b: b.Float32s()})
+		resAddRun(resAddArgs[float32]{y: y.Float32s(), a: a.Float32s(), b: b.Float32s()})
 	} else {
-		addRun(addArgs[float64]{y: y.Float64s(), a: a.Float64s(), b: b.Float64s()})
+		resAddRun(resAddArgs[float64]{y: y.Float64s(), a: a.Float64s(), b: b.Float64s()})
 	}
 	return y, nil
 }
 
-type addArgs[T Float] struct{ y, a, b []T }
+type resAddArgs[T Float] struct{ y, a, b []T }
 
-func (a addArgs[T]) run(lo, hi int) {
+func (a resAddArgs[T]) run(lo, hi int) {
 	ys, as, bs := a.y[lo:hi], a.a[lo:hi], a.b[lo:hi]
 	for i, v := range as {
 		ys[i] = v + bs[i]
 	}
 }
 
-func addRun[T Float](a addArgs[T]) {
+func resAddRun[T Float](a resAddArgs[T]) {
 	if normSerial(len(a.y), 1) {
 		a.run(0, len(a.y))
 		return

@@ -267,11 +267,9 @@ func (a bnFwdArgs[T]) run(lo, hi int) {
 			k := a.x[c*inner]
 			var s1, s2 float64
 			for off := c * inner; off < len(a.x); off += stride {
-				for _, v := range a.x[off : off+inner] {
-					d := float64(v - k)
-					s1 += d
-					s2 += d * d
-				}
+				p1, p2 := bnMoments(a.x[off:off+inner], k)
+				s1 += p1
+				s2 += p2
 			}
 			cnt := float64(a.n * inner)
 			dm := s1 / cnt
@@ -288,6 +286,7 @@ func (a bnFwdArgs[T]) run(lo, hi int) {
 		shift := a.beta[c]
 		for off := c * inner; off < len(a.x); off += stride {
 			xs, ys := a.x[off:off+inner], a.y[off:off+inner]
+			ys = ys[:len(xs)]
 			for i, v := range xs {
 				ys[i] = (v-mean)*scale + shift
 			}
@@ -415,11 +414,9 @@ func (a bnRedArgs[T]) run(lo, hi int) {
 		mean := T(a.mean[c])
 		var sdy, sdyx float64
 		for off := c * inner; off < len(a.x); off += stride {
-			xs, dys := a.x[off:off+inner], a.dy[off:off+inner]
-			for i, g := range dys {
-				sdy += float64(g)
-				sdyx += float64(g * (xs[i] - mean))
-			}
+			p, q := bnDotSums(a.x[off:off+inner], a.dy[off:off+inner], mean)
+			sdy += p
+			sdyx += q
 		}
 		a.red[c] = T(sdyx * a.invstd[c])
 		a.red[a.c+c] = T(sdy)
@@ -534,9 +531,58 @@ func (a bnDxArgs[T]) run(lo, hi int) {
 		gt, bt, ct, mean := T(g), T(b), T(c0), T(a.mean[c])
 		for off := c * inner; off < len(a.x); off += stride {
 			xs, dys, dxs := a.x[off:off+inner], a.dy[off:off+inner], a.dx[off:off+inner]
+			dys, dxs = dys[:len(xs)], dxs[:len(xs)]
 			for i, v := range xs {
 				dxs[i] = gt*dys[i] + bt*(v-mean) + ct
 			}
 		}
 	}
+}
+
+// bnMoments returns the sums of (x-k) and (x-k)^2 in float64, with four
+// independent accumulators so that the adds do not wait on each other.
+func bnMoments[T Float](x []T, k T) (s1, s2 float64) {
+	var a0, a1, a2, a3, b0, b1, b2, b3 float64
+	for len(x) >= 4 {
+		d0, d1, d2, d3 := float64(x[0]-k), float64(x[1]-k), float64(x[2]-k), float64(x[3]-k)
+		a0 += d0
+		a1 += d1
+		a2 += d2
+		a3 += d3
+		b0 += d0 * d0
+		b1 += d1 * d1
+		b2 += d2 * d2
+		b3 += d3 * d3
+		x = x[4:]
+	}
+	for _, v := range x {
+		d := float64(v - k)
+		a0 += d
+		b0 += d * d
+	}
+	return (a0 + a1) + (a2 + a3), (b0 + b1) + (b2 + b3)
+}
+
+// bnDotSums returns the sums of dy and dy*(x-mean) in float64, four
+// accumulators each.
+func bnDotSums[T Float](x, dy []T, mean T) (sdy, sdyx float64) {
+	dy = dy[:len(x)]
+	var a0, a1, a2, a3, b0, b1, b2, b3 float64
+	for len(x) >= 4 && len(dy) >= 4 {
+		g0, g1, g2, g3 := dy[0], dy[1], dy[2], dy[3]
+		a0 += float64(g0)
+		a1 += float64(g1)
+		a2 += float64(g2)
+		a3 += float64(g3)
+		b0 += float64(g0 * (x[0] - mean))
+		b1 += float64(g1 * (x[1] - mean))
+		b2 += float64(g2 * (x[2] - mean))
+		b3 += float64(g3 * (x[3] - mean))
+		x, dy = x[4:], dy[4:]
+	}
+	for i, v := range x {
+		a0 += float64(dy[i])
+		b0 += float64(dy[i] * (v - mean))
+	}
+	return (a0 + a1) + (a2 + a3), (b0 + b1) + (b2 + b3)
 }

@@ -149,7 +149,7 @@ func TestNormOpsDoNotAllocate(t *testing.T) {
 		for _, training := range []bool{true, false} {
 			cases := ntCases(t, dt, 4, 3, 5, 5)
 			for _, c := range cases {
-				if m, ok := modeOf(c.op); ok {
+				if m, ok := ntModeOf(c.op); ok {
 					m.SetTraining(training)
 				}
 				if _, err := c.op.Do(c.in...); err != nil {
@@ -168,7 +168,7 @@ func TestNormOpsDoNotAllocate(t *testing.T) {
 	}
 }
 
-func modeOf(op gorgonia.Op) (*Mode, bool) {
+func ntModeOf(op gorgonia.Op) (*Mode, bool) {
 	switch o := op.(type) {
 	case *BatchNormOp:
 		return o.mode, true
@@ -262,6 +262,13 @@ func BenchmarkBatchNormForward(b *testing.B) {
 func BenchmarkBatchNormBackward(b *testing.B) {
 	op, x, gamma, _, y, dy := bnBench(b)
 	pg, ig := &bnParamGradOp{fwd: op}, &bnInputGradOp{fwd: op}
+	red, err := pg.Do(x, y, dy) // warm the output buffers
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := ig.Do(x, gamma, dy, red); err != nil {
+		b.Fatal(err)
+	}
 	b.SetBytes(int64(5 * 4 * x.Size()))
 	b.ReportAllocs()
 	for b.Loop() {

@@ -277,19 +277,19 @@ func (op *concatSliceOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		inner *= d
 	}
 	if dy.Dtype() == tensor.Float32 {
-		concatSliceRun(sliceArgs[float32]{dx: dx.Float32s(), dy: dy.Float32s(), total: s[1], off: op.off, width: op.width, inner: inner})
+		concatSliceRun(catSliceArgs[float32]{dx: dx.Float32s(), dy: dy.Float32s(), total: s[1], off: op.off, width: op.width, inner: inner})
 	} else {
-		concatSliceRun(sliceArgs[float64]{dx: dx.Float64s(), dy: dy.Float64s(), total: s[1], off: op.off, width: op.width, inner: inner})
+		concatSliceRun(catSliceArgs[float64]{dx: dx.Float64s(), dy: dy.Float64s(), total: s[1], off: op.off, width: op.width, inner: inner})
 	}
 	return dx, nil
 }
 
-type sliceArgs[T Float] struct {
+type catSliceArgs[T Float] struct {
 	dx, dy                   []T
 	total, off, width, inner int
 }
 
-func concatSliceRun[T Float](a sliceArgs[T]) {
+func concatSliceRun[T Float](a catSliceArgs[T]) {
 	item := a.width * a.inner
 	if item == 0 {
 		return
@@ -302,7 +302,7 @@ func concatSliceRun[T Float](a sliceArgs[T]) {
 	parallelItems(n, item, a.run)
 }
 
-func (a sliceArgs[T]) run(lo, hi int) {
+func (a catSliceArgs[T]) run(lo, hi int) {
 	w := a.width * a.inner
 	for s := lo; s < hi; s++ {
 		src := (s*a.total + a.off) * a.inner

@@ -13,7 +13,7 @@ import (
 	"gorgonia.org/tensor"
 )
 
-func intLabels(rng *rand.Rand, n, k int) []int {
+func ntLabels(rng *rand.Rand, n, k int) []int {
 	l := make([]int, n)
 	for i := range l {
 		l[i] = rng.IntN(k)
@@ -33,7 +33,7 @@ func TestCrossEntropyGradients(t *testing.T) {
 		for i, v := range logits.Float64s() {
 			logits.Float64s()[i] = v * tc.scale
 		}
-		labels := intLabels(rng, tc.n, tc.k)
+		labels := ntLabels(rng, tc.n, tc.k)
 		oc := opcheck.Case{
 			Name:   fmt.Sprintf("SoftmaxCrossEntropy(%d,%d)x%v", tc.n, tc.k, tc.scale),
 			Inputs: []*tensor.Dense{logits},
@@ -55,18 +55,18 @@ func TestCrossEntropyGradients(t *testing.T) {
 	}
 }
 
-// ceGraph is logits (bound) and labels (an Int input node) -> loss, with
+// ntCEGraph is logits (bound) and labels (an Int input node) -> loss, with
 // the gradient of the logits, on a tape machine.
-type ceGraph struct {
+type ntCEGraph struct {
 	logits, labels, loss, grad *gorgonia.Node
 	op                         *ops.CrossEntropyOp
 	vm                         gorgonia.VM
 }
 
-func newCEGraph(t *testing.T, dt tensor.Dtype, n, k int) *ceGraph {
+func ntNewCEGraph(t *testing.T, dt tensor.Dtype, n, k int) *ntCEGraph {
 	t.Helper()
 	g := gorgonia.NewGraph()
-	c := &ceGraph{}
+	c := &ntCEGraph{}
 	c.logits = gorgonia.NewMatrix(g, dt, gorgonia.WithShape(n, k), gorgonia.WithName("logits"), gorgonia.WithInit(gorgonia.Zeroes()))
 	c.labels = gorgonia.NewVector(g, tensor.Int, gorgonia.WithShape(n), gorgonia.WithName("labels"))
 	var err error
@@ -88,7 +88,7 @@ func newCEGraph(t *testing.T, dt tensor.Dtype, n, k int) *ceGraph {
 	return c
 }
 
-func (c *ceGraph) run(logits []float64, labels []int) error {
+func (c *ntCEGraph) run(logits []float64, labels []int) error {
 	lv := c.logits.Value().(*tensor.Dense)
 	for i, v := range logits {
 		if lv.Dtype() == tensor.Float32 {
@@ -115,7 +115,7 @@ func TestCrossEntropyValues(t *testing.T) {
 	labels := []int{5, 5, 2, 3}
 	wantRank := []int{0, 5, 2, 1}
 	for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
-		c := newCEGraph(t, dt, n, k)
+		c := ntNewCEGraph(t, dt, n, k)
 		if err := c.run(logits, labels); err != nil {
 			t.Fatal(err)
 		}
@@ -174,7 +174,7 @@ func TestCrossEntropyValues(t *testing.T) {
 }
 
 func TestCrossEntropyErrors(t *testing.T) {
-	c := newCEGraph(t, tensor.Float64, 2, 3)
+	c := ntNewCEGraph(t, tensor.Float64, 2, 3)
 	for _, tc := range []struct {
 		labels []int
 		want   string
@@ -254,6 +254,10 @@ func TestCrossEntropyInNetwork(t *testing.T) {
 			first = op.Loss()
 		}
 		last = op.Loss()
+		// the loss value is op-owned: Gorgonia's ops downstream must not overwrite it
+		if c, l := ntValue(ce.Value())[0], ntValue(loss.Value())[0]; c != last || l != c+0.5 {
+			t.Fatalf("step %d: op loss %v, node %v, node + 0.5 = %v", step, last, c, l)
+		}
 		wv, gv := w.Value().(*tensor.Dense).Float64s(), grads[0].Value().(*tensor.Dense).Float64s()
 		for i := range wv {
 			wv[i] -= 2 * gv[i]

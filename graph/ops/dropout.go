@@ -152,9 +152,9 @@ func (a dropArgs[T]) run(lo, hi int) {
 		i := 2 * j
 		if a.draw {
 			h := normSplitmix(a.base + uint64(j)*0x9e3779b97f4a7c15)
-			a.keep[i] = b2u8(uint32(h) >= a.thr)
+			a.keep[i] = dropKeep(uint32(h) >= a.thr)
 			if i+1 < n {
-				a.keep[i+1] = b2u8(uint32(h>>32) >= a.thr)
+				a.keep[i+1] = dropKeep(uint32(h>>32) >= a.thr)
 			}
 		}
 		for k := i; k < i+2 && k < n; k++ {
@@ -167,7 +167,7 @@ func (a dropArgs[T]) run(lo, hi int) {
 	}
 }
 
-func b2u8(b bool) uint8 {
+func dropKeep(b bool) uint8 {
 	if b {
 		return 1
 	}

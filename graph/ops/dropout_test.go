@@ -46,19 +46,19 @@ func TestDropoutGradients(t *testing.T) {
 	}
 }
 
-// gateNet is y = op(x), loss = sum(y*r), compiled with gradients.
-type gateNet struct {
+// ntGateNet is y = op(x), loss = sum(y*r), compiled with gradients.
+type ntGateNet struct {
 	x, y, loss *gorgonia.Node
 	dx         *gorgonia.Node // the gradient node (x.Grad() would accumulate over runs)
 	xv, rv     *tensor.Dense
 	vm         gorgonia.VM
 }
 
-func newGateNet(t *testing.T, n int, apply func(*gorgonia.Node) (*gorgonia.Node, error)) *gateNet {
+func ntNewGateNet(t *testing.T, n int, apply func(*gorgonia.Node) (*gorgonia.Node, error)) *ntGateNet {
 	t.Helper()
 	g := gorgonia.NewGraph()
 	rng := rand.New(rand.NewPCG(uint64(n), 1))
-	gn := &gateNet{xv: tensor.New(tensor.Of(tensor.Float64), tensor.WithShape(n)), rv: opcheck.Random(rng, n)}
+	gn := &ntGateNet{xv: tensor.New(tensor.Of(tensor.Float64), tensor.WithShape(n)), rv: opcheck.Random(rng, n)}
 	for i := range gn.xv.Float64s() {
 		gn.xv.Float64s()[i] = 1 + rng.Float64() // nonzero
 	}
@@ -78,7 +78,7 @@ func newGateNet(t *testing.T, n int, apply func(*gorgonia.Node) (*gorgonia.Node,
 	return gn
 }
 
-func (gn *gateNet) step(t *testing.T) (y, dx []float64) {
+func (gn *ntGateNet) step(t *testing.T) (y, dx []float64) {
 	t.Helper()
 	ntRun(t, gn.vm)
 	return ntValue(gn.y.Value()), ntValue(gn.dx.Value())
@@ -88,7 +88,7 @@ func TestDropoutTraining(t *testing.T) {
 	const n, p = 100000, 0.3
 	mode := ops.NewMode()
 	var op *ops.DropoutOp
-	gn := newGateNet(t, n, func(x *gorgonia.Node) (*gorgonia.Node, error) {
+	gn := ntNewGateNet(t, n, func(x *gorgonia.Node) (*gorgonia.Node, error) {
 		y, err := ops.Dropout(x, p, mode, 1)
 		if err == nil {
 			op = y.Op().(*ops.DropoutOp)
@@ -142,7 +142,7 @@ func TestDropoutTraining(t *testing.T) {
 func TestDropoutSeeds(t *testing.T) {
 	masks := func(seed uint64) [][]float64 {
 		mode := ops.NewMode()
-		gn := newGateNet(t, 1000, func(x *gorgonia.Node) (*gorgonia.Node, error) { return ops.Dropout(x, 0.5, mode, seed) })
+		gn := ntNewGateNet(t, 1000, func(x *gorgonia.Node) (*gorgonia.Node, error) { return ops.Dropout(x, 0.5, mode, seed) })
 		var out [][]float64
 		for i := 0; i < 3; i++ {
 			y, _ := gn.step(t)

@@ -101,29 +101,29 @@ func (op *ZeroPadShortcutOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	ho, wo := op.outHW(s[2], s[3])
 	op.shp = [4]int{s[0], op.outC, ho, wo}
 	y := op.out.get(x.Dtype(), op.shp[:]...)
-	a := padGeom{n: s[0], c: op.c, outC: op.outC, lo: op.PadBefore(), h: s[2], w: s[3], ho: ho, wo: wo, stride: op.stride}
+	a := zpGeom{n: s[0], c: op.c, outC: op.outC, lo: op.PadBefore(), h: s[2], w: s[3], ho: ho, wo: wo, stride: op.stride}
 	if x.Dtype() == tensor.Float32 {
-		padRun(padArgs[float32]{padGeom: a, x: x.Float32s(), y: y.Float32s()})
+		zpRun(zpArgs[float32]{zpGeom: a, x: x.Float32s(), y: y.Float32s()})
 	} else {
-		padRun(padArgs[float64]{padGeom: a, x: x.Float64s(), y: y.Float64s()})
+		zpRun(zpArgs[float64]{zpGeom: a, x: x.Float64s(), y: y.Float64s()})
 	}
 	return y, nil
 }
 
-type padGeom struct {
+type zpGeom struct {
 	n, c, outC, lo, h, w, ho, wo, stride int
 }
 
-// padArgs drives the forward (planes of y, back false) and the backward
+// zpArgs drives the forward (planes of y, back false) and the backward
 // (planes of x written from dy, back true). x is the (N,C,H,W) side and y
 // the (N,outC,Ho,Wo) side in both directions.
-type padArgs[T Float] struct {
-	padGeom
+type zpArgs[T Float] struct {
+	zpGeom
 	x, y []T
 	back bool
 }
 
-func padRun[T Float](a padArgs[T]) {
+func zpRun[T Float](a zpArgs[T]) {
 	planes, size := a.n*a.outC, a.ho*a.wo
 	if a.back {
 		planes, size = a.n*a.c, a.h*a.w
@@ -135,7 +135,7 @@ func padRun[T Float](a padArgs[T]) {
 	parallelItems(planes, size, a.run)
 }
 
-func (a padArgs[T]) run(lo, hi int) {
+func (a zpArgs[T]) run(lo, hi int) {
 	st := a.stride
 	if !a.back {
 		for p := lo; p < hi; p++ {
@@ -231,11 +231,11 @@ func (op *zeroPadBackwardOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	op.shp = [4]int{s[0], f.c, f.h, f.w}
 	dx := op.out.get(dy.Dtype(), op.shp[:]...)
-	a := padGeom{n: s[0], c: f.c, outC: f.outC, lo: f.PadBefore(), h: f.h, w: f.w, ho: ho, wo: wo, stride: f.stride}
+	a := zpGeom{n: s[0], c: f.c, outC: f.outC, lo: f.PadBefore(), h: f.h, w: f.w, ho: ho, wo: wo, stride: f.stride}
 	if dy.Dtype() == tensor.Float32 {
-		padRun(padArgs[float32]{padGeom: a, x: dx.Float32s(), y: dy.Float32s(), back: true})
+		zpRun(zpArgs[float32]{zpGeom: a, x: dx.Float32s(), y: dy.Float32s(), back: true})
 	} else {
-		padRun(padArgs[float64]{padGeom: a, x: dx.Float64s(), y: dy.Float64s(), back: true})
+		zpRun(zpArgs[float64]{zpGeom: a, x: dx.Float64s(), y: dy.Float64s(), back: true})
 	}
 	return dx, nil
 }

@@ -48,7 +48,7 @@ func TestStochasticDepthGate(t *testing.T) {
 	const survival, steps = 0.7, 400
 	mode := ops.NewMode()
 	var op *ops.StochasticDepthOp
-	gn := newGateNet(t, 50, func(x *gorgonia.Node) (*gorgonia.Node, error) {
+	gn := ntNewGateNet(t, 50, func(x *gorgonia.Node) (*gorgonia.Node, error) {
 		y, err := ops.StochasticDepth(x, survival, mode, 5)
 		if err == nil {
 			op = y.Op().(*ops.StochasticDepthOp)
@@ -92,7 +92,7 @@ func TestStochasticDepthGate(t *testing.T) {
 	// the same seed replays the same decisions
 	mode2 := ops.NewMode()
 	var op2 *ops.StochasticDepthOp
-	gn2 := newGateNet(t, 50, func(x *gorgonia.Node) (*gorgonia.Node, error) {
+	gn2 := ntNewGateNet(t, 50, func(x *gorgonia.Node) (*gorgonia.Node, error) {
 		y, err := ops.StochasticDepth(x, survival, mode2, 5)
 		if err == nil {
 			op2 = y.Op().(*ops.StochasticDepthOp)
