@@ -61,14 +61,12 @@ func build(c Case, dt tensor.Dtype, wrt []int, withGrad bool) (*harness, error) 
 		return nil, fmt.Errorf("build: %w", err)
 	}
 	h.out = out
-	rng := rand.New(rand.NewPCG(7, 7))
-	r := Random(rng, out.Shape()...)
-	if out.IsScalar() {
-		r = tensor.New(tensor.FromScalar(1.0))
-	}
-	rn := gorgonia.NewConstant(convert(r, dt), gorgonia.WithName("r"))
+	var rn *gorgonia.Node
 	if out.IsScalar() {
 		rn = gorgonia.NewConstant(castScalar(1.0, dt), gorgonia.WithName("r"))
+	} else {
+		r := Random(rand.New(rand.NewPCG(7, 7)), out.Shape()...)
+		rn = gorgonia.NewConstant(convert(r, dt), gorgonia.WithName("r"))
 	}
 	prod, err := gorgonia.HadamardProd(out, rn)
 	if err != nil {
