@@ -201,11 +201,11 @@ func openFolder(p string, splits []string, opts ...FolderOption) (Dataset, error
 		o(&cfg)
 	}
 	if cfg.err != nil {
-		return nil, fmt.Errorf("imagefolder: %w", cfg.err)
+		return nil, fmt.Errorf("imagefolder: %s: %w", p, cfg.err)
 	}
 	for _, s := range splits {
 		if s == "" || strings.ContainsAny(s, `/\`) || s == "." || s == ".." {
-			return nil, fmt.Errorf("imagefolder: bad split name %q", s)
+			return nil, fmt.Errorf("imagefolder: %s: bad split name %q", p, s)
 		}
 	}
 	st, err := os.Stat(p)
@@ -522,7 +522,14 @@ func scanTar(a string, splits []string) (ents []folderEntry, classDirs []string,
 				}
 				break
 			}
-			if len(parts) < j+3 || !isImageName(name) {
+			if len(parts) < j+3 {
+				break
+			}
+			if !isImageName(name) {
+				// A class folder holding only other files still counts
+				// as a class folder (and will be reported as empty).
+				fd.classDirs = append(fd.classDirs, parts[j+1])
+				fd.prefixes[strings.Join(parts[:j], "/")] = true
 				break
 			}
 			fd.prefixes[strings.Join(parts[:j], "/")] = true

@@ -140,7 +140,7 @@ func parseMat(r io.Reader, want func(string) bool) (map[string]*matArray, error)
 		if _, err := io.ReadFull(r, tag[:]); err == io.EOF {
 			return vars, nil
 		} else if err != nil {
-			return nil, fmt.Errorf("element %d: reading tag: %w", elem, err)
+			return nil, fmt.Errorf("element %d: truncated tag: %w", elem, err)
 		}
 		typ, nbytes := order.Uint32(tag[0:]), order.Uint32(tag[4:])
 		if typ>>16 != 0 {
