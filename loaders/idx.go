@@ -42,10 +42,10 @@ func parseIDX(r io.Reader) (dims []int, data []byte, err error) {
 		if d == 0 {
 			return nil, nil, fmt.Errorf("dimension %d is zero", i)
 		}
-		total *= d
-		if total > maxIDXBytes {
+		if total > maxIDXBytes/d {
 			return nil, nil, fmt.Errorf("dimensions announce more than %d bytes", int64(maxIDXBytes))
 		}
+		total *= d
 		dims[i] = int(d)
 	}
 	data, err = readN(r, total)

@@ -269,10 +269,10 @@ func parseMatrix(b []byte, order binary.ByteOrder, want func(string) bool) (*mat
 			return nil, fmt.Errorf("negative dimension %d", d)
 		}
 		dims[i] = int(d)
-		total *= int64(d)
-		if total > maxMatBytes {
-			return nil, errors.New("dimensions too large")
+		if d > 0 && total > maxMatBytes/int64(d) {
+			return nil, fmt.Errorf("dimensions %v too large", dims[:i+1])
 		}
+		total *= int64(d)
 	}
 
 	typ, nameb, off, err := subElement(b, off, order)
