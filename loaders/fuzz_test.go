@@ -19,8 +19,8 @@ func idxSeeds() [][]byte {
 		idxBytes([]int{4}, []byte{0, 9, 3, 7}),
 		idxBytes([]int{2, 28, 28}, pattern(2*784, 1)),
 		idxBytes([]int{2, 3, 4, 5}, pattern(120, 2)),
-		idxBytes([]int{3}, []byte{1, 2}),       // truncated
-		idxBytes([]int{2}, []byte{1, 2, 3}),    // trailing byte
+		idxBytes([]int{3}, []byte{1, 2}),        // truncated
+		idxBytes([]int{2}, []byte{1, 2, 3}),     // trailing byte
 		{0, 0, 0x0d, 1, 0, 0, 0, 1, 0, 0, 0, 0}, // float element type
 		{0, 0, 8, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
 	}
