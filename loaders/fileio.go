@@ -87,7 +87,7 @@ func readN(r io.Reader, n int64) ([]byte, error) {
 		}
 		if err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return buf, fmt.Errorf("%w (%d of %d bytes read)", err, len(buf), n)
+				return buf, fmt.Errorf("truncated: %w (%d of %d bytes read)", err, len(buf), n)
 			}
 			return buf, err
 		}

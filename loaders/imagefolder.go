@@ -215,17 +215,18 @@ func openFolder(p string, splits []string, opts ...FolderOption) (Dataset, error
 	d := &folderDataset{src: p, cfg: cfg, c: cfg.channels}
 	var ents []folderEntry
 	var classDirs []string
+	var loc func(class string) string // names a class folder
 	compressed := false
 	if st.IsDir() {
-		ents, classDirs, err = scanDir(p, splits)
+		ents, classDirs, loc, err = scanDir(p, splits)
 	} else {
-		ents, classDirs, compressed, err = scanTar(p, splits)
+		ents, classDirs, loc, compressed, err = scanTar(p, splits)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("imagefolder: %w", err)
 	}
-	if err := d.index(ents, classDirs); err != nil {
-		return nil, fmt.Errorf("imagefolder: %s: %w", p, err)
+	if err := d.index(ents, classDirs, loc); err != nil {
+		return nil, fmt.Errorf("imagefolder: %w", err)
 	}
 	switch {
 	case st.IsDir():
@@ -262,7 +263,7 @@ func openFolder(p string, splits []string, opts ...FolderOption) (Dataset, error
 
 // index sorts the entries (class, then path), checks that every class
 // folder has images, and fills classes, files and labels.
-func (d *folderDataset) index(ents []folderEntry, classDirs []string) error {
+func (d *folderDataset) index(ents []folderEntry, classDirs []string, loc func(string) string) error {
 	count := map[string]int{}
 	for _, c := range classDirs {
 		count[c] += 0
@@ -271,12 +272,12 @@ func (d *folderDataset) index(ents []folderEntry, classDirs []string) error {
 		count[e.class]++
 	}
 	if len(count) == 0 {
-		return errors.New("split has no class folders")
+		return fmt.Errorf("%s: split has no class folders", loc(""))
 	}
 	d.classes = slices.Sorted(maps.Keys(count))
 	for _, c := range d.classes {
 		if count[c] == 0 {
-			return fmt.Errorf("class folder %q has no images (.jpg, .jpeg or .png)", c)
+			return fmt.Errorf("%s: class folder %q has no images (.jpg, .jpeg or .png)", loc(c), c)
 		}
 	}
 	slices.SortFunc(ents, func(a, b folderEntry) int {
@@ -369,7 +370,7 @@ func (d *folderDataset) preload() (Dataset, error) {
 
 // scanDir lists the images of root/<split> (or root/<only folder>/<split>)
 // for the first split that exists.
-func scanDir(root string, splits []string) ([]folderEntry, []string, error) {
+func scanDir(root string, splits []string) ([]folderEntry, []string, func(string) string, error) {
 	base, split := "", ""
 	for _, s := range splits {
 		if isDir(filepath.Join(root, s)) {
@@ -388,7 +389,7 @@ func scanDir(root string, splits []string) ([]folderEntry, []string, error) {
 		}
 	}
 	if base == "" {
-		return nil, nil, fmt.Errorf("%s: no split folder %s (found: %s): %w",
+		return nil, nil, nil, fmt.Errorf("%s: no split folder %s (found: %s): %w",
 			root, strings.Join(splits, " or "), strings.Join(subdirs(root), ", "), errMissingSplit)
 	}
 	sd := filepath.Join(base, split)
@@ -418,13 +419,13 @@ func scanDir(root string, splits []string) ([]folderEntry, []string, error) {
 			return nil
 		})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	if len(classDirs) == 0 {
-		return nil, nil, fmt.Errorf("%s: split has no class folders", sd)
+		return nil, nil, nil, fmt.Errorf("%s: split has no class folders", sd)
 	}
-	return ents, classDirs, nil
+	return ents, classDirs, func(c string) string { return filepath.Join(sd, c) }, nil
 }
 
 // subdirs lists the non-hidden folders of dir, sorted.
@@ -450,23 +451,23 @@ func onlySubdir(dir string) string {
 // scanTar lists the images of <split>/ or <top>/<split>/ in a tar or tar.gz
 // archive, for the first split present. From a .tar.gz the images are read
 // into memory; from a .tar their offsets are recorded.
-func scanTar(a string, splits []string) (ents []folderEntry, classDirs []string, compressed bool, err error) {
+func scanTar(a string, splits []string) (ents []folderEntry, classDirs []string, loc func(string) string, compressed bool, err error) {
 	f, err := os.Open(a)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, nil, false, err
 	}
 	defer f.Close()
 	var head [2]byte
 	n, _ := io.ReadFull(f, head[:])
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, nil, false, err
+		return nil, nil, nil, false, err
 	}
 	compressed = isGzip(head[:n])
 	var r io.Reader = f
 	if compressed {
 		rc, err := openMaybeGzip(a)
 		if err != nil {
-			return nil, nil, false, fmt.Errorf("%s: %w", a, err)
+			return nil, nil, nil, false, fmt.Errorf("%s: %w", a, err)
 		}
 		defer rc.Close()
 		r = rc
@@ -485,7 +486,7 @@ func scanTar(a string, splits []string) (ents []folderEntry, classDirs []string,
 			break
 		}
 		if err != nil {
-			return nil, nil, false, fmt.Errorf("%s: reading archive: %w", a, err)
+			return nil, nil, nil, false, fmt.Errorf("%s: reading archive: %w", a, err)
 		}
 		name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
 		if hidden(name) {
@@ -537,13 +538,13 @@ func scanTar(a string, splits []string) (ents []folderEntry, classDirs []string,
 			if compressed {
 				b, err := readN(tr, h.Size)
 				if err != nil {
-					return nil, nil, false, fmt.Errorf("%s: reading %s: %w", a, h.Name, err)
+					return nil, nil, nil, false, fmt.Errorf("%s: reading %s: %w", a, h.Name, err)
 				}
 				e.data = b
 			} else {
 				off, err := f.Seek(0, io.SeekCurrent)
 				if err != nil {
-					return nil, nil, false, err
+					return nil, nil, nil, false, err
 				}
 				e.off = off
 			}
@@ -557,22 +558,27 @@ func scanTar(a string, splits []string) (ents []folderEntry, classDirs []string,
 			continue
 		}
 		if len(fd.prefixes) > 1 {
-			return nil, nil, false, fmt.Errorf("%s: split %q appears under several folders: %s", a, s, strings.Join(slices.Sorted(maps.Keys(fd.prefixes)), ", "))
+			return nil, nil, nil, false, fmt.Errorf("%s: split %q appears under several folders: %s", a, s, strings.Join(slices.Sorted(maps.Keys(fd.prefixes)), ", "))
 		}
 		if len(fd.ents) > 0 && !compressed {
 			// Check that the recorded offsets lie inside the file.
 			st, err := f.Stat()
 			if err != nil {
-				return nil, nil, false, err
+				return nil, nil, nil, false, err
 			}
 			for _, e := range fd.ents {
 				if e.off+e.size > st.Size() {
-					return nil, nil, false, fmt.Errorf("%s: %s: truncated archive", a, e.rel)
+					return nil, nil, nil, false, fmt.Errorf("%s: %s: truncated archive", a, e.rel)
 				}
 			}
 		}
-		return fd.ents, fd.classDirs, compressed, nil
+		var prefix string
+		for k := range fd.prefixes {
+			prefix = k
+		}
+		sp := path.Join(prefix, s)
+		return fd.ents, fd.classDirs, func(c string) string { return a + ":" + path.Join(sp, c) }, compressed, nil
 	}
-	return nil, nil, false, fmt.Errorf("%s: no split folder %s (found: %s): %w",
+	return nil, nil, nil, false, fmt.Errorf("%s: no split folder %s (found: %s): %w",
 		a, strings.Join(splits, " or "), strings.Join(slices.Sorted(maps.Keys(seen)), ", "), errMissingSplit)
 }
