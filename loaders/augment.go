@@ -267,13 +267,12 @@ var (
 //     set; training adds PadCropFlip{Pad: 4, Flip: true}.
 //   - svhn: pixels divided by 255, no augmentation.
 //   - mnist: pixels scaled to [0, 1], no augmentation.
-//   - imagenet, imagefolder: ImageNet mean/std; training uses
-//     RandomResizedCrop{Size: 224, Flip: true}, evaluation CenterCrop{Size:
-//     224} (open the data with ResizeShorter(256), as Open does for
-//     imagenet).
+//   - imagenet: ImageNet mean/std; training uses RandomResizedCrop{Size:
+//     224, Flip: true}, evaluation CenterCrop{Size: 224} (on images opened
+//     with ResizeShorter(256), as Open does for imagenet).
 //
-// Any other name gets [0, 1] scaling and no augmentation. The returned
-// slices are fresh copies.
+// Any other name, including the generic imagefolder, gets [0, 1] scaling
+// and no augmentation. The returned slices are fresh copies.
 func Preset(name string, train bool) (Normalize, Augment) {
 	clone := func(m, s []float64) Normalize {
 		return Normalize{Mean: append([]float64(nil), m...), Std: append([]float64(nil), s...)}
@@ -288,7 +287,7 @@ func Preset(name string, train bool) (Normalize, Augment) {
 			return n, PadCropFlip{Pad: 4, Flip: true}
 		}
 		return n, nil
-	case "imagenet", "imagefolder":
+	case "imagenet":
 		n := clone(imagenetMean, imagenetStd)
 		if train {
 			return n, RandomResizedCrop{Size: 224, Flip: true}

@@ -180,7 +180,7 @@ func TestPreset(t *testing.T) {
 	if n, _ := Preset("cifar100", true); n.Std[2] != cifar100Std[2] {
 		t.Fatal("cifar100")
 	}
-	for _, name := range []string{"svhn", "mnist", "nonsense"} {
+	for _, name := range []string{"svhn", "mnist", "imagefolder", "nonsense"} {
 		for _, train := range []bool{true, false} {
 			if n, a := Preset(name, train); a != nil || n.Mean != nil || n.Std != nil {
 				t.Fatalf("%s: %v %v", name, n, a)

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"gorgonia.org/tensor"
 )
 
 // folderFixture is a small class-folder data set: its files (relative
@@ -354,4 +356,61 @@ func TestCIFAR10JPEGReal(t *testing.T) {
 		}
 	}
 	t.Logf("cifar10-jpeg train mean %.4f std %.4f", st.Mean, st.Std)
+}
+
+// TestOpenImageNet opens a tiny ImageNet-like folder (images of several
+// sizes, splits train and val) and runs the ImageNet presets through a
+// Batcher.
+func TestOpenImageNet(t *testing.T) {
+	root := t.TempDir()
+	sizes := [][2]int{{300, 200}, {180, 260}, {256, 256}}
+	for si, split := range []string{"train", "val"} {
+		for ci, class := range []string{"n01440764", "n01443537"} {
+			for k, sz := range sizes {
+				img := smoothImage(sz[0], sz[1], uint64(10*si+3*ci+k))
+				writeFile(t, filepath.Join(root, split, class, "img"+string(rune('a'+k))+".JPEG"), jpegBytes(t, img))
+			}
+		}
+	}
+	for _, train := range []bool{true, false} {
+		ds, err := Open("imagenet", root, train)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, h, w := ds.Shape(); ds.Len() != 6 || c != 3 || h != 256 || w != 256 {
+			t.Fatalf("Len %d shape %d %d %d", ds.Len(), c, h, w)
+		}
+		norm, aug := Preset("imagenet", train)
+		b, err := NewBatcher(ds, BatcherConfig{Batch: 4, Shuffle: train, Normalize: norm, Augment: aug})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, h, w := b.OutShape(); c != 3 || h != 224 || w != 224 {
+			t.Fatalf("OutShape %d %d %d", c, h, w)
+		}
+		x, y := b.NewTensors(tensor.Float32)
+		it := b.Epoch(0)
+		total := 0
+		for {
+			n, ok, err := it.Next(x, y)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			total += n
+		}
+		if total != 6 {
+			t.Fatalf("%d images in an epoch", total)
+		}
+	}
+	// The generic imagefolder does not resize: mixed sizes are an error.
+	ds, err := Open("imagefolder", root, false)
+	if err == nil {
+		err = ds.Image(1, make([]uint8, 3*200*300))
+	}
+	if err == nil || !strings.Contains(err.Error(), "want") {
+		t.Fatalf("imagefolder with mixed sizes: %v", err)
+	}
 }

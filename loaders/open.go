@@ -21,9 +21,10 @@ func DatasetNames() []string {
 //   - svhn: [SVHN](path, train)
 //   - imagefolder: [ImageFolder](path, split) with split "train", or for
 //     the test split the first of "val", "test" and "validation" present;
-//     images must all have one size
-//   - imagenet: as imagefolder, with [ResizeShorter](256) (the preset then
-//     crops 224)
+//     images must all have one size (no resizing)
+//   - imagenet: as imagefolder, with [ResizeShorter](256): every image's
+//     shorter side resized to 256 and the central 256x256 square kept (the
+//     imagenet [Preset] then crops 224)
 //   - cifar10-jpeg: the JPEG re-encoding of CIFAR-10 (path: the
 //     cifar10-jpeg.tar.gz archive, a folder holding it, or the extracted
 //     folder), splits "train" and "test", decoded into memory at once
