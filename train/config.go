@@ -44,8 +44,8 @@ type Config struct {
 
 	// Milestones multiply the learning rate by Gamma when reached, counted
 	// in MilestoneUnit ("epoch" or "iteration").
-	Milestones    []int  `json:"milestones"`
-	MilestoneUnit string `json:"milestone_unit"`
+	Milestones    []int   `json:"milestones"`
+	MilestoneUnit string  `json:"milestone_unit"`
 	Gamma         float64 `json:"gamma"`
 	// StepEvery, when > 0, multiplies the learning rate by Gamma every
 	// StepEvery epochs.

@@ -40,14 +40,16 @@ func (op *ceOp) Type() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(gorgonia.TensorType{Dims: 2, Of: a}, gorgonia.TensorType{Dims: 1, Of: tensor.Int}, a)
 }
-func (op *ceOp) InferShape(...gorgonia.DimSizer) (tensor.Shape, error) { return tensor.ScalarShape(), nil }
-func (op *ceOp) ReturnsPtr() bool                                      { return false }
-func (op *ceOp) CallsExtern() bool                                     { return false }
-func (op *ceOp) OverwritesInput() int                                  { return -1 }
-func (op *ceOp) WriteHash(h hash.Hash)                                 { fmt.Fprintf(h, "testCE#%d", op.id) }
-func (op *ceOp) Hashcode() uint32                                      { return hashOf(op) }
-func (op *ceOp) String() string                                        { return "testCE" }
-func (op *ceOp) DiffWRT(int) []bool                                    { return []bool{true, false} }
+func (op *ceOp) InferShape(...gorgonia.DimSizer) (tensor.Shape, error) {
+	return tensor.ScalarShape(), nil
+}
+func (op *ceOp) ReturnsPtr() bool      { return false }
+func (op *ceOp) CallsExtern() bool     { return false }
+func (op *ceOp) OverwritesInput() int  { return -1 }
+func (op *ceOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "testCE#%d", op.id) }
+func (op *ceOp) Hashcode() uint32      { return hashOf(op) }
+func (op *ceOp) String() string        { return "testCE" }
+func (op *ceOp) DiffWRT(int) []bool    { return []bool{true, false} }
 
 func (op *ceOp) Correct(k int) int {
 	c := 0
@@ -241,8 +243,8 @@ func (op *noiseOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	return y, nil
 }
-func (op *noiseOp) RNGState() ([]byte, error)    { return op.state.MarshalBinary() }
-func (op *noiseOp) SetRNGState(b []byte) error   { return op.state.UnmarshalBinary(b) }
+func (op *noiseOp) RNGState() ([]byte, error)  { return op.state.MarshalBinary() }
+func (op *noiseOp) SetRNGState(b []byte) error { return op.state.UnmarshalBinary(b) }
 
 // netSpec describes a test network.
 type netSpec struct {

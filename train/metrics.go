@@ -117,8 +117,8 @@ type Result struct {
 	Final EpochMetrics `json:"final"`
 	// BestTestTop1Err is the lowest test top-1 error of any epoch, at BestEpoch
 	// (NaN and 0 without test data or a Scorer). The paper reports Final.
-	BestTestTop1Err float64 `json:"-"`
-	BestEpoch       int     `json:"best_epoch"`
+	BestTestTop1Err float64        `json:"-"`
+	BestEpoch       int            `json:"best_epoch"`
 	History         []EpochMetrics `json:"history"`
 	// Seconds is the total training time.
 	Seconds float64 `json:"seconds"`
