@@ -21,8 +21,8 @@ import (
 
 type mlpSpec struct {
 	batch, in, hidden, out int
-	dropout               float64
-	seed                  uint64
+	dropout                float64
+	seed                   uint64
 }
 
 // buildMLP builds x -> W1 -> BatchNorm -> ReLU [-> Dropout] -> W2 -> logits,
