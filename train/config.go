@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
@@ -144,6 +145,22 @@ func LoadConfig(path string) (Config, error) {
 	c, err := ParseConfig(b)
 	if err != nil {
 		return Config{}, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ReadRunConfig reads the config.json of a run directory as written, with
+// no recipe lookup (its recipe may be a custom name): the config to pass
+// to New with Options.Resume.
+func ReadRunConfig(dir string) (Config, error) {
+	path := filepath.Join(dir, ConfigFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("run config: %w", err)
+	}
+	var c Config
+	if err := c.Overlay(b); err != nil {
+		return Config{}, fmt.Errorf("run config %s: %w", path, err)
 	}
 	return c, nil
 }

@@ -19,7 +19,7 @@
 //
 // A step fills x and y from the data, runs Program.Train, checks that the
 // loss is finite, and takes an SGD step at the schedule's learning rate
-// (which also zeroes the gradients, which Gorgonia otherwise accumulates).
+// (which also zeroes the gradients it has read).
 // Each epoch ends with an evaluation of the test data in inference mode
 // (Program.Infer), a checkpoint, metrics.csv and the plots.
 //

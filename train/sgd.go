@@ -161,8 +161,9 @@ func (s *SGD) Started() bool { return s.started }
 func (s *SGD) SetStarted(v bool) { s.started = v }
 
 // Step updates every parameter in place with the gradients from src, and
-// zeroes the gradients: Gorgonia's tape machine adds each pass's gradients
-// to the previous ones (PyTorch's zero_grad is thus part of the step).
+// zeroes the gradients as it reads them (PyTorch's zero_grad is part of the
+// step): graph.Program overwrites its pinned gradients every pass anyway,
+// but a source backed by Gorgonia's dual values adds each pass to the last.
 func (s *SGD) Step(src GradSource, lr float64) error {
 	if s.closed {
 		return errors.New("sgd: step after Close")

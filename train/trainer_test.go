@@ -219,7 +219,11 @@ func TestResumeIsBitwiseExact(t *testing.T) {
 		}
 
 		second := newFixture(t, spec, n, false)
-		got, gotTr, err := runTrainer(t, second, cfg, Options{Dir: dir, Resume: true})
+		again, err := ReadRunConfig(dir)
+		if err != nil || again.Hash() != cfg.Hash() {
+			t.Fatalf("%s: config.json reads back as %+v (%v)", name, again, err)
+		}
+		got, gotTr, err := runTrainer(t, second, again, Options{Dir: dir, Resume: true})
 		if err != nil {
 			t.Fatalf("%s: resume: %v", name, err)
 		}
