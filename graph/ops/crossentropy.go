@@ -31,6 +31,7 @@ type CrossEntropyOp struct {
 	rowLoss []float64
 	ranks   []int // per row: how many classes rank before the label
 	rows    int
+	valid   int // rows with a label
 	classes int
 }
 
@@ -62,8 +63,12 @@ func IsCrossEntropy(n *gorgonia.Node) bool {
 	return ok
 }
 
-// Count is the number of rows of the last forward.
-func (op *CrossEntropyOp) Count() int { return op.rows }
+// IgnoreLabel marks a row that takes no part in the loss, its gradient or
+// the metrics: the padding of a short last batch.
+const IgnoreLabel = -1
+
+// Count is the number of labelled rows (label != IgnoreLabel) of the last forward.
+func (op *CrossEntropyOp) Count() int { return op.valid }
 
 // Correct is the number of rows of the last forward whose label is among
 // the k largest logits, ties going to the lower class index (k = 1: the
@@ -132,12 +137,17 @@ func (op *CrossEntropyOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		return nil, err
 	}
 	n, k := logits.Shape()[0], logits.Shape()[1]
+	valid := 0
 	for i, l := range labels {
-		if l < 0 || l >= k {
-			return nil, fmt.Errorf("%s: label %d of row %d is outside [0, %d)", name, l, i, k)
+		if l == IgnoreLabel {
+			continue
 		}
+		if l < 0 || l >= k {
+			return nil, fmt.Errorf("%s: label %d of row %d is outside [0, %d) (or %d for an ignored row)", name, l, i, k, IgnoreLabel)
+		}
+		valid++
 	}
-	op.rows, op.classes = n, k
+	op.rows, op.classes, op.valid = n, k, valid
 	op.rowLoss = normGrow(op.rowLoss, n)
 	op.ranks = normGrow(op.ranks, n)
 	if logits.Dtype() == tensor.Float32 {
@@ -152,8 +162,8 @@ func (op *CrossEntropyOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		sum += l
 	}
 	mean := 0.0
-	if n > 0 {
-		mean = sum / float64(n)
+	if valid > 0 {
+		mean = sum / float64(valid)
 	}
 	op.loss64 = gorgonia.F64(mean)
 	if logits.Dtype() == tensor.Float32 {
@@ -187,6 +197,10 @@ func (a ceFwdArgs[T]) run(lo, hi int) {
 	for r := lo; r < hi; r++ {
 		z, p := a.z[r*k:(r+1)*k], a.p[r*k:(r+1)*k]
 		l := a.labels[r]
+		if l == IgnoreLabel {
+			a.loss[r], a.ranks[r] = 0, math.MaxInt
+			continue
+		}
 		m := z[0]
 		for _, v := range z[1:] {
 			if v > m {
@@ -274,8 +288,8 @@ func (op *ceBackwardOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	dz := op.out.get(logits.Dtype(), logits.Shape()...)
 	scale := 0.0
-	if n > 0 {
-		scale = dl / float64(n)
+	if f.valid > 0 {
+		scale = dl / float64(f.valid)
 	}
 	if logits.Dtype() == tensor.Float32 {
 		if len(f.p32) != n*k {
@@ -292,10 +306,15 @@ func (op *ceBackwardOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 }
 
 func ceBackward[T Float](dz, p []T, labels []int, k int, scale T) {
-	for i, v := range p {
-		dz[i] = v * scale
-	}
 	for r, l := range labels {
-		dz[r*k+l] -= scale
+		row, pr := dz[r*k:(r+1)*k], p[r*k:(r+1)*k]
+		if l == IgnoreLabel {
+			clear(row)
+			continue
+		}
+		for j, v := range pr {
+			row[j] = v * scale
+		}
+		row[l] -= scale
 	}
 }

@@ -180,7 +180,7 @@ func TestCrossEntropyErrors(t *testing.T) {
 		want   string
 	}{
 		{[]int{0, 3}, "label 3 of row 1 is outside [0, 3)"},
-		{[]int{-1, 0}, "label -1 of row 0 is outside [0, 3)"},
+		{[]int{-2, 0}, "label -2 of row 0 is outside [0, 3)"},
 	} {
 		err := c.run(make([]float64, 6), tc.labels)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -268,5 +268,35 @@ func TestCrossEntropyInNetwork(t *testing.T) {
 	}
 	if op.Correct(1) < n*3/4 || op.Correct(k) != n {
 		t.Errorf("top-1 %d, top-%d %d of %d", op.Correct(1), k, op.Correct(k), n)
+	}
+}
+
+// TestCrossEntropyIgnoresPaddedRows checks that rows labelled IgnoreLabel
+// change neither the loss, nor the gradient of the other rows, nor the metrics:
+// a batch padded with such rows scores exactly as the unpadded batch.
+func TestCrossEntropyIgnoresPaddedRows(t *testing.T) {
+	logits := []float64{2, 1, 0, 0.5, 0.1, 3, 9, 9, 9}
+	full := ntNewCEGraph(t, tensor.Float64, 3, 3)
+	part := ntNewCEGraph(t, tensor.Float64, 2, 3)
+	if err := full.run(logits, []int{0, 1, ops.IgnoreLabel}); err != nil {
+		t.Fatal(err)
+	}
+	if err := part.run(logits[:6], []int{0, 1}); err != nil {
+		t.Fatal(err)
+	}
+	if full.op.Loss() != part.op.Loss() || full.op.Count() != 2 || full.op.Correct(1) != part.op.Correct(1) || full.op.Correct(5) != 2 {
+		t.Fatalf("padded: loss %v count %d top1 %d top5 %d; unpadded: loss %v top1 %d",
+			full.op.Loss(), full.op.Count(), full.op.Correct(1), full.op.Correct(5), part.op.Loss(), part.op.Correct(1))
+	}
+	gf, gp := full.grad.Value().Data().([]float64), part.grad.Value().Data().([]float64)
+	for i := range gp {
+		if gf[i] != gp[i] {
+			t.Fatalf("gradient[%d] = %v padded, %v unpadded", i, gf[i], gp[i])
+		}
+	}
+	for _, v := range gf[6:] {
+		if v != 0 {
+			t.Fatalf("ignored row has gradient %v", gf[6:])
+		}
 	}
 }
