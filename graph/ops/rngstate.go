@@ -11,7 +11,9 @@ import (
 // uninterrupted run would have drawn.
 
 // RNGState is the dropout op's draw counter.
-func (op *DropoutOp) RNGState() ([]byte, error) { return binary.LittleEndian.AppendUint64(nil, op.step), nil }
+func (op *DropoutOp) RNGState() ([]byte, error) {
+	return binary.LittleEndian.AppendUint64(nil, op.step), nil
+}
 
 // SetRNGState restores a draw counter saved by RNGState.
 func (op *DropoutOp) SetRNGState(b []byte) error { return setStep(&op.step, b, "dropout") }
@@ -22,7 +24,9 @@ func (op *StochasticDepthOp) RNGState() ([]byte, error) {
 }
 
 // SetRNGState restores a draw counter saved by RNGState.
-func (op *StochasticDepthOp) SetRNGState(b []byte) error { return setStep(&op.step, b, "stochastic depth") }
+func (op *StochasticDepthOp) SetRNGState(b []byte) error {
+	return setStep(&op.step, b, "stochastic depth")
+}
 
 func setStep(step *uint64, b []byte, what string) error {
 	if len(b) != 8 {
