@@ -1,0 +1,10 @@
+//go:build purego
+
+package ops
+
+// convBLASThreads is the number of threads the BLAS uses for one call:
+// gonum's pure-Go BLAS runs each call on the calling goroutine.
+func convBLASThreads() int { return 1 }
+
+// convSetBLASThreads is a no-op for gonum's BLAS.
+func convSetBLASThreads(int) {}
