@@ -21,6 +21,7 @@ type conv2DDataGradOp struct {
 	nonDiff
 	p      ConvParams
 	xshape tensor.Shape // forward input shape; the batch size is taken from dy
+	xs     tensor.Shape // xshape with dy's batch size, reused to not allocate
 	id     uint64
 	out    buffer
 	flip   buffer // flipped, transposed filters for the stride-1 path
@@ -42,8 +43,11 @@ func (op *conv2DDataGradOp) geometry(ws, dys tensor.Shape) (convGeom, error) {
 	if len(dys) != 4 {
 		return convGeom{}, fmt.Errorf("Conv2D input gradient: output gradient must be 4-D, got %v", dys)
 	}
-	xs := tensor.Shape{dys[0], op.xshape[1], op.xshape[2], op.xshape[3]}
-	g, err := convGeometry(xs, ws, op.p)
+	if op.xs == nil {
+		op.xs = op.xshape.Clone()
+	}
+	op.xs[0] = dys[0]
+	g, err := convGeometry(op.xs, ws, op.p)
 	if err != nil {
 		return g, err
 	}
