@@ -93,7 +93,9 @@ func (op *poolOp) inferShape(name string, in []gorgonia.DimSizer) (tensor.Shape,
 // MaxPool2DOp is max pooling over kernel x kernel windows with stride and
 // zero padding, one node; padding never wins the max (it is skipped, as in
 // PyTorch). Its gradient routes each output gradient to the first maximum
-// of its window (row-major order), recomputed from the input.
+// of its window (row-major order), recomputed from the input. (A NaN in a
+// window makes its output NaN; the gradient then goes to the window's
+// largest number, or its first position.)
 type MaxPool2DOp struct {
 	poolOp
 	f32 poolTask[float32]
@@ -357,9 +359,7 @@ func (t *poolTask[T]) run(_, lo, hi int) {
 					m := T(math.Inf(-1))
 					for h := h0; h < h1; h++ {
 						for _, v := range x[h*g.W+w0 : h*g.W+w1] {
-							if v > m {
-								m = v
-							}
+							m = max(m, v)
 						}
 					}
 					y[oh*g.OW+ow] = m
