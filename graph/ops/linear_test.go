@@ -2,10 +2,8 @@ package ops
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/eraserelu/eraserelu/graph/ops/opcheck"
@@ -82,83 +80,4 @@ func TestLinearShapeErrors(t *testing.T) {
 			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.errHas)
 		}
 	}
-}
-
-// TestLinearGEMMSplit checks the pool-split GEMM against a naive product
-// for every transpose combination, split by rows and by columns.
-func TestLinearGEMMSplit(t *testing.T) {
-	old := convMinParallelWork
-	defer func() { convMinParallelWork = old }()
-	convMinParallelWork = 0
-	rng := rand.New(rand.NewPCG(15, 16))
-	for _, d := range [][3]int{{70, 9, 5}, {5, 70, 9}, {33, 40, 1}, {3, 4, 5}} {
-		m, n, k := d[0], d[1], d[2]
-		for _, ta := range []bool{false, true} {
-			for _, tb := range []bool{false, true} {
-				a, b := make([]float64, m*k), make([]float64, k*n)
-				for i := range a {
-					a[i] = rng.Float64() - 0.5
-				}
-				for i := range b {
-					b[i] = rng.Float64() - 0.5
-				}
-				lda, ldb := k, n
-				if ta {
-					lda = m
-				}
-				if tb {
-					ldb = k
-				}
-				at := func(i, p int) float64 {
-					if ta {
-						return a[p*m+i]
-					}
-					return a[i*k+p]
-				}
-				bt := func(p, j int) float64 {
-					if tb {
-						return b[j*k+p]
-					}
-					return b[p*n+j]
-				}
-				c := make([]float64, m*n)
-				for i := range c {
-					c[i] = 1
-				}
-				var g linearGEMM[float64]
-				var wg sync.WaitGroup
-				g.do(&wg, ta, tb, m, n, k, 2, a, lda, b, ldb, 0.5, c, n)
-				for i := 0; i < m; i++ {
-					for j := 0; j < n; j++ {
-						want := 0.5
-						for p := 0; p < k; p++ {
-							want += 2 * at(i, p) * bt(p, j)
-						}
-						if math.Abs(c[i*n+j]-want) > 1e-12 {
-							t.Fatalf("m%d n%d k%d transA=%v transB=%v: C[%d,%d] = %v, want %v", m, n, k, ta, tb, i, j, c[i*n+j], want)
-						}
-					}
-				}
-			}
-		}
-	}
-}
-
-// TestLinearGradientsParallel runs the gradient check with the GEMMs split
-// across workers.
-func TestLinearGradientsParallel(t *testing.T) {
-	old := convMinParallelWork
-	defer func() { convMinParallelWork = old }()
-	convMinParallelWork = 0
-	rng := rand.New(rand.NewPCG(17, 18))
-	c := opcheck.Case{
-		Name:   "Linear n40 in3 out35 (parallel)",
-		Inputs: []*tensor.Dense{opcheck.Random(rng, 40, 3), opcheck.Random(rng, 35, 3), opcheck.Random(rng, 35)},
-		Eps:    1e-3,
-		Build: func(_ *gorgonia.ExprGraph, xs []*gorgonia.Node) (*gorgonia.Node, error) {
-			return Linear(xs[0], xs[1], xs[2])
-		},
-	}
-	opcheck.Gradients(t, c)
-	opcheck.Float32Agrees(t, c, 1e-4)
 }
