@@ -1,0 +1,406 @@
+package ops
+
+import (
+	"fmt"
+	"hash"
+	"sync"
+
+	"github.com/chewxy/hm"
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// ConvParams are the hyper-parameters of a 2-D convolution besides its
+// kernel size (which the filter tensor carries). Zero stride means 1, zero
+// Groups means 1.
+type ConvParams struct{ StrideH, StrideW, PadH, PadW, Groups int }
+
+// normalized replaces the zero values by their defaults.
+func (p ConvParams) normalized() ConvParams {
+	if p.StrideH == 0 {
+		p.StrideH = 1
+	}
+	if p.StrideW == 0 {
+		p.StrideW = 1
+	}
+	if p.Groups == 0 {
+		p.Groups = 1
+	}
+	return p
+}
+
+func (p ConvParams) String() string {
+	return fmt.Sprintf("stride=(%d,%d) pad=(%d,%d) groups=%d", p.StrideH, p.StrideW, p.PadH, p.PadW, p.Groups)
+}
+
+// ConvOutputSize is the output extent of a convolution or pooling window of
+// size kernel sliding with stride over in input positions padded by pad on
+// both sides: (in + 2*pad - kernel)/stride + 1, rounded down (PyTorch's
+// floor mode). Zero stride means 1. A result below 1 means the kernel does
+// not fit into the padded input.
+func ConvOutputSize(in, kernel, stride, pad int) int {
+	if stride == 0 {
+		stride = 1
+	}
+	if in+2*pad < kernel || stride < 0 {
+		return 0
+	}
+	return (in+2*pad-kernel)/stride + 1
+}
+
+// convGeometry checks an input shape xs (N,C,H,W) and filter shape ws
+// (F,C/G,KH,KW) against p (normalized) and returns the geometry.
+func convGeometry(xs, ws tensor.Shape, p ConvParams) (convGeom, error) {
+	if len(xs) != 4 {
+		return convGeom{}, fmt.Errorf("Conv2D: input must be (N,C,H,W), got shape %v", xs)
+	}
+	if len(ws) != 4 {
+		return convGeom{}, fmt.Errorf("Conv2D: filter must be (F,C/groups,KH,KW), got shape %v", ws)
+	}
+	g := convGeom{N: xs[0], C: xs[1], H: xs[2], W: xs[3], F: ws[0], KH: ws[2], KW: ws[3],
+		SH: p.StrideH, SW: p.StrideW, PH: p.PadH, PW: p.PadW, G: p.Groups}
+	switch {
+	case g.SH < 1 || g.SW < 1:
+		return g, fmt.Errorf("Conv2D: strides must be positive, got %v", p)
+	case g.PH < 0 || g.PW < 0:
+		return g, fmt.Errorf("Conv2D: paddings must not be negative, got %v", p)
+	case g.G < 1:
+		return g, fmt.Errorf("Conv2D: groups must be positive, got %v", p)
+	case g.C%g.G != 0 || g.F%g.G != 0:
+		return g, fmt.Errorf("Conv2D: input channels %d (input %v) and filters %d (filter %v) must both be divisible by groups %d", g.C, xs, g.F, ws, g.G)
+	case ws[1] != g.C/g.G:
+		return g, fmt.Errorf("Conv2D: filter %v has %d input channels, want C/groups = %d/%d = %d (input %v)", ws, ws[1], g.C, g.G, g.C/g.G, xs)
+	case g.N < 1 || g.C < 1 || g.H < 1 || g.W < 1 || g.F < 1 || g.KH < 1 || g.KW < 1:
+		return g, fmt.Errorf("Conv2D: empty input %v or filter %v", xs, ws)
+	case g.KH > g.H+2*g.PH || g.KW > g.W+2*g.PW:
+		return g, fmt.Errorf("Conv2D: kernel %dx%d (filter %v) larger than the padded input %dx%d (input %v, %v)",
+			g.KH, g.KW, ws, g.H+2*g.PH, g.W+2*g.PW, xs, p)
+	}
+	g.OH = ConvOutputSize(g.H, g.KH, g.SH, g.PH)
+	g.OW = ConvOutputSize(g.W, g.KW, g.SW, g.PW)
+	return g, nil
+}
+
+// Conv2DOp is a 2-D cross-correlation (PyTorch's Conv2d), optionally grouped
+// and with bias, as one node. Inputs: x (N,C,H,W), w (F,C/G,KH,KW) and, when
+// HasBias, b (F). Output (N,F,OH,OW).
+//
+// Forward: per image (or per few images side by side, so that GEMMs are
+// wide enough), im2col into one workspace, then one GEMM per group into the
+// op's output buffer; 1x1 stride-1 unpadded convolutions skip im2col. The
+// images are split across GOMAXPROCS workers, each with single-threaded GEMMs.
+// Backward: separate ops for the input gradient (W^T·dY, col2im), the filter
+// gradient (dY·colsᵀ, per-worker partial sums) and the bias gradient, so
+// only what is needed is computed.
+type Conv2DOp struct {
+	noCommon
+	p    ConvParams
+	bias bool
+	id   uint64
+	out  buffer
+	wg   sync.WaitGroup
+	f32  convFwd[float32]
+	f64  convFwd[float64]
+}
+
+// Conv2D convolves x (N,C,H,W) with w (F, C/Groups, KH, KW), PyTorch layout,
+// adding b (F) when b is not nil: output (N,F,OH,OW) with OH =
+// ConvOutputSize(H, KH, StrideH, PadH), likewise OW. Grouped convolution
+// (ResNeXt) splits channels and filters into Groups equal parts.
+func Conv2D(x, w, b *gorgonia.Node, p ConvParams) (*gorgonia.Node, error) {
+	p = p.normalized()
+	if x == nil || w == nil {
+		return nil, fmt.Errorf("Conv2D: nil input or filter")
+	}
+	g, err := convGeometry(x.Shape(), w.Shape(), p)
+	if err != nil {
+		return nil, err
+	}
+	op := &Conv2DOp{p: p, bias: b != nil, id: nextID()}
+	if b == nil {
+		return gorgonia.ApplyOp(op, x, w)
+	}
+	if bs := b.Shape(); len(bs) != 1 || bs[0] != g.F {
+		return nil, fmt.Errorf("Conv2D: bias must have shape (%d) for filter %v, got %v", g.F, w.Shape(), bs)
+	}
+	return gorgonia.ApplyOp(op, x, w, b)
+}
+
+// Params returns the stride, padding and groups (zero values replaced by 1).
+func (op *Conv2DOp) Params() ConvParams { return op.p }
+
+// HasBias reports whether the op takes a bias as third input.
+func (op *Conv2DOp) HasBias() bool { return op.bias }
+
+func (op *Conv2DOp) Arity() int {
+	if op.bias {
+		return 3
+	}
+	return 2
+}
+
+func (op *Conv2DOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	t4 := tensorType(4, a)
+	if op.bias {
+		return fnType(t4, t4, tensorType(1, a), t4)
+	}
+	return fnType(t4, t4, t4)
+}
+
+func (op *Conv2DOp) InferShape(in ...gorgonia.DimSizer) (tensor.Shape, error) {
+	if len(in) < 2 {
+		return nil, fmt.Errorf("Conv2D: expected input and filter shapes, got %d", len(in))
+	}
+	xs, err := shapeOf(in[0])
+	if err != nil {
+		return nil, err
+	}
+	ws, err := shapeOf(in[1])
+	if err != nil {
+		return nil, err
+	}
+	g, err := convGeometry(xs, ws, op.p)
+	if err != nil {
+		return nil, err
+	}
+	return tensor.Shape{g.N, g.F, g.OH, g.OW}, nil
+}
+
+func (op *Conv2DOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "Conv2D(%d,%d,%d,%d,%d,%t)#%d", op.p.StrideH, op.p.StrideW, op.p.PadH, op.p.PadW, op.p.Groups, op.bias, op.id)
+}
+func (op *Conv2DOp) Hashcode() uint32 { return hashOf(op) }
+func (op *Conv2DOp) String() string {
+	if op.p.Groups > 1 {
+		return fmt.Sprintf("Conv2D(s%dx%d p%dx%d g%d)", op.p.StrideH, op.p.StrideW, op.p.PadH, op.p.PadW, op.p.Groups)
+	}
+	return fmt.Sprintf("Conv2D(s%dx%d p%dx%d)", op.p.StrideH, op.p.StrideW, op.p.PadH, op.p.PadW)
+}
+
+// convArgs converts the values of an op call without allocating: want
+// values, all float tensors of one dtype.
+func convArgs(name string, want int, vs []gorgonia.Value, out []*tensor.Dense) error {
+	if len(vs) != want {
+		return fmt.Errorf("%s: expected %d inputs, got %d", name, want, len(vs))
+	}
+	for i, v := range vs {
+		d, err := dense(v)
+		if err != nil {
+			return fmt.Errorf("%s input %d: %w", name, i, err)
+		}
+		if i > 0 && d.Dtype() != out[0].Dtype() {
+			return fmt.Errorf("%s: input %d has dtype %v, input 0 has %v", name, i, d.Dtype(), out[0].Dtype())
+		}
+		out[i] = d
+	}
+	return nil
+}
+
+func (op *Conv2DOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
+	var in [3]*tensor.Dense
+	if err := convArgs("Conv2D", op.Arity(), vs, in[:]); err != nil {
+		return nil, err
+	}
+	x, w, b := in[0], in[1], in[2]
+	g, err := convGeometry(x.Shape(), w.Shape(), op.p)
+	if err != nil {
+		return nil, err
+	}
+	if b != nil && (b.Dims() != 1 || b.Shape()[0] != g.F) {
+		return nil, fmt.Errorf("Conv2D: bias must have shape (%d) for filter %v, got %v", g.F, w.Shape(), b.Shape())
+	}
+	y := op.out.get(x.Dtype(), g.N, g.F, g.OH, g.OW)
+	if x.Dtype() == tensor.Float32 {
+		var bias []float32
+		if b != nil {
+			bias = b.Float32s()
+		}
+		convForward(&op.f32, &op.wg, g, x.Float32s(), w.Float32s(), bias, y.Float32s())
+	} else {
+		var bias []float64
+		if b != nil {
+			bias = b.Float64s()
+		}
+		convForward(&op.f64, &op.wg, g, x.Float64s(), w.Float64s(), bias, y.Float64s())
+	}
+	return y, nil
+}
+
+func (op *Conv2DOp) DiffWRT(n int) []bool {
+	d := make([]bool, n)
+	for i := range d {
+		d[i] = true
+	}
+	return d
+}
+
+func (op *Conv2DOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
+	if len(inputs) != op.Arity() {
+		return nil, fmt.Errorf("Conv2D backward: expected %d inputs, got %d", op.Arity(), len(inputs))
+	}
+	x, w := inputs[0], inputs[1]
+	dx, err := gorgonia.ApplyOp(&conv2DDataGradOp{p: op.p, xshape: x.Shape().Clone(), id: nextID()}, w, grad)
+	if err != nil {
+		return nil, fmt.Errorf("Conv2D input gradient: %w", err)
+	}
+	dw, err := gorgonia.ApplyOp(&conv2DFilterGradOp{p: op.p, wshape: w.Shape().Clone(), id: nextID()}, x, grad)
+	if err != nil {
+		return nil, fmt.Errorf("Conv2D filter gradient: %w", err)
+	}
+	if !op.bias {
+		return gorgonia.Nodes{dx, dw}, nil
+	}
+	db, err := gorgonia.ApplyOp(&conv2DBiasGradOp{id: nextID()}, grad)
+	if err != nil {
+		return nil, fmt.Errorf("Conv2D bias gradient: %w", err)
+	}
+	return gorgonia.Nodes{dx, dw, db}, nil
+}
+
+// convTargetCols is the width (output pixels) a forward or backward GEMM is
+// given by placing several images' columns side by side; see convMakePlan.
+// Measured on ResNet-20's shapes (2 cores, OpenBLAS): one image per GEMM
+// was as fast or faster than 2-16 side by side down to 8x8 outputs (the
+// copies cost what the wider GEMMs gain), so only images under 8x8 are
+// batched.
+var convTargetCols = 64
+
+// convColPad pads the rows of the column workspace so that their stride is
+// not a power of two (OpenBLAS packs them faster).
+var convColPad = 16
+
+// convPlan is how one kernel call splits its work.
+type convPlan struct {
+	workers int
+	batch   int // images per GEMM
+	ld      int // row stride of the columns (and of tmp): batch*P + convColPad
+	// per-worker workspace sizes: partial sums, columns, gathered or
+	// GEMM-output rows of batch images, im2col scratch
+	accSize, colSize, tmpSize, scrSize int
+}
+
+// convMakePlan plans a kernel over g's images: all workers when the work
+// pays for it; images per GEMM enough that a GEMM is about convTargetCols
+// wide, at most a worker's share; acc elements of partial sums per worker.
+func convMakePlan(g *convGeom, acc int) convPlan {
+	p := convPlan{workers: convWorkers(g.N, g.macs()), batch: 1, accSize: acc}
+	if g.pointwise() {
+		return p
+	}
+	perWorker := (g.N + p.workers - 1) / p.workers
+	p.batch = max(1, min(convTargetCols/g.p(), perWorker))
+	p.ld = p.batch*g.p() + convColPad
+	p.colSize = g.kg() * p.ld
+	if p.batch > 1 {
+		p.tmpSize = g.fg() * p.ld
+	}
+	p.scrSize = g.im2colScratch()
+	return p
+}
+
+func (p *convPlan) per() int { return p.accSize + p.colSize + p.tmpSize + p.scrSize }
+
+// convWorkspace splits worker wk's part of ws into partial sums, columns,
+// tmp and im2col scratch.
+func convWorkspace[T Float](ws []T, p *convPlan, wk int) (acc, col, tmp, scr []T) {
+	w := ws[wk*p.per() : (wk+1)*p.per()]
+	acc, w = w[:p.accSize], w[p.accSize:]
+	col, w = w[:p.colSize], w[p.colSize:]
+	tmp, scr = w[:p.tmpSize], w[p.tmpSize:]
+	return acc, col, tmp, scr
+}
+
+// convFwd is the forward kernel's arguments, a convTask over images.
+type convFwd[T Float] struct {
+	g          convGeom
+	plan       convPlan
+	x, w, b, y []T
+	ws         []T
+}
+
+// convForward computes y = conv(x, w) + b (b may be nil) for geometry g.
+func convForward[T Float](t *convFwd[T], wg *sync.WaitGroup, g convGeom, x, w, b, y []T) {
+	plan := convMakePlan(&g, 0)
+	ws := convScratchLock[T](plan.workers * plan.per())
+	defer convScratchUnlock()
+	*t = convFwd[T]{g: g, plan: plan, x: x, w: w, b: b, y: y, ws: ws}
+	convParallel(t, wg, plan.workers, g.N, true)
+	*t = convFwd[T]{}
+}
+
+func (t *convFwd[T]) run(wk, lo, hi int) {
+	g := &t.g
+	P, Cg, Fg, Kg, HW := g.p(), g.cg(), g.fg(), g.kg(), g.hw()
+	xImg, yImg := g.C*HW, g.F*P
+	_, col, tmp, scr := convWorkspace(t.ws, &t.plan, wk)
+	ld := t.plan.ld
+	for n0 := lo; n0 < hi; n0 += t.plan.batch {
+		nb := min(t.plan.batch, hi-n0)
+		for gi := 0; gi < g.G; gi++ {
+			wg := t.w[gi*Fg*Kg:]
+			if g.pointwise() {
+				for n := n0; n < n0+nb; n++ {
+					yg := t.y[n*yImg+gi*Fg*P : n*yImg+(gi+1)*Fg*P]
+					gemm(false, false, Fg, P, Cg, 1, wg, Kg, t.x[n*xImg+gi*Cg*HW:], P, 0, yg, P)
+					convAddBias(yg, t.b, gi*Fg, Fg, P)
+				}
+				continue
+			}
+			for j := 0; j < nb; j++ {
+				im2col(col[j*P:], ld, t.x[(n0+j)*xImg+gi*Cg*HW:], Cg, g, scr)
+			}
+			if nb == 1 {
+				yg := t.y[n0*yImg+gi*Fg*P : n0*yImg+(gi+1)*Fg*P]
+				gemm(false, false, Fg, P, Kg, 1, wg, Kg, col, ld, 0, yg, P)
+				convAddBias(yg, t.b, gi*Fg, Fg, P)
+				continue
+			}
+			gemm(false, false, Fg, nb*P, Kg, 1, wg, Kg, col, ld, 0, tmp, ld)
+			for j := 0; j < nb; j++ {
+				for f := 0; f < Fg; f++ {
+					dst := t.y[(n0+j)*yImg+(gi*Fg+f)*P:][:P]
+					src := tmp[f*ld+j*P:][:P]
+					if t.b == nil {
+						copy(dst, src)
+						continue
+					}
+					bv := t.b[gi*Fg+f]
+					for i, v := range src {
+						dst[i] = v + bv
+					}
+				}
+			}
+		}
+	}
+}
+
+// convGather copies rows f < fg of length p of images n0..n0+nb-1 of the
+// (N, ·, p) array src, starting at row f0, side by side into dst (rows ld
+// apart); it returns the slice holding them. One image needs no copy.
+func convGather[T Float](dst, src []T, n0, nb, imgSize, f0, fg, p, ld int) ([]T, int) {
+	if nb == 1 {
+		return src[n0*imgSize+f0*p:], p
+	}
+	for j := 0; j < nb; j++ {
+		for f := 0; f < fg; f++ {
+			copy(dst[f*ld+j*p:][:p], src[(n0+j)*imgSize+(f0+f)*p:])
+		}
+	}
+	return dst, ld
+}
+
+// convAddBias adds b[f0+f] to row f of y (rows of length p), f < nf; no-op
+// without bias.
+func convAddBias[T Float](y, b []T, f0, nf, p int) {
+	if b == nil {
+		return
+	}
+	for f := 0; f < nf; f++ {
+		bv := b[f0+f]
+		row := y[f*p : (f+1)*p]
+		for i := range row {
+			row[i] += bv
+		}
+	}
+}

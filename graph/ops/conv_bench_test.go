@@ -1,0 +1,184 @@
+package ops
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// resnet20Convs are the distinct convolutions of ResNet-20 for CIFAR (option
+// A shortcuts, so no 1x1 projections) with how often each occurs.
+var resnet20Convs = []struct {
+	name          string
+	c, hw, f, s   int
+	count         int
+	needDataGrads bool
+}{
+	{"conv1_3to16_32x32", 3, 32, 16, 1, 1, false},
+	{"stage1_16to16_32x32", 16, 32, 16, 1, 6, true},
+	{"stage2down_16to32_s2", 16, 32, 32, 2, 1, true},
+	{"stage2_32to32_16x16", 32, 16, 32, 1, 5, true},
+	{"stage3down_32to64_s2", 32, 16, 64, 2, 1, true},
+	{"stage3_64to64_8x8", 64, 8, 64, 1, 5, true},
+}
+
+const benchBatch = 128
+
+func randF32(rng *rand.Rand, shape ...int) *tensor.Dense {
+	n := tensor.Shape(shape).TotalSize()
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = 2*rng.Float32() - 1
+	}
+	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(v))
+}
+
+type convBench struct {
+	fwd         *Conv2DOp
+	data        *conv2DDataGradOp
+	filter      *conv2DFilterGradOp
+	x, w, dy    *tensor.Dense
+	macs        float64
+	needDataGrd bool
+}
+
+func newConvBench(c, hw, f, s int, needData bool) *convBench {
+	rng := rand.New(rand.NewPCG(1, 1))
+	p := ConvParams{StrideH: s, StrideW: s, PadH: 1, PadW: 1}.normalized()
+	oh := ConvOutputSize(hw, 3, s, 1)
+	b := &convBench{
+		fwd:    &Conv2DOp{p: p, id: nextID()},
+		data:   &conv2DDataGradOp{p: p, xshape: tensor.Shape{benchBatch, c, hw, hw}, id: nextID()},
+		filter: &conv2DFilterGradOp{p: p, wshape: tensor.Shape{f, c, 3, 3}, id: nextID()},
+		x:      randF32(rng, benchBatch, c, hw, hw),
+		w:      randF32(rng, f, c, 3, 3),
+		dy:     randF32(rng, benchBatch, f, oh, oh),
+	}
+	b.macs = float64(benchBatch) * float64(f*oh*oh) * float64(c*9)
+	b.needDataGrd = needData
+	return b
+}
+
+func (b *convBench) forward() error {
+	_, err := b.fwd.Do(b.x, b.w)
+	return err
+}
+
+func (b *convBench) backward() error {
+	if b.needDataGrd {
+		if _, err := b.data.Do(b.w, b.dy); err != nil {
+			return err
+		}
+	}
+	_, err := b.filter.Do(b.x, b.dy)
+	return err
+}
+
+func reportGFLOPs(b *testing.B, flops float64) {
+	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+// BenchmarkConv2DForward times the forward convolution of each ResNet-20
+// shape, float32, batch 128, and the whole set weighted by occurrence.
+func BenchmarkConv2DForward(b *testing.B) {
+	var all []*convBench
+	total := 0.0
+	for _, s := range resnet20Convs {
+		cb := newConvBench(s.c, s.hw, s.f, s.s, s.needDataGrads)
+		for i := 0; i < s.count; i++ {
+			all = append(all, cb)
+			total += cb.macs
+		}
+		b.Run(s.name, func(b *testing.B) {
+			if err := cb.forward(); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := cb.forward(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportGFLOPs(b, 2*cb.macs)
+		})
+	}
+	b.Run("resnet20_all", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			for _, cb := range all {
+				if err := cb.forward(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		reportGFLOPs(b, 2*total)
+	})
+}
+
+// BenchmarkConv2DBackward times the input and filter gradients (the input
+// gradient skipped for the first layer, as in training) of each ResNet-20
+// shape, float32, batch 128.
+func BenchmarkConv2DBackward(b *testing.B) {
+	var all []*convBench
+	total := 0.0
+	for _, s := range resnet20Convs {
+		cb := newConvBench(s.c, s.hw, s.f, s.s, s.needDataGrads)
+		flops := 2 * cb.macs
+		if s.needDataGrads {
+			flops *= 2
+		}
+		for i := 0; i < s.count; i++ {
+			all = append(all, cb)
+			total += flops
+		}
+		b.Run(s.name, func(b *testing.B) {
+			if err := cb.backward(); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := cb.backward(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportGFLOPs(b, flops)
+		})
+	}
+	b.Run("resnet20_all", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			for _, cb := range all {
+				if err := cb.backward(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		reportGFLOPs(b, total)
+	})
+}
+
+// BenchmarkConv2DBackwardParts times the two gradient ops separately.
+func BenchmarkConv2DBackwardParts(b *testing.B) {
+	for _, s := range resnet20Convs {
+		cb := newConvBench(s.c, s.hw, s.f, s.s, s.needDataGrads)
+		for _, part := range []string{"data", "filter"} {
+			b.Run(fmt.Sprintf("%s/%s", s.name, part), func(b *testing.B) {
+				do := func() (gorgonia.Value, error) { return cb.filter.Do(cb.x, cb.dy) }
+				if part == "data" {
+					do = func() (gorgonia.Value, error) { return cb.data.Do(cb.w, cb.dy) }
+				}
+				if _, err := do(); err != nil {
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if _, err := do(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				reportGFLOPs(b, 2*cb.macs)
+			})
+		}
+	}
+}

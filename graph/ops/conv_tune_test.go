@@ -1,0 +1,51 @@
+package ops
+
+import (
+	"fmt"
+	"os"
+	"testing"
+	"time"
+)
+
+// TestConvTune compares the conv kernels' images-per-GEMM and column padding
+// settings on ResNet-20's shapes, interleaved and taking the best of 12 runs
+// so that other load on the machine affects all settings alike. It is how
+// convTargetCols and convColPad were chosen; run it with
+//
+//	CONV_TUNE=1 go test -run ConvTune -v ./graph/ops/
+func TestConvTune(t *testing.T) {
+	if os.Getenv("CONV_TUNE") == "" {
+		t.Skip("set CONV_TUNE=1 to run")
+	}
+	defer func(cols, pad int) { convTargetCols, convColPad = cols, pad }(convTargetCols, convColPad)
+	type knob struct{ cols, pad int }
+	knobs := []knob{{1, 0}, {1, 16}, {1024, 16}, {2048, 16}, {4096, 16}}
+	for _, s := range resnet20Convs {
+		cb := newConvBench(s.c, s.hw, s.f, s.s, true)
+		parts := map[string]func() error{
+			"fwd":  cb.forward,
+			"data": func() error { _, err := cb.data.Do(cb.w, cb.dy); return err },
+			"filt": func() error { _, err := cb.filter.Do(cb.x, cb.dy); return err },
+		}
+		for _, part := range []string{"fwd", "data", "filt"} {
+			best := make([]time.Duration, len(knobs))
+			for it := 0; it < 12; it++ {
+				for i, k := range knobs {
+					convTargetCols, convColPad = k.cols, k.pad
+					t0 := time.Now()
+					if err := parts[part](); err != nil {
+						t.Fatal(err)
+					}
+					if d := time.Since(t0); best[i] == 0 || d < best[i] {
+						best[i] = d
+					}
+				}
+			}
+			line := fmt.Sprintf("%-22s %-5s", s.name, part)
+			for i, k := range knobs {
+				line += fmt.Sprintf(" c%d/p%d=%4.0f", k.cols, k.pad, 2*cb.macs/best[i].Seconds()/1e9)
+			}
+			t.Log(line)
+		}
+	}
+}
