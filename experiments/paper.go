@@ -37,22 +37,22 @@ type Table2Row struct {
 
 // Table2 is the paper's Table 2 (CIFAR-10, CIFAR-100, SVHN test error).
 var Table2 = []Table2Row{
-	{"ResNet", "56", "resnet56", map[string]PaperValue{"cifar10": {6.97, 0}, "cifar100": {30.60, 0}}, map[string]PaperValue{"cifar10": {6.23, 0.21}, "cifar100": {28.56, 0.17}}},
-	{"ResNet", "110", "resnet110", map[string]PaperValue{"cifar10": {6.43, 0}, "cifar100": {28.21, 0}}, map[string]PaperValue{"cifar10": {5.78, 0.10}, "cifar100": {26.05, 0.44}}},
-	{"ResNet", "1202", "resnet1202", map[string]PaperValue{"cifar10": {7.93, 0}}, map[string]PaperValue{"cifar10": {4.96, 0}}},
-	{"Pre-act ResNet", "62", "preact-resnet62", map[string]PaperValue{"cifar10": {6.98, 0}, "cifar100": {29.44, 0}}, map[string]PaperValue{"cifar10": {6.07, 0.06}, "cifar100": {27.54, 0.04}}},
-	{"Pre-act ResNet", "110", "preact-resnet110", map[string]PaperValue{"cifar10": {6.37, 0}, "cifar100": {27.20, 0}}, map[string]PaperValue{"cifar10": {5.72, 0.04}, "cifar100": {25.76, 0.07}}},
-	{"Pre-act ResNet", "164", "preact-resnet164", map[string]PaperValue{"cifar10": {5.46, 0}, "cifar100": {24.33, 0}}, map[string]PaperValue{"cifar10": {4.65, 0}, "cifar100": {22.41, 0}}},
-	{"Pre-act ResNet", "1001", "preact-resnet1001", map[string]PaperValue{"cifar10": {4.92, 0}, "cifar100": {22.71, 0}}, map[string]PaperValue{"cifar10": {4.10, 0}, "cifar100": {20.63, 0}}},
+	{"ResNet", "56", "resnet-56", map[string]PaperValue{"cifar10": {6.97, 0}, "cifar100": {30.60, 0}}, map[string]PaperValue{"cifar10": {6.23, 0.21}, "cifar100": {28.56, 0.17}}},
+	{"ResNet", "110", "resnet-110", map[string]PaperValue{"cifar10": {6.43, 0}, "cifar100": {28.21, 0}}, map[string]PaperValue{"cifar10": {5.78, 0.10}, "cifar100": {26.05, 0.44}}},
+	{"ResNet", "1202", "resnet-1202", map[string]PaperValue{"cifar10": {7.93, 0}}, map[string]PaperValue{"cifar10": {4.96, 0}}},
+	{"Pre-act ResNet", "62", "preact-resnet-62", map[string]PaperValue{"cifar10": {6.98, 0}, "cifar100": {29.44, 0}}, map[string]PaperValue{"cifar10": {6.07, 0.06}, "cifar100": {27.54, 0.04}}},
+	{"Pre-act ResNet", "110", "preact-resnet-110", map[string]PaperValue{"cifar10": {6.37, 0}, "cifar100": {27.20, 0}}, map[string]PaperValue{"cifar10": {5.72, 0.04}, "cifar100": {25.76, 0.07}}},
+	{"Pre-act ResNet", "164", "preact-resnet-164", map[string]PaperValue{"cifar10": {5.46, 0}, "cifar100": {24.33, 0}}, map[string]PaperValue{"cifar10": {4.65, 0}, "cifar100": {22.41, 0}}},
+	{"Pre-act ResNet", "1001", "preact-resnet-1001", map[string]PaperValue{"cifar10": {4.92, 0}, "cifar100": {22.71, 0}}, map[string]PaperValue{"cifar10": {4.10, 0}, "cifar100": {20.63, 0}}},
 	{"Wide ResNet", "40-4", "wrn-40-4", map[string]PaperValue{"cifar10": {4.97, 0}, "cifar100": {22.89, 0}}, map[string]PaperValue{"cifar10": {4.27, 0}, "cifar100": {20.07, 0}}},
 	{"Wide ResNet", "28-10", "wrn-28-10", map[string]PaperValue{"cifar10": {4.00, 0}, "cifar100": {19.25, 0}}, map[string]PaperValue{"cifar10": {3.78, 0}, "cifar100": {19.10, 0}}},
 	{"Wide ResNet", "28-10-D", "wrn-28-10-d", map[string]PaperValue{"cifar10": {3.89, 0}, "cifar100": {18.85, 0}}, map[string]PaperValue{"cifar10": {3.88, 0}, "cifar100": {18.60, 0}}},
 	{"Wide ResNet", "52-1", "wrn-52-1", map[string]PaperValue{"cifar10": {6.43, 0}, "cifar100": {29.89, 0}, "svhn": {2.08, 0}}, map[string]PaperValue{"cifar10": {5.37, 0}, "cifar100": {26.45, 0}, "svhn": {1.87, 0}}},
 	{"Wide ResNet", "52-1-D", "wrn-52-1-d", map[string]PaperValue{"cifar10": {6.28, 0}, "cifar100": {29.78, 0}, "svhn": {1.70, 0}}, map[string]PaperValue{"cifar10": {5.65, 0}, "cifar100": {25.00, 0}, "svhn": {1.54, 0}}},
 	{"Wide ResNet", "52-10", "wrn-52-10", map[string]PaperValue{"cifar10": {3.69, 0}, "cifar100": {19.19, 0}, "svhn": {1.81, 0}}, map[string]PaperValue{"cifar10": {3.69, 0}, "cifar100": {18.19, 0}, "svhn": {1.64, 0}}},
-	{"ResNeXt", "29-8x64", "resnext29-8x64d", map[string]PaperValue{"cifar10": {3.65, 0}, "cifar100": {17.77, 0}}, map[string]PaperValue{"cifar10": {3.57, 0}, "cifar100": {17.23, 0}}},
-	{"ResNeXt", "29-16x64", "resnext29-16x64d", map[string]PaperValue{"cifar10": {3.58, 0}, "cifar100": {17.31, 0}}, map[string]PaperValue{"cifar10": {3.56, 0}, "cifar100": {16.53, 0}}},
-	{"Inception-V2", "30", "inception-v2", map[string]PaperValue{"cifar10": {5.45, 0}, "cifar100": {28.29, 0}}, map[string]PaperValue{"cifar10": {5.29, 0}, "cifar100": {24.34, 0}}},
+	{"ResNeXt", "29-8x64", "resnext-29-8x64d", map[string]PaperValue{"cifar10": {3.65, 0}, "cifar100": {17.77, 0}}, map[string]PaperValue{"cifar10": {3.57, 0}, "cifar100": {17.23, 0}}},
+	{"ResNeXt", "29-16x64", "resnext-29-16x64d", map[string]PaperValue{"cifar10": {3.58, 0}, "cifar100": {17.31, 0}}, map[string]PaperValue{"cifar10": {3.56, 0}, "cifar100": {16.53, 0}}},
+	{"Inception-V2", "30", "inception-v2-30", map[string]PaperValue{"cifar10": {5.45, 0}, "cifar100": {28.29, 0}}, map[string]PaperValue{"cifar10": {5.29, 0}, "cifar100": {24.34, 0}}},
 }
 
 // Table3 is ResNet-50 top-1/top-5 error on ImageNet subsets, without and
