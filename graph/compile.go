@@ -23,12 +23,28 @@ type Program struct {
 	loss    *tensor.Dense
 	outputs map[string]*tensor.Dense
 	grads   map[*Param]*tensor.Dense
+	inGrads map[string]*tensor.Dense
+}
+
+// CompileOption tunes Compile.
+type CompileOption func(*compileConfig)
+
+type compileConfig struct{ inputGrads []string }
+
+// WithInputGradients also computes the gradient of the loss with respect to
+// the named inputs (e.g. df/dx for Figure 4), read with InputGrad.
+func WithInputGradients(names ...string) CompileOption {
+	return func(c *compileConfig) { c.inputGrads = append(c.inputGrads, names...) }
 }
 
 // Compile differentiates the output named loss with respect to every
 // parameter and builds the two machines. A graph is compiled once; compile
 // its rewrite (e.g. the erased graph) separately.
-func Compile(g *Graph, loss string) (*Program, error) {
+func Compile(g *Graph, loss string, opts ...CompileOption) (*Program, error) {
+	var cc compileConfig
+	for _, o := range opts {
+		o(&cc)
+	}
 	l, ok := g.outputs[loss]
 	if !ok {
 		return nil, fmt.Errorf("compile: graph has no output %q (outputs: %v)", loss, g.outputOrder)
@@ -40,7 +56,7 @@ func Compile(g *Graph, loss string) (*Program, error) {
 		return nil, fmt.Errorf("compile: graph already compiled; compile a Rewrite of it instead")
 	}
 	g.compiled = true
-	p := &Program{g: g, outputs: map[string]*tensor.Dense{}, grads: map[*Param]*tensor.Dense{}}
+	p := &Program{g: g, outputs: map[string]*tensor.Dense{}, grads: map[*Param]*tensor.Dense{}, inGrads: map[string]*tensor.Dense{}}
 	var outPins gorgonia.Nodes
 	for _, name := range g.outputOrder {
 		n := g.outputs[name]
@@ -59,7 +75,15 @@ func Compile(g *Graph, loss string) (*Program, error) {
 	p.loss = p.outputs[loss]
 
 	params := g.ParamNodes()
-	gradNodes, err := backprop(g.expr, l, params)
+	wrt := append(gorgonia.Nodes(nil), params...)
+	for _, name := range cc.inputGrads {
+		in, ok := g.inputs[name]
+		if !ok {
+			return nil, fmt.Errorf("compile: no input %q to differentiate (inputs: %v)", name, g.inputOrder)
+		}
+		wrt = append(wrt, in)
+	}
+	gradNodes, err := backprop(g.expr, l, wrt)
 	if err != nil {
 		return nil, fmt.Errorf("compile: differentiate %q: %w", loss, err)
 	}
@@ -69,6 +93,14 @@ func Compile(g *Graph, loss string) (*Program, error) {
 			return nil, fmt.Errorf("compile: gradient of %s: %w", prm.Name, err)
 		}
 		p.grads[prm] = t
+	}
+	for i, name := range cc.inputGrads {
+		n := g.inputs[name]
+		t := tensor.New(tensor.Of(n.Dtype()), tensor.WithShape(n.Shape()...))
+		if _, err := ops.Pin(gradNodes[len(params)+i], t); err != nil {
+			return nil, fmt.Errorf("compile: gradient of input %s: %w", name, err)
+		}
+		p.inGrads[name] = t
 	}
 	p.train = gorgonia.NewTapeMachine(g.expr)
 	p.infer = gorgonia.NewTapeMachine(g.expr.SubgraphRoots(outPins...))
@@ -119,6 +151,16 @@ func (p *Program) Grad(prm *Param) (*tensor.Dense, error) {
 	t, ok := p.grads[prm]
 	if !ok {
 		return nil, fmt.Errorf("%s is not a parameter of the compiled graph", prm.Name)
+	}
+	return t, nil
+}
+
+// InputGrad is the gradient of the loss with respect to a named input after
+// Train, for inputs named by WithInputGradients.
+func (p *Program) InputGrad(name string) (*tensor.Dense, error) {
+	t, ok := p.inGrads[name]
+	if !ok {
+		return nil, fmt.Errorf("no gradient of input %q was compiled (use WithInputGradients)", name)
 	}
 	return t, nil
 }

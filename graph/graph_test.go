@@ -144,3 +144,40 @@ func TestBackpropMatchesGorgonia(t *testing.T) {
 		t.Error("compiling a graph twice did not fail")
 	}
 }
+
+// TestInputGradients checks d loss / d x against central differences.
+func TestInputGradients(t *testing.T) {
+	g := tinyMLP(t, 2)
+	p, err := graph.Compile(g, "loss", graph.WithInputGradients("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Train(); err != nil {
+		t.Fatal(err)
+	}
+	dx, err := p.InputGrad("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	grad := append([]float64(nil), dx.Data().([]float64)...)
+	x, _ := g.Input("x")
+	xs := x.Value().Data().([]float64)
+	for i := range xs {
+		orig := xs[i]
+		loss := func(v float64) float64 {
+			xs[i] = v
+			if err := p.Infer(); err != nil {
+				t.Fatal(err)
+			}
+			return p.Loss()
+		}
+		num := (loss(orig+1e-6) - loss(orig-1e-6)) / 2e-6
+		xs[i] = orig
+		if d := num - grad[i]; d > 1e-5 || d < -1e-5 {
+			t.Errorf("d loss/d x[%d] = %v, numeric %v", i, grad[i], num)
+		}
+	}
+	if _, err := p.InputGrad("nope"); err == nil {
+		t.Error("no error for an input without a compiled gradient")
+	}
+}
