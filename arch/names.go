@@ -91,9 +91,13 @@ var patterns = []pattern{
 
 // Patterns lists every family's name syntax with examples, one per line.
 func Patterns() []string {
+	width := 0
+	for _, p := range patterns {
+		width = max(width, len(p.syntax))
+	}
 	out := make([]string, len(patterns))
 	for i, p := range patterns {
-		out[i] = fmt.Sprintf("%-70s e.g. %s", p.syntax, p.examples)
+		out[i] = fmt.Sprintf("%-*s  e.g. %s", width, p.syntax, p.examples)
 	}
 	return out
 }
