@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/eraserelu/eraserelu/arch"
+	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
 	"github.com/eraserelu/eraserelu/graph/ops"
 	"gorgonia.org/gorgonia"
@@ -359,6 +360,18 @@ func TestTrailingReLU(t *testing.T) {
 				if !ok {
 					t.Errorf("%s (after-activation %v) module %s ends in %v", name, after, m.Name, out)
 				}
+				relus, err := erase.Locate(m, erase.Last)
+				want := 1
+				if kind == graph.Inception {
+					want = 4
+				}
+				if s.PreActivation() && !after {
+					if err == nil {
+						t.Errorf("%s: erase finds a trailing ReLU in pre-activation module %s", name, m.Name)
+					}
+				} else if err != nil || len(relus) != want {
+					t.Errorf("%s module %s: erase locates %d trailing ReLUs (%v), want %d", name, m.Name, len(relus), err, want)
+				}
 			}
 		}
 	}
@@ -409,9 +422,10 @@ func TestAfterActivationConversion(t *testing.T) {
 	}
 }
 
-// Stochastic depth adds one node per residual block and nothing else.
+// Stochastic depth gates every residual branch, in block order, with
+// survival 1 - (l/L)·0.5 (Huang et al. 2016), and adds nothing else.
 func TestStochasticDepth(t *testing.T) {
-	for _, name := range []string{"resnet-20", "preact-resnet-164", "wrn-16-2", "resnext-11-2x4d", "fig3-res-7"} {
+	for _, name := range []string{"resnet-20", "preact-resnet-164", "wrn-16-2", "resnext-11-2x4d", "fig3-res-7", "imagenet-resnet-50"} {
 		plain, err := arch.Build(arch.Config{Arch: name})
 		if err != nil {
 			t.Fatal(err)
@@ -420,9 +434,57 @@ func TestStochasticDepth(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		blocks := sd.Leaves()
 		n1, n2 := len(plain.Expr().AllNodes()), len(sd.Expr().AllNodes())
-		if n2-n1 != len(plain.Leaves()) || plain.ParamCount() != sd.ParamCount() {
-			t.Errorf("%s: %d -> %d nodes with %d blocks", name, n1, n2, len(plain.Leaves()))
+		if n2-n1 != len(blocks) || plain.ParamCount() != sd.ParamCount() {
+			t.Errorf("%s: %d -> %d nodes with %d blocks", name, n1, n2, len(blocks))
+		}
+		for l, m := range blocks {
+			var gates []float64
+			for _, n := range m.Members {
+				if ops.IsStochasticDepth(n) {
+					gates = append(gates, n.Op().(*ops.StochasticDepthOp).Survival())
+				}
+			}
+			want := 1 - float64(l+1)/float64(len(blocks))*0.5
+			if len(gates) != 1 || math.Abs(gates[0]-want) > 1e-12 {
+				t.Errorf("%s %s: survival %v, want [%g]", name, m.Name, gates, want)
+			}
+		}
+	}
+}
+
+// Dropout rates: MLP 0.5 by default, WRN -d 0.3, Config.Dropout overrides,
+// a negative rate removes dropout.
+func TestDropoutRates(t *testing.T) {
+	for _, tc := range []struct {
+		cfg   arch.Config
+		rate  float64
+		count int
+	}{
+		{arch.Config{Arch: "mlp-12"}, 0.5, 11},
+		{arch.Config{Arch: "mlp-12", Dropout: 0.2}, 0.2, 11},
+		{arch.Config{Arch: "mlp-12", Dropout: -1}, 0, 0},
+		{arch.Config{Arch: "wrn-28-10-d"}, 0.3, 12},
+		{arch.Config{Arch: "wrn-28-10-d", AfterActivation: true}, 0.3, 12},
+		{arch.Config{Arch: "wrn-28-10"}, 0, 0},
+		{arch.Config{Arch: "wrn-28-10", Dropout: 0.4}, 0.4, 12},
+	} {
+		g, err := arch.Build(tc.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		count := 0
+		for _, n := range g.Expr().AllNodes() {
+			if ops.IsDropout(n) {
+				count++
+				if r := n.Op().(*ops.DropoutOp).Rate(); r != tc.rate {
+					t.Errorf("%+v: rate %g, want %g", tc.cfg, r, tc.rate)
+				}
+			}
+		}
+		if count != tc.count {
+			t.Errorf("%+v: %d dropouts, want %d", tc.cfg, count, tc.count)
 		}
 	}
 }
@@ -498,5 +560,51 @@ func TestForwardBackward(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// EraseReLU leaves parameters, MACs and modules unchanged and removes
+// ceil(n·p) modules' trailing ReLUs (one per module, one per branch for
+// inception), spread as section 3.1 says.
+func TestEraseKeepsCountsAndFollowsProportion(t *testing.T) {
+	for _, tc := range []struct {
+		cfg      arch.Config
+		trailing int // trailing ReLUs per module
+	}{
+		{arch.Config{Arch: "fig3-vgg-31"}, 1},
+		{arch.Config{Arch: "fig3-res-31"}, 1},
+		{arch.Config{Arch: "mlp-12"}, 1},
+		{arch.Config{Arch: "scalar-20"}, 1},
+		{arch.Config{Arch: "resnet-110"}, 1},
+		{arch.Config{Arch: "resnet-164"}, 1},
+		{arch.Config{Arch: "preact-resnet-164", AfterActivation: true}, 1},
+		{arch.Config{Arch: "wrn-52-1-d", AfterActivation: true}, 1},
+		{arch.Config{Arch: "resnext-29-8x64d"}, 1},
+		{arch.Config{Arch: "inception-v2-30"}, 4},
+		{arch.Config{Arch: "imagenet-resnet-50"}, 1},
+	} {
+		g, err := arch.Build(tc.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := arch.Count(g)
+		for _, p := range []float64{0.05, 0.25, 0.5, 0.75, 1} {
+			h, rep, err := erase.Apply(g, erase.Options{Proportion: p})
+			if err != nil {
+				t.Fatalf("%s p=%g: %v", tc.cfg.Arch, p, err)
+			}
+			after := arch.Count(h)
+			n := int(math.Ceil(float64(before.Modules)*p - 1e-9))
+			if after.Params != before.Params || after.MACs != before.MACs || after.Modules != before.Modules {
+				t.Errorf("%s p=%g: erasing changed %+v to %+v", tc.cfg.Arch, p, before, after)
+			}
+			if len(rep.Erased) != n || after.ReLUs != before.ReLUs-n*tc.trailing || rep.ReLUsAfter != after.ReLUs {
+				t.Errorf("%s p=%g: erased %d modules, ReLUs %d -> %d; want %d modules, %d ReLUs",
+					tc.cfg.Arch, p, len(rep.Erased), before.ReLUs, after.ReLUs, n, before.ReLUs-n*tc.trailing)
+			}
+			if rep.Erased[0] != g.Leaves()[0].Name {
+				t.Errorf("%s p=%g: first erased module %s, want the first module", tc.cfg.Arch, p, rep.Erased[0])
+			}
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/eraserelu/eraserelu/arch"
+	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
 	"github.com/spf13/cobra"
 )
@@ -63,10 +64,6 @@ type archShow struct {
 	Erased          []string `json:"erased"`
 }
 
-// eraseHook applies the erase pass (package erase) and returns the erased
-// graph and the names of the erased modules. It is nil until the pass lands.
-var eraseHook func(g *graph.Graph, proportion float64, location string) (*graph.Graph, []string, error)
-
 func archShowCommand() *cobra.Command {
 	var (
 		name     string
@@ -87,12 +84,18 @@ func archShowCommand() *cobra.Command {
 			if prop < 0 || prop > 1 {
 				return fmt.Errorf("arch show: --erase %g: want a proportion in [0, 1]", prop)
 			}
-			if location != "last" && location != "first" {
-				return fmt.Errorf("arch show: --location %q: want last or first", location)
+			loc, err := erase.ParseLocation(location)
+			if err != nil {
+				return fmt.Errorf("arch show: --location: %w", err)
 			}
 			spec, err := arch.Parse(name)
 			if err != nil {
 				return err
+			}
+			// Section 3.1: a pre-activation net is converted to
+			// after-activation before its ReLUs are erased.
+			if prop > 0 && spec.PreActivation() {
+				after = true
 			}
 			cfg := arch.Config{Arch: name, Classes: classes, AfterActivation: after}
 			g, err := arch.Build(cfg)
@@ -110,19 +113,16 @@ func archShowCommand() *cobra.Command {
 			out := archShow{
 				Arch: spec.Name, Family: string(spec.Family), Classes: outputWidth(g), Input: in,
 				AfterActivation: after, Params: st.Params, MACs: st.MACs, Modules: st.Modules,
-				ReLUsBefore: st.ReLUs, ReLUsAfter: st.ReLUs, Proportion: prop, Location: location,
+				ReLUsBefore: st.ReLUs, ReLUsAfter: st.ReLUs, Proportion: prop, Location: loc.String(),
 				Erased: []string{},
 			}
 			if prop > 0 {
-				if eraseHook == nil {
-					return errors.New("arch show: --erase: the erase pass is not available in this build yet")
-				}
-				h, erased, err := eraseHook(g, prop, location)
+				_, rep, err := erase.Apply(g, erase.Options{Proportion: prop, Location: loc})
 				if err != nil {
 					return err
 				}
-				out.ReLUsAfter = arch.Count(h).ReLUs
-				out.Erased = append(out.Erased, erased...)
+				out.ReLUsBefore, out.ReLUsAfter = rep.ReLUsBefore, rep.ReLUsAfter
+				out.Erased = append(out.Erased, rep.Erased...)
 			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
@@ -136,9 +136,9 @@ func archShowCommand() *cobra.Command {
 	f.StringVar(&name, "arch", "", "architecture name (see `eraserelu arch list`)")
 	f.IntVar(&classes, "classes", 0, "number of classes (default: the family's dataset)")
 	f.Float64Var(&prop, "erase", 0, "proportion of modules whose trailing ReLU is erased, in [0, 1]")
-	f.StringVar(&location, "location", "last", "which ReLU of a module to erase: last (EraseReLU) or first (ER*)")
+	f.StringVar(&location, "location", "last", "which ReLU of a module to erase: last (EraseReLU), first (ER*) or all")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
-	f.BoolVar(&after, "after-activation", false, "convert a pre-activation net to after-activation first (section 3.1)")
+	f.BoolVar(&after, "after-activation", false, "convert a pre-activation net to after-activation (section 3.1; implied by --erase)")
 	return cmd
 }
 

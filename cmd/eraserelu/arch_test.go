@@ -72,10 +72,50 @@ func TestArchShowErrors(t *testing.T) {
 		{[]string{"show", "--arch", "resnet-21"}, "6n+2"},
 		{[]string{"show", "--arch", "nope"}, "unknown architecture"},
 		{[]string{"show", "--arch", "resnet-20", "--erase", "2"}, "proportion"},
-		{[]string{"show", "--arch", "resnet-20", "--location", "middle"}, "last or first"},
+		{[]string{"show", "--arch", "resnet-20", "--location", "sideways"}, "valid: last, first"},
+		{[]string{"show", "--arch", "fig3-vgg-31", "--erase", "0.5", "--location", "first"}, "no ReLU before its trailing one"},
 	} {
 		if _, err := runArch(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestArchShowErase(t *testing.T) {
+	for _, tc := range []struct {
+		args                  []string
+		erased, before, after int
+		first                 string
+		afterActivation       bool
+	}{
+		// Section 3.1: p = 0.5 erases modules 1, 3, 5, ...
+		{[]string{"--arch", "resnet-110", "--erase", "0.5"}, 27, 109, 82, "stage1/block1", false},
+		{[]string{"--arch", "resnet-110", "--erase", "0.5", "--location", "first"}, 27, 109, 82, "stage1/block1", false},
+		// Figure 3(a): 20% of the 30 one-ReLU modules.
+		{[]string{"--arch", "fig3-vgg-31", "--erase", "0.2"}, 6, 31, 25, "stage1/block1", false},
+		// Pre-activation nets are converted first.
+		{[]string{"--arch", "preact-resnet-164", "--erase", "1"}, 54, 163, 109, "stage1/block1", true},
+		// Inception: one ReLU per branch, four per module.
+		{[]string{"--arch", "inception-v2-30", "--erase", "0.5"}, 15, 211, 151, "stage1/block1", false},
+		{[]string{"--arch", "mlp-12", "--erase", "1"}, 11, 11, 0, "layer1", false},
+	} {
+		out, err := runArch(t, append([]string{"show", "--json"}, tc.args...)...)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		var m struct {
+			Params, Modules int
+			ReLUsBefore     int      `json:"relus_before"`
+			ReLUsAfter      int      `json:"relus_after"`
+			Erased          []string `json:"erased"`
+			AfterActivation bool     `json:"after_activation"`
+		}
+		if err := json.Unmarshal([]byte(out), &m); err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Erased) != tc.erased || m.ReLUsBefore != tc.before || m.ReLUsAfter != tc.after || m.Erased[0] != tc.first || m.AfterActivation != tc.afterActivation {
+			t.Errorf("%v: %d erased (first %s), ReLUs %d -> %d, after-activation %v; want %d (%s), %d -> %d, %v",
+				tc.args, len(m.Erased), m.Erased[0], m.ReLUsBefore, m.ReLUsAfter, m.AfterActivation, tc.erased, tc.first, tc.before, tc.after, tc.afterActivation)
 		}
 	}
 }
