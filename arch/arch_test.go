@@ -507,6 +507,7 @@ func TestForwardBackward(t *testing.T) {
 		{Arch: "wrn-10-2-d", AfterActivation: true, StochasticDepth: true},
 		{Arch: "resnext-11-2x4d"},
 		{Arch: "inception-v2-3"},
+		{Arch: "resnet-20", InputShape: [3]int{3, 32, 32}},
 	} {
 		name := fmt.Sprintf("%s/sd=%v/after=%v", tc.Arch, tc.StochasticDepth, tc.AfterActivation)
 		t.Run(name, func(t *testing.T) {
@@ -547,7 +548,31 @@ func TestForwardBackward(t *testing.T) {
 			if l := p.Loss(); math.IsNaN(l) || math.IsInf(l, 0) {
 				t.Errorf("loss %v", l)
 			}
-			for _, prm := range g.Params() {
+			// The erased graph (half the modules; pre-activation nets
+			// converted) trains too.
+			if s, _ := arch.Parse(tc.Arch); !s.PreActivation() || tc.AfterActivation {
+				h, _, err := erase.Apply(g, erase.Options{Proportion: 0.5})
+				if err != nil {
+					t.Fatal(err)
+				}
+				q, err := graph.Compile(h, "loss")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := q.Train(); err != nil {
+					t.Fatal(err)
+				}
+				if l := q.Loss(); math.IsNaN(l) || math.IsInf(l, 0) {
+					t.Errorf("erased graph: loss %v", l)
+				}
+				q.Close()
+				// Back to the original graph's machine for the checks below.
+				if err := p.Train(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ps := g.Params()
+			for i, prm := range ps {
 				gr, err := p.Grad(prm)
 				if err != nil {
 					t.Fatal(err)
@@ -555,9 +580,28 @@ func TestForwardBackward(t *testing.T) {
 				if !gr.Shape().Eq(prm.Node.Shape()) {
 					t.Errorf("%s: gradient shape %v", prm.Name, gr.Shape())
 				}
+				// The gradient reaches the first layer and the classifier.
+				if i == 0 || i == len(ps)-1 {
+					norm := 0.0
+					for _, v := range gr.Data().([]float32) {
+						norm += float64(v) * float64(v)
+					}
+					if norm == 0 || math.IsNaN(norm) || math.IsInf(norm, 0) {
+						t.Errorf("%s: gradient norm² %v", prm.Name, norm)
+					}
+				}
 			}
 			if err := p.Infer(); err != nil {
 				t.Fatal(err)
+			}
+			out, _ := g.Output("logits")
+			if out == nil {
+				out, _ = g.Output("y_hat")
+			}
+			for _, v := range out.Value().Data().([]float32) {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					t.Fatalf("inference output %v", out.Value())
+				}
 			}
 		})
 	}
@@ -606,5 +650,86 @@ func TestEraseKeepsCountsAndFollowsProportion(t *testing.T) {
 				t.Errorf("%s p=%g: first erased module %s, want the first module", tc.cfg.Arch, p, rep.Erased[0])
 			}
 		}
+	}
+}
+
+// A few steps of plain SGD on one fixed batch lower the loss: the
+// gradients of every family point downhill.
+func TestSGDLowersLoss(t *testing.T) {
+	for _, tc := range []struct {
+		cfg   arch.Config
+		erase float64
+	}{
+		{arch.Config{Arch: "fig3-vgg-7"}, 0},
+		{arch.Config{Arch: "fig3-res-7"}, 0.5},
+		{arch.Config{Arch: "mlp-3", InputShape: [3]int{1, 4, 4}}, 0},
+		{arch.Config{Arch: "scalar-3"}, 0.5},
+		{arch.Config{Arch: "resnet-8"}, 1},
+		{arch.Config{Arch: "preact-resnet-8"}, 0},
+		{arch.Config{Arch: "wrn-10-2", AfterActivation: true}, 1},
+		{arch.Config{Arch: "resnext-11-2x4d"}, 0},
+		{arch.Config{Arch: "inception-v2-3"}, 0.5},
+	} {
+		t.Run(tc.cfg.Arch, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.Batch, cfg.Classes, cfg.Seed = 4, 3, 5
+			if cfg.InputShape == [3]int{} {
+				cfg.InputShape = [3]int{3, 8, 8}
+			}
+			g, err := arch.Build(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.erase > 0 {
+				if g, _, err = erase.Apply(g, erase.Options{Proportion: tc.erase}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			x, _ := g.Input("x")
+			y, _ := g.Input("y")
+			xv := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(x.Shape()...))
+			for i, d := 0, xv.Data().([]float32); i < len(d); i++ {
+				d[i] = float32(math.Sin(float64(i)*1.3) + 0.3*math.Cos(float64(i*i)))
+			}
+			yv := tensor.New(tensor.WithBacking([]int{0, 1, 2, 1}))
+			if y.Dtype() != tensor.Int {
+				yv = tensor.New(tensor.WithShape(4, 1), tensor.WithBacking([]float32{0.5, -1, 0.2, 1}))
+			}
+			if err := gorgonia.Let(x, xv); err != nil {
+				t.Fatal(err)
+			}
+			if err := gorgonia.Let(y, yv); err != nil {
+				t.Fatal(err)
+			}
+			p, err := graph.Compile(g, "loss")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			lr := float32(0.02)
+			if cfg.Arch == "scalar-3" {
+				lr = 0.001 // unnormalised regression output, He-initialised
+			}
+			var losses []float64
+			for step := 0; step < 8; step++ {
+				if err := p.Train(); err != nil {
+					t.Fatal(err)
+				}
+				losses = append(losses, p.Loss())
+				for _, prm := range g.Params() {
+					gr, err := p.Grad(prm)
+					if err != nil {
+						t.Fatal(err)
+					}
+					w, d := prm.Node.Value().Data().([]float32), gr.Data().([]float32)
+					for i := range w {
+						w[i] -= lr * d[i]
+					}
+				}
+			}
+			if !(losses[len(losses)-1] < losses[0]) {
+				t.Errorf("loss did not fall: %v", losses)
+			}
+		})
 	}
 }
