@@ -282,8 +282,9 @@ func (b *Batcher) check(x, y *tensor.Dense) error {
 	}
 	bs := b.cfg.Batch
 	xs := x.Shape()
-	if len(xs) != 4 || xs[0] != bs || xs[1] != b.oc || xs[2] != b.oh || xs[3] != b.ow {
-		return fmt.Errorf("loaders: Next: x has shape %v, want (%d, %d, %d, %d)", xs, bs, b.oc, b.oh, b.ow)
+	// Rows may be laid out as (C, H, W) or flattened (C*H*W, for an MLP).
+	if len(xs) < 2 || xs[0] != bs || xs.TotalSize() != bs*b.oc*b.oh*b.ow {
+		return fmt.Errorf("loaders: Next: x has shape %v, want (%d, %d, %d, %d) or (%d, %d)", xs, bs, b.oc, b.oh, b.ow, bs, b.oc*b.oh*b.ow)
 	}
 	if x.IsMaterializable() {
 		return errors.New("loaders: Next: x is a view or transposed; pass a contiguous tensor")
@@ -310,7 +311,8 @@ func (b *Batcher) check(x, y *tensor.Dense) error {
 	return nil
 }
 
-// Next fills x (shape (Batch, C, H, W), dtype Float32 or Float64) and y
+// Next fills x (shape (Batch, C, H, W), or (Batch, C*H*W) for a network
+// that takes flat rows; dtype Float32 or Float64) and y
 // (shape (Batch), dtype Int) in place with the next batch, without
 // allocating. It returns the number of valid rows (the last batch may be
 // short when DropLast is false; rows beyond n are set to zero), and false at

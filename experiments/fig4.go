@@ -1,0 +1,168 @@
+package experiments
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/eraserelu/eraserelu/arch"
+	"github.com/eraserelu/eraserelu/erase"
+	"github.com/eraserelu/eraserelu/graph"
+	"github.com/eraserelu/eraserelu/train"
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Fig4Config sizes Figure 4.
+type Fig4Config struct {
+	Depths []int
+	Points int // input grid size over [-2, 2]
+	Seeds  int // initialisations averaged in the summary
+	// Erase is the proportion of modules with EraseReLU in the erased net.
+	Erase float64
+}
+
+func fig4Config(s Scale) (Fig4Config, error) {
+	switch s {
+	case Smoke:
+		return Fig4Config{Depths: []int{2, 8}, Points: 64, Seeds: 2, Erase: 1}, nil
+	case Quick, Paper:
+		// Figure 4 is cheap: quick already runs it at the paper's scale.
+		return Fig4Config{Depths: []int{10, 50, 100, 200, 300}, Points: 1000, Seeds: 5, Erase: 1}, nil
+	}
+	return Fig4Config{}, fmt.Errorf("unknown scale %q", s)
+}
+
+func fig4() *Experiment {
+	return &Experiment{
+		Name:  "fig4",
+		Title: "Figure 4: gradients df/dx of a deep scalar residual net, with and without EraseReLU",
+		Direct: func(ctx context.Context, env Env, s Scale, dir string) (string, error) {
+			cfg, err := fig4Config(s)
+			if err != nil {
+				return "", err
+			}
+			return RunFig4(ctx, cfg, dir)
+		},
+	}
+}
+
+// Fig4Result is one net's measurements.
+type Fig4Result struct {
+	Depth  int
+	Erased bool
+	Seed   uint64
+	Panel  Fig4Panel
+	// Correlation is the lag-1 autocorrelation of df/dx over the grid.
+	Correlation float64
+	// Always and Never count last-layer units active at every input / none.
+	Always, Never int
+}
+
+// ScalarNet measures the Figure 4 quantities of one initialised net
+// scalar-depth: df/dx on the grid and the last hidden layer's activations.
+func ScalarNet(depth int, eraseP float64, points int, seed uint64) (*Fig4Result, error) {
+	g, err := arch.Build(arch.Config{Arch: fmt.Sprintf("scalar-%d", depth), Batch: points, Dtype: tensor.Float64, Seed: seed})
+	if err != nil {
+		return nil, err
+	}
+	mods := g.Modules()
+	g.SetOutput("hidden", mods[len(mods)-1].Output)
+	yHat, ok := g.Output("y_hat")
+	if !ok {
+		return nil, fmt.Errorf("scalar net has no output y_hat")
+	}
+	sum, err := gorgonia.Sum(yHat)
+	if err != nil {
+		return nil, err
+	}
+	g.SetOutput("sum", sum)
+	if eraseP > 0 {
+		if g, _, err = erase.Apply(g, erase.Options{Proportion: eraseP}); err != nil {
+			return nil, err
+		}
+	}
+	// d sum(f(x_i)) / d x_i = f'(x_i): each point only reaches its own output.
+	prog, err := graph.Compile(g, "sum", graph.WithInputGradients("x"))
+	if err != nil {
+		return nil, err
+	}
+	defer prog.Close()
+	x, _ := g.Input("x")
+	y, _ := g.Input("y")
+	grid := make([]float64, points)
+	for i := range grid {
+		grid[i] = -2 + 4*float64(i)/float64(points-1)
+	}
+	if err := gorgonia.Let(x, tensor.New(tensor.WithShape(points, 1), tensor.WithBacking(grid))); err != nil {
+		return nil, err
+	}
+	if err := gorgonia.Let(y, tensor.New(tensor.WithShape(points, 1), tensor.WithBacking(make([]float64, points)))); err != nil {
+		return nil, err
+	}
+	if err := prog.Train(); err != nil {
+		return nil, err
+	}
+	dx, err := prog.InputGrad("x")
+	if err != nil {
+		return nil, err
+	}
+	hidden, err := prog.Output("hidden")
+	if err != nil {
+		return nil, err
+	}
+	units := hidden.Shape()[1]
+	r := &Fig4Result{Depth: depth, Erased: eraseP > 0, Seed: seed}
+	r.Panel = Fig4Panel{X: grid, Gradients: append([]float64(nil), dx.Float64s()...), Levels: ActivationLevels(hidden.Float64s(), points, units)}
+	r.Correlation = GradientCorrelation(r.Panel.Gradients)
+	r.Always, r.Never = AlwaysNever(r.Panel.Levels)
+	return r, nil
+}
+
+// RunFig4 measures every depth with and without EraseReLU over several
+// initialisations, draws the first seed's triplets and returns the report.
+func RunFig4(ctx context.Context, cfg Fig4Config, dir string) (string, error) {
+	var rows [][]string
+	var b strings.Builder
+	for _, d := range cfg.Depths {
+		for _, p := range []float64{0, cfg.Erase} {
+			var corr, always, never []float64
+			for s := 1; s <= cfg.Seeds; s++ {
+				if err := ctx.Err(); err != nil {
+					return "", err
+				}
+				r, err := ScalarNet(d, p, cfg.Points, uint64(s))
+				if err != nil {
+					return "", fmt.Errorf("fig4 depth %d: %w", d, err)
+				}
+				corr = append(corr, r.Correlation)
+				units := float64(len(r.Panel.Levels))
+				always = append(always, 100*float64(r.Always)/units)
+				never = append(never, 100*float64(r.Never)/units)
+				if s == 1 {
+					name := "with ReLU"
+					if p > 0 {
+						name = fmt.Sprintf("EraseReLU %s", pct(p))
+					}
+					r.Panel.Title = fmt.Sprintf("depth %d, %s", d, name)
+					png := fmt.Sprintf("fig4-depth%d-%s.png", d, map[bool]string{false: "relu", true: "erased"}[p > 0])
+					if err := SavePanel(r.Panel, filepath.Join(dir, png)); err != nil {
+						return "", err
+					}
+					fmt.Fprintf(&b, "![%s](%s)\n\n", r.Panel.Title, png)
+				}
+			}
+			variant := "with ReLU"
+			if p > 0 {
+				variant = "EraseReLU " + pct(p)
+			}
+			rows = append(rows, []string{fmt.Sprint(d), variant, train.NewStat(corr).String(), train.NewStat(always).String(), train.NewStat(never).String()})
+		}
+	}
+	md := fmt.Sprintf("## Figure 4: scalar residual nets f: R -> R at initialisation\n\n%d input points in [-2, 2], %d initialisations per net (mean ± std). "+
+		"Gradient correlation is the lag-1 autocorrelation of df/dx over the grid (1: smooth, 0: white noise, as the 'shattered gradients' of deep rectifier nets). "+
+		"A last-layer unit is active at an input when its value is positive.\n\n", cfg.Points, cfg.Seeds)
+	md += train.MarkdownTable([]string{"Modules", "Net", "Gradient correlation", "Units always active (%)", "Units never active (%)"}, rows)
+	return md + "\n" + b.String(), nil
+}

@@ -1,0 +1,309 @@
+package experiments
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/eraserelu/eraserelu/arch"
+	"github.com/eraserelu/eraserelu/erase"
+	"github.com/eraserelu/eraserelu/graph"
+	"github.com/eraserelu/eraserelu/loaders"
+	"github.com/eraserelu/eraserelu/train"
+	"github.com/sirupsen/logrus"
+	"gorgonia.org/tensor"
+)
+
+// Job is one training run of an experiment.
+type Job struct {
+	// ID is unique within the experiment and names the job's run directory.
+	ID string `json:"id"`
+	// Group is the table cell or curve the job contributes to; the seeds of
+	// one configuration share it.
+	Group   string `json:"group"`
+	Arch    string `json:"arch"`
+	Dataset string `json:"dataset"`
+	// Erase is the EraseReLU proportion (0: the original network).
+	Erase float64 `json:"erase"`
+	// Location is last, first or all; Replacement identity or prelu.
+	Location    string `json:"location,omitempty"`
+	Replacement string `json:"replacement,omitempty"`
+	// AfterActivation converts a pre-activation net before erasing (section 3.1).
+	AfterActivation bool `json:"after_activation,omitempty"`
+	StochasticDepth bool `json:"stochastic_depth,omitempty"`
+	// Recipe names the training recipe; Overrides sets config fields on top
+	// (by their JSON names, e.g. "epochs": "3").
+	Recipe    string            `json:"recipe"`
+	Overrides map[string]string `json:"overrides,omitempty"`
+	// TrainPerClass and TestPerClass keep the first k images of each class
+	// (0 keeps all); Fraction keeps a seeded random fraction of the
+	// training set (the ImageNet subsets; 0 keeps all).
+	TrainPerClass int     `json:"train_per_class,omitempty"`
+	TestPerClass  int     `json:"test_per_class,omitempty"`
+	Fraction      float64 `json:"fraction,omitempty"`
+	Seed          uint64  `json:"seed"`
+}
+
+// Env says where data sets are and how to report.
+type Env struct {
+	// DataDir holds the data sets: DataDir/mnist/*.gz, DataDir/cifar10-jpeg.tar.gz,
+	// DataDir/cifar-10-batches-bin, DataDir/cifar-100-binary, DataDir/svhn, DataDir/imagenet.
+	DataDir string
+	Logger  *logrus.Logger
+	// Progress is where progress bars go (a terminal), or nil.
+	Progress io.Writer
+	// Workers is the number of data-loading goroutines (0: 2).
+	Workers int
+}
+
+// JobResult is a job with its finished run.
+type JobResult struct {
+	Job    Job
+	Result train.Result
+}
+
+const jobFile = "job.json"
+
+// datasetPath finds a data set under the data directory, in the official
+// format first: CIFAR-10 falls back to the JPEG copy.
+func datasetPath(dataDir, dataset string) (name, path string, err error) {
+	candidates := map[string][][2]string{
+		"mnist":    {{"mnist", "mnist"}},
+		"cifar10":  {{"cifar10", "cifar-10-batches-bin"}, {"cifar10", "cifar-10-binary.tar.gz"}, {"cifar10-jpeg", "cifar10-jpeg.tar.gz"}},
+		"cifar100": {{"cifar100", "cifar-100-binary"}, {"cifar100", "cifar-100-binary.tar.gz"}},
+		"svhn":     {{"svhn", "svhn"}},
+		"imagenet": {{"imagenet", "imagenet"}},
+	}
+	cs, ok := candidates[dataset]
+	if !ok {
+		return "", "", fmt.Errorf("unknown data set %q (valid: mnist, cifar10, cifar100, svhn, imagenet)", dataset)
+	}
+	var tried []string
+	for _, c := range cs {
+		p := filepath.Join(dataDir, c[1])
+		if _, err := os.Stat(p); err == nil {
+			return c[0], p, nil
+		}
+		tried = append(tried, p)
+	}
+	return "", "", fmt.Errorf("data set %s not found: put it at one of %v (official format; see docs/REPRODUCTION.md)", dataset, tried)
+}
+
+// RunJob trains one job into dir/<job id>, resuming it if a checkpoint is there.
+func RunJob(ctx context.Context, env Env, job Job, dir string) (train.Result, error) {
+	runDir := filepath.Join(dir, job.ID)
+	if r, err := readResult(runDir); err == nil {
+		return r, nil // finished before
+	}
+	name, path, err := datasetPath(env.DataDir, job.Dataset)
+	if err != nil {
+		return train.Result{}, err
+	}
+	cfg, err := train.RecipeConfig(job.Recipe)
+	if err != nil {
+		return train.Result{}, err
+	}
+	cfg.Seed = job.Seed
+	for k, v := range job.Overrides {
+		if err := cfg.Set(k, v); err != nil {
+			return train.Result{}, fmt.Errorf("job %s: %w", job.ID, err)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return train.Result{}, fmt.Errorf("job %s: %w", job.ID, err)
+	}
+	trainSet, testSet, err := openSplits(name, path, job)
+	if err != nil {
+		return train.Result{}, err
+	}
+	workers := env.Workers
+	if workers == 0 {
+		workers = 2
+	}
+	batcher := func(ds loaders.Dataset, training bool) (*loaders.Batcher, error) {
+		norm, aug := loaders.Preset(name, training)
+		return loaders.NewBatcher(ds, loaders.BatcherConfig{
+			Batch: cfg.BatchSize, Shuffle: training, Seed: job.Seed, Workers: workers,
+			DropLast: training, Normalize: norm, Augment: aug,
+		})
+	}
+	trainB, err := batcher(trainSet, true)
+	if err != nil {
+		return train.Result{}, fmt.Errorf("job %s: %w", job.ID, err)
+	}
+	testB, err := batcher(testSet, false)
+	if err != nil {
+		return train.Result{}, fmt.Errorf("job %s: %w", job.ID, err)
+	}
+	c, h, w := trainB.OutShape()
+	g, err := BuildNet(NetSpec{Arch: job.Arch, Classes: trainSet.NumClasses(), Batch: cfg.BatchSize, Input: [3]int{c, h, w},
+		Seed: job.Seed, Erase: job.Erase, Location: job.Location, Replacement: job.Replacement,
+		AfterActivation: job.AfterActivation, StochasticDepth: job.StochasticDepth})
+	if err != nil {
+		return train.Result{}, fmt.Errorf("job %s: %w", job.ID, err)
+	}
+	prog, err := graph.Compile(g, "loss")
+	if err != nil {
+		return train.Result{}, fmt.Errorf("job %s: %w", job.ID, err)
+	}
+	defer prog.Close()
+	_, statErr := os.Stat(filepath.Join(runDir, train.CheckpointDir, train.LastCheckpoint))
+	t, err := train.New(prog, cfg, train.WithSize(train.FromEpochs(trainB), trainSet.Len()), train.FromEpochs(testB), train.Options{
+		Dir: runDir, Logger: env.Logger, Progress: env.Progress, Resume: statErr == nil,
+	})
+	if err != nil {
+		return train.Result{}, fmt.Errorf("job %s: %w", job.ID, err)
+	}
+	defer t.Close()
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return train.Result{}, err
+	}
+	if err := writeJSON(filepath.Join(runDir, jobFile), job); err != nil {
+		return train.Result{}, err
+	}
+	res, err := t.Run(ctx)
+	if err != nil {
+		return train.Result{}, fmt.Errorf("job %s: %w", job.ID, err)
+	}
+	return res, nil
+}
+
+func openSplits(name, path string, job Job) (trainSet, testSet loaders.Dataset, err error) {
+	if trainSet, err = loaders.Open(name, path, true); err != nil {
+		return nil, nil, err
+	}
+	if testSet, err = loaders.Open(name, path, false); err != nil {
+		return nil, nil, err
+	}
+	if job.TrainPerClass > 0 {
+		trainSet = loaders.FirstPerClass(trainSet, job.TrainPerClass)
+	}
+	if job.Fraction > 0 && job.Fraction < 1 {
+		trainSet = loaders.RandomFraction(trainSet, job.Fraction, 2017)
+	}
+	if job.TestPerClass > 0 {
+		testSet = loaders.FirstPerClass(testSet, job.TestPerClass)
+	}
+	return trainSet, testSet, nil
+}
+
+// NetSpec is an architecture with its erase setting.
+type NetSpec struct {
+	Arch            string
+	Classes, Batch  int
+	Input           [3]int
+	Dtype           tensor.Dtype
+	Seed            uint64
+	Erase           float64
+	Location        string
+	Replacement     string
+	AfterActivation bool
+	StochasticDepth bool
+}
+
+// BuildNet builds an architecture and applies EraseReLU as the spec says.
+func BuildNet(s NetSpec) (*graph.Graph, error) {
+	g, err := arch.Build(arch.Config{Arch: s.Arch, Classes: s.Classes, Batch: s.Batch, InputShape: s.Input,
+		Dtype: s.Dtype, Seed: s.Seed, AfterActivation: s.AfterActivation, StochasticDepth: s.StochasticDepth})
+	if err != nil {
+		return nil, err
+	}
+	if s.Erase == 0 && s.Replacement == "" {
+		return g, nil
+	}
+	loc, err := erase.ParseLocation(s.Location)
+	if err != nil {
+		return nil, err
+	}
+	opt := erase.Options{Proportion: s.Erase, Location: loc}
+	switch s.Replacement {
+	case "", "identity":
+	case "prelu":
+		opt.Replacement = erase.PReLU
+	default:
+		return nil, fmt.Errorf("unknown replacement %q (valid: identity, prelu)", s.Replacement)
+	}
+	out, _, err := erase.Apply(g, opt)
+	return out, err
+}
+
+// RunJobs runs the jobs of one shard in order; a finished job is skipped.
+func RunJobs(ctx context.Context, env Env, jobs []Job, dir string) ([]JobResult, error) {
+	var out []JobResult
+	for i, j := range jobs {
+		if env.Logger != nil {
+			env.Logger.WithFields(logrus.Fields{"job": j.ID, "n": i + 1, "of": len(jobs)}).Info("job")
+		}
+		r, err := RunJob(ctx, env, j, dir)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, JobResult{Job: j, Result: r})
+	}
+	return out, nil
+}
+
+// Collect reads every finished job under dir (the run directories of all
+// shards), in job-ID order.
+func Collect(dir string) ([]JobResult, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read results %s: %w", dir, err)
+	}
+	var out []JobResult
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		runDir := filepath.Join(dir, e.Name())
+		var job Job
+		b, err := os.ReadFile(filepath.Join(runDir, jobFile))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(b, &job); err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(runDir, jobFile), err)
+		}
+		r, err := readResult(runDir)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // unfinished
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, JobResult{Job: job, Result: r})
+	}
+	return out, nil
+}
+
+func readResult(runDir string) (train.Result, error) {
+	var r train.Result
+	b, err := os.ReadFile(filepath.Join(runDir, train.ResultsFile))
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("%s: %w", filepath.Join(runDir, train.ResultsFile), err)
+	}
+	return r, nil
+}
+
+func writeFile(path string, b []byte) error { return train.WriteBytesAtomic(path, b) }
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return train.WriteBytesAtomic(path, append(b, '\n'))
+}
+
+func pct(p float64) string { return strconv.FormatFloat(100*p, 'f', -1, 64) + "%" }

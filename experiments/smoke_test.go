@@ -1,0 +1,55 @@
+package experiments
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// sharedData is the read-only data folder beside the repository.
+func sharedData(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs("../../shared/datasets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "mnist")); err != nil {
+		t.Skipf("real data not available at %s: %v", dir, err)
+	}
+	return dir
+}
+
+func TestFig3cSmoke(t *testing.T) {
+	env := Env{DataDir: sharedData(t)}
+	e, err := Find("fig3c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	md, err := Run(context.Background(), env, e, RunOptions{Scale: Smoke, Shard: All, Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| mnist | 0% |", "| mnist | 50% |", "fig3c.png"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "fig3c", "fig3c.png")); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestFig4Smoke(t *testing.T) {
+	e, _ := Find("fig4")
+	out := t.TempDir()
+	md, err := Run(context.Background(), Env{}, e, RunOptions{Scale: Smoke, Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md, "| 8 | EraseReLU 100% |") || !strings.Contains(md, "fig4-depth8-relu.png") {
+		t.Errorf("report:\n%s", md)
+	}
+}
