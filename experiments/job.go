@@ -38,7 +38,10 @@ type Job struct {
 	StochasticDepth bool `json:"stochastic_depth,omitempty"`
 	// Recipe names the training recipe; Overrides sets config fields on top
 	// (by their JSON names, e.g. "epochs": "3").
-	Recipe    string            `json:"recipe"`
+	Recipe string `json:"recipe"`
+	// Config is a JSON object of config fields laid over the recipe
+	// (a --config file), before Overrides.
+	Config    json.RawMessage   `json:"config,omitempty"`
 	Overrides map[string]string `json:"overrides,omitempty"`
 	// TrainPerClass and TestPerClass keep the first k images of each class
 	// (0 keeps all); Fraction keeps a seeded random fraction of the
@@ -107,6 +110,11 @@ func RunJob(ctx context.Context, env Env, job Job, dir string) (train.Result, er
 	cfg, err := train.RecipeConfig(job.Recipe)
 	if err != nil {
 		return train.Result{}, err
+	}
+	if len(job.Config) > 0 {
+		if err := cfg.Overlay(job.Config); err != nil {
+			return train.Result{}, fmt.Errorf("job %s: config: %w", job.ID, err)
+		}
 	}
 	cfg.Seed = job.Seed
 	for k, v := range job.Overrides {

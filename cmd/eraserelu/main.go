@@ -23,6 +23,6 @@ func rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand()
+	root.AddCommand(archCommand(), dataCommand(), trainCommand(), experimentCommand(), reportCommand(), benchCommand())
 	return root
 }

@@ -1,0 +1,187 @@
+// Package bench measures training and inference throughput and peak memory
+// of an architecture on random data: the figures of docs/PERFORMANCE.md and
+// of `eraserelu bench`, comparable with the PyTorch reference script.
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/eraserelu/eraserelu/arch"
+	"github.com/eraserelu/eraserelu/erase"
+	"github.com/eraserelu/eraserelu/graph"
+	"github.com/eraserelu/eraserelu/graph/ops"
+	"github.com/eraserelu/eraserelu/train"
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Config is one measurement.
+type Config struct {
+	Arch          string
+	Batch         int
+	Steps, Warmup int
+	// Erase is the EraseReLU proportion applied before compiling.
+	Erase float64
+	Dtype tensor.Dtype
+}
+
+// Result is what Run measured.
+type Result struct {
+	Arch       string  `json:"arch"`
+	Batch      int     `json:"batch"`
+	Params     int     `json:"params"`
+	TrainImgS  float64 `json:"train_img_s"`
+	EvalImgS   float64 `json:"eval_img_s"`
+	StepMs     float64 `json:"step_ms"`
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	BuildMs    float64 `json:"build_ms"`
+	BLAS       string  `json:"blas"`
+}
+
+// Run builds, erases and compiles the architecture, then times SGD training
+// steps (momentum 0.9, Nesterov, weight decay 1e-4, as the reference script)
+// and inference passes on one fixed random batch.
+func Run(cfg Config) (*Result, error) {
+	if cfg.Batch < 1 {
+		return nil, fmt.Errorf("bench: --batch must be >= 1, got %d", cfg.Batch)
+	}
+	if cfg.Steps < 1 {
+		return nil, fmt.Errorf("bench: --steps must be >= 1, got %d", cfg.Steps)
+	}
+	if cfg.Dtype == (tensor.Dtype{}) {
+		cfg.Dtype = tensor.Float32
+	}
+	start := time.Now()
+	g, err := arch.Build(arch.Config{Arch: cfg.Arch, Batch: cfg.Batch, Dtype: cfg.Dtype, Seed: 1})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Erase > 0 {
+		if g, _, err = erase.Apply(g, erase.Options{Proportion: cfg.Erase}); err != nil {
+			return nil, err
+		}
+	}
+	prog, err := graph.Compile(g, "loss")
+	if err != nil {
+		return nil, err
+	}
+	defer prog.Close()
+	build := time.Since(start)
+
+	if err := bindRandom(g, cfg.Dtype); err != nil {
+		return nil, err
+	}
+	opt, err := train.NewSGD(g.Params(), train.SGDOptions{Momentum: 0.9, Nesterov: true, WeightDecay: 1e-4})
+	if err != nil {
+		return nil, err
+	}
+	step := func() error {
+		if err := prog.Train(); err != nil {
+			return err
+		}
+		return opt.Step(prog, 0.1)
+	}
+	for i := 0; i < cfg.Warmup; i++ {
+		if err := step(); err != nil {
+			return nil, err
+		}
+	}
+	t0 := time.Now()
+	for i := 0; i < cfg.Steps; i++ {
+		if err := step(); err != nil {
+			return nil, err
+		}
+	}
+	trainDur := time.Since(t0)
+	if err := prog.Infer(); err != nil {
+		return nil, err
+	}
+	evalSteps := max(cfg.Steps/2, 2)
+	t1 := time.Now()
+	for i := 0; i < evalSteps; i++ {
+		if err := prog.Infer(); err != nil {
+			return nil, err
+		}
+	}
+	evalDur := time.Since(t1)
+	rss, err := PeakRSSMiB()
+	if err != nil {
+		return nil, err
+	}
+	return &Result{
+		Arch:       cfg.Arch,
+		Batch:      cfg.Batch,
+		Params:     g.ParamCount(),
+		TrainImgS:  float64(cfg.Steps*cfg.Batch) / trainDur.Seconds(),
+		EvalImgS:   float64(evalSteps*cfg.Batch) / evalDur.Seconds(),
+		StepMs:     trainDur.Seconds() * 1000 / float64(cfg.Steps),
+		PeakRSSMiB: rss,
+		BuildMs:    build.Seconds() * 1000,
+		BLAS:       ops.BLASName,
+	}, nil
+}
+
+// bindRandom binds a standard-normal image batch to "x" and uniform labels to "y".
+func bindRandom(g *graph.Graph, dt tensor.Dtype) error {
+	x, ok := g.Input("x")
+	if !ok {
+		return fmt.Errorf("bench: graph has no input x")
+	}
+	y, ok := g.Input("y")
+	if !ok {
+		return fmt.Errorf("bench: graph has no input y")
+	}
+	rng := rand.New(rand.NewPCG(0, 0))
+	xt := tensor.New(tensor.Of(dt), tensor.WithShape(x.Shape()...))
+	switch d := xt.Data().(type) {
+	case []float32:
+		for i := range d {
+			d[i] = float32(rng.NormFloat64())
+		}
+	case []float64:
+		for i := range d {
+			d[i] = rng.NormFloat64()
+		}
+	}
+	classes := 10
+	if l, ok := g.Output("logits"); ok {
+		classes = l.Shape()[1]
+	}
+	labels := make([]int, y.Shape()[0])
+	for i := range labels {
+		labels[i] = rng.IntN(classes)
+	}
+	if err := gorgonia.Let(x, xt); err != nil {
+		return fmt.Errorf("bench: bind x: %w", err)
+	}
+	if err := gorgonia.Let(y, tensor.New(tensor.WithShape(len(labels)), tensor.WithBacking(labels))); err != nil {
+		return fmt.Errorf("bench: bind y: %w", err)
+	}
+	return nil
+}
+
+// PeakRSSMiB reads the process's peak resident set size (VmHWM) from /proc.
+func PeakRSSMiB() (float64, error) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, fmt.Errorf("peak RSS: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			if err != nil {
+				return 0, fmt.Errorf("peak RSS: parse %q: %w", rest, err)
+			}
+			return kb / 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("peak RSS: no VmHWM line in /proc/self/status")
+}

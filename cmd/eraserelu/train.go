@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+
+	"github.com/eraserelu/eraserelu/experiments"
+	"github.com/eraserelu/eraserelu/train"
+	"github.com/spf13/cobra"
+)
+
+// trainCommand is `eraserelu train`: one training run.
+func trainCommand() *cobra.Command {
+	var job experiments.Job
+	var out, dataDir, configFile string
+	cmd := &cobra.Command{
+		Use:   "train",
+		Short: "Train one architecture, with or without EraseReLU, into a run directory (resumed if it holds a checkpoint)",
+		Example: `  eraserelu train --arch mlp-12 --dataset mnist --erase 0.5 --recipe mlp-mnist --epochs 3 --out runs/mlp-p50
+  eraserelu train --arch resnet-110 --dataset cifar100 --erase 1 --recipe he-resnet-110 --out runs/r110-er`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return fmt.Errorf("--out (the run directory) is required")
+			}
+			job.Overrides = map[string]string{}
+			for _, f := range train.Fields() {
+				fl := cmd.Flags().Lookup(f.Flag)
+				if fl == nil || !fl.Changed {
+					continue
+				}
+				if f.Name == "seed" {
+					seed, err := strconv.ParseUint(fl.Value.String(), 10, 64)
+					if err != nil {
+						return fmt.Errorf("--seed: %q is not a non-negative integer", fl.Value.String())
+					}
+					job.Seed = seed
+					continue
+				}
+				job.Overrides[f.Name] = fl.Value.String()
+			}
+			if configFile != "" {
+				b, err := os.ReadFile(configFile)
+				if err != nil {
+					return fmt.Errorf("--config: %w", err)
+				}
+				if !json.Valid(b) {
+					return fmt.Errorf("--config %s: not a JSON object", configFile)
+				}
+				job.Config = b
+			}
+			abs, err := filepath.Abs(out)
+			if err != nil {
+				return err
+			}
+			job.ID, job.Group = filepath.Base(abs), filepath.Base(abs)
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			defer stop()
+			res, err := experiments.RunJob(ctx, envFor(cmd, dataDir), job, filepath.Dir(abs))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d epochs, test top-1 error %.2f%%, top-5 %.2f%%, train top-1 error %.2f%% (%s)\n",
+				out, res.Epochs, res.Final.Test.Top1Err, res.Final.Test.Top5Err, res.Final.Train.Top1Err, filepath.Join(out, train.ResultsFile))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&job.Arch, "arch", "resnet-20", "architecture (see `eraserelu arch list`)")
+	f.StringVar(&job.Dataset, "dataset", "cifar10", "data set: mnist, cifar10, cifar100, svhn, imagenet")
+	f.StringVar(&dataDir, "data", "", "data directory (default: ../shared/datasets if present, else ./data)")
+	f.Float64Var(&job.Erase, "erase", 0, "proportion of modules with EraseReLU, in [0, 1]")
+	f.StringVar(&job.Location, "location", "last", "which ReLU of a module to erase: last, first, all")
+	f.StringVar(&job.Replacement, "replacement", "identity", "what replaces it: identity, prelu")
+	f.BoolVar(&job.AfterActivation, "after-activation", false, "convert a pre-activation net to after-activation first (section 3.1)")
+	f.BoolVar(&job.StochasticDepth, "stochastic-depth", false, "stochastic depth (Huang et al.) on residual nets")
+	f.StringVar(&job.Recipe, "recipe", "he-resnet", "training recipe: "+fmt.Sprint(train.RecipeNames()))
+	f.IntVar(&job.TrainPerClass, "train-per-class", 0, "keep the first k training images of each class (0: all)")
+	f.IntVar(&job.TestPerClass, "test-per-class", 0, "keep the first k test images of each class (0: all)")
+	f.StringVar(&configFile, "config", "", "JSON file of config fields laid over the recipe")
+	f.StringVar(&out, "out", "", "run directory")
+	train.AddFlags(f)
+	return cmd
+}
