@@ -56,11 +56,11 @@ func TestFlattenThenLinear(t *testing.T) {
 	opcheck.Float32Agrees(t, c, 1e-4) // Linear's sums; see TestLinearGradients
 }
 
-// TestSmallNetwork checks the gradients through a small CNN built from these
+// TestConvPoolLinearNetwork checks the gradients through a small CNN built from these
 // ops and Gorgonia's own add: a convolution whose output feeds both a second,
 // grouped convolution and a skip connection (so its gradient is a sum), then
 // ReLU, max pooling, global average pooling, flattening and a linear layer.
-func TestSmallNetwork(t *testing.T) {
+func TestConvPoolLinearNetwork(t *testing.T) {
 	rng := rand.New(rand.NewPCG(19, 20))
 	c := opcheck.Case{
 		Name: "small network",
