@@ -85,13 +85,20 @@ func convGeometry(xs, ws tensor.Shape, p ConvParams) (convGeom, error) {
 // and with bias, as one node. Inputs: x (N,C,H,W), w (F,C/G,KH,KW) and, when
 // HasBias, b (F). Output (N,F,OH,OW).
 //
-// Forward: per image (or per few images side by side, so that GEMMs are
-// wide enough), im2col into one workspace, then one GEMM per group into the
-// op's output buffer; 1x1 stride-1 unpadded convolutions skip im2col. The
-// images are split across GOMAXPROCS workers, each with single-threaded GEMMs.
-// Backward: separate ops for the input gradient (W^T·dY, col2im), the filter
-// gradient (dY·colsᵀ, per-worker partial sums) and the bias gradient, so
-// only what is needed is computed.
+// Forward: per image, im2col into a workspace (bulk shifted copies for
+// stride-1 "same" and stride-2 convolutions), then one GEMM per group
+// straight into the op's output buffer, bias added in place; 1x1 stride-1
+// unpadded convolutions skip im2col. Images are split across GOMAXPROCS
+// workers, each with its own workspace and single-threaded GEMMs (OpenBLAS
+// is held at one thread meanwhile). The workspace is one arena shared by
+// all conv ops, as they run one at a time.
+//
+// Backward is three separate ops, so Gorgonia computes only those needed:
+// the input gradient (for stride 1 a forward convolution of dY with the
+// flipped, transposed filters; otherwise Wᵀ·dY per image and col2im), the
+// filter gradient (cols·dYᵀ per image into per-worker partial sums, columns
+// recomputed from x rather than kept from the forward pass) and the bias
+// gradient (sums of dY).
 type Conv2DOp struct {
 	noCommon
 	p    ConvParams

@@ -8,12 +8,12 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// TestKernelsDoNotAllocate runs every op of conv.go, pool.go, linear.go and
+// TestConvPoolLinearFlattenNoAllocs runs every op of conv.go, pool.go, linear.go and
 // flatten.go twice and checks that, with the op's buffers and the shared
 // workspace warm, a run allocates nothing, on the parallel path and for both
 // dtypes. (Under the purego tag gonum's GEMM allocates by itself; there only
 // ops that do not call it are held to zero.)
-func TestKernelsDoNotAllocate(t *testing.T) {
+func TestConvPoolLinearFlattenNoAllocs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocation counts")
 	}
@@ -25,7 +25,7 @@ func TestKernelsDoNotAllocate(t *testing.T) {
 			for i := range v {
 				v[i] = 2*rng.Float64() - 1
 			}
-			return toDtype(tensor.New(tensor.WithShape(shape...), tensor.WithBacking(v)), dt)
+			return convTestDtype(tensor.New(tensor.WithShape(shape...), tensor.WithBacking(v)), dt)
 		}
 		p1 := ConvParams{PadH: 1, PadW: 1}.normalized()
 		p2 := ConvParams{StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, Groups: 2}.normalized()
@@ -68,14 +68,14 @@ func TestKernelsDoNotAllocate(t *testing.T) {
 					t.Fatalf("%s %v: %v", c.name, dt, err)
 				}
 			})
-			if allocs != 0 && (convBLASAllocFree || !usesGEMM(c.op)) {
+			if allocs != 0 && (convBLASAllocFree || !convUsesGEMM(c.op)) {
 				t.Errorf("%s %v: %v allocations per warm run, want 0", c.name, dt, allocs)
 			}
 		}
 	}
 }
 
-func usesGEMM(op gorgonia.Op) bool {
+func convUsesGEMM(op gorgonia.Op) bool {
 	switch op.(type) {
 	case *Conv2DOp, *conv2DDataGradOp, *conv2DFilterGradOp, *LinearOp:
 		return true

@@ -81,9 +81,9 @@ func (op *conv2DDataGradOp) String() string   { return "Conv2DDataGrad" }
 // convDataGradViaForward enables the stride-1 path of the input gradient.
 var convDataGradViaForward = true
 
-// transposedGeometry is the forward convolution that computes the input
+// convTransposedGeometry is the forward convolution that computes the input
 // gradient of a stride-1 convolution g, and whether g qualifies.
-func transposedGeometry(g convGeom) (convGeom, bool) {
+func convTransposedGeometry(g convGeom) (convGeom, bool) {
 	if !convDataGradViaForward || g.SH != 1 || g.SW != 1 || g.PH > g.KH-1 || g.PW > g.KW-1 || g.pointwise() {
 		return g, false
 	}
@@ -91,8 +91,8 @@ func transposedGeometry(g convGeom) (convGeom, bool) {
 		SH: 1, SW: 1, PH: g.KH - 1 - g.PH, PW: g.KW - 1 - g.PW, G: g.G, OH: g.H, OW: g.W}, true
 }
 
-// flipFilters writes wt[g][c][f][kh][kw] = w[g][f][c][KH-1-kh][KW-1-kw].
-func flipFilters[T Float](wt, w []T, g *convGeom) {
+// convFlipFilters writes wt[g][c][f][kh][kw] = w[g][f][c][KH-1-kh][KW-1-kw].
+func convFlipFilters[T Float](wt, w []T, g *convGeom) {
 	Cg, Fg, KK := g.cg(), g.fg(), g.KH*g.KW
 	for gi := 0; gi < g.G; gi++ {
 		for c := 0; c < Cg; c++ {
@@ -119,13 +119,13 @@ func (op *conv2DDataGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	dt := w.Dtype()
 	dx := op.out.get(dt, g.N, g.C, g.H, g.W)
-	if tg, ok := transposedGeometry(g); ok {
+	if tg, ok := convTransposedGeometry(g); ok {
 		wt := op.flip.get(dt, g.C, g.fg(), g.KH, g.KW)
 		if dt == tensor.Float32 {
-			flipFilters(wt.Float32s(), w.Float32s(), &g)
+			convFlipFilters(wt.Float32s(), w.Float32s(), &g)
 			convForward(&op.fwd32, &op.wg, tg, dy.Float32s(), wt.Float32s(), nil, dx.Float32s())
 		} else {
-			flipFilters(wt.Float64s(), w.Float64s(), &g)
+			convFlipFilters(wt.Float64s(), w.Float64s(), &g)
 			convForward(&op.fwd64, &op.wg, tg, dy.Float64s(), wt.Float64s(), nil, dx.Float64s())
 		}
 		return dx, nil

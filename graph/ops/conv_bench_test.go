@@ -9,9 +9,9 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// resnet20Convs are the distinct convolutions of ResNet-20 for CIFAR (option
+// convResNet20Shapes are the distinct convolutions of ResNet-20 for CIFAR (option
 // A shortcuts, so no 1x1 projections) with how often each occurs.
-var resnet20Convs = []struct {
+var convResNet20Shapes = []struct {
 	name          string
 	c, hw, f, s   int
 	count         int
@@ -25,9 +25,9 @@ var resnet20Convs = []struct {
 	{"stage3_64to64_8x8", 64, 8, 64, 1, 5, true},
 }
 
-const benchBatch = 128
+const convBenchBatch = 128
 
-func randF32(rng *rand.Rand, shape ...int) *tensor.Dense {
+func convBenchRandF32(rng *rand.Rand, shape ...int) *tensor.Dense {
 	n := tensor.Shape(shape).TotalSize()
 	v := make([]float32, n)
 	for i := range v {
@@ -45,19 +45,19 @@ type convBench struct {
 	needDataGrd bool
 }
 
-func newConvBench(c, hw, f, s int, needData bool) *convBench {
+func convNewBench(c, hw, f, s int, needData bool) *convBench {
 	rng := rand.New(rand.NewPCG(1, 1))
 	p := ConvParams{StrideH: s, StrideW: s, PadH: 1, PadW: 1}.normalized()
 	oh := ConvOutputSize(hw, 3, s, 1)
 	b := &convBench{
 		fwd:    &Conv2DOp{p: p, id: nextID()},
-		data:   &conv2DDataGradOp{p: p, xshape: tensor.Shape{benchBatch, c, hw, hw}, id: nextID()},
+		data:   &conv2DDataGradOp{p: p, xshape: tensor.Shape{convBenchBatch, c, hw, hw}, id: nextID()},
 		filter: &conv2DFilterGradOp{p: p, wshape: tensor.Shape{f, c, 3, 3}, id: nextID()},
-		x:      randF32(rng, benchBatch, c, hw, hw),
-		w:      randF32(rng, f, c, 3, 3),
-		dy:     randF32(rng, benchBatch, f, oh, oh),
+		x:      convBenchRandF32(rng, convBenchBatch, c, hw, hw),
+		w:      convBenchRandF32(rng, f, c, 3, 3),
+		dy:     convBenchRandF32(rng, convBenchBatch, f, oh, oh),
 	}
-	b.macs = float64(benchBatch) * float64(f*oh*oh) * float64(c*9)
+	b.macs = float64(convBenchBatch) * float64(f*oh*oh) * float64(c*9)
 	b.needDataGrd = needData
 	return b
 }
@@ -77,7 +77,7 @@ func (b *convBench) backward() error {
 	return err
 }
 
-func reportGFLOPs(b *testing.B, flops float64) {
+func convReportGFLOPs(b *testing.B, flops float64) {
 	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 
@@ -86,8 +86,8 @@ func reportGFLOPs(b *testing.B, flops float64) {
 func BenchmarkConv2DForward(b *testing.B) {
 	var all []*convBench
 	total := 0.0
-	for _, s := range resnet20Convs {
-		cb := newConvBench(s.c, s.hw, s.f, s.s, s.needDataGrads)
+	for _, s := range convResNet20Shapes {
+		cb := convNewBench(s.c, s.hw, s.f, s.s, s.needDataGrads)
 		for i := 0; i < s.count; i++ {
 			all = append(all, cb)
 			total += cb.macs
@@ -102,7 +102,7 @@ func BenchmarkConv2DForward(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			reportGFLOPs(b, 2*cb.macs)
+			convReportGFLOPs(b, 2*cb.macs)
 		})
 	}
 	b.Run("resnet20_all", func(b *testing.B) {
@@ -113,7 +113,7 @@ func BenchmarkConv2DForward(b *testing.B) {
 				}
 			}
 		}
-		reportGFLOPs(b, 2*total)
+		convReportGFLOPs(b, 2*total)
 	})
 }
 
@@ -123,8 +123,8 @@ func BenchmarkConv2DForward(b *testing.B) {
 func BenchmarkConv2DBackward(b *testing.B) {
 	var all []*convBench
 	total := 0.0
-	for _, s := range resnet20Convs {
-		cb := newConvBench(s.c, s.hw, s.f, s.s, s.needDataGrads)
+	for _, s := range convResNet20Shapes {
+		cb := convNewBench(s.c, s.hw, s.f, s.s, s.needDataGrads)
 		flops := 2 * cb.macs
 		if s.needDataGrads {
 			flops *= 2
@@ -143,7 +143,7 @@ func BenchmarkConv2DBackward(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			reportGFLOPs(b, flops)
+			convReportGFLOPs(b, flops)
 		})
 	}
 	b.Run("resnet20_all", func(b *testing.B) {
@@ -154,14 +154,14 @@ func BenchmarkConv2DBackward(b *testing.B) {
 				}
 			}
 		}
-		reportGFLOPs(b, total)
+		convReportGFLOPs(b, total)
 	})
 }
 
 // BenchmarkConv2DBackwardParts times the two gradient ops separately.
 func BenchmarkConv2DBackwardParts(b *testing.B) {
-	for _, s := range resnet20Convs {
-		cb := newConvBench(s.c, s.hw, s.f, s.s, s.needDataGrads)
+	for _, s := range convResNet20Shapes {
+		cb := convNewBench(s.c, s.hw, s.f, s.s, s.needDataGrads)
 		for _, part := range []string{"data", "filter"} {
 			b.Run(fmt.Sprintf("%s/%s", s.name, part), func(b *testing.B) {
 				do := func() (gorgonia.Value, error) { return cb.filter.Do(cb.x, cb.dy) }
@@ -177,7 +177,7 @@ func BenchmarkConv2DBackwardParts(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				reportGFLOPs(b, 2*cb.macs)
+				convReportGFLOPs(b, 2*cb.macs)
 			})
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"sync"
 )
 
-// This file holds the machinery the convolution, pooling and linear kernels
+// This file holds the machinery the convolution and pooling kernels
 // share: a persistent worker pool (so that a kernel run spawns no goroutines
 // and allocates nothing), a guard that makes OpenBLAS single-threaded while
 // the pool's workers each run their own GEMMs, and one scratch arena for the

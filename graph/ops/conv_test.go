@@ -43,12 +43,12 @@ var convCases = []convCase{
 	{n: 1, c: 2, h: 4, w: 3, f: 2, kh: 3, kw: 3, p: ConvParams{PadH: 2, PadW: 1}, bias: true},
 }
 
-// withConvKnobs runs fn three times: with the default thresholds (these
+// convWithKnobs runs fn three times: with the default thresholds (these
 // small shapes run on one worker, one image per GEMM); with every kernel
 // forced onto all workers with several images per GEMM; and so again with
 // the input gradient of stride-1 convolutions by col2im instead of as a
 // forward convolution. Every kernel path is tested.
-func withConvKnobs(t *testing.T, fn func(t *testing.T)) {
+func convWithKnobs(t *testing.T, fn func(t *testing.T)) {
 	t.Run("serial", fn)
 	oldWork, oldCols, oldVia := convMinParallelWork, convTargetCols, convDataGradViaForward
 	defer func() { convMinParallelWork, convTargetCols, convDataGradViaForward = oldWork, oldCols, oldVia }()
@@ -85,7 +85,7 @@ func (cc convCase) opcheck(rng *rand.Rand) opcheck.Case {
 }
 
 func TestConv2DGradients(t *testing.T) {
-	withConvKnobs(t, func(t *testing.T) {
+	convWithKnobs(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(3, 4))
 		for _, cc := range convCases {
 			t.Run(cc.String(), func(t *testing.T) {
@@ -101,9 +101,9 @@ func TestConv2DGradients(t *testing.T) {
 	})
 }
 
-// naiveConv is the direct definition of a grouped, strided, padded 2-D
+// convNaive is the direct definition of a grouped, strided, padded 2-D
 // cross-correlation with optional bias.
-func naiveConv(x, w, b []float64, cc convCase) []float64 {
+func convNaive(x, w, b []float64, cc convCase) []float64 {
 	p := cc.p.normalized()
 	oh := ConvOutputSize(cc.h, cc.kh, p.StrideH, p.PadH)
 	ow := ConvOutputSize(cc.w, cc.kw, p.StrideW, p.PadW)
@@ -145,7 +145,7 @@ func TestConv2DForwardNaive(t *testing.T) {
 		{n: 2, c: 3, h: 14, w: 14, f: 4, kh: 7, kw: 7, p: ConvParams{StrideH: 2, StrideW: 2, PadH: 3, PadW: 3}, bias: true},
 		{n: 3, c: 6, h: 5, w: 7, f: 6, kh: 1, kw: 1, p: ConvParams{Groups: 3}, bias: true},
 	}, convCases...)
-	withConvKnobs(t, func(t *testing.T) {
+	convWithKnobs(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(5, 6))
 		for _, cc := range more {
 			in := cc.inputs(rng)
@@ -153,19 +153,19 @@ func TestConv2DForwardNaive(t *testing.T) {
 			if cc.bias {
 				b = in[2].Data().([]float64)
 			}
-			want := naiveConv(in[0].Data().([]float64), in[1].Data().([]float64), b, cc)
+			want := convNaive(in[0].Data().([]float64), in[1].Data().([]float64), b, cc)
 			for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
 				op := &Conv2DOp{p: cc.p.normalized(), bias: cc.bias, id: nextID()}
 				vs := make([]gorgonia.Value, len(in))
 				for i, d := range in {
-					vs[i] = toDtype(d, dt)
+					vs[i] = convTestDtype(d, dt)
 				}
 				for run := 0; run < 2; run++ { // the second run reuses the buffers
 					out, err := op.Do(vs...)
 					if err != nil {
 						t.Fatalf("%v: %v", cc, err)
 					}
-					got := asF64(out.(*tensor.Dense))
+					got := convTestF64(out.(*tensor.Dense))
 					tol := 1e-12
 					if dt == tensor.Float32 {
 						tol = 1e-5
@@ -181,7 +181,7 @@ func TestConv2DForwardNaive(t *testing.T) {
 	})
 }
 
-func toDtype(d *tensor.Dense, dt tensor.Dtype) *tensor.Dense {
+func convTestDtype(d *tensor.Dense, dt tensor.Dtype) *tensor.Dense {
 	src := d.Data().([]float64)
 	if dt == tensor.Float64 {
 		return tensor.New(tensor.WithShape(d.Shape().Clone()...), tensor.WithBacking(append([]float64(nil), src...)))
@@ -193,7 +193,7 @@ func toDtype(d *tensor.Dense, dt tensor.Dtype) *tensor.Dense {
 	return tensor.New(tensor.WithShape(d.Shape().Clone()...), tensor.WithBacking(v))
 }
 
-func asF64(d *tensor.Dense) []float64 {
+func convTestF64(d *tensor.Dense) []float64 {
 	switch v := d.Data().(type) {
 	case []float64:
 		return v
@@ -204,7 +204,7 @@ func asF64(d *tensor.Dense) []float64 {
 		}
 		return out
 	}
-	panic("asF64")
+	panic("convTestF64")
 }
 
 func TestConv2DShapeErrors(t *testing.T) {

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"testing"
 	"time"
@@ -17,11 +18,19 @@ func TestConvTune(t *testing.T) {
 	if os.Getenv("CONV_TUNE") == "" {
 		t.Skip("set CONV_TUNE=1 to run")
 	}
-	defer func(cols, pad int) { convTargetCols, convColPad = cols, pad }(convTargetCols, convColPad)
-	type knob struct{ cols, pad int }
-	knobs := []knob{{1, 0}, {1, 16}, {1024, 16}, {2048, 16}, {4096, 16}}
-	for _, s := range resnet20Convs {
-		cb := newConvBench(s.c, s.hw, s.f, s.s, true)
+	defer func(cols, pad int, work float64) {
+		convTargetCols, convColPad, convMinParallelWork = cols, pad, work
+	}(convTargetCols, convColPad, convMinParallelWork)
+	// cols: images per GEMM times pixels; pad: column padding; serial: one
+	// worker calling OpenBLAS with its own threads, instead of one worker
+	// per core with single-threaded GEMMs.
+	type knob struct {
+		cols, pad int
+		serial    bool
+	}
+	knobs := []knob{{1, 16, true}, {4096, 16, true}, {1, 0, false}, {1, 16, false}, {1024, 16, false}, {4096, 16, false}}
+	for _, s := range convResNet20Shapes {
+		cb := convNewBench(s.c, s.hw, s.f, s.s, true)
 		parts := map[string]func() error{
 			"fwd":  cb.forward,
 			"data": func() error { _, err := cb.data.Do(cb.w, cb.dy); return err },
@@ -31,7 +40,10 @@ func TestConvTune(t *testing.T) {
 			best := make([]time.Duration, len(knobs))
 			for it := 0; it < 12; it++ {
 				for i, k := range knobs {
-					convTargetCols, convColPad = k.cols, k.pad
+					convTargetCols, convColPad, convMinParallelWork = k.cols, k.pad, 1<<17
+					if k.serial {
+						convMinParallelWork = math.Inf(1)
+					}
 					t0 := time.Now()
 					if err := parts[part](); err != nil {
 						t.Fatal(err)
@@ -43,7 +55,11 @@ func TestConvTune(t *testing.T) {
 			}
 			line := fmt.Sprintf("%-22s %-5s", s.name, part)
 			for i, k := range knobs {
-				line += fmt.Sprintf(" c%d/p%d=%4.0f", k.cols, k.pad, 2*cb.macs/best[i].Seconds()/1e9)
+				mode := "par"
+				if k.serial {
+					mode = "ser"
+				}
+				line += fmt.Sprintf(" %s/c%d/p%d=%4.0f", mode, k.cols, k.pad, 2*cb.macs/best[i].Seconds()/1e9)
 			}
 			t.Log(line)
 		}

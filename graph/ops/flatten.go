@@ -30,7 +30,7 @@ func Flatten(x *gorgonia.Node) (*gorgonia.Node, error) {
 	return gorgonia.ApplyOp(&FlattenOp{rank: x.Dims(), id: nextID()}, x)
 }
 
-func flatShape(s tensor.Shape) (tensor.Shape, error) {
+func flattenShape(s tensor.Shape) (tensor.Shape, error) {
 	if len(s) < 2 {
 		return nil, fmt.Errorf("Flatten: input must have rank 2 or more, got shape %v", s)
 	}
@@ -51,7 +51,7 @@ func (op *FlattenOp) InferShape(in ...gorgonia.DimSizer) (tensor.Shape, error) {
 	if err != nil {
 		return nil, err
 	}
-	return flatShape(s)
+	return flattenShape(s)
 }
 func (op *FlattenOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "Flatten%d#%d", op.rank, op.id) }
 func (op *FlattenOp) Hashcode() uint32      { return hashOf(op) }
@@ -72,12 +72,12 @@ func (op *FlattenOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		rest *= d
 	}
 	y := op.out.get(x.Dtype(), s[0], rest)
-	copyDense(y, x)
+	flattenCopy(y, x)
 	return y, nil
 }
 
-// copyDense copies src's elements into dst (same dtype and size).
-func copyDense(dst, src *tensor.Dense) {
+// flattenCopy copies src's elements into dst (same dtype and size).
+func flattenCopy(dst, src *tensor.Dense) {
 	if src.Dtype() == tensor.Float32 {
 		copy(dst.Float32s(), src.Float32s())
 	} else {
@@ -110,7 +110,7 @@ func (op *flattenGradOp) Type() hm.Type {
 	return fnType(tensorType(2, a), tensorType(len(op.xshape), a))
 }
 func (op *flattenGradOp) shape(dys tensor.Shape) (tensor.Shape, error) {
-	want, _ := flatShape(op.xshape)
+	want, _ := flattenShape(op.xshape)
 	if len(dys) != 2 || dys[1] != want[1] {
 		return nil, fmt.Errorf("FlattenGrad: gradient %v, want (N,%d) for input %v", dys, want[1], op.xshape)
 	}
@@ -158,6 +158,6 @@ func (op *flattenGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		}
 		dx = op.out.get(dy.Dtype(), s...)
 	}
-	copyDense(dx, dy)
+	flattenCopy(dx, dy)
 	return dx, nil
 }

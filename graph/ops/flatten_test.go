@@ -55,3 +55,50 @@ func TestFlattenThenLinear(t *testing.T) {
 	opcheck.Gradients(t, c)
 	opcheck.Float32Agrees(t, c, 1e-4) // Linear's sums; see TestLinearGradients
 }
+
+// TestConvPoolLinearNetwork checks the gradients through a small CNN built from these
+// ops and Gorgonia's own add: a convolution whose output feeds both a second,
+// grouped convolution and a skip connection (so its gradient is a sum), then
+// ReLU, max pooling, global average pooling, flattening and a linear layer.
+func TestConvPoolLinearNetwork(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	c := opcheck.Case{
+		Name: "small network",
+		Inputs: []*tensor.Dense{
+			opcheck.Random(rng, 2, 3, 6, 6), // x
+			opcheck.Random(rng, 4, 3, 3, 3), // conv1
+			opcheck.Random(rng, 4),          // conv1 bias
+			opcheck.Random(rng, 4, 2, 3, 3), // conv2, 2 groups
+			opcheck.Random(rng, 5, 4),       // linear
+		},
+		Eps: 1e-4,
+		Build: func(_ *gorgonia.ExprGraph, xs []*gorgonia.Node) (*gorgonia.Node, error) {
+			h, err := Conv2D(xs[0], xs[1], xs[2], ConvParams{PadH: 1, PadW: 1})
+			if err != nil {
+				return nil, err
+			}
+			h2, err := Conv2D(h, xs[3], nil, ConvParams{PadH: 1, PadW: 1, Groups: 2})
+			if err != nil {
+				return nil, err
+			}
+			if h, err = gorgonia.Add(h, h2); err != nil {
+				return nil, err
+			}
+			if h, err = ReLU(h); err != nil {
+				return nil, err
+			}
+			if h, err = MaxPool2D(h, 2, 2, 0); err != nil {
+				return nil, err
+			}
+			if h, err = GlobalAvgPool(h); err != nil {
+				return nil, err
+			}
+			if h, err = Flatten(h); err != nil {
+				return nil, err
+			}
+			return Linear(h, xs[4], nil)
+		},
+	}
+	opcheck.Gradients(t, c)
+	opcheck.Float32Agrees(t, c, 1e-4)
+}

@@ -86,21 +86,21 @@ func im2col[T Float](col []T, ld int, x []T, cg int, g *convGeom, scratch []T) {
 			xc := x[c*g.H*g.W:][:g.H*g.W]
 			for kh := 0; kh < g.KH; kh++ {
 				for kw := 0; kw < g.KW; kw++ {
-					shiftCopy(col[((c*g.KH+kh)*g.KW+kw)*ld:], xc, g.H, g.W, g.OH, kh-g.PH, kw-g.PW)
+					im2colShiftCopy(col[((c*g.KH+kh)*g.KW+kw)*ld:], xc, g.H, g.W, g.OH, kh-g.PH, kw-g.PW)
 				}
 			}
 		}
 		return
 	case im2colPhase:
 		hp, wp := g.H/2, g.W/2
-		splitPhases(scratch, x, cg, g.H, g.W)
+		im2colSplitPhases(scratch, x, cg, g.H, g.W)
 		for c := 0; c < cg; c++ {
 			for kh := 0; kh < g.KH; kh++ {
 				a, dr := (kh-g.PH)&1, (kh-g.PH)>>1
 				for kw := 0; kw < g.KW; kw++ {
 					b, dc := (kw-g.PW)&1, (kw-g.PW)>>1
 					plane := scratch[((a*2+b)*cg+c)*hp*wp:][:hp*wp]
-					shiftCopy(col[((c*g.KH+kh)*g.KW+kw)*ld:], plane, hp, wp, g.OH, dr, dc)
+					im2colShiftCopy(col[((c*g.KH+kh)*g.KW+kw)*ld:], plane, hp, wp, g.OH, dr, dc)
 				}
 			}
 		}
@@ -145,10 +145,10 @@ func im2col[T Float](col []T, ld int, x []T, cg int, g *convGeom, scratch []T) {
 	}
 }
 
-// shiftCopy writes the oh x pw matrix dst[r][q] = plane[r+dr][q+dc], zero
+// im2colShiftCopy writes the oh x pw matrix dst[r][q] = plane[r+dr][q+dc], zero
 // where that falls outside the ph x pw plane: in flat index one bulk copy
 // from plane shifted by dr*pw+dc, then the borders zeroed.
-func shiftCopy[T Float](dst, plane []T, ph, pw, oh, dr, dc int) {
+func im2colShiftCopy[T Float](dst, plane []T, ph, pw, oh, dr, dc int) {
 	dst = dst[:oh*pw]
 	rLo, rHi := max(0, -dr), min(oh, ph-dr)
 	if rLo >= rHi || dc >= pw || -dc >= pw {
@@ -184,10 +184,10 @@ func shiftCopy[T Float](dst, plane []T, ph, pw, oh, dr, dc int) {
 	}
 }
 
-// shiftAdd is the adjoint of shiftCopy: plane[r+dr][q+dc] += src[r][q] where
+// im2colShiftAdd is the adjoint of im2colShiftCopy: plane[r+dr][q+dc] += src[r][q] where
 // inside the plane. It zeroes src's entries that would wrap, then adds in
 // one pass.
-func shiftAdd[T Float](plane, src []T, ph, pw, oh, dr, dc int) {
+func im2colShiftAdd[T Float](plane, src []T, ph, pw, oh, dr, dc int) {
 	rLo, rHi := max(0, -dr), min(oh, ph-dr)
 	if rLo >= rHi || dc >= pw || -dc >= pw {
 		return
@@ -214,11 +214,11 @@ func shiftAdd[T Float](plane, src []T, ph, pw, oh, dr, dc int) {
 		ch -= dc
 	}
 	s := dr*pw + dc
-	addTo(plane[cl+s:ch+s], src[cl:ch])
+	convAddTo(plane[cl+s:ch+s], src[cl:ch])
 }
 
-// addTo adds src to dst element-wise (len(dst) >= len(src)).
-func addTo[T Float](dst, src []T) {
+// convAddTo adds src to dst element-wise (len(dst) >= len(src)).
+func convAddTo[T Float](dst, src []T) {
 	dst = dst[:len(src)]
 	i := 0
 	for ; i+4 <= len(src); i += 4 {
@@ -233,10 +233,10 @@ func addTo[T Float](dst, src []T) {
 	}
 }
 
-// splitPhases writes the four stride-2 phases of the cg planes h x w of x
+// im2colSplitPhases writes the four stride-2 phases of the cg planes h x w of x
 // into dst: phase (a,b) of channel c, dst[((a*2+b)*cg+c)*(h/2)*(w/2)+i*(w/2)+j]
 // = x[c][2i+a][2j+b]. h and w are even.
-func splitPhases[T Float](dst, x []T, cg, h, w int) {
+func im2colSplitPhases[T Float](dst, x []T, cg, h, w int) {
 	hp, wp := h/2, w/2
 	pl := hp * wp
 	for c := 0; c < cg; c++ {
@@ -254,8 +254,8 @@ func splitPhases[T Float](dst, x []T, cg, h, w int) {
 	}
 }
 
-// mergePhases is the inverse of splitPhases: x[c][2i+a][2j+b] = phase (a,b).
-func mergePhases[T Float](x, src []T, cg, h, w int) {
+// im2colMergePhases is the inverse of im2colSplitPhases: x[c][2i+a][2j+b] = phase (a,b).
+func im2colMergePhases[T Float](x, src []T, cg, h, w int) {
 	hp, wp := h/2, w/2
 	pl := hp * wp
 	for c := 0; c < cg; c++ {
@@ -286,7 +286,7 @@ func col2im[T Float](dx []T, col []T, ld int, cg int, g *convGeom, scratch []T) 
 			xc := dx[c*g.H*g.W:][:g.H*g.W]
 			for kh := 0; kh < g.KH; kh++ {
 				for kw := 0; kw < g.KW; kw++ {
-					shiftAdd(xc, col[((c*g.KH+kh)*g.KW+kw)*ld:], g.H, g.W, g.OH, kh-g.PH, kw-g.PW)
+					im2colShiftAdd(xc, col[((c*g.KH+kh)*g.KW+kw)*ld:], g.H, g.W, g.OH, kh-g.PH, kw-g.PW)
 				}
 			}
 		}
@@ -301,11 +301,11 @@ func col2im[T Float](dx []T, col []T, ld int, cg int, g *convGeom, scratch []T) 
 				for kw := 0; kw < g.KW; kw++ {
 					b, dc := (kw-g.PW)&1, (kw-g.PW)>>1
 					plane := ph[((a*2+b)*cg+c)*hp*wp:][:hp*wp]
-					shiftAdd(plane, col[((c*g.KH+kh)*g.KW+kw)*ld:], hp, wp, g.OH, dr, dc)
+					im2colShiftAdd(plane, col[((c*g.KH+kh)*g.KW+kw)*ld:], hp, wp, g.OH, dr, dc)
 				}
 			}
 		}
-		mergePhases(dx, ph, cg, g.H, g.W)
+		im2colMergePhases(dx, ph, cg, g.H, g.W)
 		return
 	}
 	clear(dx)
@@ -328,7 +328,7 @@ func col2im[T Float](dx []T, col []T, ld int, cg int, g *convGeom, scratch []T) 
 					src := row[oh*OW+lo : oh*OW+hi]
 					dst := xc[ih*W : ih*W+W]
 					if g.SW == 1 {
-						addTo(dst[lo+off:hi+off], src)
+						convAddTo(dst[lo+off:hi+off], src)
 					} else {
 						for i, v := range src {
 							dst[(lo+i)*g.SW+off] += v

@@ -278,21 +278,21 @@ func (op *linearGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		out = op.out.get(dt, d0, d1)
 	}
 	if dt == tensor.Float32 {
-		linearGrad(op.kind, out.Float32s(), in[0].Float32s(), second32(in[1]), n, inN, outN)
+		linearGrad(op.kind, out.Float32s(), in[0].Float32s(), linearSecond32(in[1]), n, inN, outN)
 	} else {
-		linearGrad(op.kind, out.Float64s(), in[0].Float64s(), second64(in[1]), n, inN, outN)
+		linearGrad(op.kind, out.Float64s(), in[0].Float64s(), linearSecond64(in[1]), n, inN, outN)
 	}
 	return out, nil
 }
 
-func second32(d *tensor.Dense) []float32 {
+func linearSecond32(d *tensor.Dense) []float32 {
 	if d == nil {
 		return nil
 	}
 	return d.Float32s()
 }
 
-func second64(d *tensor.Dense) []float64 {
+func linearSecond64(d *tensor.Dense) []float64 {
 	if d == nil {
 		return nil
 	}
@@ -316,7 +316,7 @@ func linearGrad[T Float](kind int, out, a, dy []T, n, in, outN int) {
 	case linearBiasGrad: // db (Out) = column sums of dy (N,Out), given as a
 		clear(out)
 		for i := 0; i < n; i++ {
-			addTo(out, a[i*outN:(i+1)*outN])
+			convAddTo(out, a[i*outN:(i+1)*outN])
 		}
 	}
 }

@@ -50,8 +50,8 @@ func TestLinearForward(t *testing.T) {
 	for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
 		op := &LinearOp{bias: true, id: nextID()}
 		for run := 0; run < 2; run++ {
-			got := runOp(t, op, toDtype(x, dt), toDtype(w, dt), toDtype(b, dt))
-			if want := []float64{8, 23, 8, 27.5}; !closeTo(got, want, 1e-6) {
+			got := convTestRun(t, op, convTestDtype(x, dt), convTestDtype(w, dt), convTestDtype(b, dt))
+			if want := []float64{8, 23, 8, 27.5}; !convTestClose(got, want, 1e-6) {
 				t.Errorf("Linear %v run %d: got %v, want %v", dt, run, got, want)
 			}
 		}

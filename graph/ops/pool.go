@@ -135,9 +135,9 @@ func (op *MaxPool2DOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	y := op.out.get(x.Dtype(), g.N, g.C, g.OH, g.OW)
 	if x.Dtype() == tensor.Float32 {
-		runPool(&op.f32, &op.wg, poolMaxFwd, g, x.Float32s(), nil, y.Float32s())
+		poolRun(&op.f32, &op.wg, poolMaxFwd, g, x.Float32s(), nil, y.Float32s())
 	} else {
-		runPool(&op.f64, &op.wg, poolMaxFwd, g, x.Float64s(), nil, y.Float64s())
+		poolRun(&op.f64, &op.wg, poolMaxFwd, g, x.Float64s(), nil, y.Float64s())
 	}
 	return y, nil
 }
@@ -187,19 +187,19 @@ func (op *maxPoolGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkPoolGrad("MaxPool2DGrad", &g, dy.Shape()); err != nil {
+	if err := poolCheckGrad("MaxPool2DGrad", &g, dy.Shape()); err != nil {
 		return nil, err
 	}
 	dx := op.out.get(x.Dtype(), g.N, g.C, g.H, g.W)
 	if x.Dtype() == tensor.Float32 {
-		runPool(&op.f32, &op.wg, poolMaxBwd, g, x.Float32s(), dy.Float32s(), dx.Float32s())
+		poolRun(&op.f32, &op.wg, poolMaxBwd, g, x.Float32s(), dy.Float32s(), dx.Float32s())
 	} else {
-		runPool(&op.f64, &op.wg, poolMaxBwd, g, x.Float64s(), dy.Float64s(), dx.Float64s())
+		poolRun(&op.f64, &op.wg, poolMaxBwd, g, x.Float64s(), dy.Float64s(), dx.Float64s())
 	}
 	return dx, nil
 }
 
-func checkPoolGrad(name string, g *poolGeom, dys tensor.Shape) error {
+func poolCheckGrad(name string, g *poolGeom, dys tensor.Shape) error {
 	if len(dys) != 4 || dys[0] != g.N || dys[1] != g.C || dys[2] != g.OH || dys[3] != g.OW {
 		return fmt.Errorf("%s: output gradient %v, want (%d,%d,%d,%d)", name, dys, g.N, g.C, g.OH, g.OW)
 	}
@@ -251,9 +251,9 @@ func (op *AvgPool2DOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	y := op.out.get(x.Dtype(), g.N, g.C, g.OH, g.OW)
 	if x.Dtype() == tensor.Float32 {
-		runPool(&op.f32, &op.wg, poolAvgFwd, g, x.Float32s(), nil, y.Float32s())
+		poolRun(&op.f32, &op.wg, poolAvgFwd, g, x.Float32s(), nil, y.Float32s())
 	} else {
-		runPool(&op.f64, &op.wg, poolAvgFwd, g, x.Float64s(), nil, y.Float64s())
+		poolRun(&op.f64, &op.wg, poolAvgFwd, g, x.Float64s(), nil, y.Float64s())
 	}
 	return y, nil
 }
@@ -313,14 +313,14 @@ func (op *avgPoolGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkPoolGrad("AvgPool2DGrad", &g, dys); err != nil {
+	if err := poolCheckGrad("AvgPool2DGrad", &g, dys); err != nil {
 		return nil, err
 	}
 	dx := op.out.get(dy.Dtype(), g.N, g.C, g.H, g.W)
 	if dy.Dtype() == tensor.Float32 {
-		runPool(&op.f32, &op.wg, poolAvgBwd, g, nil, dy.Float32s(), dx.Float32s())
+		poolRun(&op.f32, &op.wg, poolAvgBwd, g, nil, dy.Float32s(), dx.Float32s())
 	} else {
-		runPool(&op.f64, &op.wg, poolAvgBwd, g, nil, dy.Float64s(), dx.Float64s())
+		poolRun(&op.f64, &op.wg, poolAvgBwd, g, nil, dy.Float64s(), dx.Float64s())
 	}
 	return dx, nil
 }
@@ -340,7 +340,7 @@ type poolTask[T Float] struct {
 	x, dy, yx []T // yx: the output (forward) or dx (backward)
 }
 
-func runPool[T Float](t *poolTask[T], wg *sync.WaitGroup, kind int, g poolGeom, x, dy, out []T) {
+func poolRun[T Float](t *poolTask[T], wg *sync.WaitGroup, kind int, g poolGeom, x, dy, out []T) {
 	*t = poolTask[T]{kind: kind, g: g, x: x, dy: dy, yx: out}
 	convParallel(t, wg, g.workers(), g.planes, false)
 	*t = poolTask[T]{}
@@ -461,14 +461,14 @@ func (op *GlobalAvgPoolOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	y := op.out.get(x.Dtype(), s[0], s[1])
 	if x.Dtype() == tensor.Float32 {
-		globalAvg(y.Float32s(), x.Float32s(), s[2]*s[3])
+		poolGlobalAvg(y.Float32s(), x.Float32s(), s[2]*s[3])
 	} else {
-		globalAvg(y.Float64s(), x.Float64s(), s[2]*s[3])
+		poolGlobalAvg(y.Float64s(), x.Float64s(), s[2]*s[3])
 	}
 	return y, nil
 }
 
-func globalAvg[T Float](y, x []T, hw int) {
+func poolGlobalAvg[T Float](y, x []T, hw int) {
 	inv := 1 / T(hw)
 	for i := range y {
 		var s T
@@ -531,14 +531,14 @@ func (op *globalAvgPoolGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) 
 	}
 	dx := op.out.get(dy.Dtype(), s[0], s[1], op.h, op.w)
 	if dy.Dtype() == tensor.Float32 {
-		globalAvgGrad(dx.Float32s(), dy.Float32s(), op.h*op.w)
+		poolGlobalAvgGrad(dx.Float32s(), dy.Float32s(), op.h*op.w)
 	} else {
-		globalAvgGrad(dx.Float64s(), dy.Float64s(), op.h*op.w)
+		poolGlobalAvgGrad(dx.Float64s(), dy.Float64s(), op.h*op.w)
 	}
 	return dx, nil
 }
 
-func globalAvgGrad[T Float](dx, dy []T, hw int) {
+func poolGlobalAvgGrad[T Float](dx, dy []T, hw int) {
 	inv := 1 / T(hw)
 	for i, d := range dy {
 		v := d * inv

@@ -7,9 +7,9 @@ import (
 	"gorgonia.org/gorgonia"
 )
 
-// benchOp times op.Do on warm buffers and reports elements processed
+// poolBenchOp times op.Do on warm buffers and reports elements processed
 // (inputs plus outputs) per second.
-func benchOp(b *testing.B, op gorgonia.Op, elems int, in ...gorgonia.Value) {
+func poolBenchOp(b *testing.B, op gorgonia.Op, elems int, in ...gorgonia.Value) {
 	if _, err := op.Do(in...); err != nil {
 		b.Fatal(err)
 	}
@@ -28,34 +28,34 @@ func benchOp(b *testing.B, op gorgonia.Op, elems int, in ...gorgonia.Value) {
 // last map (64 channels, 8x8).
 func BenchmarkPool(b *testing.B) {
 	rng := rand.New(rand.NewPCG(3, 3))
-	x := randF32(rng, benchBatch, 64, 32, 32)
+	x := convBenchRandF32(rng, convBenchBatch, 64, 32, 32)
 	for _, w := range []struct {
 		name    string
 		k, s, p int
 	}{{"k2s2", 2, 2, 0}, {"k3s2p1", 3, 2, 1}} {
 		g, _ := poolGeometry("bench", x.Shape(), w.k, w.s, w.p)
-		dy := randF32(rng, g.N, g.C, g.OH, g.OW)
+		dy := convBenchRandF32(rng, g.N, g.C, g.OH, g.OW)
 		in, out := x.Shape().TotalSize(), dy.Shape().TotalSize()
 		k, s, p := w.k, w.s, w.p
 		b.Run("MaxPool2D/"+w.name+"/forward", func(b *testing.B) {
-			benchOp(b, &MaxPool2DOp{poolOp: poolOp{kernel: k, stride: s, pad: p, id: nextID()}}, in+out, x)
+			poolBenchOp(b, &MaxPool2DOp{poolOp: poolOp{kernel: k, stride: s, pad: p, id: nextID()}}, in+out, x)
 		})
 		b.Run("MaxPool2D/"+w.name+"/backward", func(b *testing.B) {
-			benchOp(b, &maxPoolGradOp{poolOp: poolOp{kernel: k, stride: s, pad: p, id: nextID()}}, 2*in+out, x, dy)
+			poolBenchOp(b, &maxPoolGradOp{poolOp: poolOp{kernel: k, stride: s, pad: p, id: nextID()}}, 2*in+out, x, dy)
 		})
 		b.Run("AvgPool2D/"+w.name+"/forward", func(b *testing.B) {
-			benchOp(b, &AvgPool2DOp{poolOp: poolOp{kernel: k, stride: s, pad: p, id: nextID()}}, in+out, x)
+			poolBenchOp(b, &AvgPool2DOp{poolOp: poolOp{kernel: k, stride: s, pad: p, id: nextID()}}, in+out, x)
 		})
 		b.Run("AvgPool2D/"+w.name+"/backward", func(b *testing.B) {
-			benchOp(b, &avgPoolGradOp{poolOp: poolOp{kernel: k, stride: s, pad: p, id: nextID()}, xshape: x.Shape()}, in+out, dy)
+			poolBenchOp(b, &avgPoolGradOp{poolOp: poolOp{kernel: k, stride: s, pad: p, id: nextID()}, xshape: x.Shape()}, in+out, dy)
 		})
 	}
-	gx := randF32(rng, benchBatch, 64, 8, 8)
-	gdy := randF32(rng, benchBatch, 64)
+	gx := convBenchRandF32(rng, convBenchBatch, 64, 8, 8)
+	gdy := convBenchRandF32(rng, convBenchBatch, 64)
 	n := gx.Shape().TotalSize()
-	b.Run("GlobalAvgPool/forward", func(b *testing.B) { benchOp(b, &GlobalAvgPoolOp{id: nextID()}, n, gx) })
+	b.Run("GlobalAvgPool/forward", func(b *testing.B) { poolBenchOp(b, &GlobalAvgPoolOp{id: nextID()}, n, gx) })
 	b.Run("GlobalAvgPool/backward", func(b *testing.B) {
-		benchOp(b, &globalAvgPoolGradOp{h: 8, w: 8, id: nextID()}, n, gdy)
+		poolBenchOp(b, &globalAvgPoolGradOp{h: 8, w: 8, id: nextID()}, n, gdy)
 	})
 }
 
@@ -63,8 +63,8 @@ func BenchmarkPool(b *testing.B) {
 // forward and the three gradients, in GFLOP/s.
 func BenchmarkLinear(b *testing.B) {
 	rng := rand.New(rand.NewPCG(4, 4))
-	const n, in, out = benchBatch, 1024, 1024
-	x, w, bias, dy := randF32(rng, n, in), randF32(rng, out, in), randF32(rng, out), randF32(rng, n, out)
+	const n, in, out = convBenchBatch, 1024, 1024
+	x, w, bias, dy := convBenchRandF32(rng, n, in), convBenchRandF32(rng, out, in), convBenchRandF32(rng, out), convBenchRandF32(rng, n, out)
 	flops := 2.0 * n * in * out
 	for _, c := range []struct {
 		name string
@@ -85,7 +85,7 @@ func BenchmarkLinear(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			reportGFLOPs(b, flops)
+			convReportGFLOPs(b, flops)
 		})
 	}
 }

@@ -31,8 +31,8 @@ var poolCases = []poolCase{
 	{3, 2, 7, 5, 3, 3, 0},
 }
 
-// withPoolKnobs runs fn serially and with every kernel split across workers.
-func withPoolKnobs(t *testing.T, fn func(t *testing.T)) {
+// poolWithKnobs runs fn serially and with every kernel split across workers.
+func poolWithKnobs(t *testing.T, fn func(t *testing.T)) {
 	t.Run("serial", fn)
 	old := convMinParallelWork
 	defer func() { convMinParallelWork = old }()
@@ -41,7 +41,7 @@ func withPoolKnobs(t *testing.T, fn func(t *testing.T)) {
 }
 
 func TestPoolGradients(t *testing.T) {
-	withPoolKnobs(t, func(t *testing.T) {
+	poolWithKnobs(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(7, 8))
 		for _, pc := range poolCases {
 			for _, kind := range []string{"MaxPool2D", "AvgPool2D"} {
@@ -73,7 +73,7 @@ func TestPoolGradients(t *testing.T) {
 	})
 }
 
-func runOp(t *testing.T, op gorgonia.Op, ins ...*tensor.Dense) []float64 {
+func convTestRun(t *testing.T, op gorgonia.Op, ins ...*tensor.Dense) []float64 {
 	t.Helper()
 	vs := make([]gorgonia.Value, len(ins))
 	for i, d := range ins {
@@ -83,10 +83,10 @@ func runOp(t *testing.T, op gorgonia.Op, ins ...*tensor.Dense) []float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return asF64(out.(*tensor.Dense))
+	return convTestF64(out.(*tensor.Dense))
 }
 
-func closeTo(got, want []float64, tol float64) bool {
+func convTestClose(got, want []float64, tol float64) bool {
 	if len(got) != len(want) {
 		return false
 	}
@@ -120,8 +120,8 @@ func TestAvgPoolHandValues(t *testing.T) {
 	} {
 		for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
 			op := &AvgPool2DOp{poolOp: poolOp{kernel: tc.k, stride: tc.s, pad: tc.p, id: nextID()}}
-			got := runOp(t, op, toDtype(x, dt))
-			if !closeTo(got, tc.want, 1e-6) {
+			got := convTestRun(t, op, convTestDtype(x, dt))
+			if !convTestClose(got, tc.want, 1e-6) {
 				t.Errorf("AvgPool2D k%d s%d p%d %v: got %v, want %v", tc.k, tc.s, tc.p, dt, got, tc.want)
 			}
 		}
@@ -131,7 +131,7 @@ func TestAvgPoolHandValues(t *testing.T) {
 	gop := &avgPoolGradOp{poolOp: poolOp{kernel: 3, stride: 2, pad: 1, id: nextID()}, xshape: tensor.Shape{1, 1, 3, 3}}
 	dy := tensor.New(tensor.WithShape(1, 1, 2, 2), tensor.WithBacking([]float64{1, 1, 1, 1}))
 	want := []float64{1. / 9, 2. / 9, 1. / 9, 2. / 9, 4. / 9, 2. / 9, 1. / 9, 2. / 9, 1. / 9}
-	if got := runOp(t, gop, dy); !closeTo(got, want, 1e-12) {
+	if got := convTestRun(t, gop, dy); !convTestClose(got, want, 1e-12) {
 		t.Errorf("AvgPool2D gradient: got %v, want %v", got, want)
 	}
 }
@@ -147,13 +147,13 @@ func TestMaxPoolPadding(t *testing.T) {
 	// windows: {-6}, {-5,-4}, {-3}, {-2,-1}
 	want := []float64{-6, -4, -3, -1}
 	for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
-		if got := runOp(t, op, toDtype(x, dt)); !closeTo(got, want, 0) {
+		if got := convTestRun(t, op, convTestDtype(x, dt)); !convTestClose(got, want, 0) {
 			t.Errorf("MaxPool2D %v: got %v, want %v", dt, got, want)
 		}
 	}
 	gop := &maxPoolGradOp{poolOp: poolOp{kernel: 2, stride: 2, pad: 1, id: nextID()}}
 	dy := tensor.New(tensor.WithShape(1, 1, 2, 2), tensor.WithBacking([]float64{1, 2, 3, 4}))
-	if got := runOp(t, gop, x, dy); !closeTo(got, []float64{1, 0, 2, 3, 0, 4}, 0) {
+	if got := convTestRun(t, gop, x, dy); !convTestClose(got, []float64{1, 0, 2, 3, 0, 4}, 0) {
 		t.Errorf("MaxPool2D gradient: got %v", got)
 	}
 }
