@@ -73,6 +73,7 @@ func Compile(g *Graph, loss string, opts ...CompileOption) (*Program, error) {
 		outPins = append(outPins, pin)
 	}
 	p.loss = p.outputs[loss]
+	trainPins := append(gorgonia.Nodes(nil), outPins...)
 
 	params := g.ParamNodes()
 	wrt := append(gorgonia.Nodes(nil), params...)
@@ -89,20 +90,26 @@ func Compile(g *Graph, loss string, opts ...CompileOption) (*Program, error) {
 	}
 	for i, prm := range g.params {
 		t := tensor.New(tensor.Of(prm.Node.Dtype()), tensor.WithShape(prm.Node.Shape()...))
-		if _, err := ops.Pin(gradNodes[i], t); err != nil {
+		pin, err := ops.Pin(gradNodes[i], t)
+		if err != nil {
 			return nil, fmt.Errorf("compile: gradient of %s: %w", prm.Name, err)
 		}
+		trainPins = append(trainPins, pin)
 		p.grads[prm] = t
 	}
 	for i, name := range cc.inputGrads {
 		n := g.inputs[name]
 		t := tensor.New(tensor.Of(n.Dtype()), tensor.WithShape(n.Shape()...))
-		if _, err := ops.Pin(gradNodes[len(params)+i], t); err != nil {
+		pin, err := ops.Pin(gradNodes[len(params)+i], t)
+		if err != nil {
 			return nil, fmt.Errorf("compile: gradient of input %s: %w", name, err)
 		}
+		trainPins = append(trainPins, pin)
 		p.inGrads[name] = t
 	}
-	p.train = gorgonia.NewTapeMachine(g.expr)
+	// Only what the pins need: ops' SymDiff may emit gradients nobody uses
+	// (the input image's), which the machine would otherwise compute.
+	p.train = gorgonia.NewTapeMachine(g.expr.SubgraphRoots(trainPins...))
 	p.infer = gorgonia.NewTapeMachine(g.expr.SubgraphRoots(outPins...))
 	return p, nil
 }
