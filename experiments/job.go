@@ -103,10 +103,6 @@ func RunJob(ctx context.Context, env Env, job Job, dir string) (train.Result, er
 	if r, err := readResult(runDir); err == nil {
 		return r, nil // finished before
 	}
-	name, path, err := datasetPath(env.DataDir, job.Dataset)
-	if err != nil {
-		return train.Result{}, err
-	}
 	cfg, err := train.RecipeConfig(job.Recipe)
 	if err != nil {
 		return train.Result{}, err
@@ -124,6 +120,10 @@ func RunJob(ctx context.Context, env Env, job Job, dir string) (train.Result, er
 	}
 	if err := cfg.Validate(); err != nil {
 		return train.Result{}, fmt.Errorf("job %s: %w", job.ID, err)
+	}
+	name, path, err := datasetPath(env.DataDir, job.Dataset)
+	if err != nil {
+		return train.Result{}, err
 	}
 	trainSet, testSet, err := openSplits(name, path, job)
 	if err != nil {
