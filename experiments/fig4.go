@@ -60,10 +60,20 @@ type Fig4Result struct {
 	Always, Never int
 }
 
+// fig4Chunk is how many grid points one pass takes. Every layer of the
+// scalar net acts on each point alone (fully connected, LayerNorm over the
+// units), so passing the grid in chunks gives the same numbers as one pass
+// while the activations of a 300-module net stay small.
+const fig4Chunk = 100
+
 // ScalarNet measures the Figure 4 quantities of one initialised net
 // scalar-depth: df/dx on the grid and the last hidden layer's activations.
 func ScalarNet(depth int, eraseP float64, points int, seed uint64) (*Fig4Result, error) {
-	g, err := arch.Build(arch.Config{Arch: fmt.Sprintf("scalar-%d", depth), Batch: points, Dtype: tensor.Float64, Seed: seed})
+	chunk := min(points, fig4Chunk)
+	if points%chunk != 0 {
+		return nil, fmt.Errorf("fig4: %d points do not split into chunks of %d", points, chunk)
+	}
+	g, err := arch.Build(arch.Config{Arch: fmt.Sprintf("scalar-%d", depth), Batch: chunk, Dtype: tensor.Float64, Seed: seed})
 	if err != nil {
 		return nil, err
 	}
@@ -95,13 +105,11 @@ func ScalarNet(depth int, eraseP float64, points int, seed uint64) (*Fig4Result,
 	for i := range grid {
 		grid[i] = -2 + 4*float64(i)/float64(points-1)
 	}
-	if err := gorgonia.Let(x, tensor.New(tensor.WithShape(points, 1), tensor.WithBacking(grid))); err != nil {
+	xs := make([]float64, chunk)
+	if err := gorgonia.Let(x, tensor.New(tensor.WithShape(chunk, 1), tensor.WithBacking(xs))); err != nil {
 		return nil, err
 	}
-	if err := gorgonia.Let(y, tensor.New(tensor.WithShape(points, 1), tensor.WithBacking(make([]float64, points)))); err != nil {
-		return nil, err
-	}
-	if err := prog.Train(); err != nil {
+	if err := gorgonia.Let(y, tensor.New(tensor.WithShape(chunk, 1), tensor.WithBacking(make([]float64, chunk)))); err != nil {
 		return nil, err
 	}
 	dx, err := prog.InputGrad("x")
@@ -113,8 +121,18 @@ func ScalarNet(depth int, eraseP float64, points int, seed uint64) (*Fig4Result,
 		return nil, err
 	}
 	units := hidden.Shape()[1]
+	grads := make([]float64, 0, points)
+	acts := make([]float64, 0, points*units)
+	for lo := 0; lo < points; lo += chunk {
+		copy(xs, grid[lo:lo+chunk])
+		if err := prog.Train(); err != nil {
+			return nil, err
+		}
+		grads = append(grads, dx.Float64s()...)
+		acts = append(acts, hidden.Float64s()...)
+	}
 	r := &Fig4Result{Depth: depth, Erased: eraseP > 0, Seed: seed}
-	r.Panel = Fig4Panel{X: grid, Gradients: append([]float64(nil), dx.Float64s()...), Levels: ActivationLevels(hidden.Float64s(), points, units)}
+	r.Panel = Fig4Panel{X: grid, Gradients: grads, Levels: ActivationLevels(acts, points, units)}
 	r.Correlation = GradientCorrelation(r.Panel.Gradients)
 	r.Always, r.Never = AlwaysNever(r.Panel.Levels)
 	return r, nil

@@ -36,6 +36,9 @@ type Job struct {
 	// AfterActivation converts a pre-activation net before erasing (section 3.1).
 	AfterActivation bool `json:"after_activation,omitempty"`
 	StochasticDepth bool `json:"stochastic_depth,omitempty"`
+	// Dropout overrides the architecture's dropout rate (0: its default,
+	// negative: none).
+	Dropout float64 `json:"dropout,omitempty"`
 	// Recipe names the training recipe; Overrides sets config fields on top
 	// (by their JSON names, e.g. "epochs": "3").
 	Recipe string `json:"recipe"`
@@ -151,7 +154,7 @@ func RunJob(ctx context.Context, env Env, job Job, dir string) (train.Result, er
 	c, h, w := trainB.OutShape()
 	g, err := BuildNet(NetSpec{Arch: job.Arch, Classes: trainSet.NumClasses(), Batch: cfg.BatchSize, Input: [3]int{c, h, w},
 		Seed: job.Seed, Erase: job.Erase, Location: job.Location, Replacement: job.Replacement,
-		AfterActivation: job.AfterActivation, StochasticDepth: job.StochasticDepth})
+		AfterActivation: job.AfterActivation, StochasticDepth: job.StochasticDepth, Dropout: job.Dropout})
 	if err != nil {
 		return train.Result{}, fmt.Errorf("job %s: %w", job.ID, err)
 	}
@@ -212,12 +215,13 @@ type NetSpec struct {
 	Replacement     string
 	AfterActivation bool
 	StochasticDepth bool
+	Dropout         float64
 }
 
 // BuildNet builds an architecture and applies EraseReLU as the spec says.
 func BuildNet(s NetSpec) (*graph.Graph, error) {
 	g, err := arch.Build(arch.Config{Arch: s.Arch, Classes: s.Classes, Batch: s.Batch, InputShape: s.Input,
-		Dtype: s.Dtype, Seed: s.Seed, AfterActivation: s.AfterActivation, StochasticDepth: s.StochasticDepth})
+		Dtype: s.Dtype, Seed: s.Seed, AfterActivation: s.AfterActivation, StochasticDepth: s.StochasticDepth, Dropout: s.Dropout})
 	if err != nil {
 		return nil, err
 	}

@@ -79,6 +79,7 @@ func trainCommand() *cobra.Command {
 	f.StringVar(&job.Replacement, "replacement", "identity", "what replaces it: identity, prelu")
 	f.BoolVar(&job.AfterActivation, "after-activation", false, "convert a pre-activation net to after-activation first (section 3.1)")
 	f.BoolVar(&job.StochasticDepth, "stochastic-depth", false, "stochastic depth (Huang et al.) on residual nets")
+	f.Float64Var(&job.Dropout, "dropout", 0, "dropout rate of the architecture (0: its default, negative: none)")
 	f.StringVar(&job.Recipe, "recipe", "he-resnet", "training recipe: "+fmt.Sprint(train.RecipeNames()))
 	f.IntVar(&job.TrainPerClass, "train-per-class", 0, "keep the first k training images of each class (0: all)")
 	f.IntVar(&job.TestPerClass, "test-per-class", 0, "keep the first k test images of each class (0: all)")
