@@ -40,7 +40,7 @@ type Config struct {
 	// probability decaying linearly from 1 to 0.5 at the last block, scaling
 	// at test time. Residual families only.
 	StochasticDepth bool
-	// Dropout overrides the family's dropout rate (MLP: 0.5 between layers,
+	// Dropout overrides the family's dropout rate (MLP: 0.1 between layers,
 	// WRN: 0.3 between the two convolutions of a block for the -d names, else
 	// none); 0 keeps the default, a negative value turns dropout off.
 	// Only the MLP and WRN families have dropout.

@@ -454,7 +454,7 @@ func TestStochasticDepth(t *testing.T) {
 	}
 }
 
-// Dropout rates: MLP 0.5 by default, WRN -d 0.3, Config.Dropout overrides,
+// Dropout rates: MLP 0.1 by default, WRN -d 0.3, Config.Dropout overrides,
 // a negative rate removes dropout.
 func TestDropoutRates(t *testing.T) {
 	for _, tc := range []struct {
@@ -462,7 +462,7 @@ func TestDropoutRates(t *testing.T) {
 		rate  float64
 		count int
 	}{
-		{arch.Config{Arch: "mlp-12"}, 0.5, 11},
+		{arch.Config{Arch: "mlp-12"}, 0.1, 11},
 		{arch.Config{Arch: "mlp-12", Dropout: 0.2}, 0.2, 11},
 		{arch.Config{Arch: "mlp-12", Dropout: -1}, 0, 0},
 		{arch.Config{Arch: "wrn-28-10-d"}, 0.3, 12},

@@ -39,7 +39,7 @@ type Spec struct {
 	Width int
 	// Cardinality and GroupWidth are ResNeXt's C and d (C x d).
 	Cardinality, GroupWidth int
-	// Dropout is the family's default dropout rate (0.3 for WRN-*-d, 0.5
+	// Dropout is the family's default dropout rate (0.3 for WRN-*-d, 0.1
 	// for the MLP), used unless Config.Dropout overrides it.
 	Dropout float64
 }
@@ -198,7 +198,7 @@ func parseFamily(f Family, rest string) (Spec, error) {
 		if s.Depth < 2 {
 			return s, fmt.Errorf("depth %d: an MLP needs at least 2 layers", s.Depth)
 		}
-		s.Dropout = 0.5
+		s.Dropout = 0.1
 		s.Name = fmt.Sprintf("mlp-%d", s.Depth)
 	case ScalarNet:
 		if s.Depth, err = atoi(rest, "module count"); err != nil {
