@@ -54,8 +54,9 @@ type Fig4Result struct {
 	Erased bool
 	Seed   uint64
 	Panel  Fig4Panel
-	// Correlation is the lag-1 autocorrelation of df/dx over the grid.
-	Correlation float64
+	// Correlation is the lag-1 autocorrelation of df/dx over the grid,
+	// Smoothness that of its increments.
+	Correlation, Smoothness float64
 	// Always and Never count last-layer units active at every input / none.
 	Always, Never int
 }
@@ -134,6 +135,7 @@ func ScalarNet(depth int, eraseP float64, points int, seed uint64) (*Fig4Result,
 	r := &Fig4Result{Depth: depth, Erased: eraseP > 0, Seed: seed}
 	r.Panel = Fig4Panel{X: grid, Gradients: grads, Levels: ActivationLevels(acts, points, units)}
 	r.Correlation = GradientCorrelation(r.Panel.Gradients)
+	r.Smoothness = IncrementCorrelation(r.Panel.Gradients)
 	r.Always, r.Never = AlwaysNever(r.Panel.Levels)
 	return r, nil
 }
@@ -145,7 +147,7 @@ func RunFig4(ctx context.Context, cfg Fig4Config, dir string) (string, error) {
 	var b strings.Builder
 	for _, d := range cfg.Depths {
 		for _, p := range []float64{0, cfg.Erase} {
-			var corr, always, never []float64
+			var corr, smooth, always, never []float64
 			for s := 1; s <= cfg.Seeds; s++ {
 				if err := ctx.Err(); err != nil {
 					return "", err
@@ -155,6 +157,7 @@ func RunFig4(ctx context.Context, cfg Fig4Config, dir string) (string, error) {
 					return "", fmt.Errorf("fig4 depth %d: %w", d, err)
 				}
 				corr = append(corr, r.Correlation)
+				smooth = append(smooth, r.Smoothness)
 				units := float64(len(r.Panel.Levels))
 				always = append(always, 100*float64(r.Always)/units)
 				never = append(never, 100*float64(r.Never)/units)
@@ -175,12 +178,13 @@ func RunFig4(ctx context.Context, cfg Fig4Config, dir string) (string, error) {
 			if p > 0 {
 				variant = "EraseReLU " + pct(p)
 			}
-			rows = append(rows, []string{fmt.Sprint(d), variant, train.NewStat(corr).String(), train.NewStat(always).String(), train.NewStat(never).String()})
+			rows = append(rows, []string{fmt.Sprint(d), variant, train.NewStat(corr).String(), train.NewStat(smooth).String(), train.NewStat(always).String(), train.NewStat(never).String()})
 		}
 	}
 	md := fmt.Sprintf("## Figure 4: scalar residual nets f: R -> R at initialisation\n\n%d input points in [-2, 2], %d initialisations per net (mean ± std). "+
-		"Gradient correlation is the lag-1 autocorrelation of df/dx over the grid (1: smooth, 0: white noise, as the 'shattered gradients' of deep rectifier nets). "+
+		"Gradient correlation is the lag-1 autocorrelation of df/dx over the grid; increment correlation that of its steps df/dx(x+h) - df/dx(x): "+
+		"about 1 for a smooth gradient, 0 for a random walk (the 'shattered gradients' of deep rectifier nets, Balduzzi et al. 2017), -0.5 for white noise. "+
 		"A last-layer unit is active at an input when its value is positive.\n\n", cfg.Points, cfg.Seeds)
-	md += train.MarkdownTable([]string{"Modules", "Net", "Gradient correlation", "Units always active (%)", "Units never active (%)"}, rows)
+	md += train.MarkdownTable([]string{"Modules", "Net", "Gradient correlation", "Increment correlation", "Units always active (%)", "Units never active (%)"}, rows)
 	return md + "\n" + b.String(), nil
 }

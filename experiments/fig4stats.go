@@ -40,6 +40,23 @@ func GradientCorrelation(g []float64) float64 {
 	return num / den
 }
 
+// IncrementCorrelation is the lag-1 autocorrelation of the increments
+// g[i+1]-g[i] of the gradient over the grid: about 1 for a smooth gradient,
+// 0 for a random walk (the Brownian-looking gradients of a deep ReLU
+// residual net) and -0.5 for white noise. On a fine grid it separates what
+// GradientCorrelation cannot, since a random walk is also close to its
+// neighbours.
+func IncrementCorrelation(g []float64) float64 {
+	if len(g) < 3 {
+		return math.NaN()
+	}
+	d := make([]float64, len(g)-1)
+	for i := range d {
+		d[i] = g[i+1] - g[i]
+	}
+	return GradientCorrelation(d)
+}
+
 // GradientCovariance is the matrix of normalised products of centred
 // gradients, C_ij = (g_i - mean)(g_j - mean) / var: the middle figure of each
 // triplet of Figure 4.

@@ -74,3 +74,24 @@ func TestScalarNetChunksAreExact(t *testing.T) {
 		t.Errorf("df/dx(2): %v in one pass, %v in chunks", one.Panel.Gradients[49], many.Panel.Gradients[199])
 	}
 }
+
+func TestIncrementCorrelation(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	walk, noise, smooth := make([]float64, 2000), make([]float64, 2000), make([]float64, 2000)
+	for i := range walk {
+		noise[i] = rng.NormFloat64()
+		smooth[i] = math.Sin(float64(i) / 200)
+		if i > 0 {
+			walk[i] = walk[i-1] + noise[i]
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		g      []float64
+		lo, hi float64
+	}{{"smooth", smooth, 0.95, 1}, {"random walk", walk, -0.1, 0.1}, {"white noise", noise, -0.6, -0.4}} {
+		if v := IncrementCorrelation(c.g); v < c.lo || v > c.hi {
+			t.Errorf("%s: increment correlation %v, want in [%v, %v]", c.name, v, c.lo, c.hi)
+		}
+	}
+}
