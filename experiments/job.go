@@ -65,6 +65,10 @@ type Env struct {
 	Progress io.Writer
 	// Workers is the number of data-loading goroutines (0: 2).
 	Workers int
+
+	// opened keeps the data sets RunJobs has opened, so the jobs of one
+	// experiment decode a data set once.
+	opened map[string]loaders.Dataset
 }
 
 // JobResult is a job with its finished run.
@@ -128,7 +132,7 @@ func RunJob(ctx context.Context, env Env, job Job, dir string) (train.Result, er
 	if err != nil {
 		return train.Result{}, err
 	}
-	trainSet, testSet, err := openSplits(name, path, job)
+	trainSet, testSet, err := openSplits(env, name, path, job)
 	if err != nil {
 		return train.Result{}, err
 	}
@@ -184,11 +188,23 @@ func RunJob(ctx context.Context, env Env, job Job, dir string) (train.Result, er
 	return res, nil
 }
 
-func openSplits(name, path string, job Job) (trainSet, testSet loaders.Dataset, err error) {
-	if trainSet, err = loaders.Open(name, path, true); err != nil {
+func (env Env) open(name, path string, training bool) (loaders.Dataset, error) {
+	key := fmt.Sprintf("%s|%s|%v", name, path, training)
+	if ds, ok := env.opened[key]; ok {
+		return ds, nil
+	}
+	ds, err := loaders.Open(name, path, training)
+	if err == nil && env.opened != nil {
+		env.opened[key] = ds
+	}
+	return ds, err
+}
+
+func openSplits(env Env, name, path string, job Job) (trainSet, testSet loaders.Dataset, err error) {
+	if trainSet, err = env.open(name, path, true); err != nil {
 		return nil, nil, err
 	}
-	if testSet, err = loaders.Open(name, path, false); err != nil {
+	if testSet, err = env.open(name, path, false); err != nil {
 		return nil, nil, err
 	}
 	if job.TrainPerClass > 0 {
@@ -246,6 +262,9 @@ func BuildNet(s NetSpec) (*graph.Graph, error) {
 
 // RunJobs runs the jobs of one shard in order; a finished job is skipped.
 func RunJobs(ctx context.Context, env Env, jobs []Job, dir string) ([]JobResult, error) {
+	if env.opened == nil {
+		env.opened = map[string]loaders.Dataset{}
+	}
 	var out []JobResult
 	for i, j := range jobs {
 		if env.Logger != nil {

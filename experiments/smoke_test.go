@@ -53,3 +53,23 @@ func TestFig4Smoke(t *testing.T) {
 		t.Errorf("report:\n%s", md)
 	}
 }
+
+// TestTable1Smoke trains every Table 1 variant (PReLU-all/sum, ER*, ER,
+// stochastic depth, ...) on real CIFAR-10 images for one tiny epoch, and
+// checks the report lists them beside the paper's numbers.
+func TestTable1Smoke(t *testing.T) {
+	env := Env{DataDir: sharedData(t)}
+	if _, err := os.Stat(filepath.Join(env.DataDir, "cifar10-jpeg.tar.gz")); err != nil {
+		t.Skip("no CIFAR-10 copy")
+	}
+	e, _ := Find("table1")
+	md, err := Run(context.Background(), env, e, RunOptions{Scale: Smoke, Shard: All, Out: t.TempDir(), Dataset: "cifar10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"PReLU-all", "ER†+SDR", "(paper -)", "| test | 8 |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
