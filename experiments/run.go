@@ -2,9 +2,13 @@ package experiments
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/eraserelu/eraserelu/train"
 )
 
 // RunOptions says how to run an experiment.
@@ -84,4 +88,83 @@ func Report(e *Experiment, dir string) (string, error) {
 
 func writeReport(dir, md string) error {
 	return writeFile(filepath.Join(dir, "report.md"), []byte(md))
+}
+
+// ReportRuns summarises plain run directories (from `eraserelu train`):
+// each directory is a run, or holds runs one level down. Runs whose
+// config differs only in the seed are one row (mean ± std over seeds).
+func ReportRuns(dirs []string) (string, error) {
+	type row struct {
+		name string
+		rs   []train.Result
+	}
+	var rows []*row
+	byKey := map[string]*row{}
+	add := func(dir string) (bool, error) {
+		r, err := readResult(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		cfg, err := train.ReadRunConfig(dir)
+		if err != nil {
+			return false, err
+		}
+		cfg.Seed, cfg.Commit = 0, ""
+		name := filepath.Base(dir)
+		if b, err := os.ReadFile(filepath.Join(dir, jobFile)); err == nil {
+			var j Job
+			if json.Unmarshal(b, &j) == nil {
+				name = fmt.Sprintf("%s %s erase=%g", j.Arch, j.Dataset, j.Erase)
+				if j.Location != "" && j.Location != "last" || j.Replacement != "" && j.Replacement != "identity" {
+					name += fmt.Sprintf(" (%s, %s)", j.Location, j.Replacement)
+				}
+			}
+		}
+		key := name + "|" + cfg.Hash()
+		rw, ok := byKey[key]
+		if !ok {
+			rw = &row{name: name}
+			byKey[key] = rw
+			rows = append(rows, rw)
+		}
+		rw.rs = append(rw.rs, r)
+		return true, nil
+	}
+	for _, d := range dirs {
+		ok, err := add(d)
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			continue
+		}
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			return "", fmt.Errorf("report %s: %w", d, err)
+		}
+		found := false
+		for _, e := range entries {
+			if !e.IsDir() {
+				continue
+			}
+			ok, err := add(filepath.Join(d, e.Name()))
+			if err != nil {
+				return "", err
+			}
+			found = found || ok
+		}
+		if !found {
+			return "", fmt.Errorf("report %s: no finished run (results.json) here or one level down", d)
+		}
+	}
+	var names []string
+	var sums []train.Summary
+	for _, r := range rows {
+		names = append(names, r.name)
+		sums = append(sums, train.Summarize(r.rs))
+	}
+	return train.SummaryTable(names, sums), nil
 }

@@ -111,20 +111,29 @@ With --plan slurm|k8s nothing runs: a job-array script or Indexed Job manifest i
 func reportCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "report DIR...",
-		Short: "Merge run directories (all shards of an experiment) into the experiment's table and plots",
+		Short: "Tables and plots from results: an experiment's directory (all shards merged), or run directories of `eraserelu train`",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var runs []string
 			for _, dir := range args {
 				name := filepath.Base(filepath.Clean(dir))
 				e, err := experiments.Find(name)
 				if err != nil {
-					return fmt.Errorf("%s: the directory must be named after its experiment: %w", dir, err)
+					runs = append(runs, dir)
+					continue
 				}
 				md, err := experiments.Report(e, dir)
 				if err != nil {
 					return err
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), md)
+			}
+			if len(runs) > 0 {
+				md, err := experiments.ReportRuns(runs)
+				if err != nil {
+					return err
+				}
+				fmt.Fprint(cmd.OutOrStdout(), md)
 			}
 			return nil
 		},

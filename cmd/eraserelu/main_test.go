@@ -110,6 +110,13 @@ func TestTrainAndResume(t *testing.T) {
 	if err != nil || again != out {
 		t.Errorf("second run: %v\n%s\nfirst:\n%s", err, again, out)
 	}
+	table, err := run(t, "report", filepath.Dir(dir))
+	if err != nil || !strings.Contains(table, "| mlp-3 mnist erase=0.5 | 1 |") {
+		t.Errorf("report of run directories: %v\n%s", err, table)
+	}
+	if _, err := run(t, "report", t.TempDir()); err == nil || !strings.Contains(err.Error(), "no finished run") {
+		t.Errorf("report of an empty directory: %v", err)
+	}
 }
 
 func TestFlagErrors(t *testing.T) {
