@@ -95,7 +95,7 @@ func init() {
 	reg("avgpool_fwd", 8, 0, 2, gs(0, 3, 4))
 	reg("avgpool_bwd", 8, 0, 2, pi(0))
 	reg("ce_fwd", 2, 0, 5, pi(0))
-	reg("ce_reduce", 1, 0, 4, one)
+	reg("ce_reduce", 1, 0, 5, one)
 	reg("ce_bwd", 2, 0, 5, gs(0, 1))
 	reg("sgd", 3, 3, 4, gs(0))
 }
