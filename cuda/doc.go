@@ -17,7 +17,7 @@
 //   - Ref is a CPU interpreter of a planned Step with the same kernel semantics
 //     (one float32 arena, the planned offsets, so aliasing bugs show), checked
 //     against graph.Program.Train and train.SGD in plain Go tests.
-//   - Behind `-tags cuda`: Device, the executor that loads the PTX, allocates
+//   - Behind `-tags gpu` (not `cuda`: that tag switches on Gorgonia's own cuDNN 7 path, which cannot build; see docs/CUDA.md): Device, the executor that loads the PTX, allocates
 //     the arena once, copies a batch in, launches the Step (optionally as one
 //     CUDA graph) and copies back only the loss and metrics; cuBLAS does the
 //     GEMMs. See docs/CUDA.md.
