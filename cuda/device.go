@@ -430,3 +430,11 @@ func (d *Device) Close() {
 	}
 	runtime.UnlockOSThread()
 }
+
+// RunRange launches instructions [lo, hi) and waits (for tracing).
+func (d *Device) RunRange(lo, hi int) error {
+	if err := d.run(lo, hi); err != nil {
+		return err
+	}
+	return cuCheck("sync", C.cuStreamSynchronize(d.stream))
+}
