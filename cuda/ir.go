@@ -102,6 +102,11 @@ type Step struct {
 	// Batch and Classes of the graph.
 	Batch, Classes int
 	SGD            SGDConfig
+	// NoShare gives every transient buffer its own memory (for debugging
+	// the planner: a result that changes with it is a liveness bug).
+	NoShare bool
+	// NodeBufs maps each lowered graph node to its buffer (for debugging).
+	NodeBufs map[any]int
 }
 
 // SGDConfig is the optimizer the step applies (PyTorch's SGD; see train.SGD).

@@ -294,6 +294,10 @@ func Lower(p *graph.Program, sgd SGDConfig) (*Step, error) {
 		sh := shapeOf(n)
 		s.Batch, s.Classes = sh[0], sh[len(sh)-1]
 	}
+	s.NodeBufs = map[any]int{}
+	for n, id := range l.nodes {
+		s.NodeBufs[n] = id
+	}
 	s.OptStart = len(s.Instrs)
 	l.emitSGD()
 	return s, nil

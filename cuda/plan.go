@@ -90,7 +90,7 @@ func (s *Step) Plan() error {
 		var busy []span
 		for _, o := range done {
 			ob := s.Bufs[o]
-			if ob.First <= b.Last && b.First <= ob.Last {
+			if s.NoShare || (ob.First <= b.Last && b.First <= ob.Last) {
 				busy = append(busy, span{ob.Offset, ob.Offset + alignUp(ob.Bytes(), Alignment)})
 			}
 		}
