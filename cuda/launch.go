@@ -79,6 +79,7 @@ func init() {
 	reg("bn_stats", 3, 2, 4, pb(1))
 	reg("bn_infer", 1, 1, 3, pi(0))
 	reg("bn_apply", 3, 0, 5, gs(0, 1, 2))
+	reg("bn_apply_relu", 3, 0, 5, gs(0, 1, 2))
 	reg("bn_param_grad", 3, 0, 4, pb(1))
 	reg("bn_input_grad", 4, 0, 6, gs(0, 1, 2))
 	// im2col ints: nimg c h w kh kw sh sw ph pw oh ow

@@ -76,8 +76,12 @@ type lowerer struct {
 	g     *graph.Graph
 	nodes map[*gorgonia.Node]int
 	saved map[uintptr]int // forward op -> buffer its backward reads (BN statistics, softmax)
-	aux   map[uintptr][]int
-	state map[*tensor.Dense]int
+	// consumers of each needed node; fused: ReLU nodes computed by the
+	// batch norm before them (bn_apply_relu), with their buffer.
+	consumers map[*gorgonia.Node][]*gorgonia.Node
+	fused     map[*gorgonia.Node]int
+	aux       map[uintptr][]int
+	state     map[*tensor.Dense]int
 	// names of the buffers (graph names of state tensors)
 	stateNames map[*tensor.Dense]string
 }
@@ -197,6 +201,13 @@ func Lower(p *graph.Program, sgd SGDConfig) (*Step, error) {
 		stack = append(stack, graph.Children(n)...)
 	}
 
+	l.consumers = map[*gorgonia.Node][]*gorgonia.Node{}
+	l.fused = map[*gorgonia.Node]int{}
+	for n := range needed {
+		for _, k := range graph.Children(n) {
+			l.consumers[k] = append(l.consumers[k], n)
+		}
+	}
 	params := map[*gorgonia.Node]*graph.Param{}
 	for _, prm := range g.Params() {
 		params[prm.Node] = prm
@@ -249,6 +260,10 @@ func Lower(p *graph.Program, sgd SGDConfig) (*Step, error) {
 		}
 		if _, ok := n.Op().(*ops.PinOp); ok {
 			continue // pins are not needed: roots are their inputs
+		}
+		if id, ok := l.fused[n]; ok {
+			l.nodes[n] = id
+			continue
 		}
 		name := OpTypeName(n.Op())
 		fn, ok := lowerers[name]
@@ -509,9 +524,46 @@ func lowerBN(l *lowerer, n *gorgonia.Node, in []int) (int, error) {
 	saved := l.s.buf(nodeName(n)+"/saved", 2*c, Activation)
 	l.saved[reflect.ValueOf(op).Pointer()] = saved
 	l.emit("bn_stats", []int{nn, c, inner}, []float64{cfg.Momentum, cfg.Eps}, []int{in[0], saved, rm, rv}, []int{saved, rm, rv}, n)
+	kernel := "bn_apply"
 	y := l.out(n)
-	l.emit("bn_apply", []int{nn, c, inner}, nil, []int{in[0], in[1], in[2], saved, y}, []int{y}, n)
+	if relu := l.fusableReLU(n); relu != nil {
+		kernel = "bn_apply_relu"
+		l.fused[relu] = y
+		l.s.Bufs[y].Name += "+" + nodeName(relu)
+	}
+	l.emit(kernel, []int{nn, c, inner}, nil, []int{in[0], in[1], in[2], saved, y}, []int{y}, n)
 	return y, nil
+}
+
+// fusableReLU returns the ReLU that is the only reader of batch norm n's
+// output (its backward ops take the output only to be ordered after it),
+// and that is not itself a root (a pinned output or gradient).
+func (l *lowerer) fusableReLU(n *gorgonia.Node) *gorgonia.Node {
+	var relu *gorgonia.Node
+	for _, c := range l.consumers[n] {
+		switch c.Op().(type) {
+		case *ops.ReLUOp:
+			if relu != nil {
+				return nil
+			}
+			relu = c
+		case *ops.PinOp:
+			return nil
+		default:
+			if OpTypeName(c.Op()) != "bnParamGradOp" {
+				return nil
+			}
+		}
+	}
+	if relu == nil {
+		return nil
+	}
+	for _, c := range l.consumers[relu] {
+		if _, ok := c.Op().(*ops.PinOp); ok {
+			return nil
+		}
+	}
+	return relu
 }
 
 func (l *lowerer) savedOf(op gorgonia.Op) (int, error) {

@@ -212,13 +212,17 @@ func (r *Ref) exec(in Instr) error {
 			b[2][ch] = b[0][ch]
 			b[2][c+ch] = float32(1 / math.Sqrt(float64(b[1][ch])+float64(float32(f[0]))))
 		}
-	case "bn_apply":
+	case "bn_apply", "bn_apply_relu":
 		n, c, inner := v[0], v[1], v[2]
 		x, gamma, beta, saved, y := b[0], b[1], b[2], b[3], b[4]
+		relu := in.Kernel == "bn_apply_relu"
 		for i := 0; i < n*c*inner; i++ {
 			ch := (i / inner) % c
 			scale := float32(float64(gamma[ch]) * float64(saved[c+ch]))
 			y[i] = (x[i]-saved[ch])*scale + beta[ch]
+			if relu {
+				y[i] = max(y[i], 0)
+			}
 		}
 	case "bn_param_grad":
 		c := v[1]

@@ -179,6 +179,18 @@ __global__ void bn_apply(int n, int c, int inner, const float* x, const float* g
     }
 }
 
+// bn_apply followed by ReLU in one pass (a batch norm whose only consumer is a ReLU).
+__global__ void bn_apply_relu(int n, int c, int inner, const float* x, const float* gamma, const float* beta,
+                              const float* saved, float* y) {
+    long total = (long)n * c * inner;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        int ch = (i / inner) % c;
+        float scale = (float)((double)gamma[ch] * (double)saved[c + ch]);
+        float v = (x[i] - saved[ch]) * scale + beta[ch];
+        y[i] = v > 0.f ? v : 0.f;
+    }
+}
+
 // red: (2, C) = sum(dy*(x-mean))*invstd, sum(dy)
 __global__ void bn_param_grad(int n, int c, int inner, const float* x, const float* dy, const float* saved, float* red) {
     __shared__ double sh[BLOCK];
