@@ -67,6 +67,7 @@ func init() {
 	reg("fill", 1, 1, 1, gs(0))
 	reg("copy2d", 6, 0, 2, gs(0, 1))
 	reg("add", 1, 0, 3, gs(0))
+	reg("add_relu", 1, 0, 3, gs(0))
 	reg("relu_fwd", 1, 0, 2, gs(0))
 	reg("relu_bwd", 1, 0, 3, gs(0))
 	reg("prelu_fwd", 3, 0, 3, gs(0, 1, 2))

@@ -27,7 +27,7 @@ var lowerers = map[string]lowerFn{
 	"normRowOp":           lowerRow,
 	"ReLUOp":              unary("relu_fwd"),
 	"reluBackwardOp":      binary("relu_bwd"),
-	"AddOp":               binary("add"),
+	"AddOp":               lowerAdd,
 	"PReLUOp":             lowerPReLU,
 	"preluInputGradOp":    lowerPReLUDx,
 	"preluAlphaGradOp":    lowerPReLUDAlpha,
@@ -378,6 +378,19 @@ func binary(kernel string) lowerFn {
 	}
 }
 
+// AddOp: with add_relu when a ReLU alone reads the sum (the residual merge).
+func lowerAdd(l *lowerer, n *gorgonia.Node, in []int) (int, error) {
+	y := l.out(n)
+	kernel := "add"
+	if relu := l.fusableReLU(n); relu != nil {
+		kernel = "add_relu"
+		l.fused[relu] = y
+		l.s.Bufs[y].Name += "+" + nodeName(relu)
+	}
+	l.emit(kernel, []int{elems(n)}, nil, []int{in[0], in[1], y}, []int{y}, n)
+	return y, nil
+}
+
 func lowerCopy(l *lowerer, n *gorgonia.Node, in []int) (int, error) {
 	y := l.out(n)
 	e := elems(n)
@@ -535,8 +548,8 @@ func lowerBN(l *lowerer, n *gorgonia.Node, in []int) (int, error) {
 	return y, nil
 }
 
-// fusableReLU returns the ReLU that is the only reader of batch norm n's
-// output (its backward ops take the output only to be ordered after it),
+// fusableReLU returns the ReLU that is the only reader of n's output (a
+// batch norm's backward ops take its output only to be ordered after it),
 // and that is not itself a root (a pinned output or gradient).
 func (l *lowerer) fusableReLU(n *gorgonia.Node) *gorgonia.Node {
 	var relu *gorgonia.Node

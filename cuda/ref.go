@@ -125,6 +125,10 @@ func (r *Ref) exec(in Instr) error {
 		for i := 0; i < v[0]; i++ {
 			b[2][i] = b[0][i] + b[1][i]
 		}
+	case "add_relu":
+		for i := 0; i < v[0]; i++ {
+			b[2][i] = max(b[0][i]+b[1][i], 0)
+		}
 	case "relu_fwd":
 		for i := 0; i < v[0]; i++ {
 			b[1][i] = max(b[0][i], 0)

@@ -32,6 +32,14 @@ __global__ void add(int n, const float* a, const float* b, float* y) {
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) y[i] = a[i] + b[i];
 }
 
+// add followed by ReLU (a residual sum whose only consumer is a ReLU)
+__global__ void add_relu(int n, const float* a, const float* b, float* y) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        float v = a[i] + b[i];
+        y[i] = v > 0.f ? v : 0.f;
+    }
+}
+
 __global__ void relu_fwd(int n, const float* x, float* y) {
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
         float v = x[i];
