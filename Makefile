@@ -46,3 +46,47 @@ demo: data
 
 clean:
 	rm -rf bin
+
+# ---- CUDA path (docs/CUDA.md) -------------------------------------------------
+# Nothing here is needed by the default build or CI.
+CUDA_SHARED ?= ../shared/cuda
+CUDA_STUBS  := bin/cuda-stubs
+GPU_DIR     := bin/gpu
+
+# CUDA 11.8 headers and nvcc from Debian bookworm contrib/non-free (about
+# 1.6 GB to download); only for regenerating the PTX and building -tags gpu.
+cuda-deps:
+	printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: contrib non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > /etc/apt/sources.list.d/debian-nonfree.sources
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nvidia-cuda-toolkit nvidia-cuda-dev
+
+# Link stubs with the sonames the GPU machine has (libcuda.so.1 from driver
+# 580, libcublas.so.13 with its symbol version), from the symbol lists.
+$(CUDA_STUBS)/libcublas.so: $(CUDA_SHARED)/libcublas13.symbols
+	mkdir -p $(CUDA_STUBS)
+	awk '{print "void "$$1"(void){}"}' $< > $(CUDA_STUBS)/cublas.c
+	echo 'libcublas.so.13 { global: *; };' > $(CUDA_STUBS)/cublas.map
+	gcc -shared -fPIC -o $@ $(CUDA_STUBS)/cublas.c -Wl,-soname,libcublas.so.13 -Wl,--version-script=$(CUDA_STUBS)/cublas.map
+
+$(CUDA_STUBS)/libcuda.so: $(CUDA_SHARED)/libcuda580.symbols
+	mkdir -p $(CUDA_STUBS)
+	awk '{print "void "$$1"(void){}"}' $< > $(CUDA_STUBS)/cuda.c
+	gcc -shared -fPIC -o $@ $(CUDA_STUBS)/cuda.c -Wl,-soname,libcuda.so.1
+
+cuda-ptx:
+	cd cuda/kernels && go generate
+
+# The device binary (pure-Go BLAS for its CPU reference: the GPU machine has
+# no OpenBLAS), checked to ask only for symbols the GPU machine exports.
+cuda-build: $(CUDA_STUBS)/libcublas.so $(CUDA_STUBS)/libcuda.so
+	mkdir -p $(GPU_DIR)
+	CGO_LDFLAGS="-L$(CURDIR)/$(CUDA_STUBS)" go build -tags gpu,purego -trimpath -ldflags="-s -w" -o $(GPU_DIR)/cudacheck ./cuda/cmd/cudacheck
+	cp ../shared/bench/torch_resnet_bench.py $(GPU_DIR)/
+	bash scripts/check-gpu-symbols.sh $(GPU_DIR)/cudacheck $(CUDA_SHARED)
+
+bench-gpu: cuda-build
+	@echo "Run on the GPU machine in one device call (15 minutes of device time in all):"
+	@echo "  run(command=\"bash scripts/gpu-check.sh\", carry=[\"$(GPU_DIR)\"], timeout_s=540)"
+	@echo "Logs come back under \$$OUT: summary.txt env.log probe.log trace.log check.log bench-*.log torch.log"
+
+.PHONY: cuda-deps cuda-ptx cuda-build bench-gpu

@@ -1,0 +1,486 @@
+// Kernels of the CUDA execution path (package cuda). Each kernel mirrors one
+// Go function of cuda/ref.go, which mirrors the CPU op of graph/ops.
+//
+// Parameter convention (checked by cuda/kernels_test.go against the Go
+// catalog): all int parameters first, then all float parameters, then the
+// buffers. Reductions accumulate in double, as the CPU kernels do, and are
+// deterministic (fixed block size, fixed tree order, no atomics).
+//
+// Compiled to PTX for sm_90 by `go generate ./cuda/kernels` (nvcc 11.8, see
+// gen.go); the PTX is committed and embedded by the cuda-tagged executor.
+
+#define BLOCK 256
+
+extern "C" {
+
+// ---- generic ----------------------------------------------------------------
+
+__global__ void fill(int n, float v, float* y) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) y[i] = v;
+}
+
+// copy2d: rows x cols block from src (row stride ss, offset so) to dst (ds, do).
+__global__ void copy2d(int rows, int cols, int ss, int so, int ds, int dof, const float* src, float* dst) {
+    long total = (long)rows * cols;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        long r = i / cols, c = i % cols;
+        dst[dof + r * ds + c] = src[so + r * ss + c];
+    }
+}
+
+__global__ void add(int n, const float* a, const float* b, float* y) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) y[i] = a[i] + b[i];
+}
+
+// add followed by ReLU (a residual sum whose only consumer is a ReLU)
+__global__ void add_relu(int n, const float* a, const float* b, float* y) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        float v = a[i] + b[i];
+        y[i] = v > 0.f ? v : 0.f;
+    }
+}
+
+__global__ void relu_fwd(int n, const float* x, float* y) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        float v = x[i];
+        y[i] = v > 0.f ? v : 0.f;
+    }
+}
+
+// dx = dy where y > 0
+__global__ void relu_bwd(int n, const float* y, const float* dy, float* dx) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        dx[i] = y[i] > 0.f ? dy[i] : 0.f;
+}
+
+__global__ void prelu_fwd(int n, int c, int inner, const float* x, const float* alpha, float* y) {
+    long total = (long)n * c * inner;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        float v = x[i];
+        y[i] = v > 0.f ? v : alpha[(i / inner) % c] * v;
+    }
+}
+
+__global__ void prelu_dx(int n, int c, int inner, const float* x, const float* alpha, const float* dy, float* dx) {
+    long total = (long)n * c * inner;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x)
+        dx[i] = x[i] > 0.f ? dy[i] : alpha[(i / inner) % c] * dy[i];
+}
+
+// y[(n,c,:)] += b[c]
+__global__ void bias_nchw(int n, int c, int inner, const float* b, float* y) {
+    long total = (long)n * c * inner;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x)
+        y[i] += b[(i / inner) % c];
+}
+
+// y[r, j] += b[j]
+__global__ void bias_rows(int rows, int cols, const float* b, float* y) {
+    long total = (long)rows * cols;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x)
+        y[i] += b[i % cols];
+}
+
+// out[j] = sum over r of x[r, j], one thread per column, rows in order.
+__global__ void sum_rows(int rows, int cols, const float* x, float* out) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= cols) return;
+    float s = 0.f;
+    for (int r = 0; r < rows; r++) s += x[(long)r * cols + j];
+    out[j] = s;
+}
+
+// ---- block reductions (one block per channel) -------------------------------
+
+__device__ double block_sum(double v, double* sh) {
+    sh[threadIdx.x] = v;
+    __syncthreads();
+    for (int s = BLOCK / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
+        __syncthreads();
+    }
+    double r = sh[0];
+    __syncthreads();
+    return r;
+}
+
+// out[c] = sum of x over (n, :) of channel c
+__global__ void channel_sum(int n, int c, int inner, const float* x, float* out) {
+    __shared__ double sh[BLOCK];
+    int ch = blockIdx.x;
+    double s = 0;
+    long m = (long)n * inner;
+    for (long i = threadIdx.x; i < m; i += BLOCK) {
+        long b = i / inner, k = i % inner;
+        s += x[(b * c + ch) * inner + k];
+    }
+    s = block_sum(s, sh);
+    if (threadIdx.x == 0) out[ch] = (float)s;
+}
+
+__global__ void prelu_dalpha(int n, int c, int inner, const float* x, const float* dy, float* da) {
+    __shared__ double sh[BLOCK];
+    int ch = blockIdx.x;
+    double s = 0;
+    long m = (long)n * inner;
+    for (long i = threadIdx.x; i < m; i += BLOCK) {
+        long b = i / inner, k = i % inner;
+        long o = (b * c + ch) * inner + k;
+        float v = x[o];
+        if (v <= 0.f) s += (double)(v * dy[o]);
+    }
+    s = block_sum(s, sh);
+    if (threadIdx.x == 0) da[ch] = (float)s;
+}
+
+// ---- batch norm -------------------------------------------------------------
+// saved: (2, C) = mean, invstd of the statistics the forward used.
+
+// Training: batch statistics (shifted by the channel's first value), running
+// statistics updated with the unbiased variance.
+__global__ void bn_stats(int n, int c, int inner, float momentum, float eps,
+                         const float* x, float* saved, float* run_mean, float* run_var) {
+    __shared__ double sh[BLOCK];
+    int ch = blockIdx.x;
+    long m = (long)n * inner;
+    float k = x[(long)ch * inner];
+    double s1 = 0, s2 = 0;
+    for (long i = threadIdx.x; i < m; i += BLOCK) {
+        long b = i / inner, j = i % inner;
+        double d = (double)(x[(b * c + ch) * inner + j] - k);
+        s1 += d;
+        s2 += d * d;
+    }
+    s1 = block_sum(s1, sh);
+    s2 = block_sum(s2, sh);
+    if (threadIdx.x == 0) {
+        double cnt = (double)m;
+        double dm = s1 / cnt;
+        double v = s2 / cnt - dm * dm;
+        if (v < 0) v = 0;
+        double mean = (double)k + dm;
+        saved[ch] = (float)mean;
+        saved[c + ch] = (float)(1.0 / sqrt(v + (double)eps));
+        double mom = (double)momentum;
+        double unbias = cnt / (cnt - 1);
+        run_mean[ch] = (float)((1 - mom) * (double)run_mean[ch] + mom * mean);
+        run_var[ch] = (float)((1 - mom) * (double)run_var[ch] + mom * v * unbias);
+    }
+}
+
+// Inference: the running statistics.
+__global__ void bn_infer(int c, float eps, const float* run_mean, const float* run_var, float* saved) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= c) return;
+    saved[ch] = run_mean[ch];
+    saved[c + ch] = (float)(1.0 / sqrt((double)run_var[ch] + (double)eps));
+}
+
+// y = (x - mean) * (gamma*invstd) + beta
+__global__ void bn_apply(int n, int c, int inner, const float* x, const float* gamma, const float* beta,
+                         const float* saved, float* y) {
+    long total = (long)n * c * inner;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        int ch = (i / inner) % c;
+        float scale = (float)((double)gamma[ch] * (double)saved[c + ch]);
+        y[i] = (x[i] - saved[ch]) * scale + beta[ch];
+    }
+}
+
+// bn_apply followed by ReLU in one pass (a batch norm whose only consumer is a ReLU).
+__global__ void bn_apply_relu(int n, int c, int inner, const float* x, const float* gamma, const float* beta,
+                              const float* saved, float* y) {
+    long total = (long)n * c * inner;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        int ch = (i / inner) % c;
+        float scale = (float)((double)gamma[ch] * (double)saved[c + ch]);
+        float v = (x[i] - saved[ch]) * scale + beta[ch];
+        y[i] = v > 0.f ? v : 0.f;
+    }
+}
+
+// red: (2, C) = sum(dy*(x-mean))*invstd, sum(dy)
+__global__ void bn_param_grad(int n, int c, int inner, const float* x, const float* dy, const float* saved, float* red) {
+    __shared__ double sh[BLOCK];
+    int ch = blockIdx.x;
+    long m = (long)n * inner;
+    float mean = saved[ch];
+    double sdy = 0, sdyx = 0;
+    for (long i = threadIdx.x; i < m; i += BLOCK) {
+        long b = i / inner, j = i % inner;
+        long o = (b * c + ch) * inner + j;
+        float g = dy[o];
+        sdy += (double)g;
+        sdyx += (double)(g * (x[o] - mean));
+    }
+    sdy = block_sum(sdy, sh);
+    sdyx = block_sum(sdyx, sh);
+    if (threadIdx.x == 0) {
+        red[ch] = (float)(sdyx * (double)saved[c + ch]);
+        red[c + ch] = (float)sdy;
+    }
+}
+
+// dx = g*dy + b*(x-mean) + c0 with g = gamma*invstd and, for batch
+// statistics, b = -g*invstd*red0/M, c0 = -g*red1/M.
+__global__ void bn_input_grad(int n, int c, int inner, int batch, const float* x, const float* gamma,
+                              const float* dy, const float* red, const float* saved, float* dx) {
+    long total = (long)n * c * inner;
+    double m = (double)n * inner;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        int ch = (i / inner) % c;
+        double invstd = (double)saved[c + ch];
+        double g = (double)gamma[ch] * invstd;
+        double b = 0, c0 = 0;
+        if (batch) {
+            b = -g * invstd * (double)red[ch] / m;
+            c0 = -g * (double)red[c + ch] / m;
+        }
+        dx[i] = (float)g * dy[i] + (float)b * (x[i] - saved[ch]) + (float)c0;
+    }
+}
+
+// ---- convolution helpers (GEMMs are cuBLAS) ---------------------------------
+// col of image b: (C*KH*KW) x (OH*OW), images colStride apart; x images xStride apart.
+
+__global__ void im2col(int nimg, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow,
+                       const float* x, float* col) {
+    long p = (long)oh * ow;
+    long rows = (long)c * kh * kw;
+    long total = (long)nimg * rows * p;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        long q = i % p;
+        long r = (i / p) % rows;
+        long b = i / (p * rows);
+        int ox = q % ow, oy = q / ow;
+        int kx = r % kw, ky = (r / kw) % kh, ch = r / (kw * kh);
+        int iy = oy * sh - ph + ky, ix = ox * sw - pw + kx;
+        float v = 0.f;
+        if (iy >= 0 && iy < h && ix >= 0 && ix < w) v = x[((b * c + ch) * h + iy) * (long)w + ix];
+        col[i] = v;
+    }
+}
+
+// x[b, ch, iy, ix] = sum of the column entries that read it (gather, no atomics).
+__global__ void col2im(int nimg, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow,
+                       const float* col, float* x) {
+    long p = (long)oh * ow;
+    long rows = (long)c * kh * kw;
+    long total = (long)nimg * c * h * w;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        int ix = i % w, iy = (i / w) % h;
+        long ch = (i / ((long)w * h)) % c, b = i / ((long)w * h * c);
+        float s = 0.f;
+        for (int ky = 0; ky < kh; ky++) {
+            int ty = iy + ph - ky;
+            if (ty < 0 || ty % sh) continue;
+            int oy = ty / sh;
+            if (oy >= oh) continue;
+            for (int kx = 0; kx < kw; kx++) {
+                int tx = ix + pw - kx;
+                if (tx < 0 || tx % sw) continue;
+                int ox = tx / sw;
+                if (ox >= ow) continue;
+                long r = (ch * kh + ky) * kw + kx;
+                s += col[(b * rows + r) * p + (long)oy * ow + ox];
+            }
+        }
+        x[i] = s;
+    }
+}
+
+// ---- shortcut, pooling --------------------------------------------------------
+
+// y (N,outC,HO,WO) = x[:, :, ::s, ::s] with lo zero channels before.
+__global__ void zeropad_fwd(int n, int c, int outc, int lo, int h, int w, int ho, int wo, int s, const float* x, float* y) {
+    long total = (long)n * outc * ho * wo;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        int ox = i % wo, oy = (i / wo) % ho;
+        long oc = (i / ((long)wo * ho)) % outc, b = i / ((long)wo * ho * outc);
+        long ch = oc - lo;
+        y[i] = (ch >= 0 && ch < c) ? x[((b * c + ch) * h + (long)oy * s) * w + (long)ox * s] : 0.f;
+    }
+}
+
+__global__ void zeropad_bwd(int n, int c, int outc, int lo, int h, int w, int ho, int wo, int s, const float* dy, float* dx) {
+    long total = (long)n * c * h * w;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        int ix = i % w, iy = (i / w) % h;
+        long ch = (i / ((long)w * h)) % c, b = i / ((long)w * h * c);
+        float v = 0.f;
+        if (iy % s == 0 && ix % s == 0) v = dy[((b * outc + ch + lo) * ho + iy / s) * (long)wo + ix / s];
+        dx[i] = v;
+    }
+}
+
+// one thread per plane, the CPU's summation order
+__global__ void gap_fwd(int planes, int inner, const float* x, float* y) {
+    int p = blockIdx.x * blockDim.x + threadIdx.x;
+    if (p >= planes) return;
+    float s = 0.f;
+    const float* xp = x + (long)p * inner;
+    for (int i = 0; i < inner; i++) s += xp[i];
+    y[p] = s * (1.f / (float)inner);
+}
+
+__global__ void gap_bwd(int planes, int inner, const float* dy, float* dx) {
+    long total = (long)planes * inner;
+    float inv = 1.f / (float)inner;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x)
+        dx[i] = dy[i / inner] * inv;
+}
+
+__device__ void pool_window(int oy, int ox, int h, int w, int k, int s, int pad, int* h0, int* h1, int* w0, int* w1) {
+    int a = oy * s - pad, b = ox * s - pad;
+    *h1 = min(a + k, h); *w1 = min(b + k, w);
+    *h0 = max(a, 0); *w0 = max(b, 0);
+}
+
+__global__ void maxpool_fwd(int planes, int h, int w, int oh, int ow, int k, int s, int pad, const float* x, float* y) {
+    long total = (long)planes * oh * ow;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        int ox = i % ow, oy = (i / ow) % oh; long pl = i / ((long)ow * oh);
+        int h0, h1, w0, w1;
+        pool_window(oy, ox, h, w, k, s, pad, &h0, &h1, &w0, &w1);
+        const float* xp = x + pl * h * w;
+        float m = -INFINITY;
+        for (int a = h0; a < h1; a++) for (int b = w0; b < w1; b++) m = fmaxf(m, xp[a * w + b]);
+        y[i] = m;
+    }
+}
+
+// one thread per plane: windows in order, first maximum wins (as the CPU)
+__global__ void maxpool_bwd(int planes, int h, int w, int oh, int ow, int k, int s, int pad, const float* x, const float* dy, float* dx) {
+    int pl = blockIdx.x * blockDim.x + threadIdx.x;
+    if (pl >= planes) return;
+    const float* xp = x + (long)pl * h * w;
+    const float* dyp = dy + (long)pl * oh * ow;
+    float* dxp = dx + (long)pl * h * w;
+    for (int i = 0; i < h * w; i++) dxp[i] = 0.f;
+    for (int oy = 0; oy < oh; oy++) for (int ox = 0; ox < ow; ox++) {
+        int h0, h1, w0, w1;
+        pool_window(oy, ox, h, w, k, s, pad, &h0, &h1, &w0, &w1);
+        float m = -INFINITY; int at = h0 * w + w0;
+        for (int a = h0; a < h1; a++) for (int b = w0; b < w1; b++) if (xp[a * w + b] > m) { m = xp[a * w + b]; at = a * w + b; }
+        dxp[at] += dyp[oy * ow + ox];
+    }
+}
+
+__global__ void avgpool_fwd(int planes, int h, int w, int oh, int ow, int k, int s, int pad, const float* x, float* y) {
+    long total = (long)planes * oh * ow;
+    float inv = 1.f / (float)(k * k);
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        int ox = i % ow, oy = (i / ow) % oh; long pl = i / ((long)ow * oh);
+        int h0, h1, w0, w1;
+        pool_window(oy, ox, h, w, k, s, pad, &h0, &h1, &w0, &w1);
+        const float* xp = x + pl * h * w;
+        float acc = 0.f;
+        for (int a = h0; a < h1; a++) for (int b = w0; b < w1; b++) acc += xp[a * w + b];
+        y[i] = acc * inv;
+    }
+}
+
+__global__ void avgpool_bwd(int planes, int h, int w, int oh, int ow, int k, int s, int pad, const float* dy, float* dx) {
+    int pl = blockIdx.x * blockDim.x + threadIdx.x;
+    if (pl >= planes) return;
+    float inv = 1.f / (float)(k * k);
+    const float* dyp = dy + (long)pl * oh * ow;
+    float* dxp = dx + (long)pl * h * w;
+    for (int i = 0; i < h * w; i++) dxp[i] = 0.f;
+    for (int oy = 0; oy < oh; oy++) for (int ox = 0; ox < ow; ox++) {
+        int h0, h1, w0, w1;
+        pool_window(oy, ox, h, w, k, s, pad, &h0, &h1, &w0, &w1);
+        float v = dyp[oy * ow + ox] * inv;
+        for (int a = h0; a < h1; a++) for (int b = w0; b < w1; b++) dxp[a * w + b] += v;
+    }
+}
+
+// ---- softmax cross-entropy ------------------------------------------------------
+
+// one thread per row: softmax p, row loss, rank of the label (-1 label: ignored)
+__global__ void ce_fwd(int n, int k, const float* z, const int* labels, float* p, float* rowloss, float* rank) {
+    int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= n) return;
+    const float* zr = z + (long)r * k;
+    float* pr = p + (long)r * k;
+    int l = labels[r];
+    if (l < 0 || l >= k) {
+        rowloss[r] = 0.f;
+        rank[r] = 1e9f;
+        for (int j = 0; j < k; j++) pr[j] = 0.f;
+        return;
+    }
+    float m = zr[0];
+    for (int j = 1; j < k; j++) m = fmaxf(m, zr[j]);
+    float zl = zr[l];
+    double mf = (double)m, s = 0;
+    int rk = 0;
+    for (int j = 0; j < k; j++) {
+        double e = exp((double)zr[j] - mf);
+        pr[j] = (float)e;
+        s += e;
+        if (zr[j] > zl || (zr[j] == zl && j < l)) rk++;
+    }
+    double inv = 1 / s;
+    for (int j = 0; j < k; j++) pr[j] = (float)((double)pr[j] * inv);
+    rowloss[r] = (float)(mf + log(s) - (double)zl);
+    rank[r] = (float)rk;
+}
+
+// one thread: metrics = (mean loss, count, top1, top5); loss = mean loss.
+// Row losses are kept in float (the CPU keeps float64: differences ~1e-7).
+__global__ void ce_reduce(int n, const int* labels, const float* rowloss, const float* rank, float* metrics, float* loss) {
+    if (blockIdx.x != 0 || threadIdx.x != 0) return;
+    double s = 0;
+    int valid = 0, top1 = 0, top5 = 0;
+    for (int r = 0; r < n; r++) {
+        if (labels[r] < 0) continue;
+        valid++;
+        s += (double)rowloss[r];
+        if (rank[r] < 1.f) top1++;
+        if (rank[r] < 5.f) top5++;
+    }
+    float mean = valid > 0 ? (float)(s / valid) : 0.f;
+    metrics[0] = mean; metrics[1] = (float)valid; metrics[2] = (float)top1; metrics[3] = (float)top5;
+    loss[0] = mean;
+}
+
+// dz = (p - onehot) * dl/count
+__global__ void ce_bwd(int n, int k, const float* p, const int* labels, const float* dl, const float* metrics, float* dz) {
+    long total = (long)n * k;
+    float cnt = metrics[1];
+    float scale = cnt > 0.f ? (float)((double)dl[0] / (double)cnt) : 0.f;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        int r = i / k, j = i % k;
+        int l = labels[r];
+        if (l < 0) { dz[i] = 0.f; continue; }
+        float v = p[i] * scale;
+        if (j == l) v -= scale;
+        dz[i] = v;
+    }
+}
+
+// ---- optimizer ---------------------------------------------------------------------
+// PyTorch SGD over n elements of contiguous parameters, gradients and velocities:
+// g' = g + wd*w (decay != 0); v = first ? g' : mom*v + keep*g'; d = nesterov ? g' + mom*v : v;
+// w -= lr*d; with mom == 0 simply d = g'. hyper = (lr, first). Explicit _rn
+// operations: no fused multiply-add, the rounding of train.SGD. The gradient
+// is not zeroed (the next backward overwrites it).
+__global__ void sgd(int n, int nesterov, int decay, float mom, float keep, float wd,
+                    float* w, const float* g, float* v, const float* hyper) {
+    float lr = hyper[0];
+    int first = hyper[1] != 0.f;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        float gi = g[i];
+        if (decay) gi = __fadd_rn(gi, __fmul_rn(wd, w[i]));
+        float d = gi;
+        if (mom != 0.f) {
+            float vi = first ? gi : __fadd_rn(__fmul_rn(mom, v[i]), __fmul_rn(keep, gi));
+            v[i] = vi;
+            d = nesterov ? __fadd_rn(gi, __fmul_rn(mom, vi)) : vi;
+        }
+        w[i] = __fadd_rn(w[i], __fmul_rn(-lr, d));
+    }
+}
+
+}  // extern "C"

@@ -1,0 +1,188 @@
+package cuda
+
+import "fmt"
+
+// Dim is a launch configuration: grid and block sizes (x only) and dynamic
+// shared memory.
+type Dim struct {
+	Grid, Block, Shared int
+}
+
+// Launch shapes of the catalog.
+const (
+	// BlockSize is the block of every kernel; ops.cu's reductions assume it (BLOCK).
+	BlockSize = 256
+	// MaxGrid caps grid-stride kernels: enough blocks to fill an H200 (132
+	// SMs x 16 resident blocks of 256 threads) several times over, few
+	// enough that each thread loops when the tensor is huge.
+	MaxGrid = 132 * 16 * 4
+)
+
+// gridStride is the launch of a kernel whose threads loop over n elements.
+func gridStride(n int) Dim {
+	g := (n + BlockSize - 1) / BlockSize
+	g = max(1, min(g, MaxGrid))
+	return Dim{Grid: g, Block: BlockSize}
+}
+
+// perItem is one thread per item, no loop.
+func perItem(n int) Dim {
+	return Dim{Grid: max(1, (n+BlockSize-1)/BlockSize), Block: BlockSize}
+}
+
+// perBlock is one block per item (a channel reduction).
+func perBlock(n int) Dim { return Dim{Grid: max(1, n), Block: BlockSize} }
+
+// Kernel is one entry of the catalog: a kernel of kernels/ops.cu with its
+// parameter counts (ints, then floats, then buffers) and launch rule.
+type Kernel struct {
+	Name                  string
+	Ints, Floats, Buffers int
+	// Launch computes the configuration from the int arguments.
+	Launch func(ints []int) Dim
+}
+
+func prod(ints []int, idx ...int) int {
+	p := 1
+	for _, i := range idx {
+		p *= ints[i]
+	}
+	return p
+}
+
+// Kernels is the catalog, keyed by name. "gemm" is not a kernel of ops.cu
+// but a cuBLAS call (see GemmArgs).
+var Kernels = map[string]Kernel{}
+
+func reg(name string, ints, floats, bufs int, launch func([]int) Dim) {
+	Kernels[name] = Kernel{Name: name, Ints: ints, Floats: floats, Buffers: bufs, Launch: launch}
+}
+
+func init() {
+	gs := func(idx ...int) func([]int) Dim { return func(v []int) Dim { return gridStride(prod(v, idx...)) } }
+	pi := func(idx ...int) func([]int) Dim { return func(v []int) Dim { return perItem(prod(v, idx...)) } }
+	pb := func(i int) func([]int) Dim { return func(v []int) Dim { return perBlock(v[i]) } }
+	one := func([]int) Dim { return Dim{Grid: 1, Block: 1} }
+
+	reg("fill", 1, 1, 1, gs(0))
+	reg("copy2d", 6, 0, 2, gs(0, 1))
+	reg("add", 1, 0, 3, gs(0))
+	reg("add_relu", 1, 0, 3, gs(0))
+	reg("relu_fwd", 1, 0, 2, gs(0))
+	reg("relu_bwd", 1, 0, 3, gs(0))
+	reg("prelu_fwd", 3, 0, 3, gs(0, 1, 2))
+	reg("prelu_dx", 3, 0, 4, gs(0, 1, 2))
+	reg("prelu_dalpha", 3, 0, 3, pb(1))
+	reg("bias_nchw", 3, 0, 2, gs(0, 1, 2))
+	reg("bias_rows", 2, 0, 2, gs(0, 1))
+	reg("sum_rows", 2, 0, 2, pi(1))
+	reg("channel_sum", 3, 0, 2, pb(1))
+	reg("bn_stats", 3, 2, 4, pb(1))
+	reg("bn_infer", 1, 1, 3, pi(0))
+	reg("bn_apply", 3, 0, 5, gs(0, 1, 2))
+	reg("bn_apply_relu", 3, 0, 5, gs(0, 1, 2))
+	reg("bn_param_grad", 3, 0, 4, pb(1))
+	reg("bn_input_grad", 4, 0, 6, gs(0, 1, 2))
+	// im2col ints: nimg c h w kh kw sh sw ph pw oh ow
+	reg("im2col", 12, 0, 2, gs(0, 1, 4, 5, 10, 11))
+	reg("col2im", 12, 0, 2, gs(0, 1, 2, 3))
+	// zeropad ints: n c outc lo h w ho wo s
+	reg("zeropad_fwd", 9, 0, 2, gs(0, 2, 6, 7))
+	reg("zeropad_bwd", 9, 0, 2, gs(0, 1, 4, 5))
+	reg("gap_fwd", 2, 0, 2, pi(0))
+	reg("gap_bwd", 2, 0, 2, gs(0, 1))
+	// pool ints: planes h w oh ow k s pad
+	reg("maxpool_fwd", 8, 0, 2, gs(0, 3, 4))
+	reg("maxpool_bwd", 8, 0, 3, pi(0))
+	reg("avgpool_fwd", 8, 0, 2, gs(0, 3, 4))
+	reg("avgpool_bwd", 8, 0, 2, pi(0))
+	reg("ce_fwd", 2, 0, 5, pi(0))
+	reg("ce_reduce", 1, 0, 5, one)
+	reg("ce_bwd", 2, 0, 5, gs(0, 1))
+	reg("sgd", 3, 3, 4, gs(0))
+}
+
+// GemmArgs are the ints of a "gemm" instruction: row-major, strided-batched
+//
+//	C_b = alpha * op(A_b) · op(B_b) + beta * C_b,  b < Batch,
+//
+// with op(A) M x K, op(B) K x N, X_b = X + b*StrideX (elements), and the
+// floats (alpha, beta). Buffers: A, B, C; AOff, BOff, COff are element
+// offsets into them (a group of a grouped convolution).
+type GemmArgs struct {
+	TransA, TransB            bool
+	M, N, K                   int
+	LDA, LDB, LDC             int
+	Batch                     int
+	StrideA, StrideB, StrideC int
+	AOff, BOff, COff          int
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Ints encodes the arguments for an Instr.
+func (g GemmArgs) Ints() []int {
+	return []int{b2i(g.TransA), b2i(g.TransB), g.M, g.N, g.K, g.LDA, g.LDB, g.LDC, g.Batch, g.StrideA, g.StrideB, g.StrideC, g.AOff, g.BOff, g.COff}
+}
+
+// DecodeGemm is the inverse of Ints.
+func DecodeGemm(v []int) (GemmArgs, error) {
+	if len(v) != 15 {
+		return GemmArgs{}, fmt.Errorf("gemm: %d ints, want 15", len(v))
+	}
+	return GemmArgs{TransA: v[0] != 0, TransB: v[1] != 0, M: v[2], N: v[3], K: v[4], LDA: v[5], LDB: v[6], LDC: v[7],
+		Batch: v[8], StrideA: v[9], StrideB: v[10], StrideC: v[11], AOff: v[12], BOff: v[13], COff: v[14]}, nil
+}
+
+// ColumnMajor maps a row-major GEMM onto cuBLAS's column-major one: C is
+// stored row-major M x N, i.e. column-major N x M, and Cᵀ = op(B)ᵀ·op(A)ᵀ.
+// The returned call is cublasSgemmStridedBatched(transa, transb, m, n, k,
+// A=first, lda, B=second, ldb, C, ldc) with first/second naming which of
+// the row-major operands goes where (always B first).
+type ColumnMajorCall struct {
+	TransA, TransB bool // for cuBLAS's first and second operand
+	M, N, K        int
+	LDA, LDB, LDC  int
+}
+
+// ColumnMajor returns the cuBLAS call for g.
+func (g GemmArgs) ColumnMajor() ColumnMajorCall {
+	return ColumnMajorCall{TransA: g.TransB, TransB: g.TransA, M: g.N, N: g.M, K: g.K, LDA: g.LDB, LDB: g.LDA, LDC: g.LDC}
+}
+
+// Validate checks the leading dimensions and that the operands lie within
+// buffers of the given sizes.
+func (g GemmArgs) Validate(sizeA, sizeB, sizeC int) error {
+	rowsA, colsA := g.M, g.K
+	if g.TransA {
+		rowsA, colsA = g.K, g.M
+	}
+	rowsB, colsB := g.K, g.N
+	if g.TransB {
+		rowsB, colsB = g.N, g.K
+	}
+	switch {
+	case g.M < 1 || g.N < 1 || g.K < 1 || g.Batch < 1:
+		return fmt.Errorf("gemm: empty %dx%dx%d batch %d", g.M, g.N, g.K, g.Batch)
+	case g.LDA < colsA || g.LDB < colsB || g.LDC < g.N:
+		return fmt.Errorf("gemm: leading dimensions %d,%d,%d below %d,%d,%d", g.LDA, g.LDB, g.LDC, colsA, colsB, g.N)
+	}
+	need := func(off, stride, rows, ld, cols int) int {
+		return off + (g.Batch-1)*stride + (rows-1)*ld + cols
+	}
+	if n := need(g.AOff, g.StrideA, rowsA, g.LDA, colsA); n > sizeA {
+		return fmt.Errorf("gemm: A needs %d elements, buffer has %d", n, sizeA)
+	}
+	if n := need(g.BOff, g.StrideB, rowsB, g.LDB, colsB); n > sizeB {
+		return fmt.Errorf("gemm: B needs %d elements, buffer has %d", n, sizeB)
+	}
+	if n := need(g.COff, g.StrideC, g.M, g.LDC, g.N); n > sizeC {
+		return fmt.Errorf("gemm: C needs %d elements, buffer has %d", n, sizeC)
+	}
+	return nil
+}

@@ -1,0 +1,201 @@
+package cuda
+
+import (
+	"cmp"
+	"math"
+	"math/rand/v2"
+	"os"
+	"testing"
+
+	"github.com/eraserelu/eraserelu/arch"
+	"github.com/eraserelu/eraserelu/erase"
+	"github.com/eraserelu/eraserelu/graph"
+	"github.com/eraserelu/eraserelu/train"
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+var benchSGD = SGDConfig{Momentum: 0.9, WeightDecay: 1e-4, Nesterov: true}
+
+// build compiles an architecture and binds a random batch.
+func build(t testing.TB, name string, batch int, eraseAll bool) (*graph.Graph, *graph.Program, []float32, []int) {
+	return buildWith(t, arch.Config{Arch: name, Batch: batch}, eraseAll, erase.Identity)
+}
+
+func buildWith(t testing.TB, cfg arch.Config, eraseAll bool, repl erase.Replacement) (*graph.Graph, *graph.Program, []float32, []int) {
+	t.Helper()
+	cfg.Dtype, cfg.Seed = tensor.Float32, 7
+	batch := cfg.Batch
+	g, err := arch.Build(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eraseAll {
+		if g, _, err = erase.Apply(g, erase.Options{Proportion: 1, Replacement: repl}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := graph.Compile(g, "loss")
+	if err != nil {
+		t.Fatal(err)
+	}
+	xn, _ := g.Input("x")
+	yn, _ := g.Input("y")
+	rng := rand.New(rand.NewPCG(3, 4))
+	xs := make([]float32, xn.Shape().TotalSize())
+	for i := range xs {
+		xs[i] = float32(rng.NormFloat64())
+	}
+	ys := make([]int, batch)
+	for i := range ys {
+		ys[i] = rng.IntN(10)
+	}
+	if err := gorgonia.Let(xn, tensor.New(tensor.WithShape(xn.Shape()...), tensor.WithBacking(append([]float32(nil), xs...)))); err != nil {
+		t.Fatal(err)
+	}
+	if err := gorgonia.Let(yn, tensor.New(tensor.WithShape(batch), tensor.WithBacking(append([]int(nil), ys...)))); err != nil {
+		t.Fatal(err)
+	}
+	return g, p, xs, ys
+}
+
+// upload copies the graph's parameters, state and the batch into a Ref.
+func upload(t testing.TB, g *graph.Graph, s *Step, r *Ref, xs []float32, ys []int) {
+	t.Helper()
+	for i, sl := range s.Params {
+		copy(r.Buf(sl.Param), g.Params()[i].Node.Value().Data().([]float32))
+	}
+	for _, b := range g.Buffers() {
+		if id, ok := s.States[b.Name]; ok {
+			copy(r.Buf(id), b.Value.Float32s())
+		}
+	}
+	copy(r.Buf(s.X), xs)
+	r.SetInts(s.Y, ys)
+}
+
+func relDiff(a, b []float32) float64 {
+	var num, den float64
+	for i := range a {
+		d := float64(a[i]) - float64(b[i])
+		num += d * d
+		den += float64(b[i]) * float64(b[i])
+	}
+	if den == 0 {
+		return math.Sqrt(num)
+	}
+	return math.Sqrt(num / den)
+}
+
+// TestRefMatchesCPU runs one training step of a network through Lower,
+// Plan and the reference interpreter and compares the loss, every gradient,
+// the running statistics and the parameters after SGD with the CPU path
+// (graph.Program.Train and train.SGD), from identical weights and data.
+func TestRefMatchesCPU(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cfg   arch.Config
+		erase bool
+		repl  erase.Replacement
+		// gradTol: the gradients' tolerance, 1e-4 unless the network is
+		// ill-conditioned at test size (TestResNeXtConditioning: one ulp
+		// on the input moves the CPU's own ResNeXt gradients by ~4e-2).
+		gradTol float64
+	}{
+		{"resnet-20", arch.Config{Arch: "resnet-20", Batch: 4}, false, 0, 0},
+		{"resnet-20-erased", arch.Config{Arch: "resnet-20", Batch: 4}, true, erase.Identity, 0},
+		{"resnet-20-prelu", arch.Config{Arch: "resnet-20", Batch: 4}, true, erase.PReLU, 0},
+		// concat and its slices, pooling
+		{"inception-v2-3", arch.Config{Arch: "inception-v2-3", Batch: 2}, false, 0, 0},
+		// grouped and 1x1 strided convolutions, 7x7 stem, max pooling, bottlenecks
+		{"imagenet-resnet-18", arch.Config{Arch: "imagenet-resnet-18", Batch: 4, InputShape: [3]int{3, 64, 64}, Classes: 10}, false, 0, 0},
+		{"imagenet-resnext-50-32x4d", arch.Config{Arch: "imagenet-resnext-50-32x4d", Batch: 4, InputShape: [3]int{3, 64, 64}, Classes: 10}, false, 0, 0.1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if testing.Short() && tc.name != "resnet-20" {
+				t.Skip("short")
+			}
+			checkStep(t, tc.cfg, tc.erase, tc.repl, cmp.Or(tc.gradTol, 1e-4))
+		})
+	}
+}
+
+func checkStep(t *testing.T, cfg arch.Config, eraseAll bool, repl erase.Replacement, gradTol float64) {
+	batch := cfg.Batch
+	g, p, xs, ys := buildWith(t, cfg, eraseAll, repl)
+	s, err := Lower(p, benchSGD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.NoShare = os.Getenv("CUDA_NOSHARE") != ""
+	if err := s.Plan(); err != nil {
+		t.Fatal(err)
+	}
+	t.Log(s.Describe())
+	r := NewRef(s)
+	upload(t, g, s, r, xs, ys)
+
+	if err := p.Train(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(0, s.OptStart); err != nil {
+		t.Fatal(err)
+	}
+	const tol = 1e-4
+	if d := math.Abs(float64(r.Buf(s.Loss)[0])-p.Loss()) / math.Abs(p.Loss()); d > tol {
+		t.Errorf("loss: ref %v, cpu %v", r.Buf(s.Loss)[0], p.Loss())
+	}
+	if m := r.Buf(s.Metrics); int(m[MetricCount]) != batch {
+		t.Errorf("metrics %v: count %v, want %d", m, m[MetricCount], batch)
+	}
+	worst := 0.0
+	for i, sl := range s.Params {
+		want, _ := p.Grad(g.Params()[i])
+		d := relDiff(r.Buf(sl.Grad), want.Float32s())
+		worst = max(worst, d)
+		if d > gradTol {
+			t.Errorf("gradient of %s: relative difference %.3g", sl.Name, d)
+		}
+	}
+	t.Logf("worst gradient relative difference %.3g", worst)
+	for _, b := range g.Buffers() {
+		if id, ok := s.States[b.Name]; ok {
+			if d := relDiff(r.Buf(id), b.Value.Float32s()); d > tol {
+				t.Errorf("running statistic %s: relative difference %.3g", b.Name, d)
+			}
+		}
+	}
+	// The optimizer: both from the same gradients (the CPU's).
+	for i, sl := range s.Params {
+		want, _ := p.Grad(g.Params()[i])
+		copy(r.Buf(sl.Grad), want.Float32s())
+	}
+	opt, err := train.NewSGD(g.Params(), train.SGDOptions{Momentum: benchSGD.Momentum, WeightDecay: benchSGD.WeightDecay, Nesterov: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opt.Close()
+	for step := 0; step < 2; step++ {
+		for i, sl := range s.Params {
+			want, _ := p.Grad(g.Params()[i])
+			copy(r.Buf(sl.Grad), want.Float32s())
+		}
+		h := r.Buf(s.Hyper)
+		h[HyperLR], h[HyperFirst] = 0.1, float32(1-step)
+		if err := r.Run(s.OptStart, len(s.Instrs)); err != nil {
+			t.Fatal(err)
+		}
+		if err := opt.Step(p, 0.1); err != nil {
+			t.Fatal(err)
+		}
+		for i, sl := range s.Params {
+			w := g.Params()[i].Node.Value().Data().([]float32)
+			got := r.Buf(sl.Param)
+			for j := range w {
+				if got[j] != w[j] {
+					t.Fatalf("step %d: parameter %s[%d]: ref %v, train.SGD %v (must be bit-identical)", step, sl.Name, j, got[j], w[j])
+				}
+			}
+		}
+	}
+}
