@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/eraserelu/eraserelu/arch"
@@ -44,15 +45,21 @@ type Result struct {
 	BLAS       string  `json:"blas"`
 }
 
-// Run builds, erases and compiles the architecture, then times SGD training
-// steps (momentum 0.9, Nesterov, weight decay 1e-4, as the reference script)
-// and inference passes on one fixed random batch.
-func Run(cfg Config) (*Result, error) {
+// Session is a compiled architecture bound to one random batch, with its
+// optimizer: the unit Run times and the go test benchmarks drive.
+type Session struct {
+	Graph   *graph.Graph
+	Prog    *graph.Program
+	Opt     *train.SGD
+	BuildMs float64
+}
+
+// NewSession builds, erases and compiles the architecture, binds a random
+// batch and makes an SGD optimizer (momentum 0.9, Nesterov, weight decay
+// 1e-4, as the reference script).
+func NewSession(cfg Config) (*Session, error) {
 	if cfg.Batch < 1 {
 		return nil, fmt.Errorf("bench: --batch must be >= 1, got %d", cfg.Batch)
-	}
-	if cfg.Steps < 1 {
-		return nil, fmt.Errorf("bench: --steps must be >= 1, got %d", cfg.Steps)
 	}
 	if cfg.Dtype == (tensor.Dtype{}) {
 		cfg.Dtype = tensor.Float32
@@ -71,41 +78,66 @@ func Run(cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer prog.Close()
 	build := time.Since(start)
-
 	if err := bindRandom(g, cfg.Dtype); err != nil {
+		prog.Close()
 		return nil, err
 	}
 	opt, err := train.NewSGD(g.Params(), train.SGDOptions{Momentum: 0.9, Nesterov: true, WeightDecay: 1e-4})
 	if err != nil {
+		prog.Close()
 		return nil, err
 	}
-	step := func() error {
-		if err := prog.Train(); err != nil {
-			return err
-		}
-		return opt.Step(prog, 0.1)
+	return &Session{Graph: g, Prog: prog, Opt: opt, BuildMs: build.Seconds() * 1000}, nil
+}
+
+// TrainStep is one forward and backward pass and one SGD update.
+func (s *Session) TrainStep() error {
+	if err := s.Prog.Train(); err != nil {
+		return err
 	}
+	return s.Opt.Step(s.Prog, 0.1)
+}
+
+// EvalStep is one inference pass.
+func (s *Session) EvalStep() error { return s.Prog.Infer() }
+
+// Close releases the machines and the optimizer's workers.
+func (s *Session) Close() {
+	s.Opt.Close()
+	s.Prog.Close()
+}
+
+// Run times cfg.Steps training steps (after cfg.Warmup untimed ones) and
+// max(cfg.Steps/2, 2) inference passes on one fixed random batch.
+func Run(cfg Config) (*Result, error) {
+	if cfg.Steps < 1 {
+		return nil, fmt.Errorf("bench: --steps must be >= 1, got %d", cfg.Steps)
+	}
+	s, err := NewSession(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
 	for i := 0; i < cfg.Warmup; i++ {
-		if err := step(); err != nil {
+		if err := s.TrainStep(); err != nil {
 			return nil, err
 		}
 	}
 	t0 := time.Now()
 	for i := 0; i < cfg.Steps; i++ {
-		if err := step(); err != nil {
+		if err := s.TrainStep(); err != nil {
 			return nil, err
 		}
 	}
 	trainDur := time.Since(t0)
-	if err := prog.Infer(); err != nil {
+	if err := s.EvalStep(); err != nil {
 		return nil, err
 	}
 	evalSteps := max(cfg.Steps/2, 2)
 	t1 := time.Now()
 	for i := 0; i < evalSteps; i++ {
-		if err := prog.Infer(); err != nil {
+		if err := s.EvalStep(); err != nil {
 			return nil, err
 		}
 	}
@@ -117,12 +149,12 @@ func Run(cfg Config) (*Result, error) {
 	return &Result{
 		Arch:       cfg.Arch,
 		Batch:      cfg.Batch,
-		Params:     g.ParamCount(),
+		Params:     s.Graph.ParamCount(),
 		TrainImgS:  float64(cfg.Steps*cfg.Batch) / trainDur.Seconds(),
 		EvalImgS:   float64(evalSteps*cfg.Batch) / evalDur.Seconds(),
 		StepMs:     trainDur.Seconds() * 1000 / float64(cfg.Steps),
 		PeakRSSMiB: rss,
-		BuildMs:    build.Seconds() * 1000,
+		BuildMs:    s.BuildMs,
 		BLAS:       ops.BLASName,
 	}, nil
 }
@@ -164,6 +196,15 @@ func bindRandom(g *graph.Graph, dt tensor.Dtype) error {
 		return fmt.Errorf("bench: bind y: %w", err)
 	}
 	return nil
+}
+
+// CPUTime is the user and system CPU time this process has used so far.
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // PeakRSSMiB reads the process's peak resident set size (VmHWM) from /proc.

@@ -24,12 +24,26 @@ type Program struct {
 	outputs map[string]*tensor.Dense
 	grads   map[*Param]*tensor.Dense
 	inGrads map[string]*tensor.Dense
+	plan    *ops.MemoryPlan
 }
+
+// MemoryPlan is the summary of the training machine's memory plan (nil when
+// compiled WithoutMemoryPlan).
+func (p *Program) MemoryPlan() *ops.MemoryPlan { return p.plan }
 
 // CompileOption tunes Compile.
 type CompileOption func(*compileConfig)
 
-type compileConfig struct{ inputGrads []string }
+type compileConfig struct {
+	inputGrads []string
+	noPlan     bool
+}
+
+// WithoutMemoryPlan compiles without the memory plan (no in-place ops, no
+// shared gradient storage): for tests that compare the two, and debugging.
+func WithoutMemoryPlan() CompileOption {
+	return func(c *compileConfig) { c.noPlan = true }
+}
 
 // WithInputGradients also computes the gradient of the loss with respect to
 // the named inputs (e.g. df/dx for Figure 4), read with InputGrad.
@@ -75,6 +89,10 @@ func Compile(g *Graph, loss string, opts ...CompileOption) (*Program, error) {
 	p.loss = p.outputs[loss]
 	trainPins := append(gorgonia.Nodes(nil), outPins...)
 
+	forward := map[*gorgonia.Node]bool{}
+	for _, n := range g.expr.AllNodes() {
+		forward[n] = true
+	}
 	params := g.ParamNodes()
 	wrt := append(gorgonia.Nodes(nil), params...)
 	for _, name := range cc.inputGrads {
@@ -109,8 +127,19 @@ func Compile(g *Graph, loss string, opts ...CompileOption) (*Program, error) {
 	}
 	// Only what the pins need: ops' SymDiff may emit gradients nobody uses
 	// (the input image's), which the machine would otherwise compute.
-	p.train = gorgonia.NewTapeMachine(g.expr.SubgraphRoots(trainPins...))
+	sub := g.expr.SubgraphRoots(trainPins...)
+	train := gorgonia.NewTapeMachine(sub)
+	p.train = train
 	p.infer = gorgonia.NewTapeMachine(g.expr.SubgraphRoots(outPins...))
+	if !cc.noPlan {
+		order, err := machineOrder(train, sub)
+		if err != nil {
+			return nil, fmt.Errorf("compile: %w", err)
+		}
+		if order != nil {
+			p.plan = ops.PlanMemory(order, func(n *gorgonia.Node) bool { return !forward[n] })
+		}
+	}
 	return p, nil
 }
 

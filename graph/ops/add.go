@@ -12,12 +12,21 @@ import (
 // AddOp is the elementwise sum of two tensors of the same shape, as one
 // node: the merge of a residual block (shortcut + branch). Its gradient
 // passes dy to both inputs unchanged.
+//
+// When the memory plan allows it, the op adds in place into whichever input
+// nothing else reads (in a residual block, usually the branch).
 type AddOp struct {
 	noCommon
 	rank int
 	id   uint64
-	out  buffer
+	outBuf
+	inPlace inPlace
+	k32     resAddArgs[float32]
+	k64     resAddArgs[float64]
 }
+
+func (op *AddOp) inPlaceCandidates() []int { return []int{1, 0} }
+func (op *AddOp) inPlaceState() *inPlace   { return &op.inPlace }
 
 // Add returns a + b; a and b must have the same shape (no broadcasting).
 func Add(a, b *gorgonia.Node) (*gorgonia.Node, error) {
@@ -65,44 +74,50 @@ func (op *AddOp) String() string        { return "Add" }
 
 func (op *AddOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "Add"
-	if err := normArity(name, 2, vs); err != nil {
+	if err := argCount(name, 2, vs); err != nil {
 		return nil, err
 	}
-	a, err := normArg(name, 0, vs[0])
+	a, err := argDense(name, 0, vs[0])
 	if err != nil {
 		return nil, err
 	}
-	b, err := normArgLike(name, 1, vs[1], a)
+	b, err := argLike(name, 1, vs[1], a)
 	if err != nil {
 		return nil, err
 	}
 	if !normSameShape(a.Shape(), b.Shape()) {
 		return nil, fmt.Errorf("%s: shapes %v and %v differ", name, a.Shape(), b.Shape())
 	}
-	y := op.out.get(a.Dtype(), a.Shape()...)
+	var y *tensor.Dense
+	switch {
+	case op.inPlace.on(0):
+		y = a
+	case op.inPlace.on(1):
+		y = b
+	default:
+		y = op.out.get(a.Dtype(), a.Shape()...)
+	}
 	if a.Dtype() == tensor.Float32 {
-		resAddRun(resAddArgs[float32]{y: y.Float32s(), a: a.Float32s(), b: b.Float32s()})
+		op.k32 = resAddArgs[float32]{y: y.Float32s(), a: a.Float32s(), b: b.Float32s()}
+		parallelRun(&op.k32, len(op.k32.y), 1)
+		op.k32 = resAddArgs[float32]{}
 	} else {
-		resAddRun(resAddArgs[float64]{y: y.Float64s(), a: a.Float64s(), b: b.Float64s()})
+		op.k64 = resAddArgs[float64]{y: y.Float64s(), a: a.Float64s(), b: b.Float64s()}
+		parallelRun(&op.k64, len(op.k64.y), 1)
+		op.k64 = resAddArgs[float64]{}
 	}
 	return y, nil
 }
 
+// resAddArgs writes y = a + b; y may be a or b.
 type resAddArgs[T Float] struct{ y, a, b []T }
 
-func (a resAddArgs[T]) run(lo, hi int) {
+func (a *resAddArgs[T]) runRange(lo, hi int) {
 	ys, as, bs := a.y[lo:hi], a.a[lo:hi], a.b[lo:hi]
-	for i, v := range as {
-		ys[i] = v + bs[i]
+	as, bs = as[:len(ys)], bs[:len(ys)]
+	for i := range ys {
+		ys[i] = as[i] + bs[i]
 	}
-}
-
-func resAddRun[T Float](a resAddArgs[T]) {
-	if normSerial(len(a.y), 1) {
-		a.run(0, len(a.y))
-		return
-	}
-	parallelFor(len(a.y), a.run)
 }
 
 func (op *AddOp) DiffWRT(int) []bool { return []bool{true, true} }

@@ -62,55 +62,91 @@ func shapeOf(ds gorgonia.DimSizer) (tensor.Shape, error) {
 	return s, nil
 }
 
-// dense returns v as a *tensor.Dense of a float dtype.
-func dense(v gorgonia.Value) (*tensor.Dense, error) {
+// argCount checks the number of inputs of op.
+func argCount(op string, want int, vs []gorgonia.Value) error {
+	if len(vs) != want {
+		return fmt.Errorf("%s: expected %d inputs, got %d", op, want, len(vs))
+	}
+	return nil
+}
+
+// argDense checks that input i of op is a contiguous float *tensor.Dense.
+// Read its data with Float32s or Float64s, which never allocate (Data does,
+// boxing the slice into an interface).
+func argDense(op string, i int, v gorgonia.Value) (*tensor.Dense, error) {
 	d, ok := v.(*tensor.Dense)
 	if !ok {
-		return nil, fmt.Errorf("expected *tensor.Dense, got %T", v)
+		return nil, fmt.Errorf("%s input %d: expected *tensor.Dense, got %T", op, i, v)
 	}
-	if d.Dtype() != tensor.Float32 && d.Dtype() != tensor.Float64 {
-		return nil, fmt.Errorf("unsupported dtype %v (float32 or float64 only)", d.Dtype())
+	if dt := d.Dtype(); dt != tensor.Float32 && dt != tensor.Float64 {
+		return nil, fmt.Errorf("%s input %d: unsupported dtype %v (float32 or float64 only)", op, i, dt)
+	}
+	if d.RequiresIterator() {
+		return nil, fmt.Errorf("%s input %d: non-contiguous tensor views are not supported", op, i)
 	}
 	return d, nil
 }
 
-// denses converts all of vs, checking arity and a common dtype.
-func denses(name string, want int, vs []gorgonia.Value) ([]*tensor.Dense, error) {
-	if len(vs) != want {
-		return nil, fmt.Errorf("%s: expected %d inputs, got %d", name, want, len(vs))
+// argLike is argDense that also requires the dtype of ref.
+func argLike(op string, i int, v gorgonia.Value, ref *tensor.Dense) (*tensor.Dense, error) {
+	d, err := argDense(op, i, v)
+	if err != nil {
+		return nil, err
 	}
-	out := make([]*tensor.Dense, len(vs))
-	for i, v := range vs {
-		d, err := dense(v)
-		if err != nil {
-			return nil, fmt.Errorf("%s input %d: %w", name, i, err)
-		}
-		if i > 0 && d.Dtype() != out[0].Dtype() {
-			return nil, fmt.Errorf("%s: input %d has dtype %v, input 0 has %v", name, i, d.Dtype(), out[0].Dtype())
-		}
-		out[i] = d
+	if d.Dtype() != ref.Dtype() {
+		return nil, fmt.Errorf("%s input %d: dtype %v, input 0 has %v", op, i, d.Dtype(), ref.Dtype())
 	}
-	return out, nil
+	return d, nil
 }
 
-// buffer is an op-owned tensor reused across runs while shape and dtype hold.
-type buffer struct{ t *tensor.Dense }
+// buffer is an op-owned tensor reused across runs while shape and dtype
+// hold. A memory plan (plan.go) may give it a slot: storage shared with
+// other ops' buffers whose values are never alive at the same time.
+type buffer struct {
+	t    *tensor.Dense
+	slot *slot
+	gen  uint64 // the slot's generation t was made for
+}
 
-// get returns the buffer for (dt, shape), reallocating only when either changed.
-// The contents are whatever the last run left; callers overwrite or zero them.
+// get returns the buffer for (dt, shape), reallocating only when either
+// changed (or, in a slot, when the slot's storage was reallocated). The
+// contents are whatever the last run left, of this op or of another one
+// sharing the slot; callers overwrite or zero them.
 func (b *buffer) get(dt tensor.Dtype, shape ...int) *tensor.Dense {
-	if b.t != nil && b.t.Dtype() == dt && sameShape(b.t.Shape(), shape) {
+	if b.slot != nil && (dt == tensor.Float32 || dt == tensor.Float64) {
+		return b.slotGet(dt, shape)
+	}
+	if b.t != nil && b.t.Dtype() == dt && sameShape(b.t.Shape(), shape) && b.gen == 0 {
 		return b.t
 	}
-	b.t = tensor.New(tensor.Of(dt), tensor.WithShape(shape...))
+	b.t, b.gen = tensor.New(tensor.Of(dt), tensor.WithShape(shape...)), 0
 	return b.t
 }
 
-// zeroed is get followed by clearing the contents.
-func (b *buffer) zeroed(dt tensor.Dtype, shape ...int) *tensor.Dense {
-	t := b.get(dt, shape...)
-	t.Zero()
-	return t
+func (b *buffer) slotGet(dt tensor.Dtype, shape []int) *tensor.Dense {
+	s := b.slot
+	if b.t != nil && b.gen == s.gen && b.t.Dtype() == dt && sameShape(b.t.Shape(), shape) {
+		return b.t
+	}
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	if dt == tensor.Float32 {
+		if len(s.f32) < n {
+			s.f32 = make([]float32, n)
+			s.gen++
+		}
+		b.t = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(s.f32[:n]))
+	} else {
+		if len(s.f64) < n {
+			s.f64 = make([]float64, n)
+			s.gen++
+		}
+		b.t = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(s.f64[:n]))
+	}
+	b.gen = s.gen
+	return b.t
 }
 
 func sameShape(a tensor.Shape, b []int) bool {
@@ -124,18 +160,6 @@ func sameShape(a tensor.Shape, b []int) bool {
 	}
 	return true
 }
-
-// slices returns the backing data of ts as []T; all must have element type T.
-func slices[T Float](ts ...*tensor.Dense) [][]T {
-	out := make([][]T, len(ts))
-	for i, t := range ts {
-		out[i] = t.Data().([]T)
-	}
-	return out
-}
-
-// data returns the backing slice of t as []T.
-func data[T Float](t *tensor.Dense) []T { return t.Data().([]T) }
 
 // noCommon holds the Op methods that are the same for every op here.
 type noCommon struct{}

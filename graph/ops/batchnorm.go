@@ -42,7 +42,9 @@ type BatchNormOp struct {
 	runMean  *tensor.Dense
 	runVar   *tensor.Dense
 	id       uint64
-	out      buffer
+	outBuf
+	k32      bnFwdArgs[float32]
+	k64      bnFwdArgs[float64]
 
 	// Saved by the last forward for the backward ops (never a node value):
 	// the statistics used per channel, whether they were batch statistics,
@@ -178,18 +180,18 @@ func bnCheckVec(name string, i int, v *tensor.Dense, c int) error {
 
 func (op *BatchNormOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "BatchNorm"
-	if err := normArity(name, 3, vs); err != nil {
+	if err := argCount(name, 3, vs); err != nil {
 		return nil, err
 	}
-	x, err := normArg(name, 0, vs[0])
+	x, err := argDense(name, 0, vs[0])
 	if err != nil {
 		return nil, err
 	}
-	gamma, err := normArgLike(name, 1, vs[1], x)
+	gamma, err := argLike(name, 1, vs[1], x)
 	if err != nil {
 		return nil, err
 	}
-	beta, err := normArgLike(name, 2, vs[2], x)
+	beta, err := argLike(name, 2, vs[2], x)
 	if err != nil {
 		return nil, err
 	}
@@ -222,11 +224,15 @@ func (op *BatchNormOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	y := op.out.get(x.Dtype(), x.Shape()...)
 	if x.Dtype() == tensor.Float32 {
-		bnForward(bnFwdArgs[float32]{x: x.Float32s(), y: y.Float32s(), gamma: gamma.Float32s(), beta: beta.Float32s(),
-			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training})
+		op.k32 = bnFwdArgs[float32]{x: x.Float32s(), y: y.Float32s(), gamma: gamma.Float32s(), beta: beta.Float32s(),
+			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training}
+		parallelRun(&op.k32, c, n*inner)
+		op.k32 = bnFwdArgs[float32]{}
 	} else {
-		bnForward(bnFwdArgs[float64]{x: x.Float64s(), y: y.Float64s(), gamma: gamma.Float64s(), beta: beta.Float64s(),
-			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training})
+		op.k64 = bnFwdArgs[float64]{x: x.Float64s(), y: y.Float64s(), gamma: gamma.Float64s(), beta: beta.Float64s(),
+			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training}
+		parallelRun(&op.k64, c, n*inner)
+		op.k64 = bnFwdArgs[float64]{}
 	}
 	if training {
 		mom := op.momentum
@@ -249,18 +255,10 @@ type bnFwdArgs[T Float] struct {
 	stats              bool
 }
 
-func bnForward[T Float](a bnFwdArgs[T]) {
-	if normSerial(a.c, a.n*a.inner) {
-		a.run(0, a.c)
-		return
-	}
-	parallelItems(a.c, a.n*a.inner, a.run)
-}
-
 // run normalises channels [lo, hi): with stats, one pass for the mean and
 // variance (shifted by the channel's first value, accumulated in float64),
 // then one pass writing y.
-func (a bnFwdArgs[T]) run(lo, hi int) {
+func (a *bnFwdArgs[T]) runRange(lo, hi int) {
 	inner, stride := a.inner, a.c*a.inner
 	for c := lo; c < hi; c++ {
 		if a.stats {
@@ -338,8 +336,15 @@ type bnParamGradOp struct {
 	nonDiff
 	fwd *BatchNormOp
 	id  uint64
-	out buffer
+	outBuf
+	k32 bnRedArgs[float32]
+	k64 bnRedArgs[float64]
 }
+
+// ordersOnly: the forward output y is an input only to order the op after
+// the forward pass; the op never reads it (so the rectifier after a batch
+// norm may overwrite it).
+func (op *bnParamGradOp) ordersOnly(i int) bool { return i == 1 }
 
 func (op *bnParamGradOp) Arity() int { return 3 }
 func (op *bnParamGradOp) Type() hm.Type {
@@ -365,14 +370,14 @@ func (op *bnParamGradOp) String() string   { return "BatchNormParamGrad" }
 
 func (op *bnParamGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "BatchNormParamGrad"
-	if err := normArity(name, 3, vs); err != nil {
+	if err := argCount(name, 3, vs); err != nil {
 		return nil, err
 	}
-	x, err := normArg(name, 0, vs[0])
+	x, err := argDense(name, 0, vs[0])
 	if err != nil {
 		return nil, err
 	}
-	dy, err := normArgLike(name, 2, vs[2], x)
+	dy, err := argLike(name, 2, vs[2], x)
 	if err != nil {
 		return nil, err
 	}
@@ -385,11 +390,15 @@ func (op *bnParamGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	red := op.out.get(x.Dtype(), 2, c)
 	if x.Dtype() == tensor.Float32 {
-		bnParamGrad(bnRedArgs[float32]{x: x.Float32s(), dy: dy.Float32s(), red: red.Float32s(),
-			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner})
+		op.k32 = bnRedArgs[float32]{x: x.Float32s(), dy: dy.Float32s(), red: red.Float32s(),
+			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner}
+		parallelRun(&op.k32, c, n*inner)
+		op.k32 = bnRedArgs[float32]{}
 	} else {
-		bnParamGrad(bnRedArgs[float64]{x: x.Float64s(), dy: dy.Float64s(), red: red.Float64s(),
-			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner})
+		op.k64 = bnRedArgs[float64]{x: x.Float64s(), dy: dy.Float64s(), red: red.Float64s(),
+			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner}
+		parallelRun(&op.k64, c, n*inner)
+		op.k64 = bnRedArgs[float64]{}
 	}
 	return red, nil
 }
@@ -400,15 +409,7 @@ type bnRedArgs[T Float] struct {
 	n, c, inner  int
 }
 
-func bnParamGrad[T Float](a bnRedArgs[T]) {
-	if normSerial(a.c, a.n*a.inner) {
-		a.run(0, a.c)
-		return
-	}
-	parallelItems(a.c, a.n*a.inner, a.run)
-}
-
-func (a bnRedArgs[T]) run(lo, hi int) {
+func (a *bnRedArgs[T]) runRange(lo, hi int) {
 	inner, stride := a.inner, a.c*a.inner
 	for c := lo; c < hi; c++ {
 		mean := T(a.mean[c])
@@ -434,7 +435,9 @@ type bnInputGradOp struct {
 	nonDiff
 	fwd *BatchNormOp
 	id  uint64
-	out buffer
+	outBuf
+	k32 bnDxArgs[float32]
+	k64 bnDxArgs[float64]
 }
 
 func (op *bnInputGradOp) Arity() int { return 4 }
@@ -458,22 +461,22 @@ func (op *bnInputGradOp) String() string   { return "BatchNormInputGrad" }
 
 func (op *bnInputGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "BatchNormInputGrad"
-	if err := normArity(name, 4, vs); err != nil {
+	if err := argCount(name, 4, vs); err != nil {
 		return nil, err
 	}
-	x, err := normArg(name, 0, vs[0])
+	x, err := argDense(name, 0, vs[0])
 	if err != nil {
 		return nil, err
 	}
-	gamma, err := normArgLike(name, 1, vs[1], x)
+	gamma, err := argLike(name, 1, vs[1], x)
 	if err != nil {
 		return nil, err
 	}
-	dy, err := normArgLike(name, 2, vs[2], x)
+	dy, err := argLike(name, 2, vs[2], x)
 	if err != nil {
 		return nil, err
 	}
-	red, err := normArgLike(name, 3, vs[3], x)
+	red, err := argLike(name, 3, vs[3], x)
 	if err != nil {
 		return nil, err
 	}
@@ -492,11 +495,15 @@ func (op *bnInputGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	dx := op.out.get(x.Dtype(), x.Shape()...)
 	if x.Dtype() == tensor.Float32 {
-		bnInputGrad(bnDxArgs[float32]{x: x.Float32s(), gamma: gamma.Float32s(), dy: dy.Float32s(), red: red.Float32s(), dx: dx.Float32s(),
-			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner, batch: op.fwd.batchStats})
+		op.k32 = bnDxArgs[float32]{x: x.Float32s(), gamma: gamma.Float32s(), dy: dy.Float32s(), red: red.Float32s(), dx: dx.Float32s(),
+			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner, batch: op.fwd.batchStats}
+		parallelRun(&op.k32, c, n*inner)
+		op.k32 = bnDxArgs[float32]{}
 	} else {
-		bnInputGrad(bnDxArgs[float64]{x: x.Float64s(), gamma: gamma.Float64s(), dy: dy.Float64s(), red: red.Float64s(), dx: dx.Float64s(),
-			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner, batch: op.fwd.batchStats})
+		op.k64 = bnDxArgs[float64]{x: x.Float64s(), gamma: gamma.Float64s(), dy: dy.Float64s(), red: red.Float64s(), dx: dx.Float64s(),
+			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner, batch: op.fwd.batchStats}
+		parallelRun(&op.k64, c, n*inner)
+		op.k64 = bnDxArgs[float64]{}
 	}
 	return dx, nil
 }
@@ -508,17 +515,9 @@ type bnDxArgs[T Float] struct {
 	batch                 bool
 }
 
-func bnInputGrad[T Float](a bnDxArgs[T]) {
-	if normSerial(a.c, a.n*a.inner) {
-		a.run(0, a.c)
-		return
-	}
-	parallelItems(a.c, a.n*a.inner, a.run)
-}
-
 // run writes dx = g*dy + b*(x-mean) + c0 per channel, with g = gamma*invstd,
 // b = -g*invstd*dgamma/M and c0 = -g*dbeta/M (both zero in inference mode).
-func (a bnDxArgs[T]) run(lo, hi int) {
+func (a *bnDxArgs[T]) runRange(lo, hi int) {
 	inner, stride := a.inner, a.c*a.inner
 	m := float64(a.n * inner)
 	for c := lo; c < hi; c++ {

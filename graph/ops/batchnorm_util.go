@@ -5,9 +5,9 @@ package ops
 // shortcut*, crossentropy*). They are named norm* to stay clear of helpers
 // added to the package by other files.
 //
-// Unlike denses and data in base.go they never allocate: Do of these ops is
-// called once per training step, and testing.AllocsPerRun checks that a warm
-// op allocates nothing (batchnorm_internal_test.go).
+// Like every op here they read their inputs with argDense and friends
+// (base.go), which never allocate: testing.AllocsPerRun checks that a warm op
+// allocates nothing (batchnorm_internal_test.go).
 
 import (
 	"fmt"
@@ -18,41 +18,6 @@ import (
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
-
-// normArg checks that input i of op is a contiguous float *tensor.Dense.
-func normArg(op string, i int, v gorgonia.Value) (*tensor.Dense, error) {
-	d, ok := v.(*tensor.Dense)
-	if !ok {
-		return nil, fmt.Errorf("%s input %d: expected *tensor.Dense, got %T", op, i, v)
-	}
-	if dt := d.Dtype(); dt != tensor.Float32 && dt != tensor.Float64 {
-		return nil, fmt.Errorf("%s input %d: unsupported dtype %v (float32 or float64 only)", op, i, dt)
-	}
-	if d.RequiresIterator() {
-		return nil, fmt.Errorf("%s input %d: non-contiguous tensor views are not supported", op, i)
-	}
-	return d, nil
-}
-
-// normArgLike is normArg that also requires the dtype of ref.
-func normArgLike(op string, i int, v gorgonia.Value, ref *tensor.Dense) (*tensor.Dense, error) {
-	d, err := normArg(op, i, v)
-	if err != nil {
-		return nil, err
-	}
-	if d.Dtype() != ref.Dtype() {
-		return nil, fmt.Errorf("%s input %d: dtype %v, input 0 has %v", op, i, d.Dtype(), ref.Dtype())
-	}
-	return d, nil
-}
-
-// normArity checks the number of inputs.
-func normArity(op string, want int, vs []gorgonia.Value) error {
-	if len(vs) != want {
-		return fmt.Errorf("%s: expected %d inputs, got %d", op, want, len(vs))
-	}
-	return nil
-}
 
 // normScalar reads a float scalar value: a gorgonia scalar (*F64, *F32) or
 // a one-element dense tensor.
@@ -119,7 +84,7 @@ type normRowOp struct {
 	nonDiff
 	row int
 	id  uint64
-	out buffer
+	outBuf
 }
 
 func (op *normRowOp) Arity() int { return 1 }
@@ -142,10 +107,10 @@ func (op *normRowOp) Hashcode() uint32      { return hashOf(op) }
 func (op *normRowOp) String() string        { return fmt.Sprintf("Row%d", op.row) }
 
 func (op *normRowOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
-	if err := normArity("Row", 1, vs); err != nil {
+	if err := argCount("Row", 1, vs); err != nil {
 		return nil, err
 	}
-	x, err := normArg("Row", 0, vs[0])
+	x, err := argDense("Row", 0, vs[0])
 	if err != nil {
 		return nil, err
 	}

@@ -16,7 +16,7 @@ type ConcatOp struct {
 	noCommon
 	rank, n int
 	id      uint64
-	out     buffer
+	outBuf
 
 	// reused per run
 	shp    [4]int
@@ -101,10 +101,10 @@ func (op *ConcatOp) String() string        { return "Concat" }
 
 func (op *ConcatOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "Concat"
-	if err := normArity(name, op.n, vs); err != nil {
+	if err := argCount(name, op.n, vs); err != nil {
 		return nil, err
 	}
-	x0, err := normArg(name, 0, vs[0])
+	x0, err := argDense(name, 0, vs[0])
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +121,7 @@ func (op *ConcatOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		op.src64 = normGrow(op.src64, op.n)
 	}
 	for i, v := range vs {
-		x, err := normArgLike(name, i, v, x0)
+		x, err := argLike(name, i, v, x0)
 		if err != nil {
 			return nil, err
 		}
@@ -227,8 +227,8 @@ type concatSliceOp struct {
 	nonDiff
 	rank, off, width int
 	id               uint64
-	out              buffer
-	shp              [4]int
+	outBuf
+	shp [4]int
 }
 
 func (op *concatSliceOp) Arity() int { return 1 }
@@ -258,10 +258,10 @@ func (op *concatSliceOp) String() string {
 
 func (op *concatSliceOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "ConcatSlice"
-	if err := normArity(name, 1, vs); err != nil {
+	if err := argCount(name, 1, vs); err != nil {
 		return nil, err
 	}
-	dy, err := normArg(name, 0, vs[0])
+	dy, err := argDense(name, 0, vs[0])
 	if err != nil {
 		return nil, err
 	}

@@ -104,10 +104,10 @@ type Conv2DOp struct {
 	p    ConvParams
 	bias bool
 	id   uint64
-	out  buffer
-	wg   sync.WaitGroup
-	f32  convFwd[float32]
-	f64  convFwd[float64]
+	outBuf
+	wg  sync.WaitGroup
+	f32 convFwd[float32]
+	f64 convFwd[float64]
 }
 
 // Conv2D convolves x (N,C,H,W) with w (F, C/Groups, KH, KW), PyTorch layout,
@@ -192,9 +192,9 @@ func convArgs(name string, want int, vs []gorgonia.Value, out []*tensor.Dense) e
 		return fmt.Errorf("%s: expected %d inputs, got %d", name, want, len(vs))
 	}
 	for i, v := range vs {
-		d, err := dense(v)
+		d, err := argDense(name, i, v)
 		if err != nil {
-			return fmt.Errorf("%s input %d: %w", name, i, err)
+			return err
 		}
 		if i > 0 && d.Dtype() != out[0].Dtype() {
 			return fmt.Errorf("%s: input %d has dtype %v, input 0 has %v", name, i, d.Dtype(), out[0].Dtype())

@@ -23,13 +23,13 @@ type conv2DDataGradOp struct {
 	xshape tensor.Shape // forward input shape; the batch size is taken from dy
 	xs     tensor.Shape // xshape with dy's batch size, reused to not allocate
 	id     uint64
-	out    buffer
-	flip   buffer // flipped, transposed filters for the stride-1 path
-	wg     sync.WaitGroup
-	f32    convBwdData[float32]
-	f64    convBwdData[float64]
-	fwd32  convFwd[float32]
-	fwd64  convFwd[float64]
+	outBuf
+	flip  buffer // flipped, transposed filters for the stride-1 path
+	wg    sync.WaitGroup
+	f32   convBwdData[float32]
+	f64   convBwdData[float64]
+	fwd32 convFwd[float32]
+	fwd64 convFwd[float64]
 }
 
 func (op *conv2DDataGradOp) Arity() int { return 2 }
@@ -189,10 +189,10 @@ type conv2DFilterGradOp struct {
 	p      ConvParams
 	wshape tensor.Shape
 	id     uint64
-	out    buffer
-	wg     sync.WaitGroup
-	f32    convBwdFilter[float32]
-	f64    convBwdFilter[float64]
+	outBuf
+	wg  sync.WaitGroup
+	f32 convBwdFilter[float32]
+	f64 convBwdFilter[float64]
 }
 
 func (op *conv2DFilterGradOp) Arity() int { return 2 }
@@ -312,8 +312,8 @@ func (t *convBwdFilter[T]) run(wk, lo, hi int) {
 type conv2DBiasGradOp struct {
 	noCommon
 	nonDiff
-	id  uint64
-	out buffer
+	id uint64
+	outBuf
 	wg  sync.WaitGroup
 	f32 convBwdBias[float32]
 	f64 convBwdBias[float64]

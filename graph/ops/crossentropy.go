@@ -102,10 +102,10 @@ func (op *CrossEntropyOp) String() string        { return "SoftmaxCrossEntropy" 
 
 // ceArgs checks logits (N, K) and labels (N) of dtype Int.
 func ceArgs(name string, vs []gorgonia.Value, arity int) (logits *tensor.Dense, labels []int, err error) {
-	if err = normArity(name, arity, vs); err != nil {
+	if err = argCount(name, arity, vs); err != nil {
 		return
 	}
-	if logits, err = normArg(name, 0, vs[0]); err != nil {
+	if logits, err = argDense(name, 0, vs[0]); err != nil {
 		return
 	}
 	s := logits.Shape()
@@ -249,7 +249,7 @@ type ceBackwardOp struct {
 	nonDiff
 	fwd *CrossEntropyOp
 	id  uint64
-	out buffer
+	outBuf
 }
 
 func (op *ceBackwardOp) Arity() int { return 4 }

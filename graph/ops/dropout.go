@@ -25,7 +25,7 @@ type DropoutOp struct {
 	mode *Mode
 	seed uint64
 	id   uint64
-	out  buffer
+	outBuf
 
 	// private state, read by the backward op
 	step     uint64  // masks drawn so far
@@ -90,10 +90,10 @@ func (op *DropoutOp) String() string   { return fmt.Sprintf("Dropout(%v)", op.p)
 
 func (op *DropoutOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "Dropout"
-	if err := normArity(name, 1, vs); err != nil {
+	if err := argCount(name, 1, vs); err != nil {
 		return nil, err
 	}
-	x, err := normArg(name, 0, vs[0])
+	x, err := argDense(name, 0, vs[0])
 	if err != nil {
 		return nil, err
 	}
@@ -190,8 +190,12 @@ type dropoutBackwardOp struct {
 	nonDiff
 	fwd *DropoutOp
 	id  uint64
-	out buffer
+	outBuf
 }
+
+// ordersOnly: the forward output is an input only to order the op after
+// the forward pass (the mask is private state).
+func (op *dropoutBackwardOp) ordersOnly(i int) bool { return i == 0 }
 
 func (op *dropoutBackwardOp) Arity() int { return 2 }
 func (op *dropoutBackwardOp) Type() hm.Type {
@@ -213,10 +217,10 @@ func (op *dropoutBackwardOp) String() string   { return "DropoutBackward" }
 
 func (op *dropoutBackwardOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "DropoutBackward"
-	if err := normArity(name, 2, vs); err != nil {
+	if err := argCount(name, 2, vs); err != nil {
 		return nil, err
 	}
-	dy, err := normArg(name, 1, vs[1])
+	dy, err := argDense(name, 1, vs[1])
 	if err != nil {
 		return nil, err
 	}

@@ -16,7 +16,7 @@ type FlattenOp struct {
 	noCommon
 	rank int
 	id   uint64
-	out  buffer
+	outBuf
 }
 
 // Flatten reshapes x (N, d1, d2, ...) of rank at least 2 to (N, d1*d2*...).
@@ -101,7 +101,7 @@ type flattenGradOp struct {
 	nonDiff
 	xshape tensor.Shape
 	id     uint64
-	out    buffer
+	outBuf
 }
 
 func (op *flattenGradOp) Arity() int { return 1 }

@@ -18,7 +18,7 @@ type LayerNormOp struct {
 	noCommon
 	eps float64
 	id  uint64
-	out buffer
+	outBuf
 
 	// saved by the last forward for the backward ops (never a node value)
 	mean, invstd []float64
@@ -89,18 +89,18 @@ func lnDims(name string, x *tensor.Dense) (n, d int, err error) {
 
 func (op *LayerNormOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "LayerNorm"
-	if err := normArity(name, 3, vs); err != nil {
+	if err := argCount(name, 3, vs); err != nil {
 		return nil, err
 	}
-	x, err := normArg(name, 0, vs[0])
+	x, err := argDense(name, 0, vs[0])
 	if err != nil {
 		return nil, err
 	}
-	gamma, err := normArgLike(name, 1, vs[1], x)
+	gamma, err := argLike(name, 1, vs[1], x)
 	if err != nil {
 		return nil, err
 	}
-	beta, err := normArgLike(name, 2, vs[2], x)
+	beta, err := argLike(name, 2, vs[2], x)
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +209,7 @@ type lnInputGradOp struct {
 	nonDiff
 	fwd *LayerNormOp
 	id  uint64
-	out buffer
+	outBuf
 }
 
 func (op *lnInputGradOp) Arity() int { return 4 }
@@ -231,18 +231,18 @@ func (op *lnInputGradOp) String() string        { return "LayerNormInputGrad" }
 
 func (op *lnInputGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "LayerNormInputGrad"
-	if err := normArity(name, 4, vs); err != nil {
+	if err := argCount(name, 4, vs); err != nil {
 		return nil, err
 	}
-	x, err := normArg(name, 0, vs[0])
+	x, err := argDense(name, 0, vs[0])
 	if err != nil {
 		return nil, err
 	}
-	gamma, err := normArgLike(name, 1, vs[1], x)
+	gamma, err := argLike(name, 1, vs[1], x)
 	if err != nil {
 		return nil, err
 	}
-	dy, err := normArgLike(name, 3, vs[3], x)
+	dy, err := argLike(name, 3, vs[3], x)
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +312,7 @@ type lnParamGradOp struct {
 	nonDiff
 	fwd *LayerNormOp
 	id  uint64
-	out buffer
+	outBuf
 	acc []float64 // 2*D float64 column sums
 }
 
@@ -338,14 +338,14 @@ func (op *lnParamGradOp) String() string        { return "LayerNormParamGrad" }
 
 func (op *lnParamGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "LayerNormParamGrad"
-	if err := normArity(name, 3, vs); err != nil {
+	if err := argCount(name, 3, vs); err != nil {
 		return nil, err
 	}
-	x, err := normArg(name, 0, vs[0])
+	x, err := argDense(name, 0, vs[0])
 	if err != nil {
 		return nil, err
 	}
-	dy, err := normArgLike(name, 2, vs[2], x)
+	dy, err := argLike(name, 2, vs[2], x)
 	if err != nil {
 		return nil, err
 	}

@@ -16,7 +16,7 @@ type LinearOp struct {
 	noCommon
 	bias bool
 	id   uint64
-	out  buffer
+	outBuf
 }
 
 // Linear computes x·wᵀ (+ b when b is not nil) for x (N,In), w (Out,In),
@@ -188,7 +188,7 @@ type linearGradOp struct {
 	nonDiff
 	kind int
 	id   uint64
-	out  buffer
+	outBuf
 }
 
 var linearGradNames = [...]string{"LinearDataGrad", "LinearWeightGrad", "LinearBiasGrad"}

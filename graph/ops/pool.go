@@ -60,8 +60,8 @@ type poolOp struct {
 	noCommon
 	kernel, stride, pad int
 	id                  uint64
-	out                 buffer
-	wg                  sync.WaitGroup
+	outBuf
+	wg sync.WaitGroup
 }
 
 // Kernel, Stride and Pad return the window parameters.
@@ -418,8 +418,8 @@ func (t *poolTask[T]) run(_, lo, hi int) {
 // GlobalAvgPoolOp averages each channel plane: (N,C,H,W) -> (N,C).
 type GlobalAvgPoolOp struct {
 	noCommon
-	id  uint64
-	out buffer
+	id uint64
+	outBuf
 }
 
 // GlobalAvgPool averages x (N,C,H,W) over its H*W positions: (N,C).
@@ -495,7 +495,7 @@ type globalAvgPoolGradOp struct {
 	nonDiff
 	h, w int
 	id   uint64
-	out  buffer
+	outBuf
 }
 
 func (op *globalAvgPoolGradOp) Arity() int { return 1 }

@@ -16,7 +16,7 @@ type PReLUOp struct {
 	noCommon
 	rank int
 	id   uint64
-	out  buffer
+	outBuf
 }
 
 // PReLU applies the parametric rectifier to x, (N,C) or (N,C,H,W), with the
@@ -61,13 +61,13 @@ func (op *PReLUOp) String() string        { return "PReLU" }
 
 // preluArgs checks x (rank op.rank) and a per-channel vector at input 1.
 func preluArgs(name string, rank int, vs []gorgonia.Value, arity int) (x, alpha *tensor.Dense, n, c, inner int, err error) {
-	if err = normArity(name, arity, vs); err != nil {
+	if err = argCount(name, arity, vs); err != nil {
 		return
 	}
-	if x, err = normArg(name, 0, vs[0]); err != nil {
+	if x, err = argDense(name, 0, vs[0]); err != nil {
 		return
 	}
-	if alpha, err = normArgLike(name, 1, vs[1], x); err != nil {
+	if alpha, err = argLike(name, 1, vs[1], x); err != nil {
 		return
 	}
 	if n, c, inner, err = bnDims(name, x, rank); err != nil {
@@ -156,7 +156,7 @@ type preluInputGradOp struct {
 	nonDiff
 	rank int
 	id   uint64
-	out  buffer
+	outBuf
 }
 
 func (op *preluInputGradOp) Arity() int { return 3 }
@@ -184,7 +184,7 @@ func (op *preluInputGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	dy, err := normArgLike(name, 2, vs[2], x)
+	dy, err := argLike(name, 2, vs[2], x)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +207,7 @@ type preluAlphaGradOp struct {
 	nonDiff
 	rank int
 	id   uint64
-	out  buffer
+	outBuf
 }
 
 func (op *preluAlphaGradOp) Arity() int { return 2 }
@@ -234,14 +234,14 @@ func (op *preluAlphaGradOp) String() string   { return "PReLUAlphaGrad" }
 
 func (op *preluAlphaGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "PReLUAlphaGrad"
-	if err := normArity(name, 2, vs); err != nil {
+	if err := argCount(name, 2, vs); err != nil {
 		return nil, err
 	}
-	x, err := normArg(name, 0, vs[0])
+	x, err := argDense(name, 0, vs[0])
 	if err != nil {
 		return nil, err
 	}
-	dy, err := normArgLike(name, 1, vs[1], x)
+	dy, err := argLike(name, 1, vs[1], x)
 	if err != nil {
 		return nil, err
 	}

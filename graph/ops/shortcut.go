@@ -24,8 +24,8 @@ type ZeroPadShortcutOp struct {
 	outC, stride int
 	c, h, w      int // input channels and spatial size
 	id           uint64
-	out          buffer
-	shp          [4]int
+	outBuf
+	shp [4]int
 }
 
 // ZeroPadShortcut maps x (N,C,H,W) to (N, outChannels, ceil(H/stride),
@@ -87,10 +87,10 @@ func (op *ZeroPadShortcutOp) String() string {
 
 func (op *ZeroPadShortcutOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "ZeroPadShortcut"
-	if err := normArity(name, 1, vs); err != nil {
+	if err := argCount(name, 1, vs); err != nil {
 		return nil, err
 	}
-	x, err := normArg(name, 0, vs[0])
+	x, err := argDense(name, 0, vs[0])
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +191,7 @@ type zeroPadBackwardOp struct {
 	nonDiff
 	fwd *ZeroPadShortcutOp
 	id  uint64
-	out buffer
+	outBuf
 	shp [4]int
 }
 
@@ -216,10 +216,10 @@ func (op *zeroPadBackwardOp) String() string   { return "ZeroPadShortcutBackward
 
 func (op *zeroPadBackwardOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "ZeroPadShortcutBackward"
-	if err := normArity(name, 1, vs); err != nil {
+	if err := argCount(name, 1, vs); err != nil {
 		return nil, err
 	}
-	dy, err := normArg(name, 0, vs[0])
+	dy, err := argDense(name, 0, vs[0])
 	if err != nil {
 		return nil, err
 	}

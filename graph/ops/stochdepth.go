@@ -22,7 +22,7 @@ type StochasticDepthOp struct {
 	mode     *Mode
 	seed     uint64
 	id       uint64
-	out      buffer
+	outBuf
 
 	// private state, read by the backward op
 	step     uint64
@@ -100,10 +100,10 @@ func (op *StochasticDepthOp) factor() float64 {
 
 func (op *StochasticDepthOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "StochasticDepth"
-	if err := normArity(name, 1, vs); err != nil {
+	if err := argCount(name, 1, vs); err != nil {
 		return nil, err
 	}
-	x, err := normArg(name, 0, vs[0])
+	x, err := argDense(name, 0, vs[0])
 	if err != nil {
 		return nil, err
 	}
@@ -149,8 +149,12 @@ type stochDepthBackwardOp struct {
 	nonDiff
 	fwd *StochasticDepthOp
 	id  uint64
-	out buffer
+	outBuf
 }
+
+// ordersOnly: the forward output is an input only to order the op after
+// the forward pass (the mask is private state).
+func (op *stochDepthBackwardOp) ordersOnly(i int) bool { return i == 0 }
 
 func (op *stochDepthBackwardOp) Arity() int { return 2 }
 func (op *stochDepthBackwardOp) Type() hm.Type {
@@ -172,10 +176,10 @@ func (op *stochDepthBackwardOp) String() string   { return "StochasticDepthBackw
 
 func (op *stochDepthBackwardOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "StochasticDepthBackward"
-	if err := normArity(name, 2, vs); err != nil {
+	if err := argCount(name, 2, vs); err != nil {
 		return nil, err
 	}
-	dy, err := normArg(name, 1, vs[1])
+	dy, err := argDense(name, 1, vs[1])
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,82 @@
+package bench
+
+import (
+	"testing"
+	"time"
+
+	"github.com/eraserelu/eraserelu/arch"
+	"github.com/eraserelu/eraserelu/erase"
+	"github.com/eraserelu/eraserelu/graph"
+	"gorgonia.org/tensor"
+)
+
+// benchStep times one training (or inference) step of arch at batch 128 and
+// reports img/s besides ns/op.
+func benchStep(b *testing.B, archName string, batch int, eval bool) {
+	s, err := NewSession(Config{Arch: archName, Batch: batch, Dtype: tensor.Float32})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	step := s.TrainStep
+	if eval {
+		step = s.EvalStep
+	}
+	// warm: buffers are allocated on the first run
+	if err := s.TrainStep(); err != nil {
+		b.Fatal(err)
+	}
+	if err := step(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start, cpu0 := time.Now(), CPUTime()
+	for i := 0; i < b.N; i++ {
+		if err := step(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "img/s")
+	// CPU time is steadier than wall time on a shared machine.
+	b.ReportMetric(float64((CPUTime()-cpu0).Milliseconds())/float64(b.N), "cpu-ms/op")
+}
+
+func BenchmarkResNet20Train(b *testing.B)  { benchStep(b, "resnet-20", 128, false) }
+func BenchmarkResNet20Eval(b *testing.B)   { benchStep(b, "resnet-20", 128, true) }
+func BenchmarkResNet56Train(b *testing.B)  { benchStep(b, "resnet-56", 128, false) }
+func BenchmarkResNet56Eval(b *testing.B)   { benchStep(b, "resnet-56", 128, true) }
+func BenchmarkResNet110Train(b *testing.B) { benchStep(b, "resnet-110", 128, false) }
+func BenchmarkResNet110Eval(b *testing.B)  { benchStep(b, "resnet-110", 128, true) }
+func BenchmarkMLP12Train(b *testing.B)     { benchStep(b, "mlp-12", 128, false) }
+func BenchmarkMLP12Eval(b *testing.B)      { benchStep(b, "mlp-12", 128, true) }
+
+// BenchmarkEraseResNet1202 times the erase pass (all ReLUs of the residual
+// blocks) on ResNet-1202; the goal is under 100 ms.
+func BenchmarkEraseResNet1202(b *testing.B) {
+	g, err := arch.Build(arch.Config{Arch: "resnet-1202", Batch: 128, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := erase.Apply(g, erase.Options{Proportion: 1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBuildCompileResNet1202 times building and compiling ResNet-1202
+// (both machines); the goal is under 2 s.
+func BenchmarkBuildCompileResNet1202(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		g, err := arch.Build(arch.Config{Arch: "resnet-1202", Batch: 128, Seed: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, err := graph.Compile(g, "loss")
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Close()
+	}
+}
