@@ -31,8 +31,10 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
+# bench prints throughput, peak RSS and op timings beside PyTorch's (bench/bench.sh;
+# docs/PERFORMANCE.md explains the figures). Run it on an otherwise idle machine.
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x $(PKGS)
+	./bench/bench.sh
 
 # data finds MNIST (the shared copy, or data/mnist) or fetches it through
 # the Go module proxy.
