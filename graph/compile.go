@@ -18,8 +18,8 @@ import (
 // owned by the Program, which are what Output and Grad return.
 type Program struct {
 	g       *Graph
-	train   gorgonia.VM
-	infer   gorgonia.VM
+	train   *machine
+	infer   *machine
 	loss    *tensor.Dense
 	outputs map[string]*tensor.Dense
 	grads   map[*Param]*tensor.Dense
@@ -127,18 +127,15 @@ func Compile(g *Graph, loss string, opts ...CompileOption) (*Program, error) {
 	}
 	// Only what the pins need: ops' SymDiff may emit gradients nobody uses
 	// (the input image's), which the machine would otherwise compute.
-	sub := g.expr.SubgraphRoots(trainPins...)
-	train := gorgonia.NewTapeMachine(sub)
-	p.train = train
-	p.infer = gorgonia.NewTapeMachine(g.expr.SubgraphRoots(outPins...))
+	var outNodes gorgonia.Nodes
+	for _, name := range g.outputOrder {
+		outNodes = append(outNodes, g.outputs[name])
+	}
+	order := machineOrder(g.expr, trainPins)
+	p.train = newMachine(order, outNodes)
+	p.infer = newMachine(machineOrder(g.expr, outPins), outNodes)
 	if !cc.noPlan {
-		order, err := machineOrder(train, sub)
-		if err != nil {
-			return nil, fmt.Errorf("compile: %w", err)
-		}
-		if order != nil {
-			p.plan = ops.PlanMemory(order, func(n *gorgonia.Node) bool { return !forward[n] })
-		}
+		p.plan = ops.PlanMemory(order, func(n *gorgonia.Node) bool { return !forward[n] })
 	}
 	return p, nil
 }
@@ -150,8 +147,7 @@ func (p *Program) Graph() *Graph { return p.g }
 // inputs (gorgonia.Let or by writing into their tensors) first.
 func (p *Program) Train() error {
 	p.g.mode.SetTraining(true)
-	p.train.Reset()
-	if err := p.train.RunAll(); err != nil {
+	if err := p.train.run(); err != nil {
 		return fmt.Errorf("training pass: %w", err)
 	}
 	return nil
@@ -161,8 +157,7 @@ func (p *Program) Train() error {
 func (p *Program) Infer() error {
 	p.g.mode.SetTraining(false)
 	defer p.g.mode.SetTraining(true)
-	p.infer.Reset()
-	if err := p.infer.RunAll(); err != nil {
+	if err := p.infer.run(); err != nil {
 		return fmt.Errorf("inference pass: %w", err)
 	}
 	return nil
@@ -203,8 +198,9 @@ func (p *Program) InputGrad(name string) (*tensor.Dense, error) {
 
 // Close releases the machines.
 func (p *Program) Close() error {
-	p.train.Close()
-	return p.infer.Close()
+	p.train.close()
+	p.infer.close()
+	return nil
 }
 
 // ScalarOf reads a float scalar value (or the first element of a tensor).

@@ -1,0 +1,146 @@
+package graph
+
+import (
+	"fmt"
+
+	"github.com/eraserelu/eraserelu/graph/ops"
+	"gorgonia.org/gorgonia"
+)
+
+func isPinNode(n *gorgonia.Node) bool {
+	_, ok := n.Op().(*ops.PinOp)
+	return ok
+}
+
+// machine runs the op nodes of a graph in a fixed order, calling each op's
+// Do with its inputs' values. It replaces Gorgonia's tape machine, whose
+// compiler is quadratic in the number of nodes (6 s for ResNet-1202's
+// training graph), merges nodes of equal 32-bit hashes, and spends a
+// goroutine and allocations on every run; here a run allocates nothing of
+// its own and the order is the one the memory plan was made for.
+//
+// Inputs and constants are read from their nodes at every run (so
+// gorgonia.Let between runs takes effect); the values of the nodes in bind
+// (the named outputs) are bound to their nodes after each run, so that
+// node.Value() reads them as with Gorgonia's machine.
+type machine struct {
+	steps []mstep
+	vals  []gorgonia.Value
+}
+
+type mstep struct {
+	node *gorgonia.Node
+	op   gorgonia.Op
+	args []int            // index into vals, or -1: read from the node
+	from []*gorgonia.Node // the argument nodes
+	in   []gorgonia.Value // reused argument slice
+	bind bool
+}
+
+// machineOrder is the order in which a machine computing roots runs the op
+// nodes: graph (creation) order, which is topological, with each pin moved
+// to right after the node it copies, so that the pinned value (a gradient)
+// can die at once.
+func machineOrder(g *gorgonia.ExprGraph, roots gorgonia.Nodes) gorgonia.Nodes {
+	need := map[*gorgonia.Node]bool{}
+	stack := append(gorgonia.Nodes(nil), roots...)
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if need[n] {
+			continue
+		}
+		need[n] = true
+		stack = append(stack, Children(n)...)
+	}
+	pinsOf := map[*gorgonia.Node]gorgonia.Nodes{}
+	isPin := map[*gorgonia.Node]bool{}
+	for _, n := range g.AllNodes() {
+		if need[n] && isPinNode(n) {
+			k := Children(n)[0]
+			pinsOf[k] = append(pinsOf[k], n)
+			isPin[n] = true
+		}
+	}
+	var order gorgonia.Nodes
+	for _, n := range g.AllNodes() {
+		if !need[n] || isPin[n] || n.IsVar() || n.Op() == nil || isConstant(n) {
+			continue
+		}
+		order = append(order, n)
+		order = append(order, pinsOf[n]...)
+	}
+	// pins of inputs or constants (not op nodes) run first
+	var first gorgonia.Nodes
+	for k, ps := range pinsOf {
+		if k.IsVar() || k.Op() == nil || isConstant(k) {
+			first = append(first, ps...)
+		}
+	}
+	return append(first, order...)
+}
+
+// newMachine prepares a machine running order; bind lists the nodes whose
+// values are bound to them after each run.
+func newMachine(order gorgonia.Nodes, bind gorgonia.Nodes) *machine {
+	pos := map[*gorgonia.Node]int{}
+	for i, n := range order {
+		pos[n] = i
+	}
+	binds := map[*gorgonia.Node]bool{}
+	for _, n := range bind {
+		binds[n] = true
+	}
+	m := &machine{steps: make([]mstep, len(order)), vals: make([]gorgonia.Value, len(order))}
+	for i, n := range order {
+		kids := Children(n)
+		s := mstep{node: n, op: n.Op(), args: make([]int, len(kids)), from: kids, in: make([]gorgonia.Value, len(kids)), bind: binds[n]}
+		for j, k := range kids {
+			if p, ok := pos[k]; ok {
+				s.args[j] = p
+			} else {
+				s.args[j] = -1
+			}
+		}
+		m.steps[i] = s
+	}
+	return m
+}
+
+// run executes every step once.
+func (m *machine) run() error {
+	for i := range m.steps {
+		s := &m.steps[i]
+		for j, a := range s.args {
+			if a >= 0 {
+				s.in[j] = m.vals[a]
+			} else {
+				s.in[j] = s.from[j].Value()
+			}
+			if s.in[j] == nil {
+				return fmt.Errorf("%v: input %d (%v) has no value (bind the graph's inputs first)", s.node, j, s.from[j])
+			}
+		}
+		v, err := s.op.Do(s.in...)
+		if err != nil {
+			return fmt.Errorf("%v (%v): %w", s.node, s.op, err)
+		}
+		m.vals[i] = v
+	}
+	for i := range m.steps {
+		if s := &m.steps[i]; s.bind {
+			if err := gorgonia.UnsafeLet(s.node, m.vals[i]); err != nil {
+				return fmt.Errorf("bind %v: %w", s.node, err)
+			}
+		}
+	}
+	return nil
+}
+
+// close drops the values.
+func (m *machine) close() {
+	clear(m.vals)
+	for i := range m.steps {
+		clear(m.steps[i].in)
+	}
+}
