@@ -43,8 +43,8 @@ type BatchNormOp struct {
 	runVar   *tensor.Dense
 	id       uint64
 	outBuf
-	k32      bnFwdArgs[float32]
-	k64      bnFwdArgs[float64]
+	k32 bnFwdArgs[float32]
+	k64 bnFwdArgs[float64]
 
 	// Saved by the last forward for the backward ops (never a node value):
 	// the statistics used per channel, whether they were batch statistics,
