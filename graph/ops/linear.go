@@ -3,6 +3,7 @@ package ops
 import (
 	"fmt"
 	"hash"
+	"sync"
 
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
@@ -11,12 +12,13 @@ import (
 
 // LinearOp is a fully connected layer, y = x·Wᵀ + b (PyTorch's Linear), as
 // one node. Inputs x (N,In), w (Out,In) and, when HasBias, b (Out); output
-// (N,Out). One GEMM through gemm (OpenBLAS uses its own threads here).
+// (N,Out). One GEMM, its rows split over the worker pool (gemmSplit).
 type LinearOp struct {
 	noCommon
 	bias bool
 	id   uint64
 	outBuf
+	gemms
 }
 
 // Linear computes x·wᵀ (+ b when b is not nil) for x (N,In), w (Out,In),
@@ -115,20 +117,20 @@ func (op *LinearOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		if b != nil {
 			bias = b.Float32s()
 		}
-		linearForward(y.Float32s(), x.Float32s(), w.Float32s(), bias, n, in_, out)
+		linearForward(&op.g32, &op.wg, y.Float32s(), x.Float32s(), w.Float32s(), bias, n, in_, out)
 	} else {
 		var bias []float64
 		if b != nil {
 			bias = b.Float64s()
 		}
-		linearForward(y.Float64s(), x.Float64s(), w.Float64s(), bias, n, in_, out)
+		linearForward(&op.g64, &op.wg, y.Float64s(), x.Float64s(), w.Float64s(), bias, n, in_, out)
 	}
 	return y, nil
 }
 
 // linearForward: y (n,out) = x (n,in) · wᵀ + b, the bias written first and
 // the GEMM accumulating onto it.
-func linearForward[T Float](y, x, w, b []T, n, in, out int) {
+func linearForward[T Float](t *gemmTask[T], wg *sync.WaitGroup, y, x, w, b []T, n, in, out int) {
 	var beta T
 	if b != nil {
 		for i := 0; i < n; i++ {
@@ -142,7 +144,7 @@ func linearForward[T Float](y, x, w, b []T, n, in, out int) {
 		}
 		return
 	}
-	gemm(false, true, n, out, in, 1, x, in, w, in, beta, y, out)
+	gemmSplit(t, wg, false, true, n, out, in, 1, x, in, w, in, beta, y, out)
 }
 
 func (op *LinearOp) DiffWRT(n int) []bool {
@@ -189,6 +191,7 @@ type linearGradOp struct {
 	kind int
 	id   uint64
 	outBuf
+	gemms
 }
 
 var linearGradNames = [...]string{"LinearDataGrad", "LinearWeightGrad", "LinearBiasGrad"}
@@ -278,9 +281,9 @@ func (op *linearGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		out = op.out.get(dt, d0, d1)
 	}
 	if dt == tensor.Float32 {
-		linearGrad(op.kind, out.Float32s(), in[0].Float32s(), linearSecond32(in[1]), n, inN, outN)
+		linearGrad(&op.g32, &op.wg, op.kind, out.Float32s(), in[0].Float32s(), linearSecond32(in[1]), n, inN, outN)
 	} else {
-		linearGrad(op.kind, out.Float64s(), in[0].Float64s(), linearSecond64(in[1]), n, inN, outN)
+		linearGrad(&op.g64, &op.wg, op.kind, out.Float64s(), in[0].Float64s(), linearSecond64(in[1]), n, inN, outN)
 	}
 	return out, nil
 }
@@ -299,20 +302,20 @@ func linearSecond64(d *tensor.Dense) []float64 {
 	return d.Float64s()
 }
 
-func linearGrad[T Float](kind int, out, a, dy []T, n, in, outN int) {
+func linearGrad[T Float](t *gemmTask[T], wg *sync.WaitGroup, kind int, out, a, dy []T, n, in, outN int) {
 	switch kind {
 	case linearDataGrad: // dx (N,In) = dy (N,Out) · w (Out,In)
 		if outN == 0 {
 			clear(out)
 			return
 		}
-		gemm(false, false, n, in, outN, 1, dy, outN, a, in, 0, out, in)
+		gemmSplit(t, wg, false, false, n, in, outN, 1, dy, outN, a, in, 0, out, in)
 	case linearWeightGrad: // dw (Out,In) = dyᵀ (Out,N) · x (N,In)
 		if n == 0 {
 			clear(out)
 			return
 		}
-		gemm(true, false, outN, in, n, 1, dy, outN, a, in, 0, out, in)
+		gemmSplit(t, wg, true, false, outN, in, n, 1, dy, outN, a, in, 0, out, in)
 	case linearBiasGrad: // db (Out) = column sums of dy (N,Out), given as a
 		clear(out)
 		for i := 0; i < n; i++ {
