@@ -9,9 +9,16 @@
 //
 // Buffers: an op owns its output buffer and any saved state, allocated on the
 // first run and reused while the input shapes stay the same, so a training
-// step allocates nothing in the kernels. The rule that keeps this safe under
-// Gorgonia's register reuse: a backward op reads forward values only through
-// its node inputs, or from private state that is never returned as a node value.
+// step allocates nothing in the kernels. The rule that keeps this safe: a
+// backward op reads forward values only through its node inputs, or from
+// private state that is never returned as a node value.
+//
+// The memory plan (plan.go, made by graph.Compile) builds on that rule: an
+// element-wise op may write over an input nothing else reads (ReLU, add,
+// ReLU backward), and backward ops whose values are never alive at the same
+// time share storage. Ops therefore never assume that their output buffer
+// keeps its contents between runs, and an op that takes an input only to be
+// ordered after it declares so (ordersOnly).
 package ops
 
 import (
