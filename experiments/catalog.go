@@ -168,7 +168,7 @@ func table1() *Experiment {
 		Jobs: func(s Scale) ([]Job, error) {
 			set, err := settings(s,
 				scaleSettings{seeds: 1, trainPerClass: 2, testPerClass: 1, overrides: smokeOverrides},
-				scaleSettings{seeds: 1, trainPerClass: 100, testPerClass: 20, overrides: map[string]string{"epochs": "3", "iterations": "0", "milestones": "", "warmup_iters": "0"}},
+				scaleSettings{seeds: 1, trainPerClass: 500, testPerClass: 100, overrides: map[string]string{"epochs": "10", "iterations": "0", "milestone_unit": "epoch", "milestones": "7", "warmup_iters": "0"}},
 				scaleSettings{seeds: 5})
 			if err != nil {
 				return nil, err
@@ -276,7 +276,7 @@ func fig5() *Experiment {
 		Jobs: func(s Scale) ([]Job, error) {
 			set, err := settings(s,
 				scaleSettings{seeds: 1, trainPerClass: 2, testPerClass: 1, overrides: withOverrides(smokeOverrides, map[string]string{"epochs": "2"})},
-				scaleSettings{seeds: 1, trainPerClass: 100, testPerClass: 20, overrides: map[string]string{"epochs": "6", "iterations": "0", "milestone_unit": "epoch", "milestones": "4", "warmup_iters": "0"}},
+				scaleSettings{seeds: 1, trainPerClass: 500, testPerClass: 100, overrides: map[string]string{"epochs": "10", "iterations": "0", "milestone_unit": "epoch", "milestones": "7", "warmup_iters": "0"}},
 				scaleSettings{seeds: 1})
 			if err != nil {
 				return nil, err
