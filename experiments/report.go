@@ -248,6 +248,8 @@ func fig5Report(dir string, rs []JobResult) (string, error) {
 		accP, lossP := plot.New(), plot.New()
 		accP.Title.Text, lossP.Title.Text = a+": accuracy (%)", a+": loss"
 		accP.X.Label.Text, lossP.X.Label.Text = "epoch", "epoch"
+		lossP.Legend.Top = true // loss falls: keep the legend off the curves
+		accP.Legend.Left = true
 		for _, r := range archs[a] {
 			col := color.RGBA{B: 200, A: 255}
 			label := "original"
