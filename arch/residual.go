@@ -240,6 +240,19 @@ func (b *builder) merge(branch, sc *gorgonia.Node) (*gorgonia.Node, error) {
 	return ops.Add(sc, branch)
 }
 
+// addReLU ends an after-activation block: the branch h plus the shortcut of
+// x, then the module's trailing ReLU (the one EraseReLU removes).
+func (b *builder) addReLU(h, x *gorgonia.Node, k block) (*gorgonia.Node, error) {
+	sc, err := b.shortcutPath(x, x, k)
+	if err != nil {
+		return nil, err
+	}
+	if h, err = b.merge(h, sc); err != nil {
+		return nil, err
+	}
+	return ops.ReLU(h)
+}
+
 // basic is conv3x3-BN-ReLU-[dropout]-conv3x3-BN, add, ReLU.
 func (b *builder) basic(x *gorgonia.Node, k block) (*gorgonia.Node, error) {
 	g := b.g
@@ -253,14 +266,7 @@ func (b *builder) basic(x *gorgonia.Node, k block) (*gorgonia.Node, error) {
 	if h, err = layers.ConvBN(g, h, k.out, 3, layers.Name("conv2")); err != nil {
 		return nil, err
 	}
-	sc, err := b.shortcutPath(x, x, k)
-	if err != nil {
-		return nil, err
-	}
-	if h, err = b.merge(h, sc); err != nil {
-		return nil, err
-	}
-	return ops.ReLU(h)
+	return b.addReLU(h, x, k)
 }
 
 // bottleneck is conv1x1-BN-ReLU-conv3x3(stride, groups)-BN-ReLU-conv1x1-BN,
@@ -277,14 +283,7 @@ func (b *builder) bottleneck(x *gorgonia.Node, k block) (*gorgonia.Node, error) 
 	if h, err = layers.ConvBN(g, h, k.out, 1, layers.Name("conv3")); err != nil {
 		return nil, err
 	}
-	sc, err := b.shortcutPath(x, x, k)
-	if err != nil {
-		return nil, err
-	}
-	if h, err = b.merge(h, sc); err != nil {
-		return nil, err
-	}
-	return ops.ReLU(h)
+	return b.addReLU(h, x, k)
 }
 
 // preBasic is BN-ReLU-conv3x3-BN-ReLU-[dropout]-conv3x3, add.
