@@ -5,7 +5,6 @@ import (
 	"hash"
 	"sync"
 
-	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -101,9 +100,9 @@ func convGeometry(xs, ws tensor.Shape, p ConvParams) (convGeom, error) {
 // gradient (sums of dY).
 type Conv2DOp struct {
 	noCommon
-	p    ConvParams
-	bias bool
-	id   uint64
+	p ConvParams
+	withBias
+	id uint64
 	outBuf
 	wg  sync.WaitGroup
 	f32 convFwd[float32]
@@ -123,7 +122,7 @@ func Conv2D(x, w, b *gorgonia.Node, p ConvParams) (*gorgonia.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	op := &Conv2DOp{p: p, bias: b != nil, id: nextID()}
+	op := &Conv2DOp{p: p, withBias: withBias{bias: b != nil, rank: 4}, id: nextID()}
 	if b == nil {
 		return gorgonia.ApplyOp(op, x, w)
 	}
@@ -135,25 +134,6 @@ func Conv2D(x, w, b *gorgonia.Node, p ConvParams) (*gorgonia.Node, error) {
 
 // Params returns the stride, padding and groups (zero values replaced by 1).
 func (op *Conv2DOp) Params() ConvParams { return op.p }
-
-// HasBias reports whether the op takes a bias as third input.
-func (op *Conv2DOp) HasBias() bool { return op.bias }
-
-func (op *Conv2DOp) Arity() int {
-	if op.bias {
-		return 3
-	}
-	return 2
-}
-
-func (op *Conv2DOp) Type() hm.Type {
-	a := hm.TypeVariable('a')
-	t4 := tensorType(4, a)
-	if op.bias {
-		return fnType(t4, t4, tensorType(1, a), t4)
-	}
-	return fnType(t4, t4, t4)
-}
 
 func (op *Conv2DOp) InferShape(in ...gorgonia.DimSizer) (tensor.Shape, error) {
 	if len(in) < 2 {

@@ -39,8 +39,8 @@ func TestConvPoolLinearFlattenNoAllocs(t *testing.T) {
 			op   gorgonia.Op
 			in   []gorgonia.Value
 		}{
-			{"Conv2D", &Conv2DOp{p: p1, bias: true, id: nextID()}, []gorgonia.Value{x, w, b}},
-			{"Conv2D strided grouped", &Conv2DOp{p: p2, id: nextID()}, []gorgonia.Value{x, w2}},
+			{"Conv2D", &Conv2DOp{p: p1, withBias: withBias{bias: true, rank: 4}, id: nextID()}, []gorgonia.Value{x, w, b}},
+			{"Conv2D strided grouped", &Conv2DOp{p: p2, withBias: withBias{rank: 4}, id: nextID()}, []gorgonia.Value{x, w2}},
 			{"Conv2DDataGrad", &conv2DDataGradOp{p: p1, xshape: x.Shape(), id: nextID()}, []gorgonia.Value{w, dy}},
 			{"Conv2DDataGrad strided", &conv2DDataGradOp{p: p2, xshape: x.Shape(), id: nextID()}, []gorgonia.Value{w2, dy2}},
 			{"Conv2DFilterGrad", &conv2DFilterGradOp{p: p1, wshape: w.Shape(), id: nextID()}, []gorgonia.Value{x, dy}},
@@ -52,7 +52,7 @@ func TestConvPoolLinearFlattenNoAllocs(t *testing.T) {
 			{"AvgPool2DGrad", &avgPoolGradOp{poolOp: poolOp{kernel: 2, stride: 2, id: nextID()}, xshape: x.Shape()}, []gorgonia.Value{pdy}},
 			{"GlobalAvgPool", &GlobalAvgPoolOp{id: nextID()}, []gorgonia.Value{x}},
 			{"GlobalAvgPoolGrad", &globalAvgPoolGradOp{h: 16, w: 16, id: nextID()}, []gorgonia.Value{rnd(8, 16)}},
-			{"Linear", &LinearOp{bias: true, id: nextID()}, []gorgonia.Value{xl, wl, bl}},
+			{"Linear", &LinearOp{withBias: withBias{bias: true, rank: 2}, id: nextID()}, []gorgonia.Value{xl, wl, bl}},
 			{"LinearDataGrad", &linearGradOp{kind: linearDataGrad, id: nextID()}, []gorgonia.Value{wl, dyl}},
 			{"LinearWeightGrad", &linearGradOp{kind: linearWeightGrad, id: nextID()}, []gorgonia.Value{xl, dyl}},
 			{"LinearBiasGrad", &linearGradOp{kind: linearBiasGrad, id: nextID()}, []gorgonia.Value{dyl}},

@@ -50,7 +50,7 @@ func convNewBench(c, hw, f, s int, needData bool) *convBench {
 	p := ConvParams{StrideH: s, StrideW: s, PadH: 1, PadW: 1}.normalized()
 	oh := ConvOutputSize(hw, 3, s, 1)
 	b := &convBench{
-		fwd:    &Conv2DOp{p: p, id: nextID()},
+		fwd:    &Conv2DOp{p: p, withBias: withBias{rank: 4}, id: nextID()},
 		data:   &conv2DDataGradOp{p: p, xshape: tensor.Shape{convBenchBatch, c, hw, hw}, id: nextID()},
 		filter: &conv2DFilterGradOp{p: p, wshape: tensor.Shape{f, c, 3, 3}, id: nextID()},
 		x:      convBenchRandF32(rng, convBenchBatch, c, hw, hw),

@@ -155,7 +155,7 @@ func TestConv2DForwardNaive(t *testing.T) {
 			}
 			want := convNaive(in[0].Data().([]float64), in[1].Data().([]float64), b, cc)
 			for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
-				op := &Conv2DOp{p: cc.p.normalized(), bias: cc.bias, id: nextID()}
+				op := &Conv2DOp{p: cc.p.normalized(), withBias: withBias{bias: cc.bias, rank: 4}, id: nextID()}
 				vs := make([]gorgonia.Value, len(in))
 				for i, d := range in {
 					vs[i] = convTestDtype(d, dt)

@@ -15,8 +15,8 @@ import (
 // (N,Out). One GEMM, its rows split over the worker pool (gemmSplit).
 type LinearOp struct {
 	noCommon
-	bias bool
-	id   uint64
+	withBias
+	id uint64
 	outBuf
 	gemms
 }
@@ -31,7 +31,7 @@ func Linear(x, w, b *gorgonia.Node) (*gorgonia.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	op := &LinearOp{bias: b != nil, id: nextID()}
+	op := &LinearOp{withBias: withBias{bias: b != nil, rank: 2}, id: nextID()}
 	if b == nil {
 		return gorgonia.ApplyOp(op, x, w)
 	}
@@ -63,23 +63,6 @@ func linearDims(xs, ws tensor.Shape) (n, in, out int, err error) {
 	return xs[0], xs[1], ws[0], nil
 }
 
-// HasBias reports whether the op takes a bias as third input.
-func (op *LinearOp) HasBias() bool { return op.bias }
-
-func (op *LinearOp) Arity() int {
-	if op.bias {
-		return 3
-	}
-	return 2
-}
-func (op *LinearOp) Type() hm.Type {
-	a := hm.TypeVariable('a')
-	t2 := tensorType(2, a)
-	if op.bias {
-		return fnType(t2, t2, tensorType(1, a), t2)
-	}
-	return fnType(t2, t2, t2)
-}
 func (op *LinearOp) InferShape(in ...gorgonia.DimSizer) (tensor.Shape, error) {
 	if len(in) < 2 {
 		return nil, fmt.Errorf("Linear: expected input and weight shapes, got %d", len(in))

@@ -48,7 +48,7 @@ func TestLinearForward(t *testing.T) {
 	w := tensor.New(tensor.WithShape(2, 3), tensor.WithBacking([]float64{1, 0, -1, 0.5, 0.5, 0.5}))
 	b := tensor.New(tensor.WithShape(2), tensor.WithBacking([]float64{10, 20}))
 	for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
-		op := &LinearOp{bias: true, id: nextID()}
+		op := &LinearOp{withBias: withBias{bias: true, rank: 2}, id: nextID()}
 		for run := 0; run < 2; run++ {
 			got := convTestRun(t, op, convTestDtype(x, dt), convTestDtype(w, dt), convTestDtype(b, dt))
 			if want := []float64{8, 23, 8, 27.5}; !convTestClose(got, want, 1e-6) {

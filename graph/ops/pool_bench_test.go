@@ -71,7 +71,7 @@ func BenchmarkLinear(b *testing.B) {
 		op   gorgonia.Op
 		in   []gorgonia.Value
 	}{
-		{"forward", &LinearOp{bias: true, id: nextID()}, []gorgonia.Value{x, w, bias}},
+		{"forward", &LinearOp{withBias: withBias{bias: true, rank: 2}, id: nextID()}, []gorgonia.Value{x, w, bias}},
 		{"data", &linearGradOp{kind: linearDataGrad, id: nextID()}, []gorgonia.Value{w, dy}},
 		{"weight", &linearGradOp{kind: linearWeightGrad, id: nextID()}, []gorgonia.Value{x, dy}},
 	} {
