@@ -85,7 +85,7 @@ func (op *AddOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !normSameShape(a.Shape(), b.Shape()) {
+	if !sameShape(a.Shape(), b.Shape()) {
 		return nil, fmt.Errorf("%s: shapes %v and %v differ", name, a.Shape(), b.Shape())
 	}
 	var y *tensor.Dense

@@ -381,7 +381,7 @@ func (op *bnParamGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !normSameShape(x.Shape(), dy.Shape()) {
+	if !sameShape(x.Shape(), dy.Shape()) {
 		return nil, fmt.Errorf("%s: dy has shape %v, x has %v", name, dy.Shape(), x.Shape())
 	}
 	n, c, inner, err := op.fwd.checkSaved(name, x)
@@ -480,7 +480,7 @@ func (op *bnInputGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !normSameShape(x.Shape(), dy.Shape()) {
+	if !sameShape(x.Shape(), dy.Shape()) {
 		return nil, fmt.Errorf("%s: dy has shape %v, x has %v", name, dy.Shape(), x.Shape())
 	}
 	n, c, inner, err := op.fwd.checkSaved(name, x)

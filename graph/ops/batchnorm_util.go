@@ -40,8 +40,6 @@ func normScalar(op string, i int, v gorgonia.Value) (float64, error) {
 	return 0, fmt.Errorf("%s input %d: expected a float scalar, got %T", op, i, v)
 }
 
-// normSameShape reports whether a and b are equal.
-func normSameShape(a, b tensor.Shape) bool { return sameShape(a, b) }
 
 // normSerial reports whether parallelItems(n, itemSize, ·) would run inline.
 // Callers use it to call the kernel directly in that case: a func literal

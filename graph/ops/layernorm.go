@@ -246,7 +246,7 @@ func (op *lnInputGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !normSameShape(x.Shape(), dy.Shape()) {
+	if !sameShape(x.Shape(), dy.Shape()) {
 		return nil, fmt.Errorf("%s: dy has shape %v, x has %v", name, dy.Shape(), x.Shape())
 	}
 	_, d, err := op.fwd.checkSaved(name, x)
@@ -349,7 +349,7 @@ func (op *lnParamGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !normSameShape(x.Shape(), dy.Shape()) {
+	if !sameShape(x.Shape(), dy.Shape()) {
 		return nil, fmt.Errorf("%s: dy has shape %v, x has %v", name, dy.Shape(), x.Shape())
 	}
 	n, d, err := op.fwd.checkSaved(name, x)

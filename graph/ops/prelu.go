@@ -188,7 +188,7 @@ func (op *preluInputGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !normSameShape(x.Shape(), dy.Shape()) {
+	if !sameShape(x.Shape(), dy.Shape()) {
 		return nil, fmt.Errorf("%s: dy has shape %v, x has %v", name, dy.Shape(), x.Shape())
 	}
 	dx := op.out.get(x.Dtype(), x.Shape()...)
@@ -245,7 +245,7 @@ func (op *preluAlphaGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !normSameShape(x.Shape(), dy.Shape()) {
+	if !sameShape(x.Shape(), dy.Shape()) {
 		return nil, fmt.Errorf("%s: dy has shape %v, x has %v", name, dy.Shape(), x.Shape())
 	}
 	n, c, inner, err := bnDims(name, x, op.rank)
