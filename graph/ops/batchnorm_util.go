@@ -40,7 +40,6 @@ func normScalar(op string, i int, v gorgonia.Value) (float64, error) {
 	return 0, fmt.Errorf("%s input %d: expected a float scalar, got %T", op, i, v)
 }
 
-
 // normSerial reports whether parallelItems(n, itemSize, ·) would run inline.
 // Callers use it to call the kernel directly in that case: a func literal
 // passed to parallelItems escapes and costs an allocation, a direct call does
