@@ -340,35 +340,12 @@ func (it *EpochIter) Next(x, y *tensor.Dense) (n int, ok bool, err error) {
 		return 0, false, it.err
 	}
 	n = sl.n
-	osz := b.oc * b.oh * b.ow
 	hw := b.oh * b.ow
 	switch x.Dtype() {
 	case tensor.Float32:
-		xs := x.Float32s()
-		for row := range n {
-			for ch := range b.oc {
-				t := &b.t32[ch]
-				off := row*osz + ch*hw
-				dst := xs[off : off+hw]
-				for i, v := range sl.pix[off : off+hw] {
-					dst[i] = t[v]
-				}
-			}
-		}
-		clear(xs[n*osz:])
+		normalizeRows(x.Float32s(), b.t32, sl.pix, n, hw)
 	case tensor.Float64:
-		xs := x.Float64s()
-		for row := range n {
-			for ch := range b.oc {
-				t := &b.t64[ch]
-				off := row*osz + ch*hw
-				dst := xs[off : off+hw]
-				for i, v := range sl.pix[off : off+hw] {
-					dst[i] = t[v]
-				}
-			}
-		}
-		clear(xs[n*osz:])
+		normalizeRows(x.Float64s(), b.t64, sl.pix, n, hw)
 	}
 	ys := y.Ints()
 	copy(ys, sl.labels[:n])
@@ -386,4 +363,21 @@ func (it *EpochIter) Close() {
 		it.wg.Wait()
 	})
 	it.closed = true
+}
+
+// normalizeRows writes the first n images of pix (uint8, CHW per row) into
+// xs through each channel's lookup table and zeroes the rows after them.
+func normalizeRows[T float32 | float64](xs []T, tables [][256]T, pix []uint8, n, hw int) {
+	osz := len(tables) * hw
+	for row := range n {
+		for ch := range tables {
+			t := &tables[ch]
+			off := row*osz + ch*hw
+			dst := xs[off : off+hw]
+			for i, v := range pix[off : off+hw] {
+				dst[i] = t[v]
+			}
+		}
+	}
+	clear(xs[n*osz:])
 }
