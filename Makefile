@@ -88,7 +88,7 @@ cuda-build: $(CUDA_STUBS)/libcublas.so $(CUDA_STUBS)/libcuda.so
 
 bench-gpu: cuda-build
 	@echo "Run on the GPU machine in one device call (15 minutes of device time in all):"
-	@echo "  run(command=\"bash scripts/gpu-check.sh\", carry=[\"$(GPU_DIR)\"], timeout_s=540)"
-	@echo "Logs come back under \$$OUT: summary.txt env.log probe.log trace.log check.log bench-*.log torch.log"
+	@echo "  run(command=\"bash scripts/gpu-check.sh\", carry=[\"$(GPU_DIR)\"], timeout_s=300)"
+	@echo "Logs come back under \$$OUT: summary.txt env.log check.log profile.log bench.log torch.log"
 
 .PHONY: cuda-deps cuda-ptx cuda-build bench-gpu

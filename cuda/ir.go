@@ -52,8 +52,11 @@ type Buf struct {
 	Name  string
 	Elems int
 	Kind  BufKind
-	Int   bool      // int32 elements (labels)
-	Init  []float32 // initial contents of a Const buffer
+	Int   bool // int32 elements (labels)
+	// Double: float64 values stored as pairs of 4-byte elements (partial
+	// sums of the channel reductions); compare with Float64At, not as floats.
+	Double bool
+	Init   []float32 // initial contents of a Const buffer
 	// Set by Plan:
 	Offset      int64 // bytes from the arena base
 	First, Last int   // instruction indices of the first write and last read (-1: persistent)

@@ -77,14 +77,18 @@ func init() {
 	reg("bias_rows", 2, 0, 2, gs(0, 1))
 	reg("sum_rows", 2, 0, 2, pi(1))
 	reg("channel_sum", 3, 0, 2, pb(1))
-	reg("bn_stats", 3, 2, 4, pb(1))
+	// parts: one block per (channel, chunk of images); ints n c inner chunk
+	parts := func(v []int) Dim { return perBlock(v[1] * ChannelParts(v[0], v[3])) }
+	reg("bn_stats_part", 4, 0, 2, parts)
+	reg("bn_stats_final", 4, 2, 5, pi(1))
 	reg("bn_infer", 1, 1, 3, pi(0))
 	reg("bn_apply", 3, 0, 5, gs(0, 1, 2))
 	reg("bn_apply_relu", 3, 0, 5, gs(0, 1, 2))
-	reg("bn_param_grad", 3, 0, 4, pb(1))
+	reg("bn_param_part", 4, 0, 4, parts)
+	reg("bn_param_final", 2, 0, 3, pi(0))
 	reg("bn_input_grad", 4, 0, 6, gs(0, 1, 2))
 	// im2col ints: nimg c h w kh kw sh sw ph pw oh ow
-	reg("im2col", 12, 0, 2, gs(0, 1, 4, 5, 10, 11))
+	reg("im2col", 12, 0, 2, gs(0, 1, 10, 11))
 	reg("col2im", 12, 0, 2, gs(0, 1, 2, 3))
 	// zeropad ints: n c outc lo h w ho wo s
 	reg("zeropad_fwd", 9, 0, 2, gs(0, 2, 6, 7))
@@ -101,6 +105,18 @@ func init() {
 	reg("ce_bwd", 2, 0, 5, gs(0, 1))
 	reg("sgd", 3, 3, 4, gs(0))
 }
+
+// reduceChunk is about how many elements one block of a two-launch channel
+// reduction (bn_stats_part, bn_param_part) sums: enough to hide the block's
+// start-up, few enough that a layer of 16 channels fills the device.
+const reduceChunk = 4096
+
+// ChannelChunk is the number of images one block of a channel reduction
+// covers for planes of inner elements.
+func ChannelChunk(inner int) int { return max(1, reduceChunk/max(inner, 1)) }
+
+// ChannelParts is the number of partial sums per channel: ceil(n / chunk).
+func ChannelParts(n, chunk int) int { return (n + chunk - 1) / chunk }
 
 // GemmArgs are the ints of a "gemm" instruction: row-major, strided-batched
 //

@@ -121,6 +121,13 @@ func (l *lowerer) out(n *gorgonia.Node) int {
 
 func (l *lowerer) scratch(name string, elems int) int { return l.s.buf(name, elems, Scratch) }
 
+// doubles is a scratch buffer of n float64 values (2n elements).
+func (l *lowerer) doubles(name string, n int) int {
+	id := l.s.buf(name, 2*n, Scratch)
+	l.s.Bufs[id].Double = true
+	return id
+}
+
 func nodeName(n *gorgonia.Node) string {
 	if n.Op() != nil {
 		return fmt.Sprintf("%s#%d", n.Op(), n.ID())
@@ -536,7 +543,11 @@ func lowerBN(l *lowerer, n *gorgonia.Node, in []int) (int, error) {
 	rm, rv := l.stateBuf(cfg.RunningMean), l.stateBuf(cfg.RunningVar)
 	saved := l.s.buf(nodeName(n)+"/saved", 2*c, Activation)
 	l.saved[reflect.ValueOf(op).Pointer()] = saved
-	l.emit("bn_stats", []int{nn, c, inner}, []float64{cfg.Momentum, cfg.Eps}, []int{in[0], saved, rm, rv}, []int{saved, rm, rv}, n)
+	chunk := ChannelChunk(inner)
+	parts := ChannelParts(nn, chunk)
+	part := l.doubles(nodeName(n)+"/partial-stats", 2*c*parts)
+	l.emit("bn_stats_part", []int{nn, c, inner, chunk}, nil, []int{in[0], part}, []int{part}, n)
+	l.emit("bn_stats_final", []int{nn, c, inner, parts}, []float64{cfg.Momentum, cfg.Eps}, []int{in[0], part, saved, rm, rv}, []int{saved, rm, rv}, n)
 	kernel := "bn_apply"
 	y := l.out(n)
 	if relu := l.fusableReLU(n); relu != nil {
@@ -595,7 +606,11 @@ func lowerBNParamGrad(l *lowerer, n *gorgonia.Node, in []int) (int, error) {
 	}
 	nn, c, inner := nci(shapeOf(graph.Children(n)[0]))
 	red := l.out(n)
-	l.emit("bn_param_grad", []int{nn, c, inner}, nil, []int{in[0], in[2], saved, red}, []int{red}, n)
+	chunk := ChannelChunk(inner)
+	parts := ChannelParts(nn, chunk)
+	part := l.doubles(nodeName(n)+"/partial-sums", 2*c*parts)
+	l.emit("bn_param_part", []int{nn, c, inner, chunk}, nil, []int{in[0], in[2], saved, part}, []int{part}, n)
+	l.emit("bn_param_final", []int{c, parts}, nil, []int{saved, part, red}, []int{red}, n)
 	return red, nil
 }
 

@@ -16,8 +16,17 @@ func TestLaunchMaths(t *testing.T) {
 	if d := perItem(1000); d.Grid*d.Block < 1000 || (d.Grid-1)*d.Block >= 1000 {
 		t.Errorf("perItem(1000) = %v", d)
 	}
-	if d := Kernels["bn_stats"].Launch([]int{128, 64, 64}); d.Grid != 64 || d.Block != BlockSize {
-		t.Errorf("bn_stats launch %v, want one block per channel", d)
+	// Channel reductions: one block per (channel, chunk of images), each
+	// block about reduceChunk elements, so 16 channels still fill the device.
+	for _, tc := range []struct{ n, c, inner, chunk, grid int }{
+		{128, 16, 1024, 4, 16 * 32}, {128, 64, 64, 64, 64 * 2}, {16, 16, 1024, 4, 16 * 4}, {3, 8, 50176, 1, 8 * 3}, {1, 1, 1, 4096, 1},
+	} {
+		if got := ChannelChunk(tc.inner); got != tc.chunk {
+			t.Errorf("ChannelChunk(%d) = %d, want %d", tc.inner, got, tc.chunk)
+		}
+		if d := Kernels["bn_stats_part"].Launch([]int{tc.n, tc.c, tc.inner, tc.chunk}); d.Grid != tc.grid || d.Block != BlockSize {
+			t.Errorf("bn_stats_part launch %v for %+v, want %d blocks", d, tc, tc.grid)
+		}
 	}
 	// Every catalog launch covers its work with in-range sizes.
 	for name, k := range Kernels {

@@ -189,10 +189,9 @@ func (r *Ref) exec(in Instr) error {
 			at(func(o int) { s += float64(b[0][o]) })
 			b[1][ch] = float32(s)
 		})
-	case "bn_stats":
-		c := v[1]
-		x, saved, rm, rv := b[0], b[1], b[2], b[3]
-		forChannels(v, func(ch int, at func(func(o int))) {
+	case "bn_stats_part":
+		x, part := b[0], b[1]
+		forChunks(v, func(blk, ch int, at func(func(o int))) {
 			k := x[ch*v[2]]
 			var s1, s2 float64
 			at(func(o int) {
@@ -200,16 +199,28 @@ func (r *Ref) exec(in Instr) error {
 				s1 += d
 				s2 += d * d
 			})
-			cnt := float64(v[0] * v[2])
+			PutFloat64(part, 2*blk, s1)
+			PutFloat64(part, 2*blk+1, s2)
+		})
+	case "bn_stats_final":
+		n, c, inner, parts := v[0], v[1], v[2], v[3]
+		x, part, saved, rm, rv := b[0], b[1], b[2], b[3], b[4]
+		for ch := 0; ch < c; ch++ {
+			var s1, s2 float64
+			for p := 0; p < parts; p++ {
+				s1 += Float64At(part, 2*(ch*parts+p))
+				s2 += Float64At(part, 2*(ch*parts+p)+1)
+			}
+			cnt := float64(n * inner)
 			dm := s1 / cnt
 			vr := max(s2/cnt-dm*dm, 0)
-			mean := float64(k) + dm
+			mean := float64(x[ch*inner]) + dm
 			saved[ch] = float32(mean)
 			saved[c+ch] = float32(1 / math.Sqrt(vr+float64(float32(f[1]))))
 			mom := float64(float32(f[0]))
 			rm[ch] = float32((1-mom)*float64(rm[ch]) + mom*mean)
 			rv[ch] = float32((1-mom)*float64(rv[ch]) + mom*vr*cnt/(cnt-1))
-		})
+		}
 	case "bn_infer":
 		c := v[0]
 		for ch := 0; ch < c; ch++ {
@@ -228,10 +239,9 @@ func (r *Ref) exec(in Instr) error {
 				y[i] = max(y[i], 0)
 			}
 		}
-	case "bn_param_grad":
-		c := v[1]
-		x, dy, saved, red := b[0], b[1], b[2], b[3]
-		forChannels(v, func(ch int, at func(func(o int))) {
+	case "bn_param_part":
+		x, dy, saved, part := b[0], b[1], b[2], b[3]
+		forChunks(v, func(blk, ch int, at func(func(o int))) {
 			mean := saved[ch]
 			var sdy, sdyx float64
 			at(func(o int) {
@@ -239,9 +249,21 @@ func (r *Ref) exec(in Instr) error {
 				sdy += float64(g)
 				sdyx += float64(g * (x[o] - mean))
 			})
+			PutFloat64(part, 2*blk, sdyx)
+			PutFloat64(part, 2*blk+1, sdy)
+		})
+	case "bn_param_final":
+		c, parts := v[0], v[1]
+		saved, part, red := b[0], b[1], b[2]
+		for ch := 0; ch < c; ch++ {
+			var sdyx, sdy float64
+			for p := 0; p < parts; p++ {
+				sdyx += Float64At(part, 2*(ch*parts+p))
+				sdy += Float64At(part, 2*(ch*parts+p)+1)
+			}
 			red[ch] = float32(sdyx * float64(saved[c+ch]))
 			red[c+ch] = float32(sdy)
-		})
+		}
 	case "bn_input_grad":
 		n, c, inner, batch := v[0], v[1], v[2], v[3]
 		x, gamma, dy, red, saved, dx := b[0], b[1], b[2], b[3], b[4], b[5]
@@ -428,6 +450,38 @@ func (r *Ref) exec(in Instr) error {
 		return fmt.Errorf("ref: kernel %q not implemented", in.Kernel)
 	}
 	return nil
+}
+
+// forChunks visits the blocks of a two-launch channel reduction (ints n, c,
+// inner, chunk): block blk = ch*parts + p covers images [p*chunk, p*chunk+chunk).
+func forChunks(v []int, fn func(blk, ch int, at func(func(o int)))) {
+	n, c, inner, chunk := v[0], v[1], v[2], v[3]
+	parts := ChannelParts(n, chunk)
+	for ch := 0; ch < c; ch++ {
+		for p := 0; p < parts; p++ {
+			fn(ch*parts+p, ch, func(visit func(o int)) {
+				for bi := p * chunk; bi < min(n, (p+1)*chunk); bi++ {
+					base := (bi*c + ch) * inner
+					for j := 0; j < inner; j++ {
+						visit(base + j)
+					}
+				}
+			})
+		}
+	}
+}
+
+// PutFloat64 stores v as the i-th double of a buffer of float32 words, low
+// word first, as the device's little-endian doubles lie in memory.
+func PutFloat64(buf []float32, i int, v float64) {
+	u := math.Float64bits(v)
+	buf[2*i] = math.Float32frombits(uint32(u))
+	buf[2*i+1] = math.Float32frombits(uint32(u >> 32))
+}
+
+// Float64At reads the i-th double of a buffer of float32 words.
+func Float64At(buf []float32, i int) float64 {
+	return math.Float64frombits(uint64(math.Float32bits(buf[2*i])) | uint64(math.Float32bits(buf[2*i+1]))<<32)
 }
 
 // forChannels calls fn for each channel of an (n, c, inner) tensor with a

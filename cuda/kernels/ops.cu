@@ -136,36 +136,56 @@ __global__ void prelu_dalpha(int n, int c, int inner, const float* x, const floa
 // ---- batch norm -------------------------------------------------------------
 // saved: (2, C) = mean, invstd of the statistics the forward used.
 
+// Channel reductions over (N, inner) run in two launches so that every
+// multiprocessor works (one block per channel left 116 of 132 idle on a
+// 16-channel layer): *_part sums `chunk` images of one channel per block,
+// block (ch, p) = blockIdx.x = ch*parts + p, into part (doubles, (C, parts, 2));
+// *_final adds a channel's partials in order (deterministic) and finishes.
+// parts = ceil(n / chunk).
+
 // Training: batch statistics (shifted by the channel's first value), running
 // statistics updated with the unbiased variance.
-__global__ void bn_stats(int n, int c, int inner, float momentum, float eps,
-                         const float* x, float* saved, float* run_mean, float* run_var) {
+__global__ void bn_stats_part(int n, int c, int inner, int chunk, const float* x, double* part) {
     __shared__ double sh[BLOCK];
-    int ch = blockIdx.x;
-    long m = (long)n * inner;
+    int parts = (n + chunk - 1) / chunk;
+    int ch = blockIdx.x / parts, p = blockIdx.x % parts;
+    int b0 = p * chunk, m = (min(n, b0 + chunk) - b0) * inner;
     float k = x[(long)ch * inner];
+    const float* xc = x + ((long)b0 * c + ch) * inner;
     double s1 = 0, s2 = 0;
-    for (long i = threadIdx.x; i < m; i += BLOCK) {
-        long b = i / inner, j = i % inner;
-        double d = (double)(x[(b * c + ch) * inner + j] - k);
+    for (int i = threadIdx.x; i < m; i += BLOCK) {
+        double d = (double)(xc[(long)(i / inner) * c * inner + i % inner] - k);
         s1 += d;
         s2 += d * d;
     }
     s1 = block_sum(s1, sh);
     s2 = block_sum(s2, sh);
     if (threadIdx.x == 0) {
-        double cnt = (double)m;
-        double dm = s1 / cnt;
-        double v = s2 / cnt - dm * dm;
-        if (v < 0) v = 0;
-        double mean = (double)k + dm;
-        saved[ch] = (float)mean;
-        saved[c + ch] = (float)(1.0 / sqrt(v + (double)eps));
-        double mom = (double)momentum;
-        double unbias = cnt / (cnt - 1);
-        run_mean[ch] = (float)((1 - mom) * (double)run_mean[ch] + mom * mean);
-        run_var[ch] = (float)((1 - mom) * (double)run_var[ch] + mom * v * unbias);
+        part[2 * blockIdx.x] = s1;
+        part[2 * blockIdx.x + 1] = s2;
     }
+}
+
+__global__ void bn_stats_final(int n, int c, int inner, int parts, float momentum, float eps,
+                               const float* x, const double* part, float* saved, float* run_mean, float* run_var) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= c) return;
+    double s1 = 0, s2 = 0;
+    for (int p = 0; p < parts; p++) {
+        s1 += part[2 * (ch * parts + p)];
+        s2 += part[2 * (ch * parts + p) + 1];
+    }
+    double cnt = (double)n * inner;
+    double dm = s1 / cnt;
+    double v = s2 / cnt - dm * dm;
+    if (v < 0) v = 0;
+    double mean = (double)x[(long)ch * inner] + dm;
+    saved[ch] = (float)mean;
+    saved[c + ch] = (float)(1.0 / sqrt(v + (double)eps));
+    double mom = (double)momentum;
+    double unbias = cnt / (cnt - 1);
+    run_mean[ch] = (float)((1 - mom) * (double)run_mean[ch] + mom * mean);
+    run_var[ch] = (float)((1 - mom) * (double)run_var[ch] + mom * v * unbias);
 }
 
 // Inference: the running statistics.
@@ -199,16 +219,17 @@ __global__ void bn_apply_relu(int n, int c, int inner, const float* x, const flo
     }
 }
 
-// red: (2, C) = sum(dy*(x-mean))*invstd, sum(dy)
-__global__ void bn_param_grad(int n, int c, int inner, const float* x, const float* dy, const float* saved, float* red) {
+// red: (2, C) = sum(dy*(x-mean))*invstd, sum(dy), in two launches as bn_stats.
+__global__ void bn_param_part(int n, int c, int inner, int chunk, const float* x, const float* dy, const float* saved, double* part) {
     __shared__ double sh[BLOCK];
-    int ch = blockIdx.x;
-    long m = (long)n * inner;
+    int parts = (n + chunk - 1) / chunk;
+    int ch = blockIdx.x / parts, p = blockIdx.x % parts;
+    int b0 = p * chunk, m = (min(n, b0 + chunk) - b0) * inner;
     float mean = saved[ch];
+    long base = ((long)b0 * c + ch) * inner;
     double sdy = 0, sdyx = 0;
-    for (long i = threadIdx.x; i < m; i += BLOCK) {
-        long b = i / inner, j = i % inner;
-        long o = (b * c + ch) * inner + j;
+    for (int i = threadIdx.x; i < m; i += BLOCK) {
+        long o = base + (long)(i / inner) * c * inner + i % inner;
         float g = dy[o];
         sdy += (double)g;
         sdyx += (double)(g * (x[o] - mean));
@@ -216,9 +237,21 @@ __global__ void bn_param_grad(int n, int c, int inner, const float* x, const flo
     sdy = block_sum(sdy, sh);
     sdyx = block_sum(sdyx, sh);
     if (threadIdx.x == 0) {
-        red[ch] = (float)(sdyx * (double)saved[c + ch]);
-        red[c + ch] = (float)sdy;
+        part[2 * blockIdx.x] = sdyx;
+        part[2 * blockIdx.x + 1] = sdy;
     }
+}
+
+__global__ void bn_param_final(int c, int parts, const float* saved, const double* part, float* red) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= c) return;
+    double sdyx = 0, sdy = 0;
+    for (int p = 0; p < parts; p++) {
+        sdyx += part[2 * (ch * parts + p)];
+        sdy += part[2 * (ch * parts + p) + 1];
+    }
+    red[ch] = (float)(sdyx * (double)saved[c + ch]);
+    red[c + ch] = (float)sdy;
 }
 
 // dx = g*dy + b*(x-mean) + c0 with g = gamma*invstd and, for batch
@@ -243,33 +276,42 @@ __global__ void bn_input_grad(int n, int c, int inner, int batch, const float* x
 // ---- convolution helpers (GEMMs are cuBLAS) ---------------------------------
 // col of image b: (C*KH*KW) x (OH*OW), images colStride apart; x images xStride apart.
 
+// One thread per (image, channel, output pixel) writes that pixel's kh*kw
+// column entries: one index decomposition per kh*kw stores, and stores of
+// neighbouring threads are neighbours (q is fastest).
 __global__ void im2col(int nimg, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow,
                        const float* x, float* col) {
-    long p = (long)oh * ow;
-    long rows = (long)c * kh * kw;
-    long total = (long)nimg * rows * p;
+    int p = oh * ow;
+    long total = (long)nimg * c * p;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
-        long q = i % p;
-        long r = (i / p) % rows;
-        long b = i / (p * rows);
+        int q = (int)(i % p);
+        long bc = i / p; // b*c + ch
         int ox = q % ow, oy = q / ow;
-        int kx = r % kw, ky = (r / kw) % kh, ch = r / (kw * kh);
-        int iy = oy * sh - ph + ky, ix = ox * sw - pw + kx;
-        float v = 0.f;
-        if (iy >= 0 && iy < h && ix >= 0 && ix < w) v = x[((b * c + ch) * h + iy) * (long)w + ix];
-        col[i] = v;
+        int iy0 = oy * sh - ph, ix0 = ox * sw - pw;
+        const float* xp = x + bc * h * w;
+        float* cp = col + bc * kh * kw * (long)p + q;
+        for (int ky = 0; ky < kh; ky++) {
+            int iy = iy0 + ky;
+            bool rowIn = iy >= 0 && iy < h;
+            for (int kx = 0; kx < kw; kx++) {
+                int ix = ix0 + kx;
+                *cp = (rowIn && ix >= 0 && ix < w) ? xp[iy * w + ix] : 0.f;
+                cp += p;
+            }
+        }
     }
 }
 
 // x[b, ch, iy, ix] = sum of the column entries that read it (gather, no atomics).
 __global__ void col2im(int nimg, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow,
                        const float* col, float* x) {
-    long p = (long)oh * ow;
-    long rows = (long)c * kh * kw;
-    long total = (long)nimg * c * h * w;
+    int p = oh * ow, hw = h * w;
+    long total = (long)nimg * c * hw;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
-        int ix = i % w, iy = (i / w) % h;
-        long ch = (i / ((long)w * h)) % c, b = i / ((long)w * h * c);
+        int r = (int)(i % hw);
+        long bc = i / hw;
+        int ix = r % w, iy = r / w;
+        const float* cp = col + bc * kh * kw * (long)p;
         float s = 0.f;
         for (int ky = 0; ky < kh; ky++) {
             int ty = iy + ph - ky;
@@ -281,8 +323,7 @@ __global__ void col2im(int nimg, int c, int h, int w, int kh, int kw, int sh, in
                 if (tx < 0 || tx % sw) continue;
                 int ox = tx / sw;
                 if (ox >= ow) continue;
-                long r = (ch * kh + ky) * kw + kx;
-                s += col[(b * rows + r) * p + (long)oy * ow + ox];
+                s += cp[(long)(ky * kw + kx) * p + oy * ow + ox];
             }
         }
         x[i] = s;
