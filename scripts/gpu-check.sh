@@ -44,6 +44,11 @@ for a in 20 56 110; do
 done
 step bench.log bench-resnet-20-nograph 60 "$BIN" bench --arch resnet-20 --batch 128 --steps 50 --warmup 5 --graph=false
 step bench.log bench-resnet-20-tf32 60 "$BIN" bench --arch resnet-20 --batch 128 --steps 50 --warmup 5 --tf32
+# The erased network (every block's trailing ReLU removed) and the deepest CIFAR net of the paper.
+step bench.log bench-resnet-110-erased 90 "$BIN" bench --arch resnet-110 --batch 128 --steps 50 --warmup 5 --erase 1
+step bench.log bench-resnet-1202 120 "$BIN" bench --arch resnet-1202 --batch 128 --steps 10 --warmup 2
 step torch.log torch 240 python3 bin/gpu/torch_resnet_bench.py 20 56 110 --device cuda --steps 50 --warmup 5
+step torch.log torch-erased 60 python3 bin/gpu/torch_resnet_bench.py 110 --erase --device cuda --steps 50 --warmup 5
+step torch.log torch-1202 120 python3 bin/gpu/torch_resnet_bench.py 1202 --device cuda --steps 10 --warmup 2
 nvidia-smi >> "$OUT/env.log" 2>&1
 echo "done $(date -u)" | tee -a "$S"

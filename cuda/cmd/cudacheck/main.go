@@ -22,6 +22,7 @@ import (
 
 	"github.com/eraserelu/eraserelu/arch"
 	"github.com/eraserelu/eraserelu/cuda"
+	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
 	"github.com/eraserelu/eraserelu/train"
 	"gorgonia.org/gorgonia"
@@ -43,6 +44,7 @@ func main() {
 	useGraph := fs.Bool("graph", true, "run the step as one CUDA graph (bench)")
 	tf32 := fs.Bool("tf32", false, "TF32 tensor cores for the GEMMs")
 	tol := fs.Float64("tol", 1e-4, "relative tolerance (check; trace on identical inputs)")
+	eraseP := fs.Float64("erase", 0, "proportion of modules whose trailing ReLU is erased (bench)")
 	reps := fs.Int("reps", 5, "profiled steps averaged (profile)")
 	fs.Parse(os.Args[2:])
 	var err error
@@ -56,7 +58,7 @@ func main() {
 	case "profile":
 		err = profile(*archName, *batch, *reps)
 	case "bench":
-		err = bench(*archName, *batch, *steps, *warmup, *useGraph, *tf32)
+		err = bench(*archName, *batch, *steps, *warmup, *useGraph, *tf32, *eraseP)
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -181,10 +183,18 @@ type setup struct {
 	ys []int
 }
 
-func prepare(name string, batch int) (*setup, error) {
+// prepare builds the architecture (with the trailing ReLU of the given
+// proportion of its modules erased), compiles, lowers and plans it, and
+// draws a batch.
+func prepare(name string, batch int, eraseP float64) (*setup, error) {
 	g, err := arch.Build(arch.Config{Arch: name, Batch: batch, Dtype: tensor.Float32, Seed: 7})
 	if err != nil {
 		return nil, err
+	}
+	if eraseP > 0 {
+		if g, _, err = erase.Apply(g, erase.Options{Proportion: eraseP}); err != nil {
+			return nil, err
+		}
 	}
 	p, err := graph.Compile(g, "loss")
 	if err != nil {
@@ -259,7 +269,7 @@ func (su *setup) upload(d *cuda.Device, ref *cuda.Ref) error {
 //     counts those flips, so a large end-to-end difference can be told apart
 //     from a wrong kernel.
 func trace(name string, batch int, tol float64) error {
-	su, err := prepare(name, batch)
+	su, err := prepare(name, batch, 0)
 	if err != nil {
 		return err
 	}
@@ -454,7 +464,7 @@ func to32(v []float64) []float32 {
 // the test is that the device is no less accurate than the CPU kernels
 // (at most 2x the CPU's float32 error, or tol, whichever is larger).
 func check(name string, batch int, tol float64) error {
-	su, err := prepare(name, batch)
+	su, err := prepare(name, batch, 0)
 	if err != nil {
 		return err
 	}
@@ -572,6 +582,7 @@ type benchResult struct {
 	Arch      string  `json:"arch"`
 	Batch     int     `json:"batch"`
 	Device    string  `json:"device"`
+	Erase     float64 `json:"erase"`
 	Graph     bool    `json:"cuda_graph"`
 	TF32      bool    `json:"tf32"`
 	TrainImgS float64 `json:"train_img_s"`
@@ -582,8 +593,8 @@ type benchResult struct {
 	Loss      float64 `json:"loss_last"`
 }
 
-func bench(name string, batch, steps, warmup int, useGraph, tf32 bool) error {
-	su, err := prepare(name, batch)
+func bench(name string, batch, steps, warmup int, useGraph, tf32 bool, eraseP float64) error {
+	su, err := prepare(name, batch, eraseP)
 	if err != nil {
 		return err
 	}
@@ -618,7 +629,7 @@ func bench(name string, batch, steps, warmup int, useGraph, tf32 bool) error {
 	if err != nil {
 		return err
 	}
-	r := benchResult{Arch: name, Batch: batch, Device: d.Name, Graph: useGraph, TF32: tf32,
+	r := benchResult{Arch: name, Batch: batch, Device: d.Name, Erase: eraseP, Graph: useGraph, TF32: tf32,
 		TrainImgS: float64(steps*batch) / dt, StepMs: dt * 1e3 / float64(steps), Launches: len(su.s.Instrs),
 		ArenaMiB: float64(su.s.ArenaBytes) / (1 << 20), DeviceMiB: float64(used) / (1 << 20), Loss: m.Loss}
 	js, _ := json.Marshal(r)
@@ -633,7 +644,7 @@ func bench(name string, batch, steps, warmup int, useGraph, tf32 bool) error {
 // average of reps steps after a warm-up) and prints the time per kernel and
 // the most expensive launches: where the step's time goes on the device.
 func profile(name string, batch, reps int) error {
-	su, err := prepare(name, batch)
+	su, err := prepare(name, batch, 0)
 	if err != nil {
 		return err
 	}
