@@ -1,6 +1,10 @@
 package cuda
 
-import "fmt"
+import (
+	endian "encoding/binary"
+	"fmt"
+	"math"
+)
 
 // BufKind says where a buffer lives and how long.
 type BufKind int
@@ -110,6 +114,13 @@ type Step struct {
 	NoShare bool
 	// NodeBufs maps each lowered graph node to its buffer (for debugging).
 	NodeBufs map[any]int
+	// RNG is the Hyper buffer of the random ops' draw counters (-1 when
+	// the step has no random op): counter i, the number of masks op
+	// Randoms[i] has drawn, is a uint64 in elements 2i (low word) and 2i+1.
+	// The step's last backward instruction (rng_advance) increments every
+	// counter on the device, so a replayed CUDA graph draws new masks.
+	RNG     int
+	Randoms []RandomOp
 }
 
 // SGDConfig is the optimizer the step applies (PyTorch's SGD; see train.SGD).
@@ -140,3 +151,64 @@ func (s *Step) buf(name string, elems int, kind BufKind) int {
 }
 
 func (s *Step) emit(in Instr) { s.Instrs = append(s.Instrs, in) }
+
+// RandomOp is a random op of the step (dropout, stochastic depth): its
+// masks are a hash of its seed and its draw counter, which lives on the
+// device in the RNG buffer while the step runs there.
+type RandomOp struct {
+	Name string // the op's node
+	Op   RNGStater
+}
+
+// RNGStater is the draw counter of a random op of graph/ops (train.RNGStater).
+type RNGStater interface {
+	RNGState() ([]byte, error)
+	SetRNGState([]byte) error
+}
+
+// RNGState is the contents of the RNG buffer for the ops' current draw
+// counters: what the host writes before the first step (a fresh arena is
+// zero: right only for ops that have drawn nothing) and after a resume.
+func (s *Step) RNGState() ([]float32, error) {
+	out := make([]float32, 2*len(s.Randoms))
+	for i, r := range s.Randoms {
+		b, err := r.Op.RNGState()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", r.Name, err)
+		}
+		if len(b) != 8 {
+			return nil, fmt.Errorf("%s: RNG state of %d bytes, want 8", r.Name, len(b))
+		}
+		putU64(out, i, endian.LittleEndian.Uint64(b))
+	}
+	return out, nil
+}
+
+// SetRNGState sets the ops' draw counters from the contents of the RNG
+// buffer read back from the device (before a checkpoint, or to continue on
+// the CPU).
+func (s *Step) SetRNGState(v []float32) error {
+	if len(v) != 2*len(s.Randoms) {
+		return fmt.Errorf("RNG buffer of %d elements, the step has %d counters", len(v), len(s.Randoms))
+	}
+	for i, r := range s.Randoms {
+		if err := r.Op.SetRNGState(endian.LittleEndian.AppendUint64(nil, getU64(v, i))); err != nil {
+			return fmt.Errorf("%s: %w", r.Name, err)
+		}
+	}
+	return nil
+}
+
+// getU64 and putU64 access element i of a uint64 array stored in float32
+// words (low word first, as on the little-endian device); getF64 and
+// putF64 likewise for float64 (the saved layer-norm statistics).
+func getU64(v []float32, i int) uint64 {
+	return uint64(math.Float32bits(v[2*i])) | uint64(math.Float32bits(v[2*i+1]))<<32
+}
+
+func putU64(v []float32, i int, x uint64) {
+	v[2*i], v[2*i+1] = math.Float32frombits(uint32(x)), math.Float32frombits(uint32(x>>32))
+}
+
+func getF64(v []float32, i int) float64    { return math.Float64frombits(getU64(v, i)) }
+func putF64(v []float32, i int, x float64) { putU64(v, i, math.Float64bits(x)) }
