@@ -104,6 +104,11 @@ func init() {
 	reg("ce_reduce", 1, 0, 5, one)
 	reg("ce_bwd", 2, 0, 5, gs(0, 1))
 	reg("sgd", 3, 3, 4, gs(0))
+	// random ops (random.go): ints n seed_lo seed_hi slot threshold(s); one
+	// thread per pair of elements for dropout (one 64-bit draw per pair)
+	reg("rng_advance", 1, 0, 1, pi(0))
+	reg("dropout_apply", 5, 1, 3, func(v []int) Dim { return gridStride((v[0] + 1) / 2) })
+	reg("stochdepth_apply", 6, 0, 3, gs(0))
 }
 
 // reduceChunk is about how many elements one block of a two-launch channel

@@ -47,19 +47,21 @@ var lowerers = map[string]lowerFn{
 	"ceBackwardOp":        lowerCEBwd,
 	"ConcatOp":            lowerConcat,
 	"concatSliceOp":       lowerConcatSlice,
+
+	// random ops (random.go)
+	"DropoutOp":            lowerDropout,
+	"dropoutBackwardOp":    lowerDropoutBwd,
+	"StochasticDepthOp":    lowerStochDepth,
+	"stochDepthBackwardOp": lowerStochDepthBwd,
 }
 
 // pending lists the op types that have no device kernels yet, with the
-// reason; Lower fails on a graph that uses them. An op type in neither map
-// fails TestEveryOpHasALowering.
+// reason; Lower fails on a graph that uses them. An op
+// type in neither map fails TestEveryOpHasALowering.
 var pending = map[string]string{
-	"DropoutOp":            "counter-based RNG (normStream) not ported; its step counter must become a device buffer for CUDA graphs",
-	"dropoutBackwardOp":    "see DropoutOp",
-	"StochasticDepthOp":    "host-drawn keep/drop per step: needs the factor in a device buffer",
-	"stochDepthBackwardOp": "see StochasticDepthOp",
-	"LayerNormOp":          "MLP only (no GPU target yet)",
-	"lnInputGradOp":        "see LayerNormOp",
-	"lnParamGradOp":        "see LayerNormOp",
+	"LayerNormOp":   "MLP only (no GPU target yet)",
+	"lnInputGradOp": "see LayerNormOp",
+	"lnParamGradOp": "see LayerNormOp",
 }
 
 // OpTypeName is the key of an op in lowerers.
@@ -84,6 +86,10 @@ type lowerer struct {
 	state     map[*tensor.Dense]int
 	// names of the buffers (graph names of state tensors)
 	stateNames map[*tensor.Dense]string
+	// random: forward random op -> its counter in the RNG buffer;
+	// randomFwd: -> its forward instruction
+	random    map[uintptr]int
+	randomFwd map[uintptr]Instr
 }
 
 // field reads an unexported field of an op (or of what it points to).
@@ -155,9 +161,9 @@ func Lower(p *graph.Program, sgd SGDConfig) (*Step, error) {
 	if g.Dtype() != tensor.Float32 {
 		return nil, fmt.Errorf("cuda: only float32 graphs run on the device, this one is %v", g.Dtype())
 	}
-	s := &Step{States: map[string]int{}, SGD: sgd, Loss: -1, Logits: -1, X: -1, Y: -1}
+	s := &Step{States: map[string]int{}, SGD: sgd, Loss: -1, Logits: -1, X: -1, Y: -1, RNG: -1}
 	l := &lowerer{s: s, g: g, nodes: map[*gorgonia.Node]int{}, saved: map[uintptr]int{}, aux: map[uintptr][]int{},
-		state: map[*tensor.Dense]int{}, stateNames: map[*tensor.Dense]string{}}
+		state: map[*tensor.Dense]int{}, stateNames: map[*tensor.Dense]string{}, random: map[uintptr]int{}, randomFwd: map[uintptr]Instr{}}
 	for _, b := range g.Buffers() {
 		l.stateNames[b.Value] = b.Name
 	}
@@ -320,6 +326,7 @@ func Lower(p *graph.Program, sgd SGDConfig) (*Step, error) {
 	for n, id := range l.nodes {
 		s.NodeBufs[n] = id
 	}
+	l.emitRNGAdvance()
 	s.OptStart = len(s.Instrs)
 	l.emitSGD()
 	return s, nil

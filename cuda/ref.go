@@ -447,7 +447,7 @@ func (r *Ref) exec(in Instr) error {
 			w[i] = w[i] + float32(-lr*d)
 		}
 	default:
-		return fmt.Errorf("ref: kernel %q not implemented", in.Kernel)
+		return r.execMore(in, v, f, b)
 	}
 	return nil
 }
@@ -561,4 +561,36 @@ func refPool(kernel string, v []int, b [][]float32) {
 			}
 		}
 	}
+}
+
+// execMore runs the kernels of the random ops (random.go).
+func (r *Ref) execMore(in Instr, v []int, f []float64, b [][]float32) error {
+	switch in.Kernel {
+	case "rng_advance":
+		for i := 0; i < v[0]; i++ {
+			putU64(b[0], i, getU64(b[0], i)+1)
+		}
+	case "dropout_apply":
+		n, thr := v[0], uint32(v[4])
+		base := rngBase(unwords(v[1], v[2]), getU64(b[1], v[3]))
+		x, y, scale := b[0], b[2], float32(f[0])
+		for i := 0; i < n; i++ {
+			if dropoutKeep(base, i, thr) {
+				y[i] = x[i] * scale
+			} else {
+				y[i] = 0
+			}
+		}
+	case "stochdepth_apply":
+		base := rngBase(unwords(v[1], v[2]), getU64(b[1], v[3]))
+		x, y := b[0][:v[0]], b[2][:v[0]]
+		if stochDepthKeep(base, unwords(v[4], v[5])) {
+			copy(y, x)
+		} else {
+			clear(y)
+		}
+	default:
+		return fmt.Errorf("ref: kernel %q not implemented", in.Kernel)
+	}
+	return nil
 }

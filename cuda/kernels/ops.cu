@@ -525,3 +525,59 @@ __global__ void sgd(int n, int nesterov, int decay, float mom, float keep, float
 }
 
 }  // extern "C"
+
+// ---- random ops: dropout, stochastic depth (cuda/random.go) -------------------
+// The CPU ops' counter-based generator, bit for bit: draw number `step` of an
+// op seeded with `seed` (seed_lo/seed_hi: its two 32-bit words) has the base
+// counter splitmix(splitmix(seed) ^ splitmix(step + 0x632be59bd9b4e019)).
+// ctr holds every random op's step (uint64, advanced by rng_advance at the
+// end of the backward pass), so a replayed CUDA graph draws the next masks.
+
+extern "C" {
+
+__device__ unsigned long long rng_splitmix(unsigned long long z) {
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+__device__ unsigned long long rng_base(int seed_lo, int seed_hi, const unsigned long long* ctr, int slot) {
+    unsigned long long seed = ((unsigned long long)(unsigned)seed_hi << 32) | (unsigned)seed_lo;
+    return rng_splitmix(rng_splitmix(seed) ^ rng_splitmix(ctr[slot] + 0x632be59bd9b4e019ULL));
+}
+
+// one thread per counter: the next draw
+__global__ void rng_advance(int n, unsigned long long* ctr) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) ctr[i] += 1;
+}
+
+// Inverted dropout, forward (x, y) and backward (dy, dx) alike: element i is
+// kept iff the (i%2)-th 32-bit half of splitmix(base + (i/2)*golden) >= thr,
+// and then scaled by scale = 1/(1-p). One thread per pair of elements.
+__global__ void dropout_apply(int n, int seed_lo, int seed_hi, int slot, int thr, float scale,
+                              const float* x, const unsigned long long* ctr, float* y) {
+    unsigned long long base = rng_base(seed_lo, seed_hi, ctr, slot);
+    unsigned t = (unsigned)thr;
+    long pairs = ((long)n + 1) / 2;
+    for (long j = blockIdx.x * (long)blockDim.x + threadIdx.x; j < pairs; j += (long)gridDim.x * blockDim.x) {
+        unsigned long long h = rng_splitmix(base + (unsigned long long)j * 0x9e3779b97f4a7c15ULL);
+        long i = 2 * j;
+        y[i] = (unsigned)h >= t ? x[i] * scale : 0.f;
+        if (i + 1 < n) y[i + 1] = (unsigned)(h >> 32) >= t ? x[i + 1] * scale : 0.f;
+    }
+}
+
+// Stochastic depth, forward (branch, y) and backward (dy, dx) alike: the
+// whole tensor is kept iff (base >> 11) < thr, thr = ceil(survival*2^53)
+// (thr_lo/thr_hi), which is the CPU's test (base>>11) / 2^53 < survival.
+__global__ void stochdepth_apply(int n, int seed_lo, int seed_hi, int slot, int thr_lo, int thr_hi,
+                                 const float* x, const unsigned long long* ctr, float* y) {
+    unsigned long long thr = ((unsigned long long)(unsigned)thr_hi << 32) | (unsigned)thr_lo;
+    int keep = (rng_base(seed_lo, seed_hi, ctr, slot) >> 11) < thr;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        y[i] = keep ? x[i] : 0.f;
+}
+
+}  // extern "C"
