@@ -109,6 +109,10 @@ func init() {
 	reg("rng_advance", 1, 0, 1, pi(0))
 	reg("dropout_apply", 5, 1, 3, func(v []int) Dim { return gridStride((v[0] + 1) / 2) })
 	reg("stochdepth_apply", 6, 0, 3, gs(0))
+	// layer norm (layernorm.go): ints rows d; a block per row, a thread per column
+	reg("ln_fwd", 4, 0, 5, pb(0))
+	reg("ln_input_grad", 2, 0, 5, pb(0))
+	reg("ln_param_grad", 2, 0, 4, pi(1))
 }
 
 // reduceChunk is about how many elements one block of a two-launch channel

@@ -48,21 +48,20 @@ var lowerers = map[string]lowerFn{
 	"ConcatOp":            lowerConcat,
 	"concatSliceOp":       lowerConcatSlice,
 
-	// random ops (random.go)
+	// random ops (random.go) and layer norm (layernorm.go)
 	"DropoutOp":            lowerDropout,
 	"dropoutBackwardOp":    lowerDropoutBwd,
 	"StochasticDepthOp":    lowerStochDepth,
 	"stochDepthBackwardOp": lowerStochDepthBwd,
+	"LayerNormOp":          lowerLN,
+	"lnInputGradOp":        lowerLNInputGrad,
+	"lnParamGradOp":        lowerLNParamGrad,
 }
 
 // pending lists the op types that have no device kernels yet, with the
-// reason; Lower fails on a graph that uses them. An op
+// reason (none at present); Lower fails on a graph that uses them. An op
 // type in neither map fails TestEveryOpHasALowering.
-var pending = map[string]string{
-	"LayerNormOp":   "MLP only (no GPU target yet)",
-	"lnInputGradOp": "see LayerNormOp",
-	"lnParamGradOp": "see LayerNormOp",
-}
+var pending = map[string]string{}
 
 // OpTypeName is the key of an op in lowerers.
 func OpTypeName(op gorgonia.Op) string {

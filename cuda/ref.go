@@ -563,7 +563,11 @@ func refPool(kernel string, v []int, b [][]float32) {
 	}
 }
 
-// execMore runs the kernels of the random ops (random.go).
+// execMore runs the kernels of the random ops (random.go) and of layer
+// norm (layernorm.go). The explicit float64 conversions round every
+// product before it is added, so that Go never fuses them into an FMA
+// (ops.cu is compiled with -fmad=false): reference and device agree bit
+// for bit on these kernels.
 func (r *Ref) execMore(in Instr, v []int, f []float64, b [][]float32) error {
 	switch in.Kernel {
 	case "rng_advance":
@@ -589,8 +593,82 @@ func (r *Ref) execMore(in Instr, v []int, f []float64, b [][]float32) error {
 		} else {
 			clear(y)
 		}
+	case "ln_fwd":
+		n, d := v[0], v[1]
+		eps := math.Float64frombits(unwords(v[2], v[3]))
+		x, gamma, beta, saved, y := b[0], b[1], b[2], b[3], b[4]
+		for row := 0; row < n; row++ {
+			xs, ys := x[row*d:(row+1)*d], y[row*d:(row+1)*d]
+			k := xs[0]
+			s1, s2 := treeSum2(d, func(i int) (float64, float64) {
+				e := float64(xs[i] - k)
+				return e, float64(e * e)
+			})
+			dm := s1 / float64(d)
+			vr := float64(s2/float64(d)) - float64(dm*dm)
+			if vr < 0 {
+				vr = 0
+			}
+			mean := float64(k) + dm
+			is := 1 / math.Sqrt(vr+eps)
+			putF64(saved, row, mean)
+			putF64(saved, n+row, is)
+			for i, xv := range xs {
+				ys[i] = float32(float64(float64(float64(xv)-mean)*is*float64(gamma[i])) + float64(beta[i]))
+			}
+		}
+	case "ln_input_grad":
+		n, d := v[0], v[1]
+		x, gamma, dy, saved, dx := b[0], b[1], b[2], b[3], b[4]
+		for row := 0; row < n; row++ {
+			o := row * d
+			mean, is := getF64(saved, row), getF64(saved, n+row)
+			s1, s2 := treeSum2(d, func(i int) (float64, float64) {
+				g := float64(dy[o+i]) * float64(gamma[i])
+				return g, float64(g * (float64(x[o+i]) - mean))
+			})
+			c0 := -is * s1 / float64(d)
+			bb := -is * is * is * s2 / float64(d)
+			for i := 0; i < d; i++ {
+				t1 := float64(float64(is*float64(dy[o+i])) * float64(gamma[i]))
+				t2 := float64(bb * (float64(x[o+i]) - mean))
+				dx[o+i] = float32(t1 + t2 + c0)
+			}
+		}
+	case "ln_param_grad":
+		n, d := v[0], v[1]
+		x, dy, saved, red := b[0], b[1], b[2], b[3]
+		for j := 0; j < d; j++ {
+			var sg, sb float64
+			for row := 0; row < n; row++ {
+				g := float64(dy[row*d+j])
+				sg += float64(float64(g*(float64(x[row*d+j])-getF64(saved, row))) * getF64(saved, n+row))
+				sb += g
+			}
+			red[j], red[d+j] = float32(sg), float32(sb)
+		}
 	default:
 		return fmt.Errorf("ref: kernel %q not implemented", in.Kernel)
 	}
 	return nil
+}
+
+// treeSum2 is the block reduction of ops.cu's row kernels (tree_sum2): thread
+// t of the BlockSize threads sums terms t, t+BlockSize, ... in order, then the
+// partial sums are added pairwise, (t, t+s) for s = BlockSize/2, ..., 1.
+// Mirroring the order makes the reference bit-identical to the device.
+func treeSum2(n int, term func(i int) (float64, float64)) (float64, float64) {
+	var p, q [BlockSize]float64
+	for i := 0; i < n; i++ {
+		a, b := term(i)
+		p[i%BlockSize] += a
+		q[i%BlockSize] += b
+	}
+	for s := BlockSize / 2; s > 0; s >>= 1 {
+		for t := 0; t < s; t++ {
+			p[t] += p[t+s]
+			q[t] += q[t+s]
+		}
+	}
+	return p[0], q[0]
 }

@@ -580,4 +580,94 @@ __global__ void stochdepth_apply(int n, int seed_lo, int seed_hi, int slot, int 
         y[i] = keep ? x[i] : 0.f;
 }
 
+// ---- layer norm (cuda/layernorm.go) --------------------------------------------
+// x (N, D), one block per row for the statistics and the input gradient.
+// saved: 2N doubles, each row's mean then each row's invstd (the CPU op keeps
+// them in float64 too). eps: the two words of a double.
+
+// tree_sum2: thread t sums terms t, t+BLOCK, ... (the caller's loop), then the
+// partials are added pairwise (t, t+s), s = BLOCK/2 .. 1. cuda/ref.go's
+// treeSum2 mirrors this order.
+__device__ void tree_sum2(double* a, double* b, double* sh, double* sh2) {
+    sh[threadIdx.x] = *a;
+    sh2[threadIdx.x] = *b;
+    __syncthreads();
+    for (int s = BLOCK / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) {
+            sh[threadIdx.x] += sh[threadIdx.x + s];
+            sh2[threadIdx.x] += sh2[threadIdx.x + s];
+        }
+        __syncthreads();
+    }
+    *a = sh[0];
+    *b = sh2[0];
+}
+
+// y = (x - mean) * invstd * gamma + beta in double, the variance biased and
+// computed shifted by the row's first element.
+__global__ void ln_fwd(int n, int d, int eps_lo, int eps_hi, const float* x, const float* gamma, const float* beta,
+                       double* saved, float* y) {
+    __shared__ double sh[BLOCK], sh2[BLOCK];
+    long row = blockIdx.x;
+    const float* xr = x + row * d;
+    float* yr = y + row * d;
+    float k = xr[0];
+    double s1 = 0, s2 = 0;
+    for (int i = threadIdx.x; i < d; i += BLOCK) {
+        double e = (double)(xr[i] - k);
+        s1 += e;
+        s2 += e * e;
+    }
+    tree_sum2(&s1, &s2, sh, sh2);
+    double dm = s1 / d;
+    double v = s2 / d - dm * dm;
+    if (v < 0) v = 0;
+    double mean = (double)k + dm;
+    double is = 1.0 / sqrt(v + __hiloint2double(eps_hi, eps_lo));
+    if (threadIdx.x == 0) {
+        saved[row] = mean;
+        saved[n + row] = is;
+    }
+    for (int i = threadIdx.x; i < d; i += BLOCK)
+        yr[i] = (float)(((double)xr[i] - mean) * is * (double)gamma[i] + (double)beta[i]);
+}
+
+// dx = invstd*dy*gamma + b*(x-mean) + c0 with g = dy*gamma,
+// c0 = -invstd*sum(g)/D, b = -invstd^3*sum(g*(x-mean))/D, in double.
+__global__ void ln_input_grad(int n, int d, const float* x, const float* gamma, const float* dy, const double* saved,
+                              float* dx) {
+    __shared__ double sh[BLOCK], sh2[BLOCK];
+    long row = blockIdx.x;
+    const float* xr = x + row * d;
+    const float* dyr = dy + row * d;
+    float* dxr = dx + row * d;
+    double mean = saved[row], is = saved[n + row];
+    double s1 = 0, s2 = 0;
+    for (int i = threadIdx.x; i < d; i += BLOCK) {
+        double g = (double)dyr[i] * (double)gamma[i];
+        s1 += g;
+        s2 += g * ((double)xr[i] - mean);
+    }
+    tree_sum2(&s1, &s2, sh, sh2);
+    double c0 = -is * s1 / d;
+    double b = -is * is * is * s2 / d;
+    for (int i = threadIdx.x; i < d; i += BLOCK)
+        dxr[i] = (float)(is * (double)dyr[i] * (double)gamma[i] + b * ((double)xr[i] - mean) + c0);
+}
+
+// red (2, D): column sums of dy*(x-mean)*invstd and of dy; one thread per
+// column, rows in order (the CPU's order).
+__global__ void ln_param_grad(int n, int d, const float* x, const float* dy, const double* saved, float* red) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= d) return;
+    double sg = 0, sb = 0;
+    for (int r = 0; r < n; r++) {
+        double g = (double)dy[(long)r * d + j];
+        sg += g * ((double)x[(long)r * d + j] - saved[r]) * saved[n + r];
+        sb += g;
+    }
+    red[j] = (float)sg;
+    red[d + j] = (float)sb;
+}
+
 }  // extern "C"
