@@ -5,9 +5,14 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
+	"github.com/eraserelu/eraserelu/arch"
+	"github.com/eraserelu/eraserelu/erase"
+	"github.com/eraserelu/eraserelu/graph"
 	"github.com/eraserelu/eraserelu/graph/ops"
+	"github.com/eraserelu/eraserelu/layers"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -197,4 +202,110 @@ func TestRNGStateRoundTrip(t *testing.T) {
 	if err := s.SetRNGState(v[:3]); err == nil {
 		t.Error("a short buffer was accepted")
 	}
+}
+
+// lnMLP is an MLP with layer norm and dropout (no architecture of the
+// paper combines them: the MLP uses batch norm, the scalar net of Figure 4
+// layer norm but a squared-error loss of Gorgonia's own ops): 64 -> FC 300
+// -> LN -> ReLU -> dropout -> FC 100 -> LN -> ReLU -> dropout -> FC 10.
+// Rows of 300 and 100 features: longer and shorter than a block.
+func lnMLP(t *testing.T, batch int) (*graph.Graph, *graph.Program, []float32, []int) {
+	t.Helper()
+	g := graph.New(tensor.Float32, 11)
+	h := g.NewInput("x", tensor.Float32, batch, 64)
+	y := g.NewInput("y", tensor.Int, batch)
+	for i, units := range []int{300, 100} {
+		var err error
+		h, err = g.Build(fmt.Sprintf("layer%d", i+1), graph.MLP, func() (*gorgonia.Node, error) {
+			h, err := layers.Dense(g, h, units, layers.Name("fc"))
+			if err != nil {
+				return nil, err
+			}
+			if h, err = layers.LayerNorm(g, h, layers.Name("ln")); err != nil {
+				return nil, err
+			}
+			if h, err = ops.ReLU(h); err != nil {
+				return nil, err
+			}
+			return layers.Dropout(g, h, 0.2)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logits *gorgonia.Node
+	if err := g.Within("head", func() error {
+		var err error
+		logits, err = layers.Dense(g, h, 10, layers.Name("fc"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	loss, _, err := ops.SoftmaxCrossEntropy(logits, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.SetOutput("logits", logits)
+	g.SetOutput("loss", loss)
+	p, err := graph.Compile(g, "loss")
+	if err != nil {
+		t.Fatal(err)
+	}
+	xs, ys := bindBatch(t, g, batch)
+	return g, p, xs, ys
+}
+
+// TestRandomNetsMatchCPU lowers networks with dropout, stochastic depth and
+// layer norm and runs three forward and backward passes on the reference
+// interpreter and on the CPU (graph.Program.Train): the masks drawn from
+// the device counters are the CPU's, so the loss, every gradient and the
+// running statistics agree at every step, and the counters advance alike.
+func TestRandomNetsMatchCPU(t *testing.T) {
+	const steps = 3
+	t.Run("mlp-12", func(t *testing.T) { // dropout 0.1 after every hidden layer, batch norm
+		g, p, xs, ys := buildWith(t, arch.Config{Arch: "mlp-12", Batch: 8}, false, erase.Identity)
+		s := checkSteps(t, g, p, xs, ys, 1e-4, steps)
+		if len(s.Randoms) != 11 {
+			t.Errorf("%d random ops, want the 11 dropouts", len(s.Randoms))
+		}
+	})
+	t.Run("mlp-layernorm", func(t *testing.T) {
+		g, p, xs, ys := lnMLP(t, 16)
+		s := checkSteps(t, g, p, xs, ys, 1e-4, steps)
+		if !strings.Contains(s.Describe(), "ln_fwd=2") {
+			t.Errorf("layer norm not lowered: %s", s.Describe())
+		}
+	})
+	t.Run("resnet-20-stochastic-depth", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("short")
+		}
+		g, p, xs, ys := buildWith(t, arch.Config{Arch: "resnet-20", Batch: 4, StochasticDepth: true}, false, erase.Identity)
+		// Record each step's gates on the CPU: the test must see branches dropped and kept.
+		var gates []*ops.StochasticDepthOp
+		for _, n := range g.Expr().AllNodes() {
+			if ops.IsStochasticDepth(n) {
+				gates = append(gates, n.Op().(*ops.StochasticDepthOp))
+			}
+		}
+		s := checkSteps(t, g, p, xs, ys, 1e-4, steps)
+		if len(s.Randoms) != 9 || len(gates) != 9 {
+			t.Errorf("%d random ops, %d gates, want 9", len(s.Randoms), len(gates))
+		}
+		// Replay the draws of the three steps on the counters the step started from.
+		dropped := 0
+		for _, op := range gates {
+			st, _ := op.RNGState()
+			last := endian.LittleEndian.Uint64(st)
+			for k := uint64(1); k <= steps; k++ {
+				if !stochDepthKeep(rngBase(field(op, "seed").Uint(), last-k), stochDepthThreshold(op.Survival())) {
+					dropped++
+				}
+			}
+		}
+		t.Logf("%d of %d branch draws dropped", dropped, steps*len(gates))
+		if dropped == 0 || dropped == steps*len(gates) {
+			t.Errorf("%d of %d branches dropped: the test needs both cases", dropped, steps*len(gates))
+		}
+	})
 }

@@ -39,6 +39,13 @@ func buildWith(t testing.TB, cfg arch.Config, eraseAll bool, repl erase.Replacem
 	if err != nil {
 		t.Fatal(err)
 	}
+	xs, ys := bindBatch(t, g, batch)
+	return g, p, xs, ys
+}
+
+// bindBatch binds random images (normal) and labels (< 10) to x and y.
+func bindBatch(t testing.TB, g *graph.Graph, batch int) ([]float32, []int) {
+	t.Helper()
 	xn, _ := g.Input("x")
 	yn, _ := g.Input("y")
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -56,7 +63,7 @@ func buildWith(t testing.TB, cfg arch.Config, eraseAll bool, repl erase.Replacem
 	if err := gorgonia.Let(yn, tensor.New(tensor.WithShape(batch), tensor.WithBacking(append([]int(nil), ys...)))); err != nil {
 		t.Fatal(err)
 	}
-	return g, p, xs, ys
+	return xs, ys
 }
 
 // upload copies the graph's parameters, state and the batch into a Ref.
@@ -121,8 +128,16 @@ func TestRefMatchesCPU(t *testing.T) {
 }
 
 func checkStep(t *testing.T, cfg arch.Config, eraseAll bool, repl erase.Replacement, gradTol float64) {
-	batch := cfg.Batch
 	g, p, xs, ys := buildWith(t, cfg, eraseAll, repl)
+	checkSteps(t, g, p, xs, ys, gradTol, 1)
+}
+
+// checkSteps lowers, plans and runs steps forward and backward passes on
+// the reference interpreter and on the CPU, comparing after each (random
+// ops draw new masks at every step on both sides), then the SGD update.
+func checkSteps(t *testing.T, g *graph.Graph, p *graph.Program, xs []float32, ys []int, gradTol float64, steps int) *Step {
+	t.Helper()
+	batch := len(ys)
 	s, err := Lower(p, benchSGD)
 	if err != nil {
 		t.Fatal(err)
@@ -135,33 +150,52 @@ func checkStep(t *testing.T, cfg arch.Config, eraseAll bool, repl erase.Replacem
 	r := NewRef(s)
 	upload(t, g, s, r, xs, ys)
 
-	if err := p.Train(); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Run(0, s.OptStart); err != nil {
-		t.Fatal(err)
-	}
-	const tol = 1e-4
-	if d := math.Abs(float64(r.Buf(s.Loss)[0])-p.Loss()) / math.Abs(p.Loss()); d > tol {
-		t.Errorf("loss: ref %v, cpu %v", r.Buf(s.Loss)[0], p.Loss())
-	}
-	if m := r.Buf(s.Metrics); int(m[MetricCount]) != batch {
-		t.Errorf("metrics %v: count %v, want %d", m, m[MetricCount], batch)
-	}
-	worst := 0.0
-	for i, sl := range s.Params {
-		want, _ := p.Grad(g.Params()[i])
-		d := relDiff(r.Buf(sl.Grad), want.Float32s())
-		worst = max(worst, d)
-		if d > gradTol {
-			t.Errorf("gradient of %s: relative difference %.3g", sl.Name, d)
+	if len(s.Randoms) > 0 {
+		st, err := s.RNGState()
+		if err != nil {
+			t.Fatal(err)
 		}
+		copy(r.Buf(s.RNG), st)
 	}
-	t.Logf("worst gradient relative difference %.3g", worst)
-	for _, b := range g.Buffers() {
-		if id, ok := s.States[b.Name]; ok {
-			if d := relDiff(r.Buf(id), b.Value.Float32s()); d > tol {
-				t.Errorf("running statistic %s: relative difference %.3g", b.Name, d)
+
+	const tol = 1e-4
+	for step := 0; step < steps; step++ {
+		if err := p.Train(); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Run(0, s.OptStart); err != nil {
+			t.Fatal(err)
+		}
+		if d := math.Abs(float64(r.Buf(s.Loss)[0])-p.Loss()) / math.Abs(p.Loss()); d > tol {
+			t.Errorf("step %d: loss: ref %v, cpu %v", step, r.Buf(s.Loss)[0], p.Loss())
+		}
+		if m := r.Buf(s.Metrics); int(m[MetricCount]) != batch {
+			t.Errorf("step %d: metrics %v: count %v, want %d", step, m, m[MetricCount], batch)
+		}
+		worst := 0.0
+		for i, sl := range s.Params {
+			want, _ := p.Grad(g.Params()[i])
+			d := relDiff(r.Buf(sl.Grad), want.Float32s())
+			worst = max(worst, d)
+			if d > gradTol {
+				t.Errorf("step %d: gradient of %s: relative difference %.3g", step, sl.Name, d)
+			}
+		}
+		t.Logf("step %d: loss %.6f, worst gradient relative difference %.3g", step, p.Loss(), worst)
+		for _, b := range g.Buffers() {
+			if id, ok := s.States[b.Name]; ok {
+				if d := relDiff(r.Buf(id), b.Value.Float32s()); d > tol {
+					t.Errorf("step %d: running statistic %s: relative difference %.3g", step, b.Name, d)
+				}
+			}
+		}
+		// The device's counters advanced as the CPU ops' did.
+		if len(s.Randoms) > 0 {
+			st, _ := s.RNGState()
+			for i, rop := range s.Randoms {
+				if got, want := getU64(r.Buf(s.RNG), i), getU64(st, i); got != want {
+					t.Errorf("step %d: counter of %s: ref %d, cpu %d", step, rop.Name, got, want)
+				}
 			}
 		}
 	}
@@ -198,4 +232,5 @@ func checkStep(t *testing.T, cfg arch.Config, eraseAll bool, repl erase.Replacem
 			}
 		}
 	}
+	return s
 }
