@@ -92,3 +92,13 @@ bench-gpu: cuda-build
 	@echo "Logs come back under \$$OUT: summary.txt env.log check.log profile.log bench.log torch.log"
 
 .PHONY: cuda-deps cuda-ptx cuda-build bench-gpu
+
+# The package's device tests (cuda/device_ops_test.go: the random-op and
+# layer-norm kernels against the reference, CUDA-graph replay) as a binary for
+# the GPU machine: cd cuda && ../bin/gpu/cuda.test -test.run TestDevice -test.v
+cuda-test-build: $(CUDA_STUBS)/libcublas.so $(CUDA_STUBS)/libcuda.so
+	mkdir -p $(GPU_DIR)
+	CGO_LDFLAGS="-L$(CURDIR)/$(CUDA_STUBS)" go test -c -tags gpu,purego -trimpath -o $(GPU_DIR)/cuda.test ./cuda
+	bash scripts/check-gpu-symbols.sh $(GPU_DIR)/cuda.test $(CUDA_SHARED)
+
+.PHONY: cuda-test-build

@@ -1,0 +1,205 @@
+//go:build gpu
+
+package cuda
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/eraserelu/eraserelu/arch"
+	"github.com/eraserelu/eraserelu/erase"
+	"github.com/eraserelu/eraserelu/graph"
+)
+
+// The device checks of the random ops and layer norm (-tags gpu; on a GPU
+// machine: go test -c -tags gpu,purego ./cuda, then cuda.test -test.run
+// TestDevice). Skipped where no device opens.
+
+// bitExact are the kernels whose device output must equal the reference
+// interpreter's bit for bit (integer generator, explicit rounding order).
+var bitExact = map[string]bool{"rng_advance": true, "dropout_apply": true, "stochdepth_apply": true,
+	"ln_fwd": true, "ln_input_grad": true, "ln_param_grad": true}
+
+type deviceCase struct {
+	name  string
+	build func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int)
+}
+
+var deviceCases = []deviceCase{
+	{"mlp-layernorm", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) { return lnMLP(t, 64) }},
+	{"mlp-12", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
+		return buildWith(t, arch.Config{Arch: "mlp-12", Batch: 32}, false, erase.Identity)
+	}},
+	{"resnet-20-stochastic-depth", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
+		return buildWith(t, arch.Config{Arch: "resnet-20", Batch: 16, StochasticDepth: true}, false, erase.Identity)
+	}},
+}
+
+// settle waits for the synchronous host-to-device copies of Device.Write:
+// from pageable memory cuMemcpyHtoD may return before its DMA lands, and it
+// is ordered only on the legacy stream, not on the executor's non-blocking
+// one. A device-to-host copy on the legacy stream (Read) completes after it.
+func settle(t *testing.T, s *Step, d *Device) {
+	t.Helper()
+	if _, err := d.Read(s.Hyper); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func openOrSkip(t *testing.T, s *Step, opt Options) *Device {
+	t.Helper()
+	d, err := Open(s, opt)
+	if err != nil {
+		if strings.Contains(err.Error(), "cuInit") || strings.Contains(err.Error(), "cuDeviceGet") {
+			t.Skipf("no device: %v", err)
+		}
+		t.Fatal(err)
+	}
+	return d
+}
+
+// uploadBoth writes the graph's parameters, statistics, the batch and the
+// RNG counters into the reference and the device.
+func uploadBoth(t *testing.T, g *graph.Graph, s *Step, r *Ref, d *Device, xs []float32, ys []int) {
+	t.Helper()
+	upload(t, g, s, r, xs, ys)
+	if len(s.Randoms) > 0 {
+		st, err := s.RNGState()
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(r.Buf(s.RNG), st)
+	}
+	for id, b := range s.Bufs {
+		if b.Kind == Param || b.Kind == State || (b.Kind == Hyper && id == s.RNG) {
+			if err := d.Write(id, r.Buf(id)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := d.SetBatch(xs, ys); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, s, d)
+}
+
+// TestDeviceKernels runs every instruction of a forward and backward pass
+// on the device from the reference's inputs (copied over first, so that
+// cuBLAS's rounding does not propagate) and compares what it writes: the
+// random-op and layer-norm kernels bit for bit, the others within 1e-4.
+func TestDeviceKernels(t *testing.T) {
+	for _, tc := range deviceCases {
+		t.Run(tc.name, func(t *testing.T) {
+			g, p, xs, ys := tc.build(t)
+			s, err := Lower(p, benchSGD)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Plan(); err != nil {
+				t.Fatal(err)
+			}
+			d := openOrSkip(t, s, Options{})
+			defer d.Close()
+			r := NewRef(s)
+			uploadBoth(t, g, s, r, d, xs, ys)
+			checked := map[string]int{}
+			for i, in := range s.Instrs[:s.OptStart] {
+				for _, id := range in.Bufs {
+					if s.Bufs[id].Kind != Param {
+						if err := d.Write(id, r.Buf(id)); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				settle(t, s, d)
+				if err := d.RunRange(i, i+1); err != nil {
+					t.Fatal(err)
+				}
+				if err := r.Run(i, i+1); err != nil {
+					t.Fatal(err)
+				}
+				for _, w := range in.Writes {
+					got, err := d.Read(w)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want := r.Buf(w)
+					if bitExact[in.Kernel] {
+						for j := range want {
+							if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+								t.Fatalf("instruction %d %v: %s[%d] device %v (%08x), reference %v (%08x)", i, in, s.Bufs[w].Name, j,
+									got[j], math.Float32bits(got[j]), want[j], math.Float32bits(want[j]))
+							}
+						}
+						checked[in.Kernel]++
+					} else if !s.Bufs[w].Int {
+						if diff := relDiff(got, want); diff > 1e-4 || math.IsNaN(diff) {
+							t.Errorf("instruction %d %v: %s relative difference %.3g", i, in, s.Bufs[w].Name, diff)
+						}
+					}
+				}
+			}
+			t.Logf("%d instructions; bit-exact: %v", s.OptStart, checked)
+		})
+	}
+}
+
+// TestDeviceGraphSteps runs training steps as one replayed CUDA graph and
+// on the reference interpreter, from the same weights at every step (the
+// reference's are written over the device's before each step, so that
+// cuBLAS's rounding does not compound): the counters advance once per step
+// on the device (the captured graph reads and advances the device buffer),
+// and each step's loss, which depends on that step's masks, agrees.
+func TestDeviceGraphSteps(t *testing.T) {
+	const steps = 4
+	for _, tc := range deviceCases {
+		t.Run(tc.name, func(t *testing.T) {
+			g, p, xs, ys := tc.build(t)
+			s, err := Lower(p, benchSGD)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Plan(); err != nil {
+				t.Fatal(err)
+			}
+			d := openOrSkip(t, s, Options{Graph: true})
+			defer d.Close()
+			r := NewRef(s)
+			uploadBoth(t, g, s, r, d, xs, ys)
+			start := make([]float32, len(r.Buf(s.RNG)))
+			copy(start, r.Buf(s.RNG))
+			for k := 0; k < steps; k++ {
+				for _, sl := range s.Params {
+					if err := d.Write(sl.Param, r.Buf(sl.Param)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				settle(t, s, d)
+				m, err := d.Step(0.01)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := r.Step(0.01, k == 0); err != nil {
+					t.Fatal(err)
+				}
+				want := r.Buf(s.Metrics)
+				t.Logf("step %d: loss device %.6f reference %.6f, top-1 %d/%v", k, m.Loss, want[MetricLoss], m.Top1, want[MetricTop1])
+				if d := math.Abs(m.Loss-float64(want[MetricLoss])) / math.Abs(float64(want[MetricLoss])); d > 1e-5 || math.IsNaN(d) {
+					t.Errorf("step %d: loss device %v, reference %v", k, m.Loss, want[MetricLoss])
+				}
+				ctr, err := d.Read(s.RNG)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range s.Randoms {
+					if got, want := getU64(ctr, i), getU64(start, i)+uint64(k+1); got != want || getU64(r.Buf(s.RNG), i) != want {
+						t.Fatalf("step %d: counter %d: device %d, reference %d, want %d", k, i, got, getU64(r.Buf(s.RNG), i), want)
+					}
+				}
+			}
+			fmt.Printf("%s: %d graph steps, %d counters advanced in step\n", tc.name, steps, len(s.Randoms))
+		})
+	}
+}
