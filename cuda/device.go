@@ -275,7 +275,7 @@ func (d *Device) run(lo, hi int) error {
 	return nil
 }
 
-// Write copies host floats into buffer id (synchronously).
+// Write copies host floats into buffer id and waits until they are there.
 func (d *Device) Write(id int, v []float32) error {
 	b := d.S.Bufs[id]
 	if len(v) > b.Elems {
@@ -284,7 +284,14 @@ func (d *Device) Write(id int, v []float32) error {
 	if len(v) == 0 {
 		return nil
 	}
-	return cuCheck("cuMemcpyHtoD "+b.Name, C.cuMemcpyHtoD(d.ptr(id), unsafe.Pointer(&v[0]), C.size_t(4*len(v))))
+	// On the executor's stream and waited for: a plain cuMemcpyHtoD runs on
+	// the legacy stream, which a non-blocking stream does not wait for, and
+	// may return before its DMA lands (a kernel launched next read a
+	// half-written input on the H200).
+	if err := cuCheck("cuMemcpyHtoDAsync "+b.Name, C.cuMemcpyHtoDAsync(d.ptr(id), unsafe.Pointer(&v[0]), C.size_t(4*len(v)), d.stream)); err != nil {
+		return err
+	}
+	return cuCheck("cuStreamSynchronize", C.cuStreamSynchronize(d.stream))
 }
 
 // Read copies buffer id to the host (synchronously, after the stream drains).
