@@ -93,7 +93,8 @@ type ParamSlot struct {
 }
 
 // Step is a lowered training step: forward, loss, backward and the SGD
-// update as one instruction list over planned buffers.
+// update as one instruction list over planned buffers; or (LowerInference)
+// an inference pass over the buffers of a training step, its Base.
 type Step struct {
 	Bufs   []*Buf
 	Instrs []Instr
@@ -112,7 +113,8 @@ type Step struct {
 	// NoShare gives every transient buffer its own memory (for debugging
 	// the planner: a result that changes with it is a liveness bug).
 	NoShare bool
-	// NodeBufs maps each lowered graph node to its buffer (for debugging).
+	// NodeBufs maps each lowered graph node to its buffer (for debugging,
+	// and for LowerInference to find the training step's buffers).
 	NodeBufs map[any]int
 	// RNG is the Hyper buffer of the random ops' draw counters (-1 when
 	// the step has no random op): counter i, the number of masks op
@@ -121,6 +123,12 @@ type Step struct {
 	// counter on the device, so a replayed CUDA graph draws new masks.
 	RNG     int
 	Randoms []RandomOp
+	// Base is the training step whose arena an inference step runs in
+	// (nil for a training step). Shared maps each of the inference step's
+	// persistent buffers (parameters, running statistics, the batch, the
+	// metrics) to the Base buffer it is: Plan gives it the same offset.
+	Base   *Step
+	Shared map[int]int
 }
 
 // SGDConfig is the optimizer the step applies (PyTorch's SGD; see train.SGD).

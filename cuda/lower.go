@@ -58,6 +58,13 @@ var lowerers = map[string]lowerFn{
 	"lnParamGradOp":        lowerLNParamGrad,
 }
 
+// inferLowerers replace lowerers in an inference step for the ops whose
+// inference mode computes something else (batch norm's is in lowerBN).
+var inferLowerers = map[string]lowerFn{
+	"DropoutOp":         lowerDropoutInfer,
+	"StochasticDepthOp": lowerStochDepthInfer,
+}
+
 // pending lists the op types that have no device kernels yet, with the
 // reason (none at present); Lower fails on a graph that uses them. An op
 // type in neither map fails TestEveryOpHasALowering.
@@ -89,6 +96,9 @@ type lowerer struct {
 	// randomFwd: -> its forward instruction
 	random    map[uintptr]int
 	randomFwd map[uintptr]Instr
+	// base is the training step an inference step is lowered onto (nil
+	// when lowering a training step).
+	base *Step
 }
 
 // field reads an unexported field of an op (or of what it points to).
@@ -155,14 +165,40 @@ func (l *lowerer) gemm(g GemmArgs, alpha, beta float64, a, b, c int, n *gorgonia
 // Lower turns the training machine of a compiled float32 program into a
 // Step: the nodes the loss and the parameter gradients need, in the tape's
 // (topological) order, then the SGD update of every parameter.
-func Lower(p *graph.Program, sgd SGDConfig) (*Step, error) {
+func Lower(p *graph.Program, sgd SGDConfig) (*Step, error) { return lower(p, sgd, nil) }
+
+// LowerInference turns the inference machine of p into a Step over the
+// buffers of base, the planned training step Lower made of the same
+// program: the nodes the named outputs need, batch norm normalising with
+// the running statistics (bn_infer, and no update of them), no backward
+// pass and no optimizer. Its parameters, running statistics, constants,
+// batch and metrics are base's buffers (Step.Shared); Plan packs its
+// activations into base's arena. Run it on the executor of base, between
+// training steps: it reads the parameters and statistics the last step
+// left, and writes only the batch's metrics (and the loss and logits,
+// readable until the next step).
+func LowerInference(p *graph.Program, base *Step) (*Step, error) {
+	if base == nil || base.Base != nil || base.NodeBufs == nil {
+		return nil, fmt.Errorf("cuda: lower inference: the base must be a training step made by Lower")
+	}
+	if base.ArenaBytes == 0 {
+		return nil, fmt.Errorf("cuda: lower inference: plan the training step first")
+	}
+	return lower(p, base.SGD, base)
+}
+
+func lower(p *graph.Program, sgd SGDConfig, base *Step) (*Step, error) {
 	g := p.Graph()
 	if g.Dtype() != tensor.Float32 {
 		return nil, fmt.Errorf("cuda: only float32 graphs run on the device, this one is %v", g.Dtype())
 	}
-	s := &Step{States: map[string]int{}, SGD: sgd, Loss: -1, Logits: -1, X: -1, Y: -1, RNG: -1}
+	s := &Step{States: map[string]int{}, SGD: sgd, Loss: -1, Logits: -1, X: -1, Y: -1, Hyper: -1, RNG: -1}
 	l := &lowerer{s: s, g: g, nodes: map[*gorgonia.Node]int{}, saved: map[uintptr]int{}, aux: map[uintptr][]int{},
-		state: map[*tensor.Dense]int{}, stateNames: map[*tensor.Dense]string{}, random: map[uintptr]int{}, randomFwd: map[uintptr]Instr{}}
+		state: map[*tensor.Dense]int{}, stateNames: map[*tensor.Dense]string{}, random: map[uintptr]int{}, randomFwd: map[uintptr]Instr{},
+		base: base}
+	if base != nil {
+		s.Base, s.Shared = base, map[int]int{}
+	}
 	for _, b := range g.Buffers() {
 		l.stateNames[b.Value] = b.Name
 	}
@@ -177,6 +213,9 @@ func Lower(p *graph.Program, sgd SGDConfig) (*Step, error) {
 	var roots []*gorgonia.Node
 	gradNode := map[*graph.Param]*gorgonia.Node{}
 	for _, prm := range g.Params() {
+		if base != nil {
+			break // inference: no gradients
+		}
 		t, err := p.Grad(prm)
 		if err != nil {
 			return nil, err
@@ -220,9 +259,17 @@ func Lower(p *graph.Program, sgd SGDConfig) (*Step, error) {
 			l.consumers[k] = append(l.consumers[k], n)
 		}
 	}
-	params := map[*gorgonia.Node]*graph.Param{}
 	for _, prm := range g.Params() {
-		params[prm.Node] = prm
+		if base != nil {
+			if needed[prm.Node] {
+				id, err := l.share(prm.Node)
+				if err != nil {
+					return nil, err
+				}
+				l.nodes[prm.Node] = id
+			}
+			continue
+		}
 		id := s.buf(prm.Name, elems(prm.Node), Param)
 		l.nodes[prm.Node] = id
 		s.Params = append(s.Params, ParamSlot{Name: prm.Name, Param: id, NoDecay: prm.NoDecay})
@@ -232,7 +279,15 @@ func Lower(p *graph.Program, sgd SGDConfig) (*Step, error) {
 		if !needed[n] {
 			continue
 		}
-		id := s.buf("input/"+name, elems(n), Input)
+		var id int
+		if base != nil {
+			var err error
+			if id, err = l.share(n); err != nil {
+				return nil, err
+			}
+		} else {
+			id = s.buf("input/"+name, elems(n), Input)
+		}
 		switch {
 		case n.Dtype() == tensor.Int:
 			s.Bufs[id].Int = true
@@ -247,8 +302,12 @@ func Lower(p *graph.Program, sgd SGDConfig) (*Step, error) {
 			s.Y = id
 		}
 	}
-	s.Metrics = s.buf("metrics", metricsLen, Metrics)
-	s.Hyper = s.buf("hyper", hyperLen, Hyper)
+	if base != nil {
+		s.Metrics = l.shareBuf(base.Metrics)
+	} else {
+		s.Metrics = s.buf("metrics", metricsLen, Metrics)
+		s.Hyper = s.buf("hyper", hyperLen, Hyper)
+	}
 
 	for _, n := range g.Expr().AllNodes() {
 		if !needed[n] {
@@ -259,6 +318,14 @@ func Lower(p *graph.Program, sgd SGDConfig) (*Step, error) {
 		}
 		if n.IsVar() {
 			return nil, fmt.Errorf("cuda: variable %v is neither a parameter nor an input", n)
+		}
+		if len(graph.Children(n)) == 0 && base != nil { // a constant of the training step
+			id, err := l.share(n)
+			if err != nil {
+				return nil, err
+			}
+			l.nodes[n] = id
+			continue
 		}
 		if len(graph.Children(n)) == 0 { // a constant
 			v := graph.ScalarOf(n.Value())
@@ -279,6 +346,9 @@ func Lower(p *graph.Program, sgd SGDConfig) (*Step, error) {
 		}
 		name := OpTypeName(n.Op())
 		fn, ok := lowerers[name]
+		if f, inf := inferLowerers[name]; inf && base != nil {
+			fn = f
+		}
 		if !ok {
 			if why, ok := pending[name]; ok {
 				return nil, fmt.Errorf("cuda: op %s (%v) has no device kernels yet: %s", name, n.Op(), why)
@@ -300,6 +370,9 @@ func Lower(p *graph.Program, sgd SGDConfig) (*Step, error) {
 		l.nodes[n] = out
 	}
 
+	if base != nil {
+		return l.finishInference(outNode)
+	}
 	for i := range s.Params {
 		prm := g.Params()[i]
 		id := l.nodes[gradNode[prm]]
@@ -328,6 +401,49 @@ func Lower(p *graph.Program, sgd SGDConfig) (*Step, error) {
 	l.emitRNGAdvance()
 	s.OptStart = len(s.Instrs)
 	l.emitSGD()
+	return s, nil
+}
+
+// share adds to an inference step the training step's buffer of node n.
+func (l *lowerer) share(n *gorgonia.Node) (int, error) {
+	bid, ok := l.base.NodeBufs[n]
+	if !ok || !l.base.Bufs[bid].Kind.Persistent() {
+		return 0, fmt.Errorf("cuda: lower inference: %v has no persistent buffer in the training step", n)
+	}
+	return l.shareBuf(bid), nil
+}
+
+// shareBuf adds base buffer bid to the inference step (once).
+func (l *lowerer) shareBuf(bid int) int {
+	for id, b := range l.s.Shared {
+		if b == bid {
+			return id
+		}
+	}
+	ob := l.base.Bufs[bid]
+	id := l.s.buf(ob.Name, ob.Elems, ob.Kind)
+	l.s.Bufs[id].Int = ob.Int
+	l.s.Shared[id] = bid
+	return id
+}
+
+// finishInference names the inference step's outputs: the loss and logits
+// stay activations (Plan keeps them live to the end of the step).
+func (l *lowerer) finishInference(outNode map[string]*gorgonia.Node) (*Step, error) {
+	s := l.s
+	if n, ok := outNode["loss"]; ok {
+		s.Loss = l.nodes[n]
+	}
+	if n, ok := outNode["logits"]; ok {
+		s.Logits = l.nodes[n]
+		sh := shapeOf(n)
+		s.Batch, s.Classes = sh[0], sh[len(sh)-1]
+	}
+	s.NodeBufs = map[any]int{}
+	for n, id := range l.nodes {
+		s.NodeBufs[n] = id
+	}
+	s.OptStart = len(s.Instrs)
 	return s, nil
 }
 
@@ -528,32 +644,55 @@ func lowerConvBias(l *lowerer, n *gorgonia.Node, in []int) (int, error) {
 	return db, nil
 }
 
-func (l *lowerer) stateBuf(t *tensor.Dense) int {
+func (l *lowerer) stateBuf(t *tensor.Dense) (int, error) {
 	if id, ok := l.state[t]; ok {
-		return id
+		return id, nil
 	}
 	name := l.stateNames[t]
 	if name == "" {
 		name = fmt.Sprintf("state#%d", len(l.state))
 	}
-	id := l.s.buf(name, t.Size(), State)
+	var id int
+	if l.base != nil {
+		bid, ok := l.base.States[name]
+		if !ok {
+			return 0, fmt.Errorf("running statistic %s is not in the training step", name)
+		}
+		id = l.shareBuf(bid)
+	} else {
+		id = l.s.buf(name, t.Size(), State)
+	}
 	l.state[t] = id
 	l.s.States[name] = id
-	return id
+	return id, nil
 }
 
+// lowerBN: in a training step the batch statistics (and the running
+// statistics' update), saved for the backward pass; in an inference step
+// the running statistics, as (mean, 1/sqrt(var+eps)) for the same apply.
 func lowerBN(l *lowerer, n *gorgonia.Node, in []int) (int, error) {
 	op := n.Op().(*ops.BatchNormOp)
 	cfg := op.Config()
 	nn, c, inner := nci(shapeOf(n))
-	rm, rv := l.stateBuf(cfg.RunningMean), l.stateBuf(cfg.RunningVar)
+	rm, err := l.stateBuf(cfg.RunningMean)
+	if err != nil {
+		return 0, err
+	}
+	rv, err := l.stateBuf(cfg.RunningVar)
+	if err != nil {
+		return 0, err
+	}
 	saved := l.s.buf(nodeName(n)+"/saved", 2*c, Activation)
-	l.saved[reflect.ValueOf(op).Pointer()] = saved
-	chunk := ChannelChunk(inner)
-	parts := ChannelParts(nn, chunk)
-	part := l.doubles(nodeName(n)+"/partial-stats", 2*c*parts)
-	l.emit("bn_stats_part", []int{nn, c, inner, chunk}, nil, []int{in[0], part}, []int{part}, n)
-	l.emit("bn_stats_final", []int{nn, c, inner, parts}, []float64{cfg.Momentum, cfg.Eps}, []int{in[0], part, saved, rm, rv}, []int{saved, rm, rv}, n)
+	if l.base != nil {
+		l.emit("bn_infer", []int{c}, []float64{cfg.Eps}, []int{rm, rv, saved}, []int{saved}, n)
+	} else {
+		l.saved[reflect.ValueOf(op).Pointer()] = saved
+		chunk := ChannelChunk(inner)
+		parts := ChannelParts(nn, chunk)
+		part := l.doubles(nodeName(n)+"/partial-stats", 2*c*parts)
+		l.emit("bn_stats_part", []int{nn, c, inner, chunk}, nil, []int{in[0], part}, []int{part}, n)
+		l.emit("bn_stats_final", []int{nn, c, inner, parts}, []float64{cfg.Momentum, cfg.Eps}, []int{in[0], part, saved, rm, rv}, []int{saved, rm, rv}, n)
+	}
 	kernel := "bn_apply"
 	y := l.out(n)
 	if relu := l.fusableReLU(n); relu != nil {

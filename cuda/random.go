@@ -160,3 +160,20 @@ func lowerStochDepth(l *lowerer, n *gorgonia.Node, in []int) (int, error) {
 func lowerStochDepthBwd(l *lowerer, n *gorgonia.Node, in []int) (int, error) {
 	return l.randomBwd(n, in[1])
 }
+
+// DropoutOp in inference mode is the identity: its output is its input's buffer.
+func lowerDropoutInfer(l *lowerer, n *gorgonia.Node, in []int) (int, error) { return in[0], nil }
+
+// StochasticDepthOp in inference mode scales the branch by the survival
+// probability, y = x*float32(survival) as the CPU rounds it: dropout_apply
+// with threshold 0 keeps every element and multiplies it by its scale (the
+// counter it reads, the training step's, does not matter then).
+func lowerStochDepthInfer(l *lowerer, n *gorgonia.Node, in []int) (int, error) {
+	op := n.Op().(*ops.StochasticDepthOp)
+	if l.base.RNG < 0 {
+		return 0, fmt.Errorf("the training step has no RNG buffer for %v", op)
+	}
+	y := l.out(n)
+	l.emit("dropout_apply", []int{elems(n), 0, 0, 0, 0}, []float64{op.Survival()}, []int{in[0], l.shareBuf(l.base.RNG), y}, []int{y}, n)
+	return y, nil
+}
