@@ -96,7 +96,7 @@ func TestEndToEndWithProjectOps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tr.scorer == nil {
+	if be, ok := tr.Backend().(*cpuBackend); !ok || be.scorer == nil {
 		t.Fatal("ops.SoftmaxCrossEntropy was not used as the Scorer")
 	}
 	first, last := res.History[0], res.Final

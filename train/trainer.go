@@ -53,6 +53,11 @@ type Options struct {
 	// and after each epoch (its metrics and checkpoint written).
 	OnStep  func(step int, loss float64)
 	OnEpoch func(EpochMetrics)
+	// Backend makes the backend that runs the passes (nil: the CPU). A
+	// device computes in another order and rounds differently, so its
+	// results match the CPU's to float32 tolerance, not bit for bit; a run
+	// may be resumed on either.
+	Backend BackendFactory
 }
 
 // Trainer trains a compiled program with SGD under a Config.
@@ -64,7 +69,8 @@ type Options struct {
 // and y from the training data, runs Program.Train, checks that the loss is
 // finite and takes an optimizer step. After each epoch it evaluates the
 // test data with Program.Infer (batch norm and dropout in inference mode),
-// writes the checkpoint, metrics.csv and the plots.
+// writes the checkpoint, metrics.csv and the plots. Options.Backend runs
+// these passes elsewhere (a GPU).
 type Trainer struct {
 	prog        *graph.Program
 	g           *graph.Graph
@@ -73,9 +79,9 @@ type Trainer struct {
 	testData    Data
 	opts        Options
 	opt         *SGD
+	be          Backend
 	sched       Schedule
 	x, y        *tensor.Dense
-	scorer      Scorer
 	batch, rowN int // batch size and elements per row of x
 }
 
@@ -127,30 +133,38 @@ func New(prog *graph.Program, cfg Config, trainData, testData Data, opts Options
 		// A graph without labels (e.g. a regression): the data still gets a y.
 		t.y = tensor.New(tensor.Of(tensor.Int), tensor.WithShape(cfg.BatchSize))
 	}
-	ln, ok := g.Output("loss")
-	if !ok {
+	if _, ok := g.Output("loss"); !ok {
 		return nil, fmt.Errorf("trainer: the graph has no output \"loss\" (outputs: %v)", g.OutputNames())
-	}
-	if s, ok := ln.Op().(Scorer); ok {
-		t.scorer = s
 	}
 	var err error
 	if t.opt, err = NewSGD(g.Params(), cfg.SGDOptions()); err != nil {
 		return nil, fmt.Errorf("trainer: %w", err)
 	}
+	if opts.Backend == nil {
+		t.be = newCPUBackend(prog, t.opt)
+	} else if t.be, err = opts.Backend(prog, cfg, t.opt); err != nil {
+		t.opt.Close()
+		return nil, fmt.Errorf("trainer: %w", err)
+	}
 	return t, nil
 }
 
-// Optimizer is the trainer's SGD.
+// Optimizer is the trainer's SGD. With a device backend its velocities are
+// those of the last checkpoint (or the end of Run).
 func (t *Trainer) Optimizer() *SGD { return t.opt }
+
+// Backend is what runs the trainer's passes.
+func (t *Trainer) Backend() Backend { return t.be }
 
 // Config is the trainer's config (Commit filled in once Run starts).
 func (t *Trainer) Config() Config { return t.cfg }
 
-// Close stops the optimizer's workers; the program is the caller's to close.
+// Close releases the backend and stops the optimizer's workers; the
+// program is the caller's to close.
 func (t *Trainer) Close() error {
+	err := t.be.Close()
 	t.opt.Close()
-	return nil
+	return err
 }
 
 // DivergedError reports a loss that became NaN or infinite.
@@ -221,6 +235,10 @@ func (t *Trainer) Run(ctx context.Context) (res Result, err error) {
 	if err := r.begin(); err != nil {
 		return Result{}, err
 	}
+	if err := t.be.Load(); err != nil {
+		r.logf.Close()
+		return Result{}, fmt.Errorf("%s: load the model: %w", t.be.Name(), err)
+	}
 	defer func() {
 		if err != nil {
 			r.log(logrus.ErrorLevel, logrus.Fields{"step": r.st.Step, "epoch": r.st.Epoch + 1}, err.Error(), false)
@@ -271,7 +289,7 @@ func (r *run) begin() error {
 	}
 	r.st = State{Seed: r.cfg.Seed, ConfigHash: r.cfg.Hash(), Config: r.cfg}
 	r.log(logrus.InfoLevel, logrus.Fields{"dir": r.opts.Dir, "recipe": r.cfg.Recipe, "seed": r.cfg.Seed, "commit": commit,
-		"config_hash": r.st.ConfigHash, "params": r.g.ParamCount()}, "run started", true)
+		"config_hash": r.st.ConfigHash, "params": r.g.ParamCount(), "backend": r.be.Name()}, "run started", true)
 	return nil
 }
 
@@ -303,7 +321,7 @@ func (r *run) resume(commit string) error {
 		r.lastLR = st.History[len(st.History)-1].LR
 	}
 	r.log(logrus.InfoLevel, logrus.Fields{"dir": r.opts.Dir, "epoch": st.Epoch + 1, "batch": st.Batch, "step": st.Step,
-		"checkpoint": path}, "run resumed", true)
+		"checkpoint": path, "backend": r.be.Name()}, "run resumed", true)
 	return nil
 }
 
@@ -346,16 +364,16 @@ func (t *Trainer) next(it Batches) (int, bool, error) {
 	return n, true, nil
 }
 
-func (t *Trainer) accumulate(acc *Running, n int, loss float64) {
+func (t *Trainer) accumulate(acc *Running, n int, p Pass) {
 	acc.Examples += n
 	w := n
-	if t.scorer != nil {
-		w = t.scorer.Count()
+	if p.Scored {
+		w = p.Count
 		acc.Scored += w
-		acc.Correct1 += t.scorer.Correct(1)
-		acc.Correct5 += t.scorer.Correct(5)
+		acc.Correct1 += p.Correct1
+		acc.Correct5 += p.Correct5
 	}
-	acc.LossSum += loss * float64(w)
+	acc.LossSum += p.Loss * float64(w)
 	acc.Weight += w
 }
 
@@ -395,17 +413,15 @@ func (r *run) epoch() error {
 			break
 		}
 		lr := r.sched.LR(Point{Iter: r.st.Step, Epoch: e})
-		if err := r.prog.Train(); err != nil {
+		p, err := r.be.Train(r.x, r.y, lr)
+		if err != nil {
 			return fmt.Errorf("step %d (epoch %d, batch %d): %w", r.st.Step, e+1, r.st.Batch+1, err)
 		}
-		loss := r.prog.Loss()
+		loss := p.Loss
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
 			return r.diverged(loss)
 		}
-		r.accumulate(&r.st.Running, n, loss)
-		if err := r.opt.Step(r.prog, lr); err != nil {
-			return fmt.Errorf("step %d (epoch %d, batch %d): %w", r.st.Step, e+1, r.st.Batch+1, err)
-		}
+		r.accumulate(&r.st.Running, n, p)
 		r.st.LastLoss, r.lastStep, r.lastLR = loss, r.st.Step, lr
 		r.st.Step++
 		r.st.Batch++
@@ -475,10 +491,11 @@ func (r *run) evaluate() (Metrics, error) {
 		if !ok {
 			break
 		}
-		if err := r.prog.Infer(); err != nil {
+		p, err := r.be.Infer(r.x, r.y)
+		if err != nil {
 			return Metrics{}, fmt.Errorf("evaluation, batch %d: %w", b, err)
 		}
-		r.accumulate(&acc, n, r.prog.Loss())
+		r.accumulate(&acc, n, p)
 	}
 	return acc.metrics(), nil
 }
@@ -486,6 +503,9 @@ func (r *run) evaluate() (Metrics, error) {
 // checkpoint writes the latest checkpoint and, every CheckpointEvery
 // epochs, a kept copy.
 func (r *run) checkpoint() error {
+	if err := r.be.Sync(); err != nil {
+		return fmt.Errorf("checkpoint: %s: %w", r.be.Name(), err)
+	}
 	if err := SaveCheckpoint(r.ckptPath(), r.g, r.opt, r.st); err != nil {
 		return err
 	}
@@ -551,6 +571,9 @@ func (r *run) writePlots(force bool) {
 }
 
 func (r *run) finish() (Result, error) {
+	if err := r.be.Sync(); err != nil {
+		return Result{}, fmt.Errorf("%s: %w", r.be.Name(), err)
+	}
 	r.writePlots(true)
 	res := Result{Recipe: r.cfg.Recipe, Seed: r.cfg.Seed, Commit: r.cfg.Commit, ConfigHash: r.cfg.Hash(), Dir: r.opts.Dir,
 		Epochs: len(r.st.History), Steps: r.st.Step, History: r.st.History, BestTestTop1Err: math.NaN()}
