@@ -91,6 +91,8 @@ type Device struct {
 	graph    C.CUgraph
 	first    bool
 	Name     string
+	// evals holds the prepared launches of inference steps lowered onto S.
+	evals map[*Step][]launch
 }
 
 const blasWorkspace = 32 << 20
@@ -160,7 +162,8 @@ func Open(s *Step, opt Options) (*Device, error) {
 	if err := cuCheck("cuMemAllocHost", C.cuMemAllocHost(&d.host, C.size_t(d.hostSize))); err != nil {
 		return nil, err
 	}
-	if err := d.prepare(); err != nil {
+	var err error
+	if d.launches, err = d.prepare(s); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -175,9 +178,9 @@ func (d *Device) bufID(b *Buf) int {
 	return -1
 }
 
-func (d *Device) ptr(id int) C.CUdeviceptr {
-	return d.arena + C.CUdeviceptr(d.S.Bufs[id].Offset)
-}
+func (d *Device) ptr(id int) C.CUdeviceptr { return d.bufPtr(d.S.Bufs[id]) }
+
+func (d *Device) bufPtr(b *Buf) C.CUdeviceptr { return d.arena + C.CUdeviceptr(b.Offset) }
 
 func (d *Device) cmalloc(n int) unsafe.Pointer {
 	p := C.malloc(C.size_t(n))
@@ -186,25 +189,27 @@ func (d *Device) cmalloc(n int) unsafe.Pointer {
 	return p
 }
 
-// prepare resolves every function and packs every argument block once.
-func (d *Device) prepare() error {
+// prepare resolves every function and packs every argument block of s (S,
+// or a step lowered onto it, which shares its arena) once.
+func (d *Device) prepare(s *Step) ([]launch, error) {
 	fns := map[string]C.CUfunction{}
-	for _, in := range d.S.Instrs {
+	var launches []launch
+	for _, in := range s.Instrs {
 		if in.Kernel == "gemm" {
 			g, err := DecodeGemm(in.Ints)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			l := launch{gemm: &g, alpha: float32(in.Floats[0]), beta: float32(in.Floats[1])}
 			for i := 0; i < 3; i++ {
-				l.ptrs[i] = d.ptr(in.Bufs[i])
+				l.ptrs[i] = d.bufPtr(s.Bufs[in.Bufs[i]])
 			}
-			d.launches = append(d.launches, l)
+			launches = append(launches, l)
 			continue
 		}
 		k, ok := Kernels[in.Kernel]
 		if !ok {
-			return fmt.Errorf("no kernel %q", in.Kernel)
+			return nil, fmt.Errorf("no kernel %q", in.Kernel)
 		}
 		fn, ok := fns[in.Kernel]
 		if !ok {
@@ -212,7 +217,7 @@ func (d *Device) prepare() error {
 			r := C.cuModuleGetFunction(&fn, d.mod, cname)
 			C.free(unsafe.Pointer(cname))
 			if err := cuCheck("cuModuleGetFunction "+in.Kernel, r); err != nil {
-				return err
+				return nil, err
 			}
 			fns[in.Kernel] = fn
 		}
@@ -234,16 +239,19 @@ func (d *Device) prepare() error {
 			*(*float32)(put()) = float32(f)
 		}
 		for _, id := range in.Bufs {
-			*(*C.CUdeviceptr)(put()) = d.ptr(id)
+			*(*C.CUdeviceptr)(put()) = d.bufPtr(s.Bufs[id])
 		}
-		d.launches = append(d.launches, launch{fn: fn, dim: k.Launch(in.Ints), params: params})
+		launches = append(launches, launch{fn: fn, dim: k.Launch(in.Ints), params: params})
 	}
-	return nil
+	return launches, nil
 }
 
-func (d *Device) run(lo, hi int) error {
+func (d *Device) run(lo, hi int) error { return d.launch(d.S, d.launches, lo, hi) }
+
+// launch queues launches [lo, hi) of s on the stream.
+func (d *Device) launch(s *Step, launches []launch, lo, hi int) error {
 	for i := lo; i < hi; i++ {
-		l := &d.launches[i]
+		l := &launches[i]
 		if l.gemm != nil {
 			g := l.gemm.ColumnMajor()
 			ga := l.gemm
@@ -258,17 +266,17 @@ func (d *Device) run(lo, hi int) error {
 			pb := l.ptrs[0] + C.CUdeviceptr(4*ga.AOff)
 			pc := l.ptrs[2] + C.CUdeviceptr(4*ga.COff)
 			alpha, beta := C.float(l.alpha), C.float(l.beta)
-			s := C.cublasSgemmStridedBatched(d.blas, op(g.TransA), op(g.TransB), C.int(g.M), C.int(g.N), C.int(g.K),
+			st := C.cublasSgemmStridedBatched(d.blas, op(g.TransA), op(g.TransB), C.int(g.M), C.int(g.N), C.int(g.K),
 				&alpha, C.fptr(pa), C.int(g.LDA), C.longlong(ga.StrideB),
 				C.fptr(pb), C.int(g.LDB), C.longlong(ga.StrideA),
 				&beta, C.fptr(pc), C.int(g.LDC), C.longlong(ga.StrideC), C.int(ga.Batch))
-			if err := blasCheck(fmt.Sprintf("instruction %d %v", i, d.S.Instrs[i]), s); err != nil {
+			if err := blasCheck(fmt.Sprintf("instruction %d %v", i, s.Instrs[i]), st); err != nil {
 				return err
 			}
 			continue
 		}
 		r := C.cuLaunchKernel(l.fn, C.uint(l.dim.Grid), 1, 1, C.uint(l.dim.Block), 1, 1, C.uint(l.dim.Shared), d.stream, l.params, nil)
-		if err := cuCheck(fmt.Sprintf("launch %d %v", i, d.S.Instrs[i]), r); err != nil {
+		if err := cuCheck(fmt.Sprintf("launch %d %v", i, s.Instrs[i]), r); err != nil {
 			return err
 		}
 	}
@@ -326,12 +334,6 @@ func (d *Device) SetBatch(x []float32, y []int) error {
 	return cuCheck("HtoD y", C.cuMemcpyHtoDAsync(d.ptr(d.S.Y), unsafe.Add(d.host, 4*len(x)), C.size_t(4*len(y)), d.stream))
 }
 
-// StepMetrics are the loss and counts of one step.
-type StepMetrics struct {
-	Loss              float64
-	Count, Top1, Top5 int
-}
-
 // Forward runs the forward and backward pass only (no optimizer): for
 // numerical checks against the CPU.
 func (d *Device) Forward() error {
@@ -383,6 +385,11 @@ func (d *Device) Step(lr float64) (StepMetrics, error) {
 		return StepMetrics{}, err
 	}
 	d.first = false
+	return d.metrics()
+}
+
+// metrics copies the metrics back after what the stream holds.
+func (d *Device) metrics() (StepMetrics, error) {
 	off := 4 * (d.S.Bufs[d.S.X].Elems + d.S.Bufs[d.S.Y].Elems + hyperLen)
 	if err := cuCheck("DtoH metrics", C.cuMemcpyDtoHAsync(unsafe.Add(d.host, off), d.ptr(d.S.Metrics), 4*metricsLen, d.stream)); err != nil {
 		return StepMetrics{}, err

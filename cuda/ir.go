@@ -137,6 +137,12 @@ type SGDConfig struct {
 	Nesterov                         bool
 }
 
+// StepMetrics are the loss and counts of one step (the Metrics buffer).
+type StepMetrics struct {
+	Loss              float64
+	Count, Top1, Top5 int
+}
+
 // Metrics layout (floats in the Metrics buffer).
 const (
 	MetricLoss = iota
