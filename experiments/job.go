@@ -65,6 +65,9 @@ type Env struct {
 	Progress io.Writer
 	// Workers is the number of data-loading goroutines (0: 2).
 	Workers int
+	// Backend runs the training jobs' passes (nil: the CPU); see
+	// train.Options.Backend.
+	Backend train.BackendFactory
 
 	// opened keeps the data sets RunJobs has opened, so the jobs of one
 	// experiment decode a data set once.
@@ -169,7 +172,7 @@ func RunJob(ctx context.Context, env Env, job Job, dir string) (train.Result, er
 	defer prog.Close()
 	_, statErr := os.Stat(filepath.Join(runDir, train.CheckpointDir, train.LastCheckpoint))
 	t, err := train.New(prog, cfg, train.WithSize(train.FromEpochs(trainB), trainSet.Len()), train.FromEpochs(testB), train.Options{
-		Dir: runDir, Logger: env.Logger, Progress: env.Progress, Resume: statErr == nil,
+		Dir: runDir, Logger: env.Logger, Progress: env.Progress, Resume: statErr == nil, Backend: env.Backend,
 	})
 	if err != nil {
 		return train.Result{}, fmt.Errorf("job %s: %w", job.ID, err)

@@ -36,6 +36,7 @@ func experimentCommand() *cobra.Command {
 	var scale, shard, out, dataDir, dataset, planKind, results, binary, image string
 	var shards, gpus int
 	var names []string
+	var dev deviceFlags
 	for _, e := range experiments.Catalog() {
 		names = append(names, e.Name)
 	}
@@ -48,6 +49,10 @@ With --shard i/n only that slice of the jobs runs; "eraserelu report" merges the
 With --plan slurm|k8s nothing runs: a job-array script or Indexed Job manifest is printed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			backend, err := dev.backend()
+			if err != nil {
+				return err
+			}
 			sc, err := experiments.ParseScale(scale)
 			if err != nil {
 				return err
@@ -73,6 +78,7 @@ With --plan slurm|k8s nothing runs: a job-array script or Indexed Job manifest i
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
 			env := envFor(cmd, dataDir)
+			env.Backend = backend
 			for _, name := range todo {
 				e, err := experiments.Find(name)
 				if err != nil {
@@ -105,6 +111,7 @@ With --plan slurm|k8s nothing runs: a job-array script or Indexed Job manifest i
 	f.StringVar(&binary, "binary", "eraserelu", "with --plan slurm: path of the eraserelu binary on the cluster")
 	f.StringVar(&image, "image", "eraserelu:latest", "with --plan k8s: container image holding eraserelu")
 	f.IntVar(&gpus, "gpus", 0, "with --plan: GPUs per shard")
+	dev.add(f)
 	return cmd
 }
 

@@ -18,13 +18,19 @@ import (
 func trainCommand() *cobra.Command {
 	var job experiments.Job
 	var out, dataDir, configFile string
+	var dev deviceFlags
 	cmd := &cobra.Command{
 		Use:   "train",
 		Short: "Train one architecture, with or without EraseReLU, into a run directory (resumed if it holds a checkpoint)",
 		Example: `  eraserelu train --arch mlp-12 --dataset mnist --erase 0.5 --recipe mlp-mnist --epochs 3 --out runs/mlp-p50
-  eraserelu train --arch resnet-110 --dataset cifar100 --erase 1 --recipe he-resnet-110 --out runs/r110-er`,
+  eraserelu train --arch resnet-110 --dataset cifar100 --erase 1 --recipe he-resnet-110 --out runs/r110-er
+  bin/gpu/eraserelu train --device cuda --arch resnet-56 --dataset cifar10 --recipe he-resnet --out runs/r56`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			backend, err := dev.backend()
+			if err != nil {
+				return err
+			}
 			if out == "" {
 				return fmt.Errorf("--out (the run directory) is required")
 			}
@@ -61,7 +67,9 @@ func trainCommand() *cobra.Command {
 			job.ID, job.Group = filepath.Base(abs), filepath.Base(abs)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
-			res, err := experiments.RunJob(ctx, envFor(cmd, dataDir), job, filepath.Dir(abs))
+			env := envFor(cmd, dataDir)
+			env.Backend = backend
+			res, err := experiments.RunJob(ctx, env, job, filepath.Dir(abs))
 			if err != nil {
 				return err
 			}
@@ -85,6 +93,7 @@ func trainCommand() *cobra.Command {
 	f.IntVar(&job.TestPerClass, "test-per-class", 0, "keep the first k test images of each class (0: all)")
 	f.StringVar(&configFile, "config", "", "JSON file of config fields laid over the recipe")
 	f.StringVar(&out, "out", "", "run directory")
+	dev.add(f)
 	train.AddFlags(f)
 	return cmd
 }

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/eraserelu/eraserelu/train"
+)
+
+// TestDeviceFlagErrors: an unknown --device, and --device cuda in a binary
+// built without the gpu tag, fail at once, naming the flag (and how to
+// build the GPU binary), before anything is read or written.
+func TestDeviceFlagErrors(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "run")
+	for _, cmd := range []string{"train", "experiment"} {
+		args := []string{cmd, "--device", "tpu", "--out", out}
+		if cmd == "experiment" {
+			args = append(args, "fig3c")
+		}
+		_, err := run(t, args...)
+		if err == nil || !strings.Contains(err.Error(), `--device "tpu": unknown device (valid: cpu, cuda, cuda-ref)`) {
+			t.Errorf("%s --device tpu: %v", cmd, err)
+		}
+		if gpuBuild {
+			continue
+		}
+		args[2] = "cuda"
+		_, err = run(t, args...)
+		if err == nil || !strings.Contains(err.Error(), "--device cuda: this eraserelu binary was built without CUDA support") ||
+			!strings.Contains(err.Error(), "make cuda-build") {
+			t.Errorf("%s --device cuda: %v", cmd, err)
+		}
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a refused run created %s", out)
+	}
+}
+
+// TestTrainOnDevicePath trains a ResNet-8 on 100 MNIST images through the
+// CUDA path's CPU interpreter (--device cuda-ref), which the GPU binary's
+// --device cuda shares all but the executor with, and on the CPU: the
+// runs agree to float32 tolerance, and the run's log names the backend.
+func TestTrainOnDevicePath(t *testing.T) {
+	data := sharedData(t)
+	res := map[string]train.Result{}
+	for _, dev := range []string{"cpu", "cuda-ref"} {
+		out := filepath.Join(t.TempDir(), dev)
+		_, err := run(t, "train", "--device", dev, "--arch", "resnet-8", "--dataset", "mnist", "--data", data,
+			"--train-per-class", "10", "--test-per-class", "5", "--epochs", "1", "--batch-size", "20", "--out", out)
+		if err != nil {
+			t.Fatalf("--device %s: %v", dev, err)
+		}
+		b, err := os.ReadFile(filepath.Join(out, train.ResultsFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r train.Result
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatal(err)
+		}
+		res[dev] = r
+		log, _ := os.ReadFile(filepath.Join(out, train.LogFile))
+		if want := `"backend":"` + dev; !strings.Contains(string(log), want) {
+			t.Errorf("--device %s: train.log does not name the backend (%s)", dev, want)
+		}
+	}
+	c, d := res["cpu"].Final, res["cuda-ref"].Final
+	if c.Test.Examples != 50 || d.Test.Examples != 50 || res["cuda-ref"].Steps != 5 {
+		t.Fatalf("cpu %+v\ncuda-ref %+v", res["cpu"], res["cuda-ref"])
+	}
+	for _, m := range [][2]train.Metrics{{d.Train, c.Train}, {d.Test, c.Test}} {
+		if diff := (m[0].Loss - m[1].Loss) / m[1].Loss; diff > 1e-4 || diff < -1e-4 || m[0].Top1Err != m[1].Top1Err {
+			t.Errorf("cuda-ref %+v, cpu %+v", m[0], m[1])
+		}
+	}
+}
