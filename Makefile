@@ -78,20 +78,36 @@ $(CUDA_STUBS)/libcuda.so: $(CUDA_SHARED)/libcuda580.symbols
 cuda-ptx:
 	cd cuda/kernels && go generate
 
-# The device binary (pure-Go BLAS for its CPU reference: the GPU machine has
-# no OpenBLAS), checked to ask only for symbols the GPU machine exports.
+# The device binaries, cudacheck and the GPU variant of the command line
+# (`bin/gpu/eraserelu train --device cuda`), pure-Go BLAS for their CPU parts
+# (the GPU machine has no OpenBLAS), stripped, each checked to ask only for
+# symbols the GPU machine exports.
+GPU_BUILD = CGO_LDFLAGS="-L$(CURDIR)/$(CUDA_STUBS)" $(GO) build -tags gpu,purego -trimpath -ldflags="-s -w"
 cuda-build: $(CUDA_STUBS)/libcublas.so $(CUDA_STUBS)/libcuda.so
 	mkdir -p $(GPU_DIR)
-	CGO_LDFLAGS="-L$(CURDIR)/$(CUDA_STUBS)" go build -tags gpu,purego -trimpath -ldflags="-s -w" -o $(GPU_DIR)/cudacheck ./cuda/cmd/cudacheck
+	$(GPU_BUILD) -o $(GPU_DIR)/cudacheck ./cuda/cmd/cudacheck
+	$(GPU_BUILD) -o $(GPU_DIR)/eraserelu ./cmd/eraserelu
 	cp ../shared/bench/torch_resnet_bench.py $(GPU_DIR)/
 	bash scripts/check-gpu-symbols.sh $(GPU_DIR)/cudacheck $(CUDA_SHARED)
+	bash scripts/check-gpu-symbols.sh $(GPU_DIR)/eraserelu $(CUDA_SHARED)
+	@du -ch $(GPU_DIR)/* | tail -n 1
 
 bench-gpu: cuda-build
 	@echo "Run on the GPU machine in one device call (15 minutes of device time in all):"
 	@echo "  run(command=\"bash scripts/gpu-check.sh\", carry=[\"$(GPU_DIR)\"], timeout_s=300)"
 	@echo "Logs come back under \$$OUT: summary.txt env.log check.log profile.log bench.log torch.log"
 
-.PHONY: cuda-deps cuda-ptx cuda-build bench-gpu
+# train-gpu: the GPU eraserelu and the data sets a device call can carry
+# (MNIST, the CIFAR-10 JPEG copy) under data/; prints the device command.
+train-gpu: cuda-build
+	mkdir -p data
+	[ -d data/mnist ] || cp -r ../shared/datasets/mnist data/
+	[ -f data/cifar10-jpeg.tar.gz ] || cp ../shared/datasets/cifar10-jpeg.tar.gz data/
+	@echo "Run on the GPU machine in one device call:"
+	@echo "  run(command=\"bash scripts/gpu-train.sh\", carry=[\"$(GPU_DIR)/eraserelu\", \"data/mnist\", \"data/cifar10-jpeg.tar.gz\"], timeout_s=420)"
+	@echo "Logs come back under \$$OUT: summary.txt env.log agree.log mnist.log resume.log cifar.log runs.tar.gz"
+
+.PHONY: cuda-deps cuda-ptx cuda-build bench-gpu train-gpu
 
 # The package's device tests (cuda/device_ops_test.go: the random-op and
 # layer-norm kernels against the reference, CUDA-graph replay) as a binary for
