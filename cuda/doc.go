@@ -2,7 +2,7 @@
 // of a compiled graph run entirely on one GPU.
 //
 // The package splits into a part that needs no GPU and no CUDA headers, built
-// and tested by every `go test ./...`, and a part behind the `cuda` build tag:
+// and tested by every `go test ./...`, and a part behind the `gpu` build tag:
 //
 //   - Lower turns a compiled *graph.Program (forward, loss, backward, the tape's
 //     node order) into a Step: a flat list of kernel launches (Instr) over
@@ -14,6 +14,12 @@
 //   - The kernel catalog (Kernels) gives each CUDA kernel of kernels/ops.cu its
 //     parameter list and launch configuration; a test checks it against the
 //     .cu source.
+//   - LowerInference turns the inference pass (batch norm on its running
+//     statistics, no backward, no optimizer) into a Step over the training
+//     step's parameters and statistics, planned into the same arena.
+//   - Backend (NewBackend) is the trainer's device backend (train.Backend):
+//     it runs both steps on an Executor, the Device or RefExecutor, and
+//     copies state to and from the graph only at Load and Sync.
 //   - Ref is a CPU interpreter of a planned Step with the same kernel semantics
 //     (one float32 arena, the planned offsets, so aliasing bugs show), checked
 //     against graph.Program.Train and train.SGD in plain Go tests.
