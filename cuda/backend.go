@@ -35,8 +35,9 @@ type Executor interface {
 // Backend is a train.Backend that runs the trainer's passes on an
 // Executor: the training step (forward, loss, backward, SGD) and the
 // inference step, lowered from the trainer's program. Parameters,
-// velocities and running statistics stay in the executor's arena; Load and
-// Sync copy them to and from the graph and the trainer's SGD.
+// velocities, running statistics and random ops' draw counters stay in the
+// executor's arena; Load and Sync copy them to and from the graph, the
+// trainer's SGD and the ops.
 type Backend struct {
 	g          *graph.Graph
 	opt        *train.SGD
@@ -104,8 +105,9 @@ func (b *Backend) Steps() (trainStep, inferStep *Step) { return b.train, b.inf }
 // Name is the executor's.
 func (b *Backend) Name() string { return b.exec.String() }
 
-// Load writes the parameters, the running statistics and the velocities,
-// and whether the optimizer has started, to the executor.
+// Load writes the parameters, the running statistics, the velocities, the
+// random ops' draw counters and whether the optimizer has started to the
+// executor.
 func (b *Backend) Load() error {
 	for i, sl := range b.train.Params {
 		w, err := float32s(b.g.Params()[i].Node.Value())
@@ -127,13 +129,22 @@ func (b *Backend) Load() error {
 			}
 		}
 	}
+	if b.train.RNG >= 0 {
+		st, err := b.train.RNGState()
+		if err != nil {
+			return err
+		}
+		if err := b.exec.Write(b.train.RNG, st); err != nil {
+			return err
+		}
+	}
 	b.exec.SetStarted(b.opt.Started())
 	b.dirty = false
 	return nil
 }
 
-// Sync reads the parameters, running statistics and velocities back into
-// the graph and the SGD after a step.
+// Sync reads the parameters, running statistics, velocities and draw
+// counters back into the graph, the SGD and the random ops after a step.
 func (b *Backend) Sync() error {
 	if !b.dirty {
 		return nil
@@ -167,6 +178,15 @@ func (b *Backend) Sync() error {
 			if err := get(id, buf.Value.Float32s()); err != nil {
 				return err
 			}
+		}
+	}
+	if b.train.RNG >= 0 {
+		v, err := b.exec.Read(b.train.RNG)
+		if err != nil {
+			return err
+		}
+		if err := b.train.SetRNGState(v); err != nil {
+			return err
 		}
 	}
 	b.opt.SetStarted(true)

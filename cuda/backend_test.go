@@ -3,6 +3,7 @@ package cuda
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -12,7 +13,10 @@ import (
 
 	"github.com/eraserelu/eraserelu/arch"
 	"github.com/eraserelu/eraserelu/graph"
+	"github.com/eraserelu/eraserelu/graph/ops"
+	"github.com/eraserelu/eraserelu/layers"
 	"github.com/eraserelu/eraserelu/train"
+	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
@@ -70,10 +74,14 @@ func (it *blobIter) Next(x, y *tensor.Dense) (int, bool, error) {
 
 func (it *blobIter) Close() {}
 
-// tinyNet compiles a ResNet-8 on 3x8x8 images, batch 8, 10 classes, from seed 3.
-func tinyNet(t testing.TB) *graph.Program {
+// tinyNets: ResNet-8; with stochastic depth; MLP-3 (dropout 0.1, batch norm on rows).
+var tinyNets = []arch.Config{{Arch: "resnet-8"}, {Arch: "resnet-8", StochasticDepth: true}, {Arch: "mlp-3"}}
+
+// tinyNet compiles cfg on 3x8x8 images, batch 8, 10 classes, from seed 3.
+func tinyNet(t testing.TB, cfg arch.Config) *graph.Program {
 	t.Helper()
-	g, err := arch.Build(arch.Config{Arch: "resnet-8", Batch: 8, InputShape: [3]int{3, 8, 8}, Classes: 10, Dtype: tensor.Float32, Seed: 3})
+	cfg.Batch, cfg.InputShape, cfg.Classes, cfg.Dtype, cfg.Seed = 8, [3]int{3, 8, 8}, 10, tensor.Float32, 3
+	g, err := arch.Build(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,12 +111,13 @@ type tinyRun struct {
 	res    train.Result
 	losses []float64
 	params map[string][]float32
+	rng    map[string]string // the random ops' draw counters
 	err    error
 }
 
-func runTiny(t *testing.T, dir string, cfg train.Config, be train.BackendFactory, resume bool, stop func(step int) bool) tinyRun {
+func runTiny(t *testing.T, net arch.Config, dir string, cfg train.Config, be train.BackendFactory, resume bool, stop func(step int) bool) tinyRun {
 	t.Helper()
-	p := tinyNet(t)
+	p := tinyNet(t, net)
 	tr, te := tinyData()
 	var out tinyRun
 	ctx, cancel := context.WithCancel(context.Background())
@@ -134,21 +143,44 @@ func runTiny(t *testing.T, dir string, cfg train.Config, be train.BackendFactory
 	for _, b := range p.Graph().Buffers() {
 		out.params[b.Name] = append([]float32(nil), b.Value.Float32s()...)
 	}
+	out.rng = map[string]string{}
+	for i, op := range train.RNGOps(p.Graph()) {
+		st, err := op.RNGState()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.rng[fmt.Sprintf("%d %v", i, op)] = fmt.Sprint(st)
+	}
 	return out
 }
 
 func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol*math.Max(math.Abs(b), 1e-3) }
 
-// TestBackendMatchesCPUTrainer trains a ResNet-8 for three epochs (a
+// TestBackendMatchesCPUTrainer trains three small networks (ResNet-8,
+// ResNet-8 with stochastic depth, MLP-3 with dropout) for three epochs (a
 // learning-rate milestone, Nesterov momentum, weight decay) with the
 // trainer's CPU backend and with the device path on the reference
 // interpreter: every step's loss, every epoch's train and test metrics
-// (the test set ends in a short batch) and the final weights and running
-// statistics, read back through Sync, agree to float32 tolerance.
+// (the test set ends in a short batch), the final weights and running
+// statistics, read back through Sync, agree to float32 tolerance, and the
+// random ops' draw counters are the CPU's (the device drew the same masks).
 func TestBackendMatchesCPUTrainer(t *testing.T) {
+	for _, net := range tinyNets {
+		t.Run(netName(net), func(t *testing.T) { matchCPU(t, net) })
+	}
+}
+
+func netName(c arch.Config) string {
+	if c.StochasticDepth {
+		return c.Arch + "-stochastic-depth"
+	}
+	return c.Arch
+}
+
+func matchCPU(t *testing.T, net arch.Config) {
 	cfg := tinyConfig(3)
-	cpu := runTiny(t, t.TempDir(), cfg, nil, false, nil)
-	dev := runTiny(t, t.TempDir(), cfg, refBackend, false, nil)
+	cpu := runTiny(t, net, t.TempDir(), cfg, nil, false, nil)
+	dev := runTiny(t, net, t.TempDir(), cfg, refBackend, false, nil)
 	if cpu.err != nil || dev.err != nil {
 		t.Fatalf("cpu: %v, device: %v", cpu.err, dev.err)
 	}
@@ -182,8 +214,16 @@ func TestBackendMatchesCPUTrainer(t *testing.T) {
 			t.Errorf("%s after training: relative difference %.3g", name, d)
 		}
 	}
-	t.Logf("losses %.5f ... %.5f, worst relative difference %.3g; worst final weight or statistic relative difference %.3g",
-		cpu.losses[0], cpu.losses[len(cpu.losses)-1], worstLoss, worst)
+	if !reflect.DeepEqual(dev.rng, cpu.rng) {
+		t.Errorf("draw counters after training: device path %v, cpu %v", dev.rng, cpu.rng)
+	}
+	if net.StochasticDepth || net.Arch == "mlp-3" {
+		if len(cpu.rng) == 0 {
+			t.Error("no random ops")
+		}
+	}
+	t.Logf("losses %.5f ... %.5f, worst relative difference %.3g; worst final weight or statistic relative difference %.3g; %d random ops",
+		cpu.losses[0], cpu.losses[len(cpu.losses)-1], worstLoss, worst, len(cpu.rng))
 }
 
 // TestBackendResumeIsExact interrupts a device-path run mid-epoch and after
@@ -192,18 +232,24 @@ func TestBackendMatchesCPUTrainer(t *testing.T) {
 // result is bit for bit the uninterrupted run's. A run started on the
 // device path also resumes on the CPU.
 func TestBackendResumeIsExact(t *testing.T) {
+	for _, net := range tinyNets {
+		t.Run(netName(net), func(t *testing.T) { resumeExact(t, net) })
+	}
+}
+
+func resumeExact(t *testing.T, net arch.Config) {
 	cfg := tinyConfig(3)
-	whole := runTiny(t, t.TempDir(), cfg, refBackend, false, nil)
+	whole := runTiny(t, net, t.TempDir(), cfg, refBackend, false, nil)
 	if whole.err != nil {
 		t.Fatal(whole.err)
 	}
 	for _, at := range []int{6, 8} {
 		dir := t.TempDir()
-		first := runTiny(t, dir, cfg, refBackend, false, func(step int) bool { return step == at })
+		first := runTiny(t, net, dir, cfg, refBackend, false, func(step int) bool { return step == at })
 		if first.err == nil || !errors.Is(first.err, context.Canceled) {
 			t.Fatalf("interrupted at step %d: %v", at, first.err)
 		}
-		rest := runTiny(t, dir, cfg, refBackend, true, nil)
+		rest := runTiny(t, net, dir, cfg, refBackend, true, nil)
 		if rest.err != nil {
 			t.Fatal(rest.err)
 		}
@@ -215,12 +261,15 @@ func TestBackendResumeIsExact(t *testing.T) {
 				t.Errorf("resumed at step %d: %s differs from the uninterrupted run's", at, name)
 			}
 		}
+		if !reflect.DeepEqual(rest.rng, whole.rng) {
+			t.Errorf("resumed at step %d: draw counters %v, uninterrupted %v", at, rest.rng, whole.rng)
+		}
 	}
 	dir := t.TempDir()
-	if r := runTiny(t, dir, cfg, refBackend, false, func(step int) bool { return step == 4 }); !errors.Is(r.err, context.Canceled) {
+	if r := runTiny(t, net, dir, cfg, refBackend, false, func(step int) bool { return step == 4 }); !errors.Is(r.err, context.Canceled) {
 		t.Fatal(r.err)
 	}
-	onCPU := runTiny(t, dir, cfg, nil, true, nil)
+	onCPU := runTiny(t, net, dir, cfg, nil, true, nil)
 	if onCPU.err != nil {
 		t.Fatal(onCPU.err)
 	}
@@ -238,27 +287,44 @@ func strip(h []train.EpochMetrics) []train.EpochMetrics {
 }
 
 // TestBackendRefusals: graphs the device path cannot run fail in New with
-// the reason.
+// the reason: float64, and an op without a lowering (Gorgonia's own tanh).
 func TestBackendRefusals(t *testing.T) {
 	tr, te := tinyData()
+	f64, err := arch.Build(arch.Config{Arch: "resnet-8", Batch: 8, InputShape: [3]int{3, 8, 8}, Classes: 10, Dtype: tensor.Float64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tanh := graph.New(tensor.Float32, 1)
+	x := tanh.NewInput("x", tensor.Float32, 8, 3, 8, 8)
+	y := tanh.NewInput("y", tensor.Int, 8)
+	h, err := ops.Flatten(x)
+	if err == nil {
+		h, err = layers.Dense(tanh, h, 10, layers.Name("fc"))
+	}
+	if err == nil {
+		h, err = gorgonia.Tanh(h)
+	}
+	var loss *gorgonia.Node
+	if err == nil {
+		loss, _, err = ops.SoftmaxCrossEntropy(h, y)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	tanh.SetOutput("logits", h)
+	tanh.SetOutput("loss", loss)
 	for _, tc := range []struct {
-		cfg  arch.Config
+		name string
+		g    *graph.Graph
 		want string
-	}{
-		{arch.Config{Arch: "resnet-8", Batch: 8, InputShape: [3]int{3, 8, 8}, Classes: 10, Dtype: tensor.Float64}, "only float32"},
-		{arch.Config{Arch: "mlp-3", Batch: 8, InputShape: [3]int{3, 8, 8}, Classes: 10, Dtype: tensor.Float32}, "no device kernels"},
-	} {
-		g, err := arch.Build(tc.cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := graph.Compile(g, "loss")
+	}{{"float64", f64, "only float32"}, {"tanh", tanh, "no lowering for op type"}} {
+		p, err := graph.Compile(tc.g, "loss")
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, err = train.New(p, tinyConfig(1), tr, te, train.Options{Dir: filepath.Join(t.TempDir(), "run"), Backend: refBackend})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s %v: %v, want an error containing %q", tc.cfg.Arch, tc.cfg.Dtype, err, tc.want)
+			t.Errorf("%s: %v, want an error containing %q", tc.name, err, tc.want)
 		}
 		p.Close()
 	}
