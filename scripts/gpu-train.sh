@@ -7,8 +7,8 @@
 # Under $OUT come back: summary.txt (one line per step, the comparisons),
 # env.log, agree.log, resume.log, mnist.log, cifar.log and runs.tar.gz
 # (each run's train.log, metrics.csv and results.json).
-# DEV=cuda-ref BIN=bin/eraserelu SCALE=small runs the same script on a
-# machine without a GPU (the CUDA path on its CPU interpreter).
+# DEV=cuda-ref BIN=bin/eraserelu SCALE=small STOP_AFTER=1 runs the same
+# script on a machine without a GPU (the CUDA path on its CPU interpreter).
 set -u
 OUT=${OUT:-/tmp/gpu-train}
 BIN=${BIN:-bin/gpu/eraserelu}
@@ -88,10 +88,12 @@ fi
 # 4. A real run: all of MNIST, two epochs (about 10 s on the H200).
 M="--dataset mnist --data $DATA"; [ $small = 1 ] && M="$M --train-per-class 20 --test-per-class 5"
 step mnist.log mnist-resnet-20 90 "$BIN" train $R20 $M --epochs 2 --device "$DEV" --out "$RUNS/mnist"
-# 5. The same run interrupted (SIGINT: a checkpoint) after STOP_AFTER
-# seconds and resumed on the device: the uninterrupted run's results bit
-# for bit.
-step resume.log interrupted 60 bash -c "$BIN train $R20 $M --epochs 2 --device $DEV --out $RUNS/resumed & pid=\$!; sleep ${STOP_AFTER:-5}; kill -INT \$pid; wait \$pid; echo exit \$?"
+# 5. The same run interrupted (SIGINT: a checkpoint) once its log shows
+# STOP_AFTER progress lines (about a tenth of an epoch each), and resumed on
+# the device: the uninterrupted run's results bit for bit.
+step resume.log interrupted 60 bash -c "$BIN train $R20 $M --epochs 2 --device $DEV --out $RUNS/resumed & pid=\$!
+  for i in \$(seq 1200); do [ \$(grep -c progress $RUNS/resumed/train.log 2>/dev/null) -ge ${STOP_AFTER:-3} ] 2>/dev/null && break; sleep 0.05; done
+  kill -INT \$pid; wait \$pid; echo exit \$?"
 grep -ho "training interrupted at step [0-9]* (epoch [0-9]*, batch [0-9]*)" "$OUT/resume.log" | tail -n 1 | tee -a "$S"
 step resume.log resumed 90 "$BIN" train $R20 $M --epochs 2 --device "$DEV" --out "$RUNS/resumed"
 compare "$RUNS/resumed" "$RUNS/mnist" 0
