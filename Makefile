@@ -78,24 +78,25 @@ $(CUDA_STUBS)/libcuda.so: $(CUDA_SHARED)/libcuda580.symbols
 cuda-ptx:
 	cd cuda/kernels && go generate
 
-# The device binaries, cudacheck and the GPU variant of the command line
-# (`bin/gpu/eraserelu train --device cuda`), pure-Go BLAS for their CPU parts
+# The device binary: the GPU variant of the command line (`bin/gpu/eraserelu
+# train --device cuda`, `bin/gpu/eraserelu gpu check|bench|...`), pure-Go BLAS for its CPU parts
 # (the GPU machine has no OpenBLAS), stripped, each checked to ask only for
 # symbols the GPU machine exports.
 GPU_BUILD = CGO_LDFLAGS="-L$(CURDIR)/$(CUDA_STUBS)" $(GO) build -tags gpu,purego -trimpath -ldflags="-s -w"
 cuda-build: $(CUDA_STUBS)/libcublas.so $(CUDA_STUBS)/libcuda.so
 	mkdir -p $(GPU_DIR)
-	$(GPU_BUILD) -o $(GPU_DIR)/cudacheck ./cuda/cmd/cudacheck
+	rm -f $(GPU_DIR)/cudacheck
 	$(GPU_BUILD) -o $(GPU_DIR)/eraserelu ./cmd/eraserelu
 	cp ../shared/bench/torch_resnet_bench.py $(GPU_DIR)/
-	bash scripts/check-gpu-symbols.sh $(GPU_DIR)/cudacheck $(CUDA_SHARED)
 	bash scripts/check-gpu-symbols.sh $(GPU_DIR)/eraserelu $(CUDA_SHARED)
 	@du -ch $(GPU_DIR)/* | tail -n 1
 
 bench-gpu: cuda-build
+	mkdir -p data
+	[ -f data/cifar10-jpeg.tar.gz ] || cp ../shared/datasets/cifar10-jpeg.tar.gz data/
 	@echo "Run on the GPU machine in one device call (15 minutes of device time in all):"
-	@echo "  run(command=\"bash scripts/gpu-check.sh\", carry=[\"$(GPU_DIR)\"], timeout_s=300)"
-	@echo "Logs come back under \$$OUT: summary.txt env.log check.log profile.log bench.log torch.log"
+	@echo "  run(command=\"bash scripts/gpu-check.sh\", carry=[\"$(GPU_DIR)\", \"data/cifar10-jpeg.tar.gz\"], timeout_s=240)"
+	@echo "Logs come back under \$$OUT: summary.txt env.log check.log profile.log bench.log torch.log cifar.log cifar-run.tar.gz"
 
 # train-gpu: the GPU eraserelu and the data sets a device call can carry
 # (MNIST, the CIFAR-10 JPEG copy) under data/; prints the device command.

@@ -8,7 +8,7 @@ import (
 )
 
 // TestGPUTagVets compiles and vets the -tags gpu code (the executor,
-// cudacheck and the GPU variant of the eraserelu command) where the CUDA 11.8 headers are installed (`make cuda-deps`);
+// devcheck and the GPU variant of the eraserelu command) where the CUDA 11.8 headers are installed (`make cuda-deps`);
 // elsewhere, CI included, it skips.
 func TestGPUTagVets(t *testing.T) {
 	if testing.Short() {
@@ -20,7 +20,7 @@ func TestGPUTagVets(t *testing.T) {
 	if _, err := os.Stat("/usr/include/cublas_v2.h"); err != nil {
 		t.Skip("no cuBLAS headers (make cuda-deps)")
 	}
-	cmd := exec.Command("go", "vet", "-tags", "gpu,purego", "./", "./cmd/cudacheck", "../cmd/eraserelu")
+	cmd := exec.Command("go", "vet", "-tags", "gpu,purego", "./", "./devcheck", "../cmd/eraserelu")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

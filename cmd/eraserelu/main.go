@@ -23,6 +23,6 @@ func rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(archCommand(), dataCommand(), trainCommand(), experimentCommand(), reportCommand(), benchCommand())
+	root.AddCommand(archCommand(), dataCommand(), trainCommand(), experimentCommand(), reportCommand(), benchCommand(), gpuCommand())
 	return root
 }

@@ -1,14 +1,14 @@
 //go:build gpu
 
-// Command cudacheck runs the device checks and benchmarks of the CUDA path
-// on a GPU machine, in one call (scripts/gpu-check.sh):
+// Package devcheck is the CUDA path's device checks and benchmarks, run on a
+// GPU machine as `eraserelu gpu ...` (scripts/gpu-check.sh):
 //
-//	cudacheck probe                      driver, PTX load, kernels and SGEMM against the CPU
-//	cudacheck trace  --arch resnet-20    every instruction of one step against the CPU interpreter
-//	cudacheck check  --arch resnet-20    one training step against graph.Program + train.SGD
-//	cudacheck profile --arch resnet-20   device time per kernel of one step (CUDA events)
-//	cudacheck bench  --arch resnet-20    training images/s, step time, device memory
-package main
+//	gpu probe                      driver, PTX load, kernels and SGEMM against the CPU
+//	gpu trace   --arch resnet-20   every kernel of one step against the CPU interpreter on identical inputs, then the drift
+//	gpu check   --arch resnet-20   one training step against graph.Program + train.SGD, float32 and float64
+//	gpu profile --arch resnet-20   device time per kernel of one step (CUDA events)
+//	gpu bench   --arch resnet-20   training images/s, step time, device memory (JSON)
+package devcheck
 
 import (
 	"encoding/json"
@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"sort"
 	"time"
 
@@ -31,12 +30,13 @@ import (
 
 var sgdOpts = cuda.SGDConfig{Momentum: 0.9, WeightDecay: 1e-4, Nesterov: true}
 
-func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: cudacheck probe|trace|check|profile|bench [flags]")
-		os.Exit(2)
+// Main runs one check: args are the command and its flags. A failed check
+// is an error whose text starts with the check's name.
+func Main(args []string) error {
+	if len(args) < 1 {
+		return fmt.Errorf("usage: gpu probe|trace|check|profile|bench [flags]")
 	}
-	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	fs := flag.NewFlagSet("gpu "+args[0], flag.ContinueOnError)
 	archName := fs.String("arch", "resnet-20", "architecture")
 	batch := fs.Int("batch", 128, "batch size")
 	steps := fs.Int("steps", 50, "timed steps (bench)")
@@ -46,26 +46,22 @@ func main() {
 	tol := fs.Float64("tol", 1e-4, "relative tolerance (check; trace on identical inputs)")
 	eraseP := fs.Float64("erase", 0, "proportion of modules whose trailing ReLU is erased (bench)")
 	reps := fs.Int("reps", 5, "profiled steps averaged (profile)")
-	fs.Parse(os.Args[2:])
-	var err error
-	switch os.Args[1] {
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	switch args[0] {
 	case "probe":
-		err = probe()
+		return probe()
 	case "trace":
-		err = trace(*archName, *batch, *tol)
+		return trace(*archName, *batch, *tol)
 	case "check":
-		err = check(*archName, *batch, *tol)
+		return check(*archName, *batch, *tol)
 	case "profile":
-		err = profile(*archName, *batch, *reps)
+		return profile(*archName, *batch, *reps)
 	case "bench":
-		err = bench(*archName, *batch, *steps, *warmup, *useGraph, *tf32, *eraseP)
-	default:
-		err = fmt.Errorf("unknown command %q", os.Args[1])
+		return bench(*archName, *batch, *steps, *warmup, *useGraph, *tf32, *eraseP)
 	}
-	if err != nil {
-		fmt.Println("FAIL:", err)
-		os.Exit(1)
-	}
+	return fmt.Errorf("unknown gpu command %q (probe, trace, check, profile, bench)", args[0])
 }
 
 // probe: a hand-made step of fill, add, relu and a 1024^3 SGEMM, on the
