@@ -3,7 +3,6 @@ package cuda
 import (
 	"cmp"
 	"math"
-	"math/rand/v2"
 	"os"
 	"testing"
 
@@ -11,7 +10,6 @@ import (
 	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
 	"github.com/eraserelu/eraserelu/train"
-	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
@@ -46,21 +44,8 @@ func buildWith(t testing.TB, cfg arch.Config, eraseAll bool, repl erase.Replacem
 // bindBatch binds random images (normal) and labels (< 10) to x and y.
 func bindBatch(t testing.TB, g *graph.Graph, batch int) ([]float32, []int) {
 	t.Helper()
-	xn, _ := g.Input("x")
-	yn, _ := g.Input("y")
-	rng := rand.New(rand.NewPCG(3, 4))
-	xs := make([]float32, xn.Shape().TotalSize())
-	for i := range xs {
-		xs[i] = float32(rng.NormFloat64())
-	}
-	ys := make([]int, batch)
-	for i := range ys {
-		ys[i] = rng.IntN(10)
-	}
-	if err := gorgonia.Let(xn, tensor.New(tensor.WithShape(xn.Shape()...), tensor.WithBacking(append([]float32(nil), xs...)))); err != nil {
-		t.Fatal(err)
-	}
-	if err := gorgonia.Let(yn, tensor.New(tensor.WithShape(batch), tensor.WithBacking(append([]int(nil), ys...)))); err != nil {
+	xs, ys, err := BindRandomBatch(g, batch)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return xs, ys

@@ -10,22 +10,8 @@
 # metrics.csv, results.json). CIFAR=0 skips the training run.
 set -u
 OUT=${OUT:-/tmp/gpu-out}
-mkdir -p "$OUT"
 BIN=bin/gpu/eraserelu
-export LD_LIBRARY_PATH=/usr/local/cuda-13.0/targets/x86_64-linux/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-S="$OUT/summary.txt"
-: > "$S"
-step() { # log name limit_s command...
-  local log=$1 name=$2 limit=$3; shift 3
-  local t0=$SECONDS
-  echo "=== $name: $*" >> "$OUT/$log"
-  timeout -s INT -k 5 "$limit" "$@" > "$OUT/tmp.log" 2>&1
-  local rc=$?
-  cat "$OUT/tmp.log" >> "$OUT/$log"
-  echo "$name rc=$rc $((SECONDS - t0))s: $(tail -n 1 "$OUT/tmp.log")" | tee -a "$S"
-  rm -f "$OUT/tmp.log"
-  return $rc
-}
+. "$(dirname "$0")/device-lib.sh"
 {
   date -u; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader
   ldd "$BIN" | grep -E "cuda|cublas|not found"; ldd --version | head -1

@@ -16,21 +16,7 @@ DATA=${DATA:-data}
 DEV=${DEV:-cuda}
 SCALE=${SCALE:-full}
 RUNS=$(mktemp -d /tmp/gpu-runs.XXXX)
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH=/usr/local/cuda-13.0/targets/x86_64-linux/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-S="$OUT/summary.txt"
-: > "$S"
-step() { # log name limit_s command...
-  local log=$1 name=$2 limit=$3; shift 3
-  local t0=$SECONDS
-  echo "=== $name: $*" >> "$OUT/$log"
-  timeout -s INT -k 10 "$limit" "$@" > "$OUT/tmp.log" 2>&1
-  local rc=$?
-  cat "$OUT/tmp.log" >> "$OUT/$log"
-  echo "$name rc=$rc $((SECONDS - t0))s: $(tail -n 1 "$OUT/tmp.log")" | tee -a "$S"
-  rm -f "$OUT/tmp.log"
-  return $rc
-}
+. "$(dirname "$0")/device-lib.sh"
 # compare A B TOL: every step's training loss and the final metrics of two runs.
 compare() {
   python3 - "$@" <<'EOF' 2>&1 | tee -a "$S"

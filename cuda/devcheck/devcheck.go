@@ -196,21 +196,8 @@ func prepare(name string, batch int, eraseP float64) (*setup, error) {
 	if err != nil {
 		return nil, err
 	}
-	xn, _ := g.Input("x")
-	yn, _ := g.Input("y")
-	rng := rand.New(rand.NewPCG(3, 4))
-	xs := make([]float32, xn.Shape().TotalSize())
-	for i := range xs {
-		xs[i] = float32(rng.NormFloat64())
-	}
-	ys := make([]int, batch)
-	for i := range ys {
-		ys[i] = rng.IntN(10)
-	}
-	if err := gorgonia.Let(xn, tensor.New(tensor.WithShape(xn.Shape()...), tensor.WithBacking(append([]float32(nil), xs...)))); err != nil {
-		return nil, err
-	}
-	if err := gorgonia.Let(yn, tensor.New(tensor.WithShape(batch), tensor.WithBacking(append([]int(nil), ys...)))); err != nil {
+	xs, ys, err := cuda.BindRandomBatch(g, batch)
+	if err != nil {
 		return nil, err
 	}
 	s, err := cuda.Lower(p, sgdOpts)
@@ -222,6 +209,20 @@ func prepare(name string, batch int, eraseP float64) (*setup, error) {
 	}
 	fmt.Printf("%s batch %d: %s\n", name, batch, s.Describe())
 	return &setup{g: g, p: p, s: s, xs: xs, ys: ys}, nil
+}
+
+// open opens the device for su's step and uploads su's weights, state and
+// batch (into ref too, when given).
+func (su *setup) open(opt cuda.Options, ref *cuda.Ref) (*cuda.Device, error) {
+	d, err := cuda.Open(su.s, opt)
+	if err != nil {
+		return nil, err
+	}
+	if err := su.upload(d, ref); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
 }
 
 // upload copies the graph's current parameters and state and the batch.
@@ -269,15 +270,12 @@ func trace(name string, batch int, tol float64) error {
 	if err != nil {
 		return err
 	}
-	d, err := cuda.Open(su.s, cuda.Options{})
+	ref := cuda.NewRef(su.s)
+	d, err := su.open(cuda.Options{}, ref)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	ref := cuda.NewRef(su.s)
-	if err := su.upload(d, ref); err != nil {
-		return err
-	}
 	type stat struct {
 		n     int
 		worst float64
@@ -464,14 +462,11 @@ func check(name string, batch int, tol float64) error {
 	if err != nil {
 		return err
 	}
-	d, err := cuda.Open(su.s, cuda.Options{})
+	d, err := su.open(cuda.Options{}, nil)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	if err := su.upload(d, nil); err != nil {
-		return err
-	}
 	g64, p64, err := su.twin64(name, batch)
 	if err != nil {
 		return err
@@ -594,14 +589,11 @@ func bench(name string, batch, steps, warmup int, useGraph, tf32 bool, eraseP fl
 	if err != nil {
 		return err
 	}
-	d, err := cuda.Open(su.s, cuda.Options{Graph: useGraph, TF32: tf32})
+	d, err := su.open(cuda.Options{Graph: useGraph, TF32: tf32}, nil)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	if err := su.upload(d, nil); err != nil {
-		return err
-	}
 	var m cuda.StepMetrics
 	for i := 0; i < warmup; i++ {
 		if err := d.SetBatch(su.xs, su.ys); err != nil {
@@ -644,14 +636,11 @@ func profile(name string, batch, reps int) error {
 	if err != nil {
 		return err
 	}
-	d, err := cuda.Open(su.s, cuda.Options{})
+	d, err := su.open(cuda.Options{}, nil)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	if err := su.upload(d, nil); err != nil {
-		return err
-	}
 	for i := 0; i < 3; i++ {
 		if _, err := d.Step(0.1); err != nil {
 			return err
