@@ -24,12 +24,13 @@ type conv2DDataGradOp struct {
 	xs     tensor.Shape // xshape with dy's batch size, reused to not allocate
 	id     uint64
 	outBuf
-	flip  buffer // flipped, transposed filters for the stride-1 path
-	wg    sync.WaitGroup
-	f32   convBwdData[float32]
-	f64   convBwdData[float64]
-	fwd32 convFwd[float32]
-	fwd64 convFwd[float64]
+	flip   buffer // flipped, transposed filters for the stride-1 path
+	wg     sync.WaitGroup
+	f32    convBwdData[float32]
+	f64    convBwdData[float64]
+	fwd32  convFwd[float32]
+	fwd64  convFwd[float64]
+	direct convDirect
 }
 
 func (op *conv2DDataGradOp) Arity() int { return 2 }
@@ -123,10 +124,10 @@ func (op *conv2DDataGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		wt := op.flip.get(dt, g.C, g.fg(), g.KH, g.KW)
 		if dt == tensor.Float32 {
 			convFlipFilters(wt.Float32s(), w.Float32s(), &g)
-			convForward(&op.fwd32, &op.wg, tg, dy.Float32s(), wt.Float32s(), nil, dx.Float32s())
+			convForward(&op.fwd32, &op.direct, &op.wg, tg, dy.Float32s(), wt.Float32s(), convEpilogue[float32]{}, dx.Float32s())
 		} else {
 			convFlipFilters(wt.Float64s(), w.Float64s(), &g)
-			convForward(&op.fwd64, &op.wg, tg, dy.Float64s(), wt.Float64s(), nil, dx.Float64s())
+			convForward(&op.fwd64, &op.direct, &op.wg, tg, dy.Float64s(), wt.Float64s(), convEpilogue[float64]{}, dx.Float64s())
 		}
 		return dx, nil
 	}
@@ -146,7 +147,7 @@ type convBwdData[T Float] struct {
 }
 
 func convBackwardData[T Float](t *convBwdData[T], wg *sync.WaitGroup, g convGeom, w, dy, dx []T) {
-	plan := convMakePlan(&g, 0)
+	plan := convMakePlan(&g, 0, false)
 	ws := convScratchLock[T](plan.workers * plan.per())
 	defer convScratchUnlock()
 	*t = convBwdData[T]{g: g, plan: plan, w: w, dy: dy, dx: dx, ws: ws}
@@ -190,9 +191,10 @@ type conv2DFilterGradOp struct {
 	wshape tensor.Shape
 	id     uint64
 	outBuf
-	wg  sync.WaitGroup
-	f32 convBwdFilter[float32]
-	f64 convBwdFilter[float64]
+	wg     sync.WaitGroup
+	f32    convBwdFilter[float32]
+	f64    convBwdFilter[float64]
+	direct convDirect
 }
 
 func (op *conv2DFilterGradOp) Arity() int { return 2 }
@@ -245,9 +247,9 @@ func (op *conv2DFilterGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	ws := op.wshape
 	dw := op.out.get(x.Dtype(), ws[0], ws[1], ws[2], ws[3])
 	if x.Dtype() == tensor.Float32 {
-		convBackwardFilter(&op.f32, &op.wg, g, x.Float32s(), dy.Float32s(), dw.Float32s())
+		convBackwardFilter(&op.f32, &op.direct, &op.wg, g, x.Float32s(), dy.Float32s(), dw.Float32s())
 	} else {
-		convBackwardFilter(&op.f64, &op.wg, g, x.Float64s(), dy.Float64s(), dw.Float64s())
+		convBackwardFilter(&op.f64, &op.direct, &op.wg, g, x.Float64s(), dy.Float64s(), dw.Float64s())
 	}
 	return dw, nil
 }
@@ -257,16 +259,51 @@ type convBwdFilter[T Float] struct {
 	plan  convPlan
 	x, dy []T
 	ws    []T
+	d     *convDirect // the direct kernel's plan, nil on the im2col+GEMM path
 }
 
-func convBackwardFilter[T Float](t *convBwdFilter[T], wg *sync.WaitGroup, g convGeom, x, dy, dw []T) {
-	plan := convMakePlan(&g, g.F*g.kg())
+func convBackwardFilter[T Float](t *convBwdFilter[T], d *convDirect, wg *sync.WaitGroup, g convGeom, x, dy, dw []T) {
+	_, f32 := any(x).([]float32)
+	direct := f32 && g.p() >= convDirectWGradMinP && d.prepare(&g)
+	acc := g.F * g.kg()
+	if direct {
+		acc = d.wgradAccSize()
+	}
+	plan := convMakePlan(&g, acc, direct)
 	ws := convScratchLock[T](plan.workers * plan.per())
 	defer convScratchUnlock()
 	*t = convBwdFilter[T]{g: g, plan: plan, x: x, dy: dy, ws: ws}
-	convParallel(t, wg, plan.workers, g.N, true)
-	// dw[g][f][k] = sum over workers of acc[wk][g][k][f]
+	if direct {
+		t.d = d
+	}
+	convParallel(t, wg, plan.workers, g.N, !direct)
 	Fg, Kg, per := g.fg(), g.kg(), plan.per()
+	if direct {
+		// dw[g][f][c][t] = sum over workers and lanes of the vector
+		// acc[wk][g][f/2][c][t][f%2]
+		nfb := (Fg + convWGradFB - 1) / convWGradFB
+		KK := d.kk
+		accG := nfb * convWGradFB * g.cg() * KK * 16
+		for gi := 0; gi < g.G; gi++ {
+			for f := 0; f < Fg; f++ {
+				for c := 0; c < g.cg(); c++ {
+					for tp := 0; tp < KK; tp++ {
+						o := gi*accG + ((((f/convWGradFB)*g.cg()+c)*KK+tp)*convWGradFB+f%convWGradFB)*16
+						var s T
+						for wk := 0; wk < plan.workers; wk++ {
+							for _, v := range ws[wk*per+o:][:16] {
+								s += v
+							}
+						}
+						dw[((gi*Fg+f)*g.cg()+c)*KK+tp] = s
+					}
+				}
+			}
+		}
+		*t = convBwdFilter[T]{}
+		return
+	}
+	// dw[g][f][k] = sum over workers of acc[wk][g][k][f]
 	for gi := 0; gi < g.G; gi++ {
 		for f := 0; f < Fg; f++ {
 			row := dw[(gi*Fg+f)*Kg:][:Kg]
@@ -283,6 +320,10 @@ func convBackwardFilter[T Float](t *convBwdFilter[T], wg *sync.WaitGroup, g conv
 }
 
 func (t *convBwdFilter[T]) run(wk, lo, hi int) {
+	if t.d != nil {
+		t.runDirect(wk, lo, hi)
+		return
+	}
 	g := &t.g
 	P, Cg, Fg, Kg, HW := g.p(), g.cg(), g.fg(), g.kg(), g.hw()
 	xImg, yImg := g.C*HW, g.F*P
@@ -304,6 +345,27 @@ func (t *convBwdFilter[T]) run(wk, lo, hi int) {
 			}
 			dyg, ldy := convGather(tmp, t.dy, n0, nb, yImg, gi*Fg, Fg, P, ld)
 			gemm(false, true, Kg, Fg, nb*P, 1, col, ld, dyg, ldy, 1, accg, Fg)
+		}
+	}
+}
+
+// runDirect is run on the direct kernel (float32 only).
+func (t *convBwdFilter[T]) runDirect(wk, lo, hi int) {
+	g, d := &t.g, t.d
+	x, dy := any(t.x).([]float32), any(t.dy).([]float32)
+	acc, _, _, scr := convWorkspace(any(t.ws).([]float32), &t.plan, wk)
+	clear(acc)
+	P, Cg, Fg, HW := g.p(), g.cg(), g.fg(), g.hw()
+	xImg, yImg := g.C*HW, g.F*P
+	accG := len(acc) / g.G
+	for n := lo; n < hi; n++ {
+		for gi := 0; gi < g.G; gi++ {
+			src := x[n*xImg+gi*Cg*HW:][:Cg*HW]
+			if d.phase {
+				im2colSplitPhases(scr, src, Cg, g.H, g.W)
+				src = scr
+			}
+			convDirectWGrad32(d, src, dy[n*yImg+gi*Fg*P:][:Fg*P], Fg, acc[gi*accG:(gi+1)*accG])
 		}
 	}
 }

@@ -1,0 +1,34 @@
+// Direct (implicit-GEMM) float32 convolution kernels for AVX-512, called
+// through cgo by conv_direct_cgo.go; see conv_direct.go for the layout of
+// their arguments.
+#ifndef ERASERELU_CONV_DIRECT_H
+#define ERASERELU_CONV_DIRECT_H
+
+#include <stdint.h>
+
+// 1 when the CPU and the OS support the AVX-512 subset the kernels use.
+int eraserelu_conv_direct_ok(void);
+
+// Forward kernel over one image and channel group: for f < F, p < P
+//   y[f*ldy + p] = epilogue_f(sum_{c<C, t<KK} w[f][c][t] * x[c*cstride + tapoff[t] + p])
+// where the load of tap t for the 16 pixels of vector j is masked by
+// mask[j*KK + t] (lanes outside the input read as zero), wp holds the
+// filters packed as [ceil(F/8)][C][KK][8] (zero rows past F), and the
+// epilogue is v*scale[f] + shift[f] (scale and shift may be NULL: 1 and 0),
+// plus res[f*ldres + p] when res is not NULL, then max(v, 0) when relu.
+void eraserelu_conv_fwd_f32(const float *x, int64_t cstride, int C, int KK,
+	const int64_t *tapoff, const uint16_t *mask, const float *wp, int F,
+	float *y, int64_t ldy, int P, const float *scale, const float *shift,
+	const float *res, int64_t ldres, int relu);
+
+// Filter-gradient kernel over one image and channel group: for f < F,
+// c < C, t < KK, the 16 lanes of the vector
+//   acc[(((f/2)*C + c)*KK + t)*2 + f%2]
+// accumulate dy[f*lddy + p] * x[c*cstride + tapoff[t] + p] over the pixels
+// p = 16j + lane < P, x masked as in the forward kernel (acc holds
+// ceil(F/2)*C*KK*2 vectors of 16 floats).
+void eraserelu_conv_wgrad_f32(const float *x, int64_t cstride, int C, int KK,
+	const int64_t *tapoff, const uint16_t *mask, const float *dy, int64_t lddy,
+	int F, int P, float *acc);
+
+#endif

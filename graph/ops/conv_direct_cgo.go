@@ -1,0 +1,45 @@
+//go:build !purego
+
+package ops
+
+/*
+#cgo CFLAGS: -O2
+#include "conv_direct.h"
+*/
+import "C"
+
+import "unsafe"
+
+// convDirectCPU reports whether this CPU runs the direct kernels.
+var convDirectCPU = C.eraserelu_conv_direct_ok() != 0
+
+func cf32(s []float32) *C.float {
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.float)(unsafe.Pointer(&s[0]))
+}
+
+// convDirectFwd32 runs the forward kernel on one image's channel group x
+// (planes d.cstride apart) with the packed filters wp of the group, writing
+// F rows of P pixels to y with the epilogue (its slices offset to the
+// group's first filter, res to the image and group).
+func convDirectFwd32(d *convDirect, x, wp []float32, F int, y []float32, scale, shift, res []float32, relu bool) {
+	P := d.g.p()
+	r := C.int(0)
+	if relu {
+		r = 1
+	}
+	C.eraserelu_conv_fwd_f32(cf32(x), C.int64_t(d.cstride), C.int(d.g.cg()), C.int(d.kk),
+		(*C.int64_t)(unsafe.Pointer(&d.tapoff[0])), (*C.uint16_t)(unsafe.Pointer(&d.mask[0])),
+		cf32(wp), C.int(F), cf32(y), C.int64_t(P), C.int(P), cf32(scale), cf32(shift), cf32(res), C.int64_t(P), r)
+}
+
+// convDirectWGrad32 accumulates the filter gradient of one image's channel
+// group x and output gradient dy (F rows of P pixels) into acc.
+func convDirectWGrad32(d *convDirect, x, dy []float32, F int, acc []float32) {
+	P := d.g.p()
+	C.eraserelu_conv_wgrad_f32(cf32(x), C.int64_t(d.cstride), C.int(d.g.cg()), C.int(d.kk),
+		(*C.int64_t)(unsafe.Pointer(&d.tapoff[0])), (*C.uint16_t)(unsafe.Pointer(&d.mask[0])),
+		cf32(dy), C.int64_t(P), C.int(F), C.int(P), cf32(acc))
+}

@@ -1,0 +1,14 @@
+//go:build purego
+
+package ops
+
+// convDirectCPU: the pure-Go build has no direct kernels.
+const convDirectCPU = false
+
+func convDirectFwd32(d *convDirect, x, wp []float32, F int, y []float32, scale, shift, res []float32, relu bool) {
+	panic("ops: direct convolution kernels need cgo")
+}
+
+func convDirectWGrad32(d *convDirect, x, dy []float32, F int, acc []float32) {
+	panic("ops: direct convolution kernels need cgo")
+}
