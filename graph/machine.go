@@ -81,8 +81,9 @@ func machineOrder(g *gorgonia.ExprGraph, roots gorgonia.Nodes) gorgonia.Nodes {
 }
 
 // newMachine prepares a machine running order; bind lists the nodes whose
-// values are bound to them after each run.
-func newMachine(order gorgonia.Nodes, bind gorgonia.Nodes) *machine {
+// values are bound to them after each run; fused replaces the op and inputs
+// of some nodes (fuseInference).
+func newMachine(order gorgonia.Nodes, bind gorgonia.Nodes, fused map[*gorgonia.Node]fusedStep) *machine {
 	pos := map[*gorgonia.Node]int{}
 	for i, n := range order {
 		pos[n] = i
@@ -93,8 +94,11 @@ func newMachine(order gorgonia.Nodes, bind gorgonia.Nodes) *machine {
 	}
 	m := &machine{steps: make([]mstep, len(order)), vals: make([]gorgonia.Value, len(order))}
 	for i, n := range order {
-		kids := Children(n)
-		s := mstep{node: n, op: n.Op(), args: make([]int, len(kids)), from: kids, in: make([]gorgonia.Value, len(kids)), bind: binds[n]}
+		kids, op := Children(n), n.Op()
+		if f, ok := fused[n]; ok {
+			kids, op = f.args, f.op
+		}
+		s := mstep{node: n, op: op, args: make([]int, len(kids)), from: kids, in: make([]gorgonia.Value, len(kids)), bind: binds[n]}
 		for j, k := range kids {
 			if p, ok := pos[k]; ok {
 				s.args[j] = p
