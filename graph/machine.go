@@ -5,6 +5,7 @@ import (
 
 	"github.com/eraserelu/eraserelu/graph/ops"
 	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
 )
 
 func isPinNode(n *gorgonia.Node) bool {
@@ -132,13 +133,32 @@ func (m *machine) run() error {
 		m.vals[i] = v
 	}
 	for i := range m.steps {
-		if s := &m.steps[i]; s.bind {
+		// ops reuse their buffers, so the node is usually bound to this
+		// value already (UnsafeLet allocates: it clones the node's shape)
+		if s := &m.steps[i]; s.bind && !sameValue(s.node.Value(), m.vals[i]) {
 			if err := gorgonia.UnsafeLet(s.node, m.vals[i]); err != nil {
 				return fmt.Errorf("bind %v: %w", s.node, err)
 			}
 		}
 	}
 	return nil
+}
+
+// sameValue reports whether a and b are the same tensor or scalar
+// (pointers; values of other types may not be comparable: never the same).
+func sameValue(a, b gorgonia.Value) bool {
+	switch ta := a.(type) {
+	case *tensor.Dense:
+		tb, ok := b.(*tensor.Dense)
+		return ok && ta == tb
+	case *gorgonia.F32:
+		tb, ok := b.(*gorgonia.F32)
+		return ok && ta == tb
+	case *gorgonia.F64:
+		tb, ok := b.(*gorgonia.F64)
+		return ok && ta == tb
+	}
+	return false
 }
 
 // close drops the values.
