@@ -28,6 +28,14 @@ package ops
 // switch it off to compare with im2col+GEMM.
 var convDirectOn = true
 
+// simdOn enables the AVX-512 element-wise and batch-norm kernels
+// (elementwise_avx512.c) where the CPU runs them; tests switch it off to
+// compare with the Go kernels.
+var simdOn = true
+
+// simdOK reports whether float32 element-wise kernels take the AVX-512 path.
+func simdOK() bool { return convDirectCPU && simdOn }
+
 // convDirectWGradMinP is the least number of output pixels per image for
 // which the filter gradient takes the direct kernel: its accumulators are
 // loaded and stored once per image, which small planes do not amortise

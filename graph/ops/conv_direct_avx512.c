@@ -4,6 +4,10 @@
 // compiled for AVX-512 whatever the build machine, and the Go side calls
 // them only when eraserelu_conv_direct_ok says the CPU runs them.
 
+// Separate multiplies and adds as written, as the Go kernels do (no FMA
+// contraction): results equal theirs wherever the order of operations is.
+#pragma GCC optimize("fp-contract=off")
+
 #include <immintrin.h>
 #include <stdint.h>
 #include "conv_direct.h"
