@@ -277,8 +277,14 @@ func convMakePlan(g *convGeom, acc int, direct bool) convPlan {
 	if g.pointwise() {
 		return p
 	}
-	if direct { // no columns: only the phase split's scratch
-		p.scrSize = g.im2colScratch()
+	if direct {
+		// no columns: only the phase split's scratch, for several images
+		// per call of the filter-gradient kernel when acc > 0
+		if acc > 0 {
+			perWorker := (g.N + p.workers - 1) / p.workers
+			p.batch = max(1, min(perWorker, convDirectWGradImageBytes/(4*(g.C*g.hw()+g.F*g.p()))))
+		}
+		p.scrSize = p.batch * g.im2colScratch()
 		return p
 	}
 	perWorker := (g.N + p.workers - 1) / p.workers

@@ -264,7 +264,7 @@ type convBwdFilter[T Float] struct {
 
 func convBackwardFilter[T Float](t *convBwdFilter[T], d *convDirect, wg *sync.WaitGroup, g convGeom, x, dy, dw []T) {
 	_, f32 := any(x).([]float32)
-	direct := f32 && g.p() >= convDirectWGradMinP && d.prepare(&g)
+	direct := f32 && d.prepare(&g)
 	acc := g.F * g.kg()
 	if direct {
 		acc = d.wgradAccSize()
@@ -279,26 +279,13 @@ func convBackwardFilter[T Float](t *convBwdFilter[T], d *convDirect, wg *sync.Wa
 	convParallel(t, wg, plan.workers, g.N, !direct)
 	Fg, Kg, per := g.fg(), g.kg(), plan.per()
 	if direct {
-		// dw[g][f][c][t] = sum over workers and lanes of the vector
-		// acc[wk][g][f/2][c][t][f%2]
-		nfb := (Fg + convWGradFB - 1) / convWGradFB
-		KK := d.kk
-		accG := nfb * convWGradFB * g.cg() * KK * 16
-		for gi := 0; gi < g.G; gi++ {
-			for f := 0; f < Fg; f++ {
-				for c := 0; c < g.cg(); c++ {
-					for tp := 0; tp < KK; tp++ {
-						o := gi*accG + ((((f/convWGradFB)*g.cg()+c)*KK+tp)*convWGradFB+f%convWGradFB)*16
-						var s T
-						for wk := 0; wk < plan.workers; wk++ {
-							for _, v := range ws[wk*per+o:][:16] {
-								s += v
-							}
-						}
-						dw[((gi*Fg+f)*g.cg()+c)*KK+tp] = s
-					}
-				}
+		// dw = sum over workers of acc[wk], laid out as dw
+		for i := range dw {
+			var s T
+			for wk := 0; wk < plan.workers; wk++ {
+				s += ws[wk*per+i]
 			}
+			dw[i] = s
 		}
 		*t = convBwdFilter[T]{}
 		return
@@ -349,7 +336,8 @@ func (t *convBwdFilter[T]) run(wk, lo, hi int) {
 	}
 }
 
-// runDirect is run on the direct kernel (float32 only).
+// runDirect is run on the direct kernel (float32 only), plan.batch images
+// per call (their stride phases split first for a stride-2 convolution).
 func (t *convBwdFilter[T]) runDirect(wk, lo, hi int) {
 	g, d := &t.g, t.d
 	x, dy := any(t.x).([]float32), any(t.dy).([]float32)
@@ -358,14 +346,17 @@ func (t *convBwdFilter[T]) runDirect(wk, lo, hi int) {
 	P, Cg, Fg, HW := g.p(), g.cg(), g.fg(), g.hw()
 	xImg, yImg := g.C*HW, g.F*P
 	accG := len(acc) / g.G
-	for n := lo; n < hi; n++ {
+	for n0 := lo; n0 < hi; n0 += t.plan.batch {
+		nb := min(t.plan.batch, hi-n0)
 		for gi := 0; gi < g.G; gi++ {
-			src := x[n*xImg+gi*Cg*HW:][:Cg*HW]
+			src, srcImg := x[n0*xImg+gi*Cg*HW:], xImg
 			if d.phase {
-				im2colSplitPhases(scr, src, Cg, g.H, g.W)
-				src = scr
+				for j := 0; j < nb; j++ {
+					im2colSplitPhases(scr[j*Cg*HW:], x[(n0+j)*xImg+gi*Cg*HW:][:Cg*HW], Cg, g.H, g.W)
+				}
+				src, srcImg = scr, Cg*HW
 			}
-			convDirectWGrad32(d, src, dy[n*yImg+gi*Fg*P:][:Fg*P], Fg, acc[gi*accG:(gi+1)*accG])
+			convDirectWGrad32(d, src, srcImg, dy[n0*yImg+gi*Fg*P:], yImg, Fg, nb, acc[gi*accG:(gi+1)*accG])
 		}
 	}
 }

@@ -17,9 +17,9 @@ package ops
 // Forward: register tiles of 8 filters x 3 vectors (24 accumulators), a
 // loop over channels and taps; the epilogue (per-filter scale and shift,
 // residual, ReLU) runs on the registers before the single store, which is
-// what inference fusion (fused.go) builds on. Filter gradient: tiles of 2
-// filters x 9 taps accumulate over the pixels of each image in 16 lanes,
-// summed at the end. The input gradient of stride-1 convolutions is a
+// what inference fusion (fused.go) builds on. Filter gradient: tiles of 3
+// filters x 9 taps accumulate over the pixels of several images in 16
+// lanes, summed across the lanes per call. The input gradient of stride-1 convolutions is a
 // forward convolution (convTransposedGeometry), so it takes the forward
 // kernel. Other convolutions, float64 and CPUs without AVX-512 keep
 // im2col+GEMM.
@@ -36,16 +36,14 @@ var simdOn = true
 // simdOK reports whether float32 element-wise kernels take the AVX-512 path.
 func simdOK() bool { return convDirectCPU && simdOn }
 
-// convDirectWGradMinP is the least number of output pixels per image for
-// which the filter gradient takes the direct kernel: its accumulators are
-// loaded and stored once per image, which small planes do not amortise
-// (measured on ResNet-20: 32x32 1.3x faster direct, 16x16 and 8x8 slower).
-var convDirectWGradMinP = 512
+// convDirectWGradImageBytes bounds the inputs and output gradients of the
+// images one filter-gradient call sweeps per register tile (kept in L2).
+var convDirectWGradImageBytes = 384 << 10
 
 // convFwdFB and convWGradFB are the filter blocks of the C kernels.
 const (
 	convFwdFB   = 8
-	convWGradFB = 2
+	convWGradFB = 3
 )
 
 // convDirect is the direct kernels' plan for one geometry: tap offsets and
@@ -146,12 +144,10 @@ func (d *convDirect) packFilters(w []float32) {
 }
 
 // wgradAccSize is the number of float32 partial sums the filter-gradient
-// kernel needs per worker: 16 lanes per (filter, channel, tap), filters
-// rounded up to the kernel's block, per group.
+// kernel needs per worker: one per filter-gradient element.
 func (d *convDirect) wgradAccSize() int {
 	g := &d.g
-	nfb := (g.fg() + convWGradFB - 1) / convWGradFB
-	return g.G * nfb * convWGradFB * g.cg() * d.kk * 16
+	return g.F * g.cg() * d.kk
 }
 
 // convEpilogue is what the forward kernels apply to each output element of

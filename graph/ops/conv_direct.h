@@ -21,14 +21,14 @@ void eraserelu_conv_fwd_f32(const float *x, int64_t cstride, int C, int KK,
 	float *y, int64_t ldy, int P, const float *scale, const float *shift,
 	const float *res, int64_t ldres, int relu);
 
-// Filter-gradient kernel over one image and channel group: for f < F,
-// c < C, t < KK, the 16 lanes of the vector
-//   acc[(((f/2)*C + c)*KK + t)*2 + f%2]
-// accumulate dy[f*lddy + p] * x[c*cstride + tapoff[t] + p] over the pixels
-// p = 16j + lane < P, x masked as in the forward kernel (acc holds
-// ceil(F/2)*C*KK*2 vectors of 16 floats).
-void eraserelu_conv_wgrad_f32(const float *x, int64_t cstride, int C, int KK,
-	const int64_t *tapoff, const uint16_t *mask, const float *dy, int64_t lddy,
-	int F, int P, float *acc);
+// Filter-gradient kernel over nimg images (x and dy ximg and dyimg apart)
+// of one channel group: for f < F, c < C, t < KK, acc[(f*C + c)*KK + t]
+// (the filter gradient's layout) accumulates dy[f*lddy + p] *
+// x[c*cstride + tapoff[t] + p] over the pixels p < P of every image, x
+// masked as in the forward kernel; the products are summed in 16 lanes
+// over all the images, then across the lanes into acc.
+void eraserelu_conv_wgrad_f32(const float *x, int64_t ximg, int64_t cstride, int C, int KK,
+	const int64_t *tapoff, const uint16_t *mask, const float *dy, int64_t dyimg, int64_t lddy,
+	int F, int P, int nimg, float *acc);
 
 #endif

@@ -104,55 +104,64 @@ KERNEL void eraserelu_conv_fwd_f32(const float *x, int64_t cstride, int C, int K
 }
 
 // Filters per register tile of the filter-gradient kernel.
-#define WG_FB 2
+#define WG_FB 3
 
 // wgrad_tile accumulates taps t0..t0+TB-1 of filters fb*WG_FB.. and channel
-// c over all pixels: WG_FB*TB accumulators loaded from and stored back to
-// acc, a loop over the pixel vectors with WG_FB loads of dy and TB masked
-// loads of x each.
-KERNEL INLINE void wgrad_tile(const int TB, int t0, int fb, int c, const float *x, int64_t cstride,
-	int C, int KK, const int64_t *tapoff, const uint16_t *mask, const float *dy, int64_t lddy,
-	int F, int P, float *acc) {
+// c over all pixels of nimg images: WG_FB*TB accumulators, a loop over the
+// pixel vectors with WG_FB loads of dy and TB masked loads of x each; the
+// 16 lanes of each accumulator are summed into its partial sum in acc.
+KERNEL INLINE void wgrad_tile(const int TB, int t0, int fb, int c, const float *x, int64_t ximg,
+	int64_t cstride, int C, int KK, const int64_t *tapoff, const uint16_t *mask, const float *dy,
+	int64_t dyimg, int64_t lddy, int F, int P, int nimg, float *acc) {
 	__m512 a[WG_FB][9];
-	float *ab = acc + (((int64_t)fb * C + c) * KK + t0) * WG_FB * 16;
 #pragma GCC unroll 9
 	for (int t = 0; t < TB; t++) {
-#pragma GCC unroll 2
-		for (int f = 0; f < WG_FB; f++) a[f][t] = _mm512_loadu_ps(ab + (t * WG_FB + f) * 16);
+#pragma GCC unroll 4
+		for (int f = 0; f < WG_FB; f++) a[f][t] = _mm512_setzero_ps();
 	}
-	const float *xc = x + c * cstride;
 	int nvec = (P + 15) / 16;
-	int f0 = fb * WG_FB;
-	for (int j = 0; j < nvec; j++) {
-		int p = j * 16;
-		__mmask16 m = P - p >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (P - p)) - 1);
-		__m512 d[WG_FB];
-#pragma GCC unroll 2
-		for (int f = 0; f < WG_FB; f++)
-			d[f] = f0 + f < F ? _mm512_maskz_loadu_ps(m, dy + (f0 + f) * lddy + p) : _mm512_setzero_ps();
-		const uint16_t *mk = mask + (int64_t)j * KK + t0;
+	// rows of dy of the block's filters; past the last filter, the last
+	// one again (its sums are dropped)
+	int64_t drow[WG_FB];
+#pragma GCC unroll 4
+	for (int f = 0; f < WG_FB; f++) drow[f] = (fb * WG_FB + f < F ? fb * WG_FB + f : F - 1) * lddy;
+	__mmask16 mlast = (__mmask16)(P % 16 == 0 ? 0xFFFF : (1u << (P % 16)) - 1);
+	for (int im = 0; im < nimg; im++) {
+		const float *xc = x + im * ximg + c * cstride;
+		const float *dyi = dy + im * dyimg;
+		for (int j = 0; j < nvec; j++) {
+			int p = j * 16;
+			__mmask16 m = j == nvec - 1 ? mlast : (__mmask16)0xFFFF;
+			__m512 d[WG_FB];
+#pragma GCC unroll 4
+			for (int f = 0; f < WG_FB; f++) d[f] = _mm512_maskz_loadu_ps(m, dyi + drow[f] + p);
+			const uint16_t *mk = mask + (int64_t)j * KK + t0;
 #pragma GCC unroll 9
-		for (int t = 0; t < TB; t++) {
-			__m512 xv = _mm512_maskz_loadu_ps(mk[t], xc + tapoff[t0 + t] + p);
-#pragma GCC unroll 2
-			for (int f = 0; f < WG_FB; f++) a[f][t] = _mm512_fmadd_ps(d[f], xv, a[f][t]);
+			for (int t = 0; t < TB; t++) {
+				__m512 xv = _mm512_maskz_loadu_ps(mk[t], xc + tapoff[t0 + t] + p);
+#pragma GCC unroll 4
+				for (int f = 0; f < WG_FB; f++) a[f][t] = _mm512_fmadd_ps(d[f], xv, a[f][t]);
+			}
 		}
 	}
+#pragma GCC unroll 4
+	for (int f = 0; f < WG_FB; f++) {
+		if (fb * WG_FB + f >= F) break;
+		float *row = acc + ((int64_t)(fb * WG_FB + f) * C + c) * KK + t0;
 #pragma GCC unroll 9
-	for (int t = 0; t < TB; t++) {
-#pragma GCC unroll 2
-		for (int f = 0; f < WG_FB; f++) _mm512_storeu_ps(ab + (t * WG_FB + f) * 16, a[f][t]);
+		for (int t = 0; t < TB; t++) row[t] += _mm512_reduce_add_ps(a[f][t]);
 	}
 }
 
-#define WG_TILE(TB)                                                                              \
-	case TB:                                                                                 \
-		wgrad_tile(TB, t0, fb, c, x, cstride, C, KK, tapoff, mask, dy, lddy, F, P, acc); \
+#define WG_TILE(TB)                                                                               \
+	case TB:                                                                                  \
+		wgrad_tile(TB, t0, fb, c, x, ximg, cstride, C, KK, tapoff, mask, dy, dyimg, lddy, F, P, \
+			nimg, acc);                                                               \
 		break;
 
-KERNEL void eraserelu_conv_wgrad_f32(const float *x, int64_t cstride, int C, int KK,
-	const int64_t *tapoff, const uint16_t *mask, const float *dy, int64_t lddy, int F, int P,
-	float *acc) {
+KERNEL void eraserelu_conv_wgrad_f32(const float *x, int64_t ximg, int64_t cstride, int C, int KK,
+	const int64_t *tapoff, const uint16_t *mask, const float *dy, int64_t dyimg, int64_t lddy,
+	int F, int P, int nimg, float *acc) {
 	int nfb = (F + WG_FB - 1) / WG_FB;
 	for (int fb = 0; fb < nfb; fb++) {
 		for (int c = 0; c < C; c++) {

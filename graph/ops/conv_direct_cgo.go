@@ -35,11 +35,12 @@ func convDirectFwd32(d *convDirect, x, wp []float32, F int, y []float32, scale, 
 		cf32(wp), C.int(F), cf32(y), C.int64_t(P), C.int(P), cf32(scale), cf32(shift), cf32(res), C.int64_t(P), r)
 }
 
-// convDirectWGrad32 accumulates the filter gradient of one image's channel
-// group x and output gradient dy (F rows of P pixels) into acc.
-func convDirectWGrad32(d *convDirect, x, dy []float32, F int, acc []float32) {
+// convDirectWGrad32 accumulates the filter gradient of nimg images' channel
+// group x (images ximg apart) and output gradient dy (F rows of P pixels,
+// images dyimg apart) into acc.
+func convDirectWGrad32(d *convDirect, x []float32, ximg int, dy []float32, dyimg, F, nimg int, acc []float32) {
 	P := d.g.p()
-	C.eraserelu_conv_wgrad_f32(cf32(x), C.int64_t(d.cstride), C.int(d.g.cg()), C.int(d.kk),
+	C.eraserelu_conv_wgrad_f32(cf32(x), C.int64_t(ximg), C.int64_t(d.cstride), C.int(d.g.cg()), C.int(d.kk),
 		(*C.int64_t)(unsafe.Pointer(&d.tapoff[0])), (*C.uint16_t)(unsafe.Pointer(&d.mask[0])),
-		cf32(dy), C.int64_t(P), C.int(F), C.int(P), cf32(acc))
+		cf32(dy), C.int64_t(dyimg), C.int64_t(P), C.int(F), C.int(P), C.int(nimg), cf32(acc))
 }

@@ -9,6 +9,6 @@ func convDirectFwd32(d *convDirect, x, wp []float32, F int, y []float32, scale, 
 	panic("ops: direct convolution kernels need cgo")
 }
 
-func convDirectWGrad32(d *convDirect, x, dy []float32, F int, acc []float32) {
+func convDirectWGrad32(d *convDirect, x []float32, ximg int, dy []float32, dyimg, F, nimg int, acc []float32) {
 	panic("ops: direct convolution kernels need cgo")
 }

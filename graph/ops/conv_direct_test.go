@@ -36,8 +36,7 @@ func TestConvDirectMatchesGEMM(t *testing.T) {
 	if !convDirectCPU {
 		t.Skip("no direct kernels on this CPU or build")
 	}
-	defer func(on bool, minP int) { convDirectOn, convDirectWGradMinP = on, minP }(convDirectOn, convDirectWGradMinP)
-	convDirectWGradMinP = 0
+	defer func(on bool) { convDirectOn = on }(convDirectOn)
 	rng := rand.New(rand.NewPCG(7, 8))
 	for _, cc := range convDirectCases {
 		p := cc.p.normalized()

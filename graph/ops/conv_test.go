@@ -44,19 +44,18 @@ var convCases = []convCase{
 }
 
 // convWithKnobs runs fn four times: with the default thresholds (these
-// small shapes run on one worker, one image per GEMM, float32 filter
-// gradients by GEMM); with every kernel forced onto all workers with
-// several images per GEMM and the direct filter-gradient kernel for every
-// size; so again with the input gradient of stride-1 convolutions by col2im
+// small shapes run on one worker, one image per GEMM or direct-kernel
+// call); with every kernel forced onto all workers with several images per
+// GEMM or filter-gradient call; so again with the input gradient of stride-1 convolutions by col2im
 // instead of as a forward convolution; and with the direct kernels off.
 // Every kernel path is tested (the direct ones where the CPU has them).
 func convWithKnobs(t *testing.T, fn func(t *testing.T)) {
 	t.Run("serial", fn)
-	oldWork, oldCols, oldVia, oldMinP, oldDirect := convMinParallelWork, convTargetCols, convDataGradViaForward, convDirectWGradMinP, convDirectOn
+	oldWork, oldCols, oldVia, oldBytes, oldDirect := convMinParallelWork, convTargetCols, convDataGradViaForward, convDirectWGradImageBytes, convDirectOn
 	defer func() {
-		convMinParallelWork, convTargetCols, convDataGradViaForward, convDirectWGradMinP, convDirectOn = oldWork, oldCols, oldVia, oldMinP, oldDirect
+		convMinParallelWork, convTargetCols, convDataGradViaForward, convDirectWGradImageBytes, convDirectOn = oldWork, oldCols, oldVia, oldBytes, oldDirect
 	}()
-	convMinParallelWork, convTargetCols, convDirectWGradMinP = 0, 1<<20, 0
+	convMinParallelWork, convTargetCols, convDirectWGradImageBytes = 0, 1<<20, 1<<30
 	t.Run("parallel-batched", fn)
 	convDataGradViaForward = false
 	t.Run("parallel-batched-col2im", fn)
