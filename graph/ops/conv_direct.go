@@ -19,10 +19,10 @@ package ops
 // residual, ReLU) runs on the registers before the single store, which is
 // what inference fusion (fused.go) builds on. Filter gradient: tiles of 3
 // filters x 9 taps accumulate over the pixels of several images in 16
-// lanes, summed across the lanes per call. The input gradient of stride-1 convolutions is a
-// forward convolution (convTransposedGeometry), so it takes the forward
-// kernel. Other convolutions, float64 and CPUs without AVX-512 keep
-// im2col+GEMM.
+// lanes, summed across the lanes per call. The input gradient of stride-1
+// convolutions is a forward convolution (convTransposedGeometry), so it
+// takes the forward kernel. Other convolutions, float64 and CPUs without
+// AVX-512 keep im2col+GEMM.
 
 // convDirectOn enables the direct kernels where the CPU runs them; tests
 // switch it off to compare with im2col+GEMM.
