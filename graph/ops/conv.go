@@ -317,12 +317,26 @@ type convFwd[T Float] struct {
 	x, w, y []T
 	ep      convEpilogue[T]
 	ws      []T
-	d       *convDirect // the direct kernels' plan, nil on the im2col+GEMM path
+	d       *convDirect   // the direct kernels' plan, nil on the im2col+GEMM path
+	wino    *convWinograd // the Winograd kernel's plan, nil when it does not apply
 }
 
 // convForward computes y = ep(conv(x, w)) for geometry g: the direct kernels
 // when d says they compute g, else im2col+GEMM.
 func convForward[T Float](t *convFwd[T], d *convDirect, wg *sync.WaitGroup, g convGeom, x, w []T, ep convEpilogue[T], y []T) {
+	if w32, ok := any(w).([]float32); ok && d.wino.prepare(&g) {
+		plan := convMakePlan(&g, 0, true)
+		plan.batch = d.wino.images((g.N + plan.workers - 1) / plan.workers)
+		vt, mt := d.wino.scratch(plan.batch)
+		plan.scrSize = vt + mt
+		d.wino.transformFilters(w32)
+		ws := convScratchLock[T](plan.workers * plan.per())
+		defer convScratchUnlock()
+		*t = convFwd[T]{g: g, plan: plan, x: x, w: w, y: y, ep: ep, ws: ws, wino: &d.wino}
+		convParallel(t, wg, plan.workers, g.N, false)
+		*t = convFwd[T]{}
+		return
+	}
 	direct := false
 	if w32, ok := any(w).([]float32); ok && d.prepare(&g) {
 		d.packFilters(w32)
@@ -340,6 +354,10 @@ func convForward[T Float](t *convFwd[T], d *convDirect, wg *sync.WaitGroup, g co
 }
 
 func (t *convFwd[T]) run(wk, lo, hi int) {
+	if t.wino != nil {
+		t.runWinograd(wk, lo, hi)
+		return
+	}
 	if t.d != nil {
 		t.runDirect(wk, lo, hi)
 		return
@@ -386,6 +404,38 @@ func convResAt[T Float](ep *convEpilogue[T], off int) []T {
 		return nil
 	}
 	return ep.res[off:]
+}
+
+// runWinograd is run on the Winograd kernel (float32 only), plan.batch
+// images per call.
+func (t *convFwd[T]) runWinograd(wk, lo, hi int) {
+	g, w := &t.g, t.wino
+	x, y := any(t.x).([]float32), any(t.y).([]float32)
+	scale, shift, res := any(t.ep.scale).([]float32), any(t.ep.shift).([]float32), any(t.ep.res).([]float32)
+	_, _, _, scr := convWorkspace(any(t.ws).([]float32), &t.plan, wk)
+	nvt, _ := w.scratch(t.plan.batch)
+	vt, mt := scr[:nvt], scr[nvt:]
+	P, Cg, Fg, HW := g.p(), g.cg(), g.fg(), g.hw()
+	xImg, yImg := g.C*HW, g.F*P
+	per := len(w.u) / g.G
+	for n0 := lo; n0 < hi; n0 += t.plan.batch {
+		nb := min(t.plan.batch, hi-n0)
+		for gi := 0; gi < g.G; gi++ {
+			off := n0*yImg + gi*Fg*P
+			var sc, sh, r []float32
+			if scale != nil {
+				sc = scale[gi*Fg:]
+			}
+			if shift != nil {
+				sh = shift[gi*Fg:]
+			}
+			if res != nil {
+				r = res[off:]
+			}
+			convWinogradFwd32(w, x[n0*xImg+gi*Cg*HW:], xImg, w.u[gi*per:(gi+1)*per], Fg, y[off:], yImg,
+				sc, sh, r, t.ep.relu, nb, vt, mt)
+		}
+	}
 }
 
 // runDirect is run on the direct kernels (float32 only): per image and

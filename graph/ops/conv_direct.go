@@ -59,6 +59,7 @@ type convDirect struct {
 	tapoff  []int64
 	mask    []uint16
 	wp      []float32 // forward filters packed per group, [G][ceil(Fg/8)][Cg][KK][8]
+	wino    convWinograd
 }
 
 // prepare makes the plan for g, or reuses it; it reports whether the direct

@@ -31,4 +31,14 @@ void eraserelu_conv_wgrad_f32(const float *x, int64_t ximg, int64_t cstride, int
 	const int64_t *tapoff, const uint16_t *mask, const float *dy, int64_t dyimg, int64_t lddy,
 	int F, int P, int nimg, float *acc);
 
+// Winograd F(2x2, 3x3) forward over nimg images (x and y ximg and yimg
+// apart) of one channel group: 3x3, stride 1, padding 1, H even, W 8, 16 or
+// 32, H*W/4 a multiple of 16. u holds the transformed filters
+// [16][ceil(F/8)][C][8] (conv_winograd.go); vt and mt are scratch of
+// 16*C*nvec*16 and 16*ceil(F/8)*8*nvec*16 floats, nvec = nimg*H*W/64. The
+// epilogue is the forward kernel's (res with y's layout).
+void eraserelu_wino_fwd_f32(const float *x, int64_t ximg, int C, int H, int W, int nimg,
+	const float *u, int F, float *y, int64_t yimg, const float *scale, const float *shift,
+	const float *res, int relu, float *vt, float *mt);
+
 #endif

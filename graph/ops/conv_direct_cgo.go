@@ -44,3 +44,18 @@ func convDirectWGrad32(d *convDirect, x []float32, ximg int, dy []float32, dyimg
 		(*C.int64_t)(unsafe.Pointer(&d.tapoff[0])), (*C.uint16_t)(unsafe.Pointer(&d.mask[0])),
 		cf32(dy), C.int64_t(dyimg), C.int64_t(P), C.int(F), C.int(P), C.int(nimg), cf32(acc))
 }
+
+// convWinogradFwd32 runs the Winograd kernel on nimg images of one channel
+// group (x and y, and res when not nil, offset to the first image and the
+// group; images xImg and yImg apart) with the group's transformed filters u,
+// F filters, and scratch vt, mt.
+func convWinogradFwd32(w *convWinograd, x []float32, xImg int, u []float32, F int, y []float32, yImg int,
+	scale, shift, res []float32, relu bool, nimg int, vt, mt []float32) {
+	g := &w.g
+	r := C.int(0)
+	if relu {
+		r = 1
+	}
+	C.eraserelu_wino_fwd_f32(cf32(x), C.int64_t(xImg), C.int(g.cg()), C.int(g.H), C.int(g.W), C.int(nimg),
+		cf32(u), C.int(F), cf32(y), C.int64_t(yImg), cf32(scale), cf32(shift), cf32(res), r, cf32(vt), cf32(mt))
+}

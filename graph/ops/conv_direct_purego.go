@@ -12,3 +12,8 @@ func convDirectFwd32(d *convDirect, x, wp []float32, F int, y []float32, scale, 
 func convDirectWGrad32(d *convDirect, x []float32, ximg int, dy []float32, dyimg, F, nimg int, acc []float32) {
 	panic("ops: direct convolution kernels need cgo")
 }
+
+func convWinogradFwd32(w *convWinograd, x []float32, xImg int, u []float32, F int, y []float32, yImg int,
+	scale, shift, res []float32, relu bool, nimg int, vt, mt []float32) {
+	panic("ops: Winograd kernels need cgo")
+}

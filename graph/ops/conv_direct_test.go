@@ -125,3 +125,94 @@ func convDirectAgree(t *testing.T, name string, got, want []float64) {
 		}
 	}
 }
+
+// TestConvWinogradMatchesDirect compares the Winograd kernel (forward with
+// each epilogue, and the stride-1 input gradient) with the direct kernels,
+// the im2col+GEMM path and float64, to float32 rounding, for each plane
+// width it takes, several images per call, partial filter blocks and groups.
+func TestConvWinogradMatchesDirect(t *testing.T) {
+	if !convDirectCPU {
+		t.Skip("no direct kernels on this CPU or build")
+	}
+	defer func(on, wino bool, b, c int) {
+		convDirectOn, convWinogradOn, convWinogradScratchBytes, convWinogradMinC = on, wino, b, c
+	}(convDirectOn, convWinogradOn, convWinogradScratchBytes, convWinogradMinC)
+	convWinogradMinC = 1
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, cc := range []convCase{
+		{n: 3, c: 16, h: 32, w: 32, f: 16},
+		{n: 2, c: 5, h: 16, w: 32, f: 13},
+		{n: 5, c: 32, h: 16, w: 16, f: 32},
+		{n: 3, c: 7, h: 12, w: 16, f: 9},
+		{n: 7, c: 64, h: 8, w: 8, f: 64},
+		{n: 3, c: 6, h: 8, w: 8, f: 20, p: ConvParams{Groups: 2}},
+		{n: 2, c: 3, h: 2, w: 32, f: 4},
+	} {
+		cc.kh, cc.kw, cc.p.PadH, cc.p.PadW = 3, 3, 1, 1
+		p := cc.p.normalized()
+		g, err := convGeometry(tensor.Shape{cc.n, cc.c, cc.h, cc.w}, tensor.Shape{cc.f, cc.c / p.Groups, 3, 3}, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !convWinogradFits(&g) {
+			t.Fatalf("%v: not a Winograd geometry", cc)
+		}
+		x := opcheck.Random(rng, cc.n, cc.c, cc.h, cc.w)
+		w := opcheck.Random(rng, cc.f, cc.c/p.Groups, 3, 3)
+		yShape := []int{cc.n, cc.f, g.OH, g.OW}
+		res := opcheck.Random(rng, yShape...)
+		scale, shift := opcheck.Random(rng, cc.f), opcheck.Random(rng, cc.f)
+		f32 := func(d *tensor.Dense) []float32 { return convTestDtype(d, tensor.Float32).Data().([]float32) }
+		for _, small := range []bool{false, true} {
+			// small scratch: one image per call
+			convWinogradScratchBytes = 640 << 10
+			if small {
+				convWinogradScratchBytes = 1
+			}
+			for _, e := range []struct {
+				name                    string
+				scale, shift, res, relu bool
+			}{{"plain", false, false, false, false}, {"bias-relu", false, true, false, true},
+				{"scale-shift-res-relu", true, true, true, true}, {"res", false, false, true, false}} {
+				run := func(direct, wino bool) []float64 {
+					convDirectOn, convWinogradOn = direct, wino
+					ep := convEpilogue[float32]{relu: e.relu}
+					if e.scale {
+						ep.scale = f32(scale)
+					}
+					if e.shift {
+						ep.shift = f32(shift)
+					}
+					if e.res {
+						ep.res = f32(res)
+					}
+					y := make([]float32, tensor.Shape(yShape).TotalSize())
+					var task convFwd[float32]
+					var dd convDirect
+					var wg sync.WaitGroup
+					convForward(&task, &dd, &wg, g, f32(x), f32(w), ep, y)
+					if wino != (task.wino != nil || dd.wino.ok) {
+						t.Fatalf("%v: Winograd %v, want %v", cc, dd.wino.ok, wino)
+					}
+					return convTestF64(tensor.New(tensor.WithShape(yShape...), tensor.WithBacking(y)))
+				}
+				got := run(true, true)
+				convDirectAgree(t, fmt.Sprintf("%v Winograd forward %s vs direct", cc, e.name), got, run(true, false))
+				convDirectAgree(t, fmt.Sprintf("%v Winograd forward %s vs GEMM", cc, e.name), got, run(false, false))
+			}
+		}
+		dy := opcheck.Random(rng, yShape...)
+		grad := func(direct, wino bool, dt tensor.Dtype) []float64 {
+			convDirectOn, convWinogradOn = direct, wino
+			op := &conv2DDataGradOp{p: p, xshape: x.Shape().Clone(), id: nextID()}
+			out, err := op.Do(convTestDtype(w, dt), convTestDtype(dy, dt))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return convTestF64(out.(*tensor.Dense))
+		}
+		got := grad(true, true, tensor.Float32)
+		convDirectAgree(t, fmt.Sprintf("%v Winograd input gradient vs direct", cc), got, grad(true, false, tensor.Float32))
+		convDirectAgree(t, fmt.Sprintf("%v Winograd input gradient vs float64", cc), got, grad(false, false, tensor.Float64))
+	}
+}

@@ -1,0 +1,103 @@
+package ops
+
+// Winograd F(2x2, 3x3) for the 3x3 stride-1 "same" convolutions of the
+// CIFAR networks (conv_winograd_avx512.c): 16 multiplies per 2x2 outputs
+// and channel instead of 36. The forward kernels (the direct ones) run at
+// the cores' FMA peak, so fewer multiplies is what is left to gain on these
+// layers. Forward and the stride-1 input gradient (a forward convolution)
+// take it; results differ from the direct sums by float32 rounding of the
+// transforms (additions and halvings).
+
+// convWinogradOn enables the Winograd kernel where it applies; tests switch
+// it off to compare with the direct kernels.
+var convWinogradOn = true
+
+// convWinogradMinC is the least number of input channels per group for
+// which the kernel is used: its input transform is paid per channel and
+// output per filter, so with 3 input channels (a network's first layer)
+// the direct kernel is faster (0.89x measured).
+var convWinogradMinC = 8
+
+// convWinogradScratchBytes bounds the transformed inputs and products of
+// the images one call handles (kept in L2).
+var convWinogradScratchBytes = 640 << 10
+
+// convWinograd is the Winograd kernel's plan for one geometry and its
+// transformed filters.
+type convWinograd struct {
+	g     convGeom
+	ready bool
+	ok    bool
+	nfb   int
+	nvi   int       // vectors of 16 tiles per image
+	u     []float32 // per group [16][nfb][Cg][8]
+}
+
+// convWinogradFits reports whether g is a geometry the kernel computes.
+func convWinogradFits(g *convGeom) bool {
+	return g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 && g.PH == 1 && g.PW == 1 &&
+		(g.W == 8 || g.W == 16 || g.W == 32) && g.H%2 == 0 && g.H >= 2 && (g.H*g.W/4)%16 == 0 &&
+		g.cg() >= convWinogradMinC
+}
+
+// prepare makes the plan for g or reuses it; it reports whether the kernel
+// computes g.
+func (w *convWinograd) prepare(g *convGeom) bool {
+	if !convDirectCPU || !convDirectOn || !convWinogradOn {
+		return false
+	}
+	if w.ready && w.g == *g {
+		return w.ok
+	}
+	w.g, w.ready = *g, true
+	w.ok = convWinogradFits(g)
+	w.nfb = (g.fg() + convFwdFB - 1) / convFwdFB
+	w.nvi = g.H * g.W / 64
+	return w.ok
+}
+
+// images is how many images one call takes: as many as keep its scratch
+// under convWinogradScratchBytes, at most per (a worker's share).
+func (w *convWinograd) images(per int) int {
+	perVec := 16 * (w.g.cg() + w.nfb*convFwdFB) * 16 * 4
+	return max(1, min(per, convWinogradScratchBytes/(perVec*w.nvi)))
+}
+
+// scratch is the per-worker scratch for nimg images: transformed inputs,
+// then products.
+func (w *convWinograd) scratch(nimg int) (vt, mt int) {
+	nvec := nimg * w.nvi
+	return 16 * w.g.cg() * nvec * 16, 16 * w.nfb * convFwdFB * nvec * 16
+}
+
+// transformFilters computes U = G g G^T for every filter and channel (in
+// float64, rounded once), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+// laid out per group as [16][nfb][Cg][8], zero past the group's filters.
+func (w *convWinograd) transformFilters(wts []float32) {
+	g := &w.g
+	Cg, Fg := g.cg(), g.fg()
+	per := 16 * w.nfb * Cg * convFwdFB
+	w.u = normGrow(w.u, g.G*per)
+	clear(w.u)
+	for gi := 0; gi < g.G; gi++ {
+		u := w.u[gi*per : (gi+1)*per]
+		for f := 0; f < Fg; f++ {
+			fb, f8 := f/convFwdFB, f%convFwdFB
+			for c := 0; c < Cg; c++ {
+				k := wts[((gi*Fg+f)*Cg+c)*9:][:9]
+				var t [4][3]float64 // G g
+				for col := 0; col < 3; col++ {
+					a, b, d := float64(k[col]), float64(k[3+col]), float64(k[6+col])
+					t[0][col], t[1][col], t[2][col], t[3][col] = a, (a+b+d)/2, (a-b+d)/2, d
+				}
+				for r := 0; r < 4; r++ { // (G g) G^T
+					a, b, d := t[r][0], t[r][1], t[r][2]
+					row := [4]float64{a, (a + b + d) / 2, (a - b + d) / 2, d}
+					for s := 0; s < 4; s++ {
+						u[((((r*4+s)*w.nfb)+fb)*Cg+c)*convFwdFB+f8] = float32(row[s])
+					}
+				}
+			}
+		}
+	}
+}
