@@ -6,16 +6,16 @@ import (
 )
 
 // fusedStep is a step of the inference machine that stands for a chain of
-// nodes: op computes the chain's last node from args.
+// nodes: run computes the chain's last node from args.
 type fusedStep struct {
-	op   gorgonia.Op
+	run  *ops.FusedConv
 	args []*gorgonia.Node
 }
 
 // fuseInference finds, in the inference machine's order, the chains
 // convolution → batch norm [→ add] [→ ReLU] in which each link is the only
 // reader of the one before and no link but the last is a bound output, and
-// replaces each by one ops.FusedConvOp step at the position of its last
+// replaces each by one ops.FusedConv step at the position of its last
 // node (after every input of the chain). A node joins one chain at most:
 // of two convolutions added together (a projection shortcut), the first in
 // order takes the add. It follows the graph: a chain ends
@@ -65,7 +65,7 @@ func fuseInference(order gorgonia.Nodes, bound gorgonia.Nodes) (gorgonia.Nodes, 
 		if err != nil {
 			continue // not a chain the fused op computes: leave it unfused
 		}
-		fused[last] = fusedStep{op: op, args: args}
+		fused[last] = fusedStep{run: op, args: args}
 		for _, n := range []*gorgonia.Node{conv, bn, add, relu} {
 			if n != nil {
 				claimed[n] = true

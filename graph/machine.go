@@ -30,12 +30,13 @@ type machine struct {
 }
 
 type mstep struct {
-	node *gorgonia.Node
-	op   gorgonia.Op
-	args []int            // index into vals, or -1: read from the node
-	from []*gorgonia.Node // the argument nodes
-	in   []gorgonia.Value // reused argument slice
-	bind bool
+	node  *gorgonia.Node
+	op    gorgonia.Op
+	fused *ops.FusedConv   // runs instead of op when not nil
+	args  []int            // index into vals, or -1: read from the node
+	from  []*gorgonia.Node // the argument nodes
+	in    []gorgonia.Value // reused argument slice
+	bind  bool
 }
 
 // machineOrder is the order in which a machine computing roots runs the op
@@ -95,11 +96,12 @@ func newMachine(order gorgonia.Nodes, bind gorgonia.Nodes, fused map[*gorgonia.N
 	}
 	m := &machine{steps: make([]mstep, len(order)), vals: make([]gorgonia.Value, len(order))}
 	for i, n := range order {
-		kids, op := Children(n), n.Op()
+		kids := Children(n)
+		s := mstep{node: n, op: n.Op(), bind: binds[n]}
 		if f, ok := fused[n]; ok {
-			kids, op = f.args, f.op
+			kids, s.fused = f.args, f.run
 		}
-		s := mstep{node: n, op: op, args: make([]int, len(kids)), from: kids, in: make([]gorgonia.Value, len(kids)), bind: binds[n]}
+		s.args, s.from, s.in = make([]int, len(kids)), kids, make([]gorgonia.Value, len(kids))
 		for j, k := range kids {
 			if p, ok := pos[k]; ok {
 				s.args[j] = p
@@ -126,8 +128,17 @@ func (m *machine) run() error {
 				return fmt.Errorf("%v: input %d (%v) has no value (bind the graph's inputs first)", s.node, j, s.from[j])
 			}
 		}
-		v, err := s.op.Do(s.in...)
+		var v gorgonia.Value
+		var err error
+		if s.fused != nil {
+			v, err = s.fused.Run(s.in...)
+		} else {
+			v, err = s.op.Do(s.in...)
+		}
 		if err != nil {
+			if s.fused != nil {
+				return fmt.Errorf("%v (%v): %w", s.node, s.fused, err)
+			}
 			return fmt.Errorf("%v (%v): %w", s.node, s.op, err)
 		}
 		m.vals[i] = v

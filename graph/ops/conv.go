@@ -204,13 +204,13 @@ func (op *Conv2DOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		if b != nil {
 			ep.shift = b.Float32s()
 		}
-		convForward(&op.f32, &op.direct, &op.wg, g, x.Float32s(), w.Float32s(), ep, y.Float32s())
+		convForward(&op.f32, &op.direct, &op.wg, g, x.Float32s(), w.Float32s(), ep, y.Float32s(), convWinogradTrainForward)
 	} else {
 		var ep convEpilogue[float64]
 		if b != nil {
 			ep.shift = b.Float64s()
 		}
-		convForward(&op.f64, &op.direct, &op.wg, g, x.Float64s(), w.Float64s(), ep, y.Float64s())
+		convForward(&op.f64, &op.direct, &op.wg, g, x.Float64s(), w.Float64s(), ep, y.Float64s(), false)
 	}
 	return y, nil
 }
@@ -321,10 +321,11 @@ type convFwd[T Float] struct {
 	wino    *convWinograd // the Winograd kernel's plan, nil when it does not apply
 }
 
-// convForward computes y = ep(conv(x, w)) for geometry g: the direct kernels
+// convForward computes y = ep(conv(x, w)) for geometry g: the Winograd
+// kernel when winograd is set and it computes g, else the direct kernels
 // when d says they compute g, else im2col+GEMM.
-func convForward[T Float](t *convFwd[T], d *convDirect, wg *sync.WaitGroup, g convGeom, x, w []T, ep convEpilogue[T], y []T) {
-	if w32, ok := any(w).([]float32); ok && d.wino.prepare(&g) {
+func convForward[T Float](t *convFwd[T], d *convDirect, wg *sync.WaitGroup, g convGeom, x, w []T, ep convEpilogue[T], y []T, winograd bool) {
+	if w32, ok := any(w).([]float32); ok && winograd && d.wino.prepare(&g) {
 		plan := convMakePlan(&g, 0, true)
 		plan.batch = d.wino.images((g.N + plan.workers - 1) / plan.workers)
 		vt, mt := d.wino.scratch(plan.batch)

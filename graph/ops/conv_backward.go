@@ -124,10 +124,10 @@ func (op *conv2DDataGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		wt := op.flip.get(dt, g.C, g.fg(), g.KH, g.KW)
 		if dt == tensor.Float32 {
 			convFlipFilters(wt.Float32s(), w.Float32s(), &g)
-			convForward(&op.fwd32, &op.direct, &op.wg, tg, dy.Float32s(), wt.Float32s(), convEpilogue[float32]{}, dx.Float32s())
+			convForward(&op.fwd32, &op.direct, &op.wg, tg, dy.Float32s(), wt.Float32s(), convEpilogue[float32]{}, dx.Float32s(), true)
 		} else {
 			convFlipFilters(wt.Float64s(), w.Float64s(), &g)
-			convForward(&op.fwd64, &op.direct, &op.wg, tg, dy.Float64s(), wt.Float64s(), convEpilogue[float64]{}, dx.Float64s())
+			convForward(&op.fwd64, &op.direct, &op.wg, tg, dy.Float64s(), wt.Float64s(), convEpilogue[float64]{}, dx.Float64s(), false)
 		}
 		return dx, nil
 	}

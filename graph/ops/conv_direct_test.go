@@ -77,7 +77,7 @@ func TestConvDirectMatchesGEMM(t *testing.T) {
 				var task convFwd[float32]
 				var dd convDirect
 				var wg sync.WaitGroup
-				convForward(&task, &dd, &wg, g, f32(x), f32(w), ep, y)
+				convForward(&task, &dd, &wg, g, f32(x), f32(w), ep, y, false)
 				return convTestF64(tensor.New(tensor.WithShape(yShape...), tensor.WithBacking(y)))
 			}
 			convDirectAgree(t, fmt.Sprintf("%v forward %s", cc, e.name), run(true), run(false))
@@ -147,6 +147,8 @@ func TestConvWinogradMatchesDirect(t *testing.T) {
 		{n: 7, c: 64, h: 8, w: 8, f: 64},
 		{n: 3, c: 6, h: 8, w: 8, f: 20, p: ConvParams{Groups: 2}},
 		{n: 2, c: 3, h: 2, w: 32, f: 4},
+		{n: 4, c: 64, h: 16, w: 16, f: 64},
+		{n: 4, c: 128, h: 8, w: 8, f: 128},
 	} {
 		cc.kh, cc.kw, cc.p.PadH, cc.p.PadW = 3, 3, 1, 1
 		p := cc.p.normalized()
@@ -190,7 +192,7 @@ func TestConvWinogradMatchesDirect(t *testing.T) {
 					var task convFwd[float32]
 					var dd convDirect
 					var wg sync.WaitGroup
-					convForward(&task, &dd, &wg, g, f32(x), f32(w), ep, y)
+					convForward(&task, &dd, &wg, g, f32(x), f32(w), ep, y, true)
 					if wino != (task.wino != nil || dd.wino.ok) {
 						t.Fatalf("%v: Winograd %v, want %v", cc, dd.wino.ok, wino)
 					}

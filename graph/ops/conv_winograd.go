@@ -4,13 +4,26 @@ package ops
 // CIFAR networks (conv_winograd_avx512.c): 16 multiplies per 2x2 outputs
 // and channel instead of 36. The forward kernels (the direct ones) run at
 // the cores' FMA peak, so fewer multiplies is what is left to gain on these
-// layers. Forward and the stride-1 input gradient (a forward convolution)
-// take it; results differ from the direct sums by float32 rounding of the
-// transforms (additions and halvings).
+// layers. Fused inference and the stride-1 input gradient (a forward
+// convolution) take it, the training forward when convWinogradTrainForward
+// says so; results differ from the direct sums by float32 rounding (their
+// error against float64 is if anything smaller: the sums over channels are
+// 9 times shorter).
 
 // convWinogradOn enables the Winograd kernel where it applies; tests switch
 // it off to compare with the direct kernels.
 var convWinogradOn = true
+
+// convWinogradTrainForward lets the training forward (Conv2DOp) take the
+// Winograd kernel too; inference (FusedConv) and the stride-1 input
+// gradient always may. It is off because it moves the forward activations
+// by float32 rounding (the Winograd sums are as accurate as the direct ones,
+// see docs/PERFORMANCE.md), and at a test point that sits on a rectifier's
+// edge that flips a ReLU: cuda's TestRefMatchesCPU/imagenet-resnet-18 then
+// sees its gradients move by 2.5e-3 (a one-ulp change of the input moves
+// them back within 9e-6 of the direct kernels'). Training forward with it
+// is ~10% faster on ResNet-20.
+var convWinogradTrainForward = false
 
 // convWinogradMinC is the least number of input channels per group for
 // which the kernel is used: its input transform is paid per channel and

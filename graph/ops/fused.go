@@ -2,15 +2,13 @@ package ops
 
 import (
 	"fmt"
-	"hash"
 	"math"
 
-	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
-// FusedConvOp is, for the inference machine, a convolution followed by a
+// FusedConv is, for the inference machine, a convolution followed by a
 // batch norm in inference mode and, where the graph has them, a residual add
 // and a ReLU, computed as one convolution whose epilogue applies the batch
 // norm as a per-filter scale and shift, adds the residual and rectifies,
@@ -21,31 +19,30 @@ import (
 //
 // It saves the batch norm's, the add's and the ReLU's passes over the
 // activations. s and t are folded from the running statistics at every run,
-// so they are never stale after training steps. The op is not a graph
-// node's op: graph.Compile puts it in place of the chain in the inference
-// machine only (training needs the batch statistics). It writes into the
-// convolution's output buffer, which nothing else reads in inference.
-type FusedConvOp struct {
-	noCommon
-	nonDiff
-	conv     *Conv2DOp
-	bn       *BatchNormOp
-	res      bool
-	relu     bool
-	nConvIn  int
-	scale32  []float32
-	shift32  []float32
-	scale64  []float64
-	shift64  []float64
-	outShape tensor.Shape
+// so they are never stale after training steps. It is a step of a machine,
+// not an op of the graph (it has Run, not Do, and no device lowering is
+// asked of it): graph.Compile puts it in place of the chain in the
+// inference machine only (training needs the batch statistics). It writes
+// into the convolution's output buffer, which nothing else reads in
+// inference.
+type FusedConv struct {
+	conv    *Conv2DOp
+	bn      *BatchNormOp
+	res     bool
+	relu    bool
+	nConvIn int
+	scale32 []float32
+	shift32 []float32
+	scale64 []float64
+	shift64 []float64
 }
 
-// FuseConvInference returns the fused op standing for the chain conv → bn
+// FuseConvInference returns the fused step standing for the chain conv → bn
 // [→ add] [→ relu] and its inputs: the convolution's (x, w[, b]), the batch
 // norm's gamma and beta, and the add's other input. add and relu may be
 // nil; the caller checks that each link is the only reader of the one
 // before. It reports an error when the nodes are not such a chain.
-func FuseConvInference(conv, bn, add, relu *gorgonia.Node) (*FusedConvOp, []*gorgonia.Node, error) {
+func FuseConvInference(conv, bn, add, relu *gorgonia.Node) (*FusedConv, []*gorgonia.Node, error) {
 	cop, ok := conv.Op().(*Conv2DOp)
 	if !ok {
 		return nil, nil, fmt.Errorf("fuse: %v is not a convolution", conv)
@@ -59,7 +56,7 @@ func FuseConvInference(conv, bn, add, relu *gorgonia.Node) (*FusedConvOp, []*gor
 		return nil, nil, fmt.Errorf("fuse: %v does not normalise %v", bn, conv)
 	}
 	args := append(planChildren(conv), bk[1], bk[2])
-	op := &FusedConvOp{conv: cop, bn: bop, nConvIn: cop.Arity(), outShape: bn.Shape().Clone()}
+	op := &FusedConv{conv: cop, bn: bop, nConvIn: cop.Arity()}
 	last := bn
 	if add != nil {
 		if _, ok := add.Op().(*AddOp); !ok {
@@ -88,7 +85,8 @@ func FuseConvInference(conv, bn, add, relu *gorgonia.Node) (*FusedConvOp, []*gor
 	return op, args, nil
 }
 
-func (op *FusedConvOp) Arity() int {
+// Arity is the number of inputs Run takes.
+func (op *FusedConv) Arity() int {
 	n := op.nConvIn + 2
 	if op.res {
 		n++
@@ -96,28 +94,7 @@ func (op *FusedConvOp) Arity() int {
 	return n
 }
 
-func (op *FusedConvOp) Type() hm.Type {
-	a := hm.TypeVariable('a')
-	t4, v := tensorType(4, a), tensorType(1, a)
-	ts := []hm.Type{t4, t4}
-	if op.nConvIn == 3 {
-		ts = append(ts, v)
-	}
-	ts = append(ts, v, v)
-	if op.res {
-		ts = append(ts, t4)
-	}
-	return fnType(append(ts, t4)...)
-}
-
-func (op *FusedConvOp) InferShape(...gorgonia.DimSizer) (tensor.Shape, error) {
-	return op.outShape.Clone(), nil
-}
-func (op *FusedConvOp) WriteHash(h hash.Hash) {
-	fmt.Fprintf(h, "FusedConv(%d,%d,%t,%t)", op.conv.id, op.bn.id, op.res, op.relu)
-}
-func (op *FusedConvOp) Hashcode() uint32 { return hashOf(op) }
-func (op *FusedConvOp) String() string {
+func (op *FusedConv) String() string {
 	s := "FusedConv+BN"
 	if op.res {
 		s += "+Add"
@@ -128,7 +105,8 @@ func (op *FusedConvOp) String() string {
 	return s
 }
 
-func (op *FusedConvOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
+// Run computes the chain's output from the inputs FuseConvInference listed.
+func (op *FusedConv) Run(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "FusedConv"
 	var in [7]*tensor.Dense
 	if err := convArgs(name, op.Arity(), vs, in[:]); err != nil {
@@ -167,7 +145,7 @@ func (op *FusedConvOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		if res != nil {
 			ep.res = res.Float32s()
 		}
-		convForward(&op.conv.f32, &op.conv.direct, &op.conv.wg, g, x.Float32s(), w.Float32s(), ep, y.Float32s())
+		convForward(&op.conv.f32, &op.conv.direct, &op.conv.wg, g, x.Float32s(), w.Float32s(), ep, y.Float32s(), true)
 	} else {
 		op.scale64, op.shift64 = normGrow(op.scale64, g.F), normGrow(op.shift64, g.F)
 		fuseFold(op.scale64, op.shift64, op.bn, gamma.Float64s(), beta.Float64s(), fuseBias64(b))
@@ -175,7 +153,7 @@ func (op *FusedConvOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		if res != nil {
 			ep.res = res.Float64s()
 		}
-		convForward(&op.conv.f64, &op.conv.direct, &op.conv.wg, g, x.Float64s(), w.Float64s(), ep, y.Float64s())
+		convForward(&op.conv.f64, &op.conv.direct, &op.conv.wg, g, x.Float64s(), w.Float64s(), ep, y.Float64s(), false)
 	}
 	return y, nil
 }
