@@ -259,11 +259,26 @@ type convBwdFilter[T Float] struct {
 	plan  convPlan
 	x, dy []T
 	ws    []T
-	d     *convDirect // the direct kernel's plan, nil on the im2col+GEMM path
+	d     *convDirect   // the direct kernel's plan, nil on the im2col+GEMM path
+	wino  *convWinograd // the Winograd kernel's plan, or nil
 }
 
 func convBackwardFilter[T Float](t *convBwdFilter[T], d *convDirect, wg *sync.WaitGroup, g convGeom, x, dy, dw []T) {
 	_, f32 := any(x).([]float32)
+	if f32 && d.wino.prepare(&g) {
+		w := &d.wino
+		plan := convMakePlan(&g, w.wgradAccSize(), true)
+		plan.batch = w.wgradImages((g.N + plan.workers - 1) / plan.workers)
+		vt, dt := w.wgradScratch(plan.batch)
+		plan.scrSize = vt + dt
+		ws := convScratchLock[T](plan.workers * plan.per())
+		defer convScratchUnlock()
+		*t = convBwdFilter[T]{g: g, plan: plan, x: x, dy: dy, ws: ws, wino: w}
+		convParallel(t, wg, plan.workers, g.N, false)
+		convWinogradWGradFinish(w, ws, plan.per(), plan.workers, dw)
+		*t = convBwdFilter[T]{}
+		return
+	}
 	direct := f32 && d.prepare(&g)
 	acc := g.F * g.kg()
 	if direct {
@@ -307,6 +322,10 @@ func convBackwardFilter[T Float](t *convBwdFilter[T], d *convDirect, wg *sync.Wa
 }
 
 func (t *convBwdFilter[T]) run(wk, lo, hi int) {
+	if t.wino != nil {
+		t.runWinograd(wk, lo, hi)
+		return
+	}
 	if t.d != nil {
 		t.runDirect(wk, lo, hi)
 		return
@@ -332,6 +351,26 @@ func (t *convBwdFilter[T]) run(wk, lo, hi int) {
 			}
 			dyg, ldy := convGather(tmp, t.dy, n0, nb, yImg, gi*Fg, Fg, P, ld)
 			gemm(false, true, Kg, Fg, nb*P, 1, col, ld, dyg, ldy, 1, accg, Fg)
+		}
+	}
+}
+
+// runWinograd is run on the Winograd kernel (float32 only), plan.batch
+// images per call, into the worker's transformed gradient z.
+func (t *convBwdFilter[T]) runWinograd(wk, lo, hi int) {
+	g, w := &t.g, t.wino
+	x, dy := any(t.x).([]float32), any(t.dy).([]float32)
+	z, _, _, scr := convWorkspace(any(t.ws).([]float32), &t.plan, wk)
+	clear(z)
+	nvt, _ := w.wgradScratch(t.plan.batch)
+	vt, dt := scr[:nvt], scr[nvt:]
+	P, Cg, Fg, HW := g.p(), g.cg(), g.fg(), g.hw()
+	xImg, yImg := g.C*HW, g.F*P
+	zg := 16 * Fg * Cg
+	for n0 := lo; n0 < hi; n0 += t.plan.batch {
+		nb := min(t.plan.batch, hi-n0)
+		for gi := 0; gi < g.G; gi++ {
+			convWinogradWGrad32(w, x[n0*xImg+gi*Cg*HW:], xImg, dy[n0*yImg+gi*Fg*P:], yImg, Fg, nb, vt, dt, z[gi*zg:(gi+1)*zg])
 		}
 	}
 }

@@ -41,4 +41,13 @@ void eraserelu_wino_fwd_f32(const float *x, int64_t ximg, int C, int H, int W, i
 	const float *u, int F, float *y, int64_t yimg, const float *scale, const float *shift,
 	const float *res, int relu, float *vt, float *mt);
 
+// Winograd F(2x2, 3x3) filter gradient over nimg images (x and dy ximg
+// and dyimg apart) of one channel group (same geometries as
+// eraserelu_wino_fwd_f32): z[e][f][c] (16 x F x C, e = 4r + s) accumulates
+// the sum over tiles of (A dy A^T)[e] * (B^T x B)[e]; the filter gradient
+// is G^T z G (conv_winograd.go). vt and dt are scratch of 16*C*nvec*16 and
+// 16*F*nvec*16 floats, nvec = nimg*H*W/64.
+void eraserelu_wino_wgrad_f32(const float *x, int64_t ximg, int C, int H, int W, const float *dy,
+	int64_t dyimg, int F, int nimg, float *vt, float *dt, float *z);
+
 #endif

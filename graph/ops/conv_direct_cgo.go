@@ -59,3 +59,12 @@ func convWinogradFwd32(w *convWinograd, x []float32, xImg int, u []float32, F in
 	C.eraserelu_wino_fwd_f32(cf32(x), C.int64_t(xImg), C.int(g.cg()), C.int(g.H), C.int(g.W), C.int(nimg),
 		cf32(u), C.int(F), cf32(y), C.int64_t(yImg), cf32(scale), cf32(shift), cf32(res), r, cf32(vt), cf32(mt))
 }
+
+// convWinogradWGrad32 accumulates the transformed filter gradient z of nimg
+// images of one channel group (x and dy offset to the first image and the
+// group, images xImg and dyImg apart) with scratch vt, dt.
+func convWinogradWGrad32(w *convWinograd, x []float32, xImg int, dy []float32, dyImg, F, nimg int, vt, dt, z []float32) {
+	g := &w.g
+	C.eraserelu_wino_wgrad_f32(cf32(x), C.int64_t(xImg), C.int(g.cg()), C.int(g.H), C.int(g.W), cf32(dy),
+		C.int64_t(dyImg), C.int(F), C.int(nimg), cf32(vt), cf32(dt), cf32(z))
+}

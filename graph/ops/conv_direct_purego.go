@@ -17,3 +17,7 @@ func convWinogradFwd32(w *convWinograd, x []float32, xImg int, u []float32, F in
 	scale, shift, res []float32, relu bool, nimg int, vt, mt []float32) {
 	panic("ops: Winograd kernels need cgo")
 }
+
+func convWinogradWGrad32(w *convWinograd, x []float32, xImg int, dy []float32, dyImg, F, nimg int, vt, dt, z []float32) {
+	panic("ops: Winograd kernels need cgo")
+}

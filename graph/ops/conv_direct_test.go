@@ -126,17 +126,18 @@ func convDirectAgree(t *testing.T, name string, got, want []float64) {
 	}
 }
 
-// TestConvWinogradMatchesDirect compares the Winograd kernel (forward with
-// each epilogue, and the stride-1 input gradient) with the direct kernels,
+// TestConvWinogradMatchesDirect compares the Winograd kernels (forward with
+// each epilogue, the stride-1 input gradient, the filter gradient) with the
+// direct kernels,
 // the im2col+GEMM path and float64, to float32 rounding, for each plane
 // width it takes, several images per call, partial filter blocks and groups.
 func TestConvWinogradMatchesDirect(t *testing.T) {
 	if !convDirectCPU {
 		t.Skip("no direct kernels on this CPU or build")
 	}
-	defer func(on, wino bool, b, c int) {
-		convDirectOn, convWinogradOn, convWinogradScratchBytes, convWinogradMinC = on, wino, b, c
-	}(convDirectOn, convWinogradOn, convWinogradScratchBytes, convWinogradMinC)
+	defer func(on, wino bool, b, c, wb int) {
+		convDirectOn, convWinogradOn, convWinogradScratchBytes, convWinogradMinC, convWinogradWGradBytes = on, wino, b, c, wb
+	}(convDirectOn, convWinogradOn, convWinogradScratchBytes, convWinogradMinC, convWinogradWGradBytes)
 	convWinogradMinC = 1
 	rng := rand.New(rand.NewPCG(9, 10))
 	for _, cc := range []convCase{
@@ -216,5 +217,27 @@ func TestConvWinogradMatchesDirect(t *testing.T) {
 		got := grad(true, true, tensor.Float32)
 		convDirectAgree(t, fmt.Sprintf("%v Winograd input gradient vs direct", cc), got, grad(true, false, tensor.Float32))
 		convDirectAgree(t, fmt.Sprintf("%v Winograd input gradient vs float64", cc), got, grad(false, false, tensor.Float64))
+		for _, small := range []bool{false, true} {
+			// small scratch: one image per filter-gradient call
+			convWinogradWGradBytes = 4 << 20
+			if small {
+				convWinogradWGradBytes = 1
+			}
+			wgrad := func(direct, wino bool, dt tensor.Dtype) []float64 {
+				convDirectOn, convWinogradOn = direct, wino
+				op := &conv2DFilterGradOp{p: p, wshape: w.Shape().Clone(), id: nextID()}
+				out, err := op.Do(convTestDtype(x, dt), convTestDtype(dy, dt))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if wino != op.direct.wino.ok {
+					t.Fatalf("%v: Winograd filter gradient %v, want %v", cc, op.direct.wino.ok, wino)
+				}
+				return convTestF64(out.(*tensor.Dense))
+			}
+			got = wgrad(true, true, tensor.Float32)
+			convDirectAgree(t, fmt.Sprintf("%v Winograd filter gradient vs direct", cc), got, wgrad(true, false, tensor.Float32))
+			convDirectAgree(t, fmt.Sprintf("%v Winograd filter gradient vs float64", cc), got, wgrad(false, false, tensor.Float64))
+		}
 	}
 }

@@ -4,9 +4,10 @@ package ops
 // CIFAR networks (conv_winograd_avx512.c): 16 multiplies per 2x2 outputs
 // and channel instead of 36. The forward kernels (the direct ones) run at
 // the cores' FMA peak, so fewer multiplies is what is left to gain on these
-// layers. Fused inference and the stride-1 input gradient (a forward
-// convolution) take it, the training forward when convWinogradTrainForward
-// says so; results differ from the direct sums by float32 rounding (their
+// layers. Fused inference, the stride-1 input gradient (a forward
+// convolution) and the filter gradient (the adjoint: G^T [sum over tiles of
+// (A dy A^T) * (B^T x B)] G) take it, the training forward when
+// convWinogradTrainForward says so; results differ from the direct sums by float32 rounding (their
 // error against float64 is if anything smaller: the sums over channels are
 // 9 times shorter).
 
@@ -109,6 +110,65 @@ func (w *convWinograd) transformFilters(wts []float32) {
 					for s := 0; s < 4; s++ {
 						u[((((r*4+s)*w.nfb)+fb)*Cg+c)*convFwdFB+f8] = float32(row[s])
 					}
+				}
+			}
+		}
+	}
+}
+
+// convWinogradWGradBytes bounds the transformed inputs and output
+// gradients of the images one filter-gradient call handles: the call sums
+// across the 16 lanes of its (filter, channel) accumulators once, so it
+// wants many tiles (at least 64 vectors where this allows).
+var convWinogradWGradBytes = 4 << 20
+
+// wgradImages is how many images one filter-gradient call takes, at most per.
+func (w *convWinograd) wgradImages(per int) int {
+	perVec := 16 * (w.g.cg() + w.g.fg()) * 16 * 4
+	want := max(1, (64+w.nvi-1)/w.nvi)
+	return max(1, min(per, want, convWinogradWGradBytes/(perVec*w.nvi)))
+}
+
+// wgradScratch is the per-worker scratch of the filter gradient for nimg
+// images: transformed inputs, then transformed output gradients.
+func (w *convWinograd) wgradScratch(nimg int) (vt, dt int) {
+	nvec := nimg * w.nvi
+	return 16 * w.g.cg() * nvec * 16, 16 * w.g.fg() * nvec * 16
+}
+
+// wgradAccSize is the per-worker size of the transformed filter gradient z:
+// per group [16][Fg][Cg].
+func (w *convWinograd) wgradAccSize() int { return w.g.G * 16 * w.g.fg() * w.g.cg() }
+
+// wgradFinish writes the filter gradient dw (F, Cg, 3, 3) = G^T Z G from
+// the sum Z of the workers' z (acc, workers of per elements each).
+func convWinogradWGradFinish[T Float](w *convWinograd, acc []T, per, workers int, dw []T) {
+	g := &w.g
+	Cg, Fg := g.cg(), g.fg()
+	for gi := 0; gi < g.G; gi++ {
+		for f := 0; f < Fg; f++ {
+			for c := 0; c < Cg; c++ {
+				var z [4][4]float64
+				for e := 0; e < 16; e++ {
+					o := ((gi*16+e)*Fg+f)*Cg + c
+					var s float64
+					for wk := 0; wk < workers; wk++ {
+						s += float64(acc[wk*per+o])
+					}
+					z[e/4][e%4] = s
+				}
+				// G^T z G, G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]
+				var t [3][4]float64
+				for s := 0; s < 4; s++ {
+					t[0][s] = z[0][s] + (z[1][s]+z[2][s])/2
+					t[1][s] = (z[1][s] - z[2][s]) / 2
+					t[2][s] = (z[1][s]+z[2][s])/2 + z[3][s]
+				}
+				out := dw[((gi*Fg+f)*Cg+c)*9:][:9]
+				for i := 0; i < 3; i++ {
+					out[i*3+0] = T(t[i][0] + (t[i][1]+t[i][2])/2)
+					out[i*3+1] = T((t[i][1] - t[i][2]) / 2)
+					out[i*3+2] = T((t[i][1]+t[i][2])/2 + t[i][3])
 				}
 			}
 		}

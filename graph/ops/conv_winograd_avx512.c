@@ -259,3 +259,147 @@ KERNEL void eraserelu_wino_fwd_f32(const float *x, int64_t ximg, int C, int H, i
 		}
 	}
 }
+
+// wino_out_rows loads the virtual 32 elements of output row u of the tiles
+// of vector j (the elements wino_store writes) from plane y (H x W).
+KERNEL INLINE void wino_out_rows(const float *y, int W, int ty, int u, __m512 *a, __m512 *b) {
+	int row = 2 * ty + u;
+	switch (W) {
+	case 32:
+		*a = _mm512_loadu_ps(y + row * 32);
+		*b = _mm512_loadu_ps(y + row * 32 + 16);
+		return;
+	case 16:
+		*a = _mm512_loadu_ps(y + row * 16);
+		*b = _mm512_loadu_ps(y + (row + 2) * 16);
+		return;
+	default: // 8
+		*a = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(y + row * 8)),
+			_mm256_loadu_ps(y + (row + 2) * 8), 1);
+		*b = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(y + (row + 4) * 8)),
+			_mm256_loadu_ps(y + (row + 6) * 8), 1);
+		return;
+	}
+}
+
+// wino_grad_input transforms the 2x2 output gradients of the tiles of
+// vector j of plane dy into the 16 vectors D = A dy A^T, A = [1 0; 1 1;
+// 1 -1; 0 -1] (the adjoint of the output transform).
+KERNEL INLINE void wino_grad_input(const float *dy, int W, int j, __m512 d[16]) {
+	const int tw = W / 2;
+	const int ty = wino_ty(j, tw);
+	const __m512i ie = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+	const __m512i io = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+	__m512 yv[2][2];
+#pragma GCC unroll 2
+	for (int u = 0; u < 2; u++) {
+		__m512 a, b;
+		wino_out_rows(dy, W, ty, u, &a, &b);
+		yv[u][0] = _mm512_permutex2var_ps(a, ie, b);
+		yv[u][1] = _mm512_permutex2var_ps(a, io, b);
+	}
+	__m512 t[4][2];
+#pragma GCC unroll 2
+	for (int v = 0; v < 2; v++) {
+		t[0][v] = yv[0][v];
+		t[1][v] = _mm512_add_ps(yv[0][v], yv[1][v]);
+		t[2][v] = _mm512_sub_ps(yv[0][v], yv[1][v]);
+		t[3][v] = _mm512_sub_ps(_mm512_setzero_ps(), yv[1][v]);
+	}
+#pragma GCC unroll 4
+	for (int r = 0; r < 4; r++) {
+		d[r * 4 + 0] = t[r][0];
+		d[r * 4 + 1] = _mm512_add_ps(t[r][0], t[r][1]);
+		d[r * 4 + 2] = _mm512_sub_ps(t[r][0], t[r][1]);
+		d[r * 4 + 3] = _mm512_sub_ps(_mm512_setzero_ps(), t[r][1]);
+	}
+}
+
+// reduce16 returns the vector whose lane i is the sum of the lanes of a[i].
+KERNEL INLINE __m512 reduce16(__m512 a[16]) {
+	const __m512i l1 = _mm512_set_epi32(23, 22, 21, 20, 19, 18, 17, 16, 7, 6, 5, 4, 3, 2, 1, 0);
+	const __m512i h1 = _mm512_set_epi32(31, 30, 29, 28, 27, 26, 25, 24, 15, 14, 13, 12, 11, 10, 9, 8);
+	const __m512i l2 = _mm512_set_epi32(27, 26, 25, 24, 19, 18, 17, 16, 11, 10, 9, 8, 3, 2, 1, 0);
+	const __m512i h2 = _mm512_set_epi32(31, 30, 29, 28, 23, 22, 21, 20, 15, 14, 13, 12, 7, 6, 5, 4);
+	const __m512i l3 = _mm512_set_epi32(29, 28, 25, 24, 21, 20, 17, 16, 13, 12, 9, 8, 5, 4, 1, 0);
+	const __m512i h3 = _mm512_set_epi32(31, 30, 27, 26, 23, 22, 19, 18, 15, 14, 11, 10, 7, 6, 3, 2);
+	const __m512i l4 = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+	const __m512i h4 = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+	__m512 s1[8], s2[4], s3[2];
+#pragma GCC unroll 8
+	for (int i = 0; i < 8; i++)
+		s1[i] = _mm512_add_ps(_mm512_permutex2var_ps(a[2 * i], l1, a[2 * i + 1]),
+			_mm512_permutex2var_ps(a[2 * i], h1, a[2 * i + 1]));
+#pragma GCC unroll 4
+	for (int i = 0; i < 4; i++)
+		s2[i] = _mm512_add_ps(_mm512_permutex2var_ps(s1[2 * i], l2, s1[2 * i + 1]),
+			_mm512_permutex2var_ps(s1[2 * i], h2, s1[2 * i + 1]));
+#pragma GCC unroll 2
+	for (int i = 0; i < 2; i++)
+		s3[i] = _mm512_add_ps(_mm512_permutex2var_ps(s2[2 * i], l3, s2[2 * i + 1]),
+			_mm512_permutex2var_ps(s2[2 * i], h3, s2[2 * i + 1]));
+	return _mm512_add_ps(_mm512_permutex2var_ps(s3[0], l4, s3[1]), _mm512_permutex2var_ps(s3[0], h4, s3[1]));
+}
+
+KERNEL void eraserelu_wino_wgrad_f32(const float *x, int64_t ximg, int C, int H, int W, const float *dy,
+	int64_t dyimg, int F, int nimg, float *vt, float *dt, float *z) {
+	int nvi = H * W / 4 / 16, nvec = nimg * nvi;
+	for (int im = 0; im < nimg; im++) {
+		for (int c = 0; c < C; c++) {
+			const float *xc = x + im * ximg + (int64_t)c * H * W;
+			for (int j = 0; j < nvi; j++) {
+				__m512 v[16];
+				wino_input(xc, H, W, j, v);
+				float *dst = vt + ((int64_t)c * nvec + im * nvi + j) * 16;
+#pragma GCC unroll 16
+				for (int e = 0; e < 16; e++) _mm512_storeu_ps(dst + (int64_t)e * C * nvec * 16, v[e]);
+			}
+		}
+		for (int f = 0; f < F; f++) {
+			const float *df = dy + im * dyimg + (int64_t)f * H * W;
+			for (int j = 0; j < nvi; j++) {
+				__m512 d[16];
+				wino_grad_input(df, W, j, d);
+				float *dst = dt + ((int64_t)f * nvec + im * nvi + j) * 16;
+#pragma GCC unroll 16
+				for (int e = 0; e < 16; e++) _mm512_storeu_ps(dst + (int64_t)e * F * nvec * 16, d[e]);
+			}
+		}
+	}
+	// z[e][f][c] += sum over tiles of dt[e][f] * vt[e][c], 4x4 blocks of
+	// (f, c) in registers (rows past F or C repeat the last one, dropped)
+	for (int e = 0; e < 16; e++) {
+		const float *ve = vt + (int64_t)e * C * nvec * 16;
+		const float *de = dt + (int64_t)e * F * nvec * 16;
+		float *ze = z + (int64_t)e * F * C;
+		for (int f0 = 0; f0 < F; f0 += 4) {
+			const float *dr[4];
+#pragma GCC unroll 4
+			for (int i = 0; i < 4; i++) dr[i] = de + (int64_t)(f0 + i < F ? f0 + i : F - 1) * nvec * 16;
+			for (int c0 = 0; c0 < C; c0 += 4) {
+				const float *vr[4];
+#pragma GCC unroll 4
+				for (int k = 0; k < 4; k++) vr[k] = ve + (int64_t)(c0 + k < C ? c0 + k : C - 1) * nvec * 16;
+				__m512 acc[16];
+#pragma GCC unroll 16
+				for (int i = 0; i < 16; i++) acc[i] = _mm512_setzero_ps();
+				for (int v = 0; v < nvec; v++) {
+					__m512 dv[4], xv[4];
+#pragma GCC unroll 4
+					for (int i = 0; i < 4; i++) dv[i] = _mm512_loadu_ps(dr[i] + v * 16);
+#pragma GCC unroll 4
+					for (int k = 0; k < 4; k++) xv[k] = _mm512_loadu_ps(vr[k] + v * 16);
+#pragma GCC unroll 4
+					for (int i = 0; i < 4; i++) {
+#pragma GCC unroll 4
+						for (int k = 0; k < 4; k++) acc[i * 4 + k] = _mm512_fmadd_ps(dv[i], xv[k], acc[i * 4 + k]);
+					}
+				}
+				float r[16];
+				_mm512_storeu_ps(r, reduce16(acc));
+				for (int i = 0; i < 4 && f0 + i < F; i++)
+					for (int k = 0; k < 4 && c0 + k < C; k++) ze[(f0 + i) * C + c0 + k] += r[i * 4 + k];
+			}
+		}
+	}
+}
