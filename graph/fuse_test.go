@@ -89,14 +89,19 @@ func TestInferenceFusion(t *testing.T) {
 		arch  string
 		erase float64
 		fused bool // whether any chain should fuse
+		input [3]int
 	}{
-		{"resnet-20", 0, true}, {"resnet-20", 0.5, true}, {"resnet-20", 1, true}, {"preact-resnet-20", 0, true},
-		{"wrn-16-1-d", 0, true}, {"resnet-29-bottleneck", 0, true}, {"fig3-vgg-7", 0, true},
-		{"inception-v2-3", 0, true}, {"mlp-4", 0, false},
+		{"resnet-20", 0, true, [3]int{}}, {"resnet-20", 0.5, true, [3]int{}}, {"resnet-20", 1, true, [3]int{}}, {"preact-resnet-20", 0, true, [3]int{}},
+		{"wrn-16-1-d", 0, true, [3]int{}}, {"resnet-29-bottleneck", 0, true, [3]int{}}, {"fig3-vgg-7", 0, true, [3]int{}},
+		{"inception-v2-3", 0, true, [3]int{}}, {"resnext-11-2x4d", 0, true, [3]int{}},
+		{"imagenet-resnet-18", 0, true, [3]int{3, 32, 32}}, {"mlp-4", 0, false, [3]int{}},
 	} {
 		for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
 			t.Run(c.arch+"/"+dt.String(), func(t *testing.T) {
-				cfg := arch.Config{Arch: c.arch, Batch: 3, Dtype: dt, Seed: 11}
+				cfg := arch.Config{Arch: c.arch, Batch: 3, Dtype: dt, Seed: 11, InputShape: c.input}
+				if c.input != ([3]int{}) {
+					cfg.Classes = 10
+				}
 				g0, p0 := fuseProgram(t, cfg, c.erase, false)
 				g1, p1 := fuseProgram(t, cfg, c.erase, true)
 				if p0.InferenceFusions() != 0 {
