@@ -84,7 +84,13 @@ func convGeometry(xs, ws tensor.Shape, p ConvParams) (convGeom, error) {
 // and with bias, as one node. Inputs: x (N,C,H,W), w (F,C/G,KH,KW) and, when
 // HasBias, b (F). Output (N,F,OH,OW).
 //
-// Forward: per image, im2col into a workspace (bulk shifted copies for
+// Kernels, float32 on CPUs with AVX-512: stride-1 "same" and stride-2
+// convolutions run on the direct kernels (conv_direct.go: no im2col, no
+// GEMM packing, the bias or a fused epilogue applied in registers); 3x3
+// stride-1 ones on 8/16/32-wide planes on Winograd F(2x2,3x3)
+// (conv_winograd.go) for the input and filter gradients and fused
+// inference. Everything else (float64, other geometries, other CPUs, the
+// purego build): per image, im2col into a workspace (bulk shifted copies for
 // stride-1 "same" and stride-2 convolutions), then one GEMM per group
 // straight into the op's output buffer, bias added in place; 1x1 stride-1
 // unpadded convolutions skip im2col. Images are split across GOMAXPROCS
@@ -95,9 +101,9 @@ func convGeometry(xs, ws tensor.Shape, p ConvParams) (convGeom, error) {
 // Backward is three separate ops, so Gorgonia computes only those needed:
 // the input gradient (for stride 1 a forward convolution of dY with the
 // flipped, transposed filters; otherwise Wᵀ·dY per image and col2im), the
-// filter gradient (cols·dYᵀ per image into per-worker partial sums, columns
-// recomputed from x rather than kept from the forward pass) and the bias
-// gradient (sums of dY).
+// filter gradient (direct or Winograd kernels, or cols·dYᵀ per image into
+// per-worker partial sums, columns recomputed from x rather than kept from
+// the forward pass) and the bias gradient (sums of dY).
 type Conv2DOp struct {
 	noCommon
 	p ConvParams
