@@ -1,4 +1,4 @@
-//go:build !purego
+//go:build !purego && amd64
 
 // Direct float32 convolution kernels for AVX-512 (conv_direct.h). They are
 // compiled for AVX-512 whatever the build machine, and the Go side calls

@@ -1,8 +1,9 @@
-//go:build purego
+//go:build purego || !amd64
 
 package ops
 
-// convDirectCPU: the pure-Go build has no direct kernels.
+// convDirectCPU: the pure-Go build and other architectures have no direct
+// kernels.
 const convDirectCPU = false
 
 func convDirectFwd32(d *convDirect, x, wp []float32, F int, y []float32, scale, shift, res []float32, relu bool) {

@@ -1,4 +1,4 @@
-//go:build !purego
+//go:build !purego && amd64
 
 // Winograd F(2x2, 3x3) float32 convolution for AVX-512 (conv_direct.h):
 // 3x3, stride 1, padding 1, planes 8, 16 or 32 wide. The output is cut into

@@ -1,4 +1,4 @@
-//go:build !purego
+//go:build !purego && amd64
 
 // Element-wise and batch-norm float32 kernels for AVX-512
 // (elementwise_avx512.h). Without FMA contraction each element sees the

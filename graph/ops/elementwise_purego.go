@@ -1,8 +1,9 @@
-//go:build purego
+//go:build purego || !amd64
 
 package ops
 
-// The pure-Go build has no AVX-512 kernels (simdOK is false there).
+// The pure-Go build and other architectures have no AVX-512 kernels
+// (simdOK is false there).
 
 func simdReLU32(y, x []float32)                     { panic("ops: AVX-512 kernels need cgo") }
 func simdReLUGrad32(dx, y, dy []float32)            { panic("ops: AVX-512 kernels need cgo") }
