@@ -25,6 +25,7 @@ type Program struct {
 	grads   map[*Param]*tensor.Dense
 	inGrads map[string]*tensor.Dense
 	plan    *ops.MemoryPlan
+	fusions int
 }
 
 // MemoryPlan is the summary of the training machine's memory plan (nil when
@@ -37,6 +38,14 @@ type CompileOption func(*compileConfig)
 type compileConfig struct {
 	inputGrads []string
 	noPlan     bool
+	noFusion   bool
+}
+
+// WithoutInferenceFusion compiles the inference machine without fusing
+// convolution → batch norm [→ add] [→ ReLU] chains into single convolutions
+// (Program.InferenceFusions): for tests that compare the two, and debugging.
+func WithoutInferenceFusion() CompileOption {
+	return func(c *compileConfig) { c.noFusion = true }
 }
 
 // WithoutMemoryPlan compiles without the memory plan (no in-place ops, no
@@ -132,13 +141,25 @@ func Compile(g *Graph, loss string, opts ...CompileOption) (*Program, error) {
 		outNodes = append(outNodes, g.outputs[name])
 	}
 	order := machineOrder(g.expr, trainPins)
-	p.train = newMachine(order, outNodes)
-	p.infer = newMachine(machineOrder(g.expr, outPins), outNodes)
+	p.train = newMachine(order, outNodes, nil)
+	inferOrder := machineOrder(g.expr, outPins)
+	var fused map[*gorgonia.Node]fusedStep
+	if !cc.noFusion {
+		inferOrder, fused = fuseInference(inferOrder, outNodes)
+	}
+	p.fusions = len(fused)
+	p.infer = newMachine(inferOrder, outNodes, fused)
 	if !cc.noPlan {
 		p.plan = ops.PlanMemory(order, func(n *gorgonia.Node) bool { return !forward[n] })
 	}
 	return p, nil
 }
+
+// InferenceFusions is the number of convolution → batch norm [→ add]
+// [→ ReLU] chains the inference machine runs as single convolutions whose
+// epilogue applies the batch norm (folded from its running statistics at
+// every run), the residual and the rectifier.
+func (p *Program) InferenceFusions() int { return p.fusions }
 
 // Graph is the compiled graph.
 func (p *Program) Graph() *Graph { return p.g }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/eraserelu/eraserelu/graph/ops"
 	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
 )
 
 func isPinNode(n *gorgonia.Node) bool {
@@ -29,12 +30,13 @@ type machine struct {
 }
 
 type mstep struct {
-	node *gorgonia.Node
-	op   gorgonia.Op
-	args []int            // index into vals, or -1: read from the node
-	from []*gorgonia.Node // the argument nodes
-	in   []gorgonia.Value // reused argument slice
-	bind bool
+	node  *gorgonia.Node
+	op    gorgonia.Op
+	fused *ops.FusedConv   // runs instead of op when not nil
+	args  []int            // index into vals, or -1: read from the node
+	from  []*gorgonia.Node // the argument nodes
+	in    []gorgonia.Value // reused argument slice
+	bind  bool
 }
 
 // machineOrder is the order in which a machine computing roots runs the op
@@ -81,8 +83,9 @@ func machineOrder(g *gorgonia.ExprGraph, roots gorgonia.Nodes) gorgonia.Nodes {
 }
 
 // newMachine prepares a machine running order; bind lists the nodes whose
-// values are bound to them after each run.
-func newMachine(order gorgonia.Nodes, bind gorgonia.Nodes) *machine {
+// values are bound to them after each run; fused replaces the op and inputs
+// of some nodes (fuseInference).
+func newMachine(order gorgonia.Nodes, bind gorgonia.Nodes, fused map[*gorgonia.Node]fusedStep) *machine {
 	pos := map[*gorgonia.Node]int{}
 	for i, n := range order {
 		pos[n] = i
@@ -94,7 +97,11 @@ func newMachine(order gorgonia.Nodes, bind gorgonia.Nodes) *machine {
 	m := &machine{steps: make([]mstep, len(order)), vals: make([]gorgonia.Value, len(order))}
 	for i, n := range order {
 		kids := Children(n)
-		s := mstep{node: n, op: n.Op(), args: make([]int, len(kids)), from: kids, in: make([]gorgonia.Value, len(kids)), bind: binds[n]}
+		s := mstep{node: n, op: n.Op(), bind: binds[n]}
+		if f, ok := fused[n]; ok {
+			kids, s.fused = f.args, f.run
+		}
+		s.args, s.from, s.in = make([]int, len(kids)), kids, make([]gorgonia.Value, len(kids))
 		for j, k := range kids {
 			if p, ok := pos[k]; ok {
 				s.args[j] = p
@@ -121,20 +128,48 @@ func (m *machine) run() error {
 				return fmt.Errorf("%v: input %d (%v) has no value (bind the graph's inputs first)", s.node, j, s.from[j])
 			}
 		}
-		v, err := s.op.Do(s.in...)
+		var v gorgonia.Value
+		var err error
+		if s.fused != nil {
+			v, err = s.fused.Run(s.in...)
+		} else {
+			v, err = s.op.Do(s.in...)
+		}
 		if err != nil {
+			if s.fused != nil {
+				return fmt.Errorf("%v (%v): %w", s.node, s.fused, err)
+			}
 			return fmt.Errorf("%v (%v): %w", s.node, s.op, err)
 		}
 		m.vals[i] = v
 	}
 	for i := range m.steps {
-		if s := &m.steps[i]; s.bind {
+		// ops reuse their buffers, so the node is usually bound to this
+		// value already (UnsafeLet allocates: it clones the node's shape)
+		if s := &m.steps[i]; s.bind && !sameValue(s.node.Value(), m.vals[i]) {
 			if err := gorgonia.UnsafeLet(s.node, m.vals[i]); err != nil {
 				return fmt.Errorf("bind %v: %w", s.node, err)
 			}
 		}
 	}
 	return nil
+}
+
+// sameValue reports whether a and b are the same tensor or scalar
+// (pointers; values of other types may not be comparable: never the same).
+func sameValue(a, b gorgonia.Value) bool {
+	switch ta := a.(type) {
+	case *tensor.Dense:
+		tb, ok := b.(*tensor.Dense)
+		return ok && ta == tb
+	case *gorgonia.F32:
+		tb, ok := b.(*gorgonia.F32)
+		return ok && ta == tb
+	case *gorgonia.F64:
+		tb, ok := b.(*gorgonia.F64)
+		return ok && ta == tb
+	}
+	return false
 }
 
 // close drops the values.

@@ -113,6 +113,10 @@ func (op *AddOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 type resAddArgs[T Float] struct{ y, a, b []T }
 
 func (a *resAddArgs[T]) runRange(lo, hi int) {
+	if y, ok := any(a.y).([]float32); ok && simdOK() {
+		simdAdd32(y[lo:hi], any(a.a).([]float32)[lo:hi], any(a.b).([]float32)[lo:hi])
+		return
+	}
 	ys, as, bs := a.y[lo:hi], a.a[lo:hi], a.b[lo:hi]
 	as, bs = as[:len(ys)], bs[:len(ys)]
 	for i := range ys {

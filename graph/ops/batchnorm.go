@@ -259,6 +259,10 @@ type bnFwdArgs[T Float] struct {
 // variance (shifted by the channel's first value, accumulated in float64),
 // then one pass writing y.
 func (a *bnFwdArgs[T]) runRange(lo, hi int) {
+	if a32, ok := any(a).(*bnFwdArgs[float32]); ok && simdOK() {
+		simdBNFwd32(a32, lo, hi)
+		return
+	}
 	inner, stride := a.inner, a.c*a.inner
 	for c := lo; c < hi; c++ {
 		if a.stats {
@@ -410,6 +414,10 @@ type bnRedArgs[T Float] struct {
 }
 
 func (a *bnRedArgs[T]) runRange(lo, hi int) {
+	if a32, ok := any(a).(*bnRedArgs[float32]); ok && simdOK() {
+		simdBNRed32(a32, lo, hi)
+		return
+	}
 	inner, stride := a.inner, a.c*a.inner
 	for c := lo; c < hi; c++ {
 		mean := T(a.mean[c])
@@ -518,6 +526,10 @@ type bnDxArgs[T Float] struct {
 // run writes dx = g*dy + b*(x-mean) + c0 per channel, with g = gamma*invstd,
 // b = -g*invstd*dgamma/M and c0 = -g*dbeta/M (both zero in inference mode).
 func (a *bnDxArgs[T]) runRange(lo, hi int) {
+	if a32, ok := any(a).(*bnDxArgs[float32]); ok && simdOK() {
+		simdBNDx32(a32, lo, hi)
+		return
+	}
 	inner, stride := a.inner, a.c*a.inner
 	m := float64(a.n * inner)
 	for c := lo; c < hi; c++ {

@@ -84,7 +84,13 @@ func convGeometry(xs, ws tensor.Shape, p ConvParams) (convGeom, error) {
 // and with bias, as one node. Inputs: x (N,C,H,W), w (F,C/G,KH,KW) and, when
 // HasBias, b (F). Output (N,F,OH,OW).
 //
-// Forward: per image, im2col into a workspace (bulk shifted copies for
+// Kernels, float32 on CPUs with AVX-512: stride-1 "same" and stride-2
+// convolutions run on the direct kernels (conv_direct.go: no im2col, no
+// GEMM packing, the bias or a fused epilogue applied in registers); 3x3
+// stride-1 ones on 8/16/32-wide planes on Winograd F(2x2,3x3)
+// (conv_winograd.go) for the input and filter gradients and fused
+// inference. Everything else (float64, other geometries, other CPUs, the
+// purego build): per image, im2col into a workspace (bulk shifted copies for
 // stride-1 "same" and stride-2 convolutions), then one GEMM per group
 // straight into the op's output buffer, bias added in place; 1x1 stride-1
 // unpadded convolutions skip im2col. Images are split across GOMAXPROCS
@@ -95,18 +101,19 @@ func convGeometry(xs, ws tensor.Shape, p ConvParams) (convGeom, error) {
 // Backward is three separate ops, so Gorgonia computes only those needed:
 // the input gradient (for stride 1 a forward convolution of dY with the
 // flipped, transposed filters; otherwise Wᵀ·dY per image and col2im), the
-// filter gradient (cols·dYᵀ per image into per-worker partial sums, columns
-// recomputed from x rather than kept from the forward pass) and the bias
-// gradient (sums of dY).
+// filter gradient (direct or Winograd kernels, or cols·dYᵀ per image into
+// per-worker partial sums, columns recomputed from x rather than kept from
+// the forward pass) and the bias gradient (sums of dY).
 type Conv2DOp struct {
 	noCommon
 	p ConvParams
 	withBias
 	id uint64
 	outBuf
-	wg  sync.WaitGroup
-	f32 convFwd[float32]
-	f64 convFwd[float64]
+	wg     sync.WaitGroup
+	f32    convFwd[float32]
+	f64    convFwd[float64]
+	direct convDirect
 }
 
 // Conv2D convolves x (N,C,H,W) with w (F, C/Groups, KH, KW), PyTorch layout,
@@ -199,17 +206,17 @@ func (op *Conv2DOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	y := op.out.get(x.Dtype(), g.N, g.F, g.OH, g.OW)
 	if x.Dtype() == tensor.Float32 {
-		var bias []float32
+		var ep convEpilogue[float32]
 		if b != nil {
-			bias = b.Float32s()
+			ep.shift = b.Float32s()
 		}
-		convForward(&op.f32, &op.wg, g, x.Float32s(), w.Float32s(), bias, y.Float32s())
+		convForward(&op.f32, &op.direct, &op.wg, g, x.Float32s(), w.Float32s(), ep, y.Float32s(), convWinogradTrainForward)
 	} else {
-		var bias []float64
+		var ep convEpilogue[float64]
 		if b != nil {
-			bias = b.Float64s()
+			ep.shift = b.Float64s()
 		}
-		convForward(&op.f64, &op.wg, g, x.Float64s(), w.Float64s(), bias, y.Float64s())
+		convForward(&op.f64, &op.direct, &op.wg, g, x.Float64s(), w.Float64s(), ep, y.Float64s(), false)
 	}
 	return y, nil
 }
@@ -270,9 +277,20 @@ type convPlan struct {
 // convMakePlan plans a kernel over g's images: all workers when the work
 // pays for it; images per GEMM enough that a GEMM is about convTargetCols
 // wide, at most a worker's share; acc elements of partial sums per worker.
-func convMakePlan(g *convGeom, acc int) convPlan {
+// The direct kernels need no columns.
+func convMakePlan(g *convGeom, acc int, direct bool) convPlan {
 	p := convPlan{workers: convWorkers(g.N, g.macs()), batch: 1, accSize: acc}
 	if g.pointwise() {
+		return p
+	}
+	if direct {
+		// no columns: only the phase split's scratch, for several images
+		// per call of the filter-gradient kernel when acc > 0
+		if acc > 0 {
+			perWorker := (g.N + p.workers - 1) / p.workers
+			p.batch = max(1, min(perWorker, convDirectWGradImageBytes/(4*(g.C*g.hw()+g.F*g.p()))))
+		}
+		p.scrSize = p.batch * g.im2colScratch()
 		return p
 	}
 	perWorker := (g.N + p.workers - 1) / p.workers
@@ -300,28 +318,63 @@ func convWorkspace[T Float](ws []T, p *convPlan, wk int) (acc, col, tmp, scr []T
 
 // convFwd is the forward kernel's arguments, a convTask over images.
 type convFwd[T Float] struct {
-	g          convGeom
-	plan       convPlan
-	x, w, b, y []T
-	ws         []T
+	g       convGeom
+	plan    convPlan
+	x, w, y []T
+	ep      convEpilogue[T]
+	ws      []T
+	d       *convDirect   // the direct kernels' plan, nil on the im2col+GEMM path
+	wino    *convWinograd // the Winograd kernel's plan, nil when it does not apply
 }
 
-// convForward computes y = conv(x, w) + b (b may be nil) for geometry g.
-func convForward[T Float](t *convFwd[T], wg *sync.WaitGroup, g convGeom, x, w, b, y []T) {
-	plan := convMakePlan(&g, 0)
+// convForward computes y = ep(conv(x, w)) for geometry g: the Winograd
+// kernel when winograd is set and it computes g, else the direct kernels
+// when d says they compute g, else im2col+GEMM.
+func convForward[T Float](t *convFwd[T], d *convDirect, wg *sync.WaitGroup, g convGeom, x, w []T, ep convEpilogue[T], y []T, winograd bool) {
+	if w32, ok := any(w).([]float32); ok && winograd && d.wino.prepare(&g) {
+		plan := convMakePlan(&g, 0, true)
+		plan.batch = d.wino.images((g.N + plan.workers - 1) / plan.workers)
+		vt, mt := d.wino.scratch(plan.batch)
+		plan.scrSize = vt + mt
+		d.wino.transformFilters(w32)
+		ws := convScratchLock[T](plan.workers * plan.per())
+		defer convScratchUnlock()
+		*t = convFwd[T]{g: g, plan: plan, x: x, w: w, y: y, ep: ep, ws: ws, wino: &d.wino}
+		convParallel(t, wg, plan.workers, g.N, false)
+		*t = convFwd[T]{}
+		return
+	}
+	direct := false
+	if w32, ok := any(w).([]float32); ok && d.prepare(&g) {
+		d.packFilters(w32)
+		direct = true
+	}
+	plan := convMakePlan(&g, 0, direct)
 	ws := convScratchLock[T](plan.workers * plan.per())
 	defer convScratchUnlock()
-	*t = convFwd[T]{g: g, plan: plan, x: x, w: w, b: b, y: y, ws: ws}
-	convParallel(t, wg, plan.workers, g.N, true)
+	*t = convFwd[T]{g: g, plan: plan, x: x, w: w, y: y, ep: ep, ws: ws}
+	if direct {
+		t.d = d
+	}
+	convParallel(t, wg, plan.workers, g.N, !direct)
 	*t = convFwd[T]{}
 }
 
 func (t *convFwd[T]) run(wk, lo, hi int) {
+	if t.wino != nil {
+		t.runWinograd(wk, lo, hi)
+		return
+	}
+	if t.d != nil {
+		t.runDirect(wk, lo, hi)
+		return
+	}
 	g := &t.g
 	P, Cg, Fg, Kg, HW := g.p(), g.cg(), g.fg(), g.kg(), g.hw()
 	xImg, yImg := g.C*HW, g.F*P
 	_, col, tmp, scr := convWorkspace(t.ws, &t.plan, wk)
 	ld := t.plan.ld
+	ep := &t.ep
 	for n0 := lo; n0 < hi; n0 += t.plan.batch {
 		nb := min(t.plan.batch, hi-n0)
 		for gi := 0; gi < g.G; gi++ {
@@ -330,7 +383,7 @@ func (t *convFwd[T]) run(wk, lo, hi int) {
 				for n := n0; n < n0+nb; n++ {
 					yg := t.y[n*yImg+gi*Fg*P : n*yImg+(gi+1)*Fg*P]
 					gemm(false, false, Fg, P, Cg, 1, wg, Kg, t.x[n*xImg+gi*Cg*HW:], P, 0, yg, P)
-					convAddBias(yg, t.b, gi*Fg, Fg, P)
+					convApplyEpilogue(yg, yg, P, ep, convResAt(ep, n*yImg+gi*Fg*P), gi*Fg, Fg, P)
 				}
 				continue
 			}
@@ -340,24 +393,88 @@ func (t *convFwd[T]) run(wk, lo, hi int) {
 			if nb == 1 {
 				yg := t.y[n0*yImg+gi*Fg*P : n0*yImg+(gi+1)*Fg*P]
 				gemm(false, false, Fg, P, Kg, 1, wg, Kg, col, ld, 0, yg, P)
-				convAddBias(yg, t.b, gi*Fg, Fg, P)
+				convApplyEpilogue(yg, yg, P, ep, convResAt(ep, n0*yImg+gi*Fg*P), gi*Fg, Fg, P)
 				continue
 			}
 			gemm(false, false, Fg, nb*P, Kg, 1, wg, Kg, col, ld, 0, tmp, ld)
 			for j := 0; j < nb; j++ {
-				for f := 0; f < Fg; f++ {
-					dst := t.y[(n0+j)*yImg+(gi*Fg+f)*P:][:P]
-					src := tmp[f*ld+j*P:][:P]
-					if t.b == nil {
-						copy(dst, src)
-						continue
-					}
-					bv := t.b[gi*Fg+f]
-					for i, v := range src {
-						dst[i] = v + bv
-					}
-				}
+				off := (n0+j)*yImg + gi*Fg*P
+				convApplyEpilogue(t.y[off:], tmp[j*P:], ld, ep, convResAt(ep, off), gi*Fg, Fg, P)
 			}
+		}
+	}
+}
+
+// convResAt is the epilogue's residual from element off on, or nil.
+func convResAt[T Float](ep *convEpilogue[T], off int) []T {
+	if ep.res == nil {
+		return nil
+	}
+	return ep.res[off:]
+}
+
+// runWinograd is run on the Winograd kernel (float32 only), plan.batch
+// images per call.
+func (t *convFwd[T]) runWinograd(wk, lo, hi int) {
+	g, w := &t.g, t.wino
+	x, y := any(t.x).([]float32), any(t.y).([]float32)
+	scale, shift, res := any(t.ep.scale).([]float32), any(t.ep.shift).([]float32), any(t.ep.res).([]float32)
+	_, _, _, scr := convWorkspace(any(t.ws).([]float32), &t.plan, wk)
+	nvt, _ := w.scratch(t.plan.batch)
+	vt, mt := scr[:nvt], scr[nvt:]
+	P, Cg, Fg, HW := g.p(), g.cg(), g.fg(), g.hw()
+	xImg, yImg := g.C*HW, g.F*P
+	per := len(w.u) / g.G
+	for n0 := lo; n0 < hi; n0 += t.plan.batch {
+		nb := min(t.plan.batch, hi-n0)
+		for gi := 0; gi < g.G; gi++ {
+			off := n0*yImg + gi*Fg*P
+			var sc, sh, r []float32
+			if scale != nil {
+				sc = scale[gi*Fg:]
+			}
+			if shift != nil {
+				sh = shift[gi*Fg:]
+			}
+			if res != nil {
+				r = res[off:]
+			}
+			convWinogradFwd32(w, x[n0*xImg+gi*Cg*HW:], xImg, w.u[gi*per:(gi+1)*per], Fg, y[off:], yImg,
+				sc, sh, r, t.ep.relu, nb, vt, mt)
+		}
+	}
+}
+
+// runDirect is run on the direct kernels (float32 only): per image and
+// group, the stride phases split first for a stride-2 convolution.
+func (t *convFwd[T]) runDirect(wk, lo, hi int) {
+	g, d := &t.g, t.d
+	x, y := any(t.x).([]float32), any(t.y).([]float32)
+	scale, shift, res := any(t.ep.scale).([]float32), any(t.ep.shift).([]float32), any(t.ep.res).([]float32)
+	ws := any(t.ws).([]float32)
+	_, _, _, scr := convWorkspace(ws, &t.plan, wk)
+	P, Cg, Fg, HW := g.p(), g.cg(), g.fg(), g.hw()
+	xImg, yImg := g.C*HW, g.F*P
+	per := len(d.wp) / g.G
+	for n := lo; n < hi; n++ {
+		for gi := 0; gi < g.G; gi++ {
+			src := x[n*xImg+gi*Cg*HW:][:Cg*HW]
+			if d.phase {
+				im2colSplitPhases(scr, src, Cg, g.H, g.W)
+				src = scr
+			}
+			off := n*yImg + gi*Fg*P
+			var sc, sh, r []float32
+			if scale != nil {
+				sc = scale[gi*Fg:]
+			}
+			if shift != nil {
+				sh = shift[gi*Fg:]
+			}
+			if res != nil {
+				r = res[off:]
+			}
+			convDirectFwd32(d, src, d.wp[gi*per:(gi+1)*per], Fg, y[off:off+Fg*P], sc, sh, r, t.ep.relu)
 		}
 	}
 }
@@ -375,19 +492,4 @@ func convGather[T Float](dst, src []T, n0, nb, imgSize, f0, fg, p, ld int) ([]T,
 		}
 	}
 	return dst, ld
-}
-
-// convAddBias adds b[f0+f] to row f of y (rows of length p), f < nf; no-op
-// without bias.
-func convAddBias[T Float](y, b []T, f0, nf, p int) {
-	if b == nil {
-		return
-	}
-	for f := 0; f < nf; f++ {
-		bv := b[f0+f]
-		row := y[f*p : (f+1)*p]
-		for i := range row {
-			row[i] += bv
-		}
-	}
 }

@@ -24,12 +24,13 @@ type conv2DDataGradOp struct {
 	xs     tensor.Shape // xshape with dy's batch size, reused to not allocate
 	id     uint64
 	outBuf
-	flip  buffer // flipped, transposed filters for the stride-1 path
-	wg    sync.WaitGroup
-	f32   convBwdData[float32]
-	f64   convBwdData[float64]
-	fwd32 convFwd[float32]
-	fwd64 convFwd[float64]
+	flip   buffer // flipped, transposed filters for the stride-1 path
+	wg     sync.WaitGroup
+	f32    convBwdData[float32]
+	f64    convBwdData[float64]
+	fwd32  convFwd[float32]
+	fwd64  convFwd[float64]
+	direct convDirect
 }
 
 func (op *conv2DDataGradOp) Arity() int { return 2 }
@@ -123,10 +124,10 @@ func (op *conv2DDataGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		wt := op.flip.get(dt, g.C, g.fg(), g.KH, g.KW)
 		if dt == tensor.Float32 {
 			convFlipFilters(wt.Float32s(), w.Float32s(), &g)
-			convForward(&op.fwd32, &op.wg, tg, dy.Float32s(), wt.Float32s(), nil, dx.Float32s())
+			convForward(&op.fwd32, &op.direct, &op.wg, tg, dy.Float32s(), wt.Float32s(), convEpilogue[float32]{}, dx.Float32s(), true)
 		} else {
 			convFlipFilters(wt.Float64s(), w.Float64s(), &g)
-			convForward(&op.fwd64, &op.wg, tg, dy.Float64s(), wt.Float64s(), nil, dx.Float64s())
+			convForward(&op.fwd64, &op.direct, &op.wg, tg, dy.Float64s(), wt.Float64s(), convEpilogue[float64]{}, dx.Float64s(), false)
 		}
 		return dx, nil
 	}
@@ -146,7 +147,7 @@ type convBwdData[T Float] struct {
 }
 
 func convBackwardData[T Float](t *convBwdData[T], wg *sync.WaitGroup, g convGeom, w, dy, dx []T) {
-	plan := convMakePlan(&g, 0)
+	plan := convMakePlan(&g, 0, false)
 	ws := convScratchLock[T](plan.workers * plan.per())
 	defer convScratchUnlock()
 	*t = convBwdData[T]{g: g, plan: plan, w: w, dy: dy, dx: dx, ws: ws}
@@ -190,9 +191,10 @@ type conv2DFilterGradOp struct {
 	wshape tensor.Shape
 	id     uint64
 	outBuf
-	wg  sync.WaitGroup
-	f32 convBwdFilter[float32]
-	f64 convBwdFilter[float64]
+	wg     sync.WaitGroup
+	f32    convBwdFilter[float32]
+	f64    convBwdFilter[float64]
+	direct convDirect
 }
 
 func (op *conv2DFilterGradOp) Arity() int { return 2 }
@@ -245,9 +247,9 @@ func (op *conv2DFilterGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	ws := op.wshape
 	dw := op.out.get(x.Dtype(), ws[0], ws[1], ws[2], ws[3])
 	if x.Dtype() == tensor.Float32 {
-		convBackwardFilter(&op.f32, &op.wg, g, x.Float32s(), dy.Float32s(), dw.Float32s())
+		convBackwardFilter(&op.f32, &op.direct, &op.wg, g, x.Float32s(), dy.Float32s(), dw.Float32s())
 	} else {
-		convBackwardFilter(&op.f64, &op.wg, g, x.Float64s(), dy.Float64s(), dw.Float64s())
+		convBackwardFilter(&op.f64, &op.direct, &op.wg, g, x.Float64s(), dy.Float64s(), dw.Float64s())
 	}
 	return dw, nil
 }
@@ -257,16 +259,53 @@ type convBwdFilter[T Float] struct {
 	plan  convPlan
 	x, dy []T
 	ws    []T
+	d     *convDirect   // the direct kernel's plan, nil on the im2col+GEMM path
+	wino  *convWinograd // the Winograd kernel's plan, or nil
 }
 
-func convBackwardFilter[T Float](t *convBwdFilter[T], wg *sync.WaitGroup, g convGeom, x, dy, dw []T) {
-	plan := convMakePlan(&g, g.F*g.kg())
+func convBackwardFilter[T Float](t *convBwdFilter[T], d *convDirect, wg *sync.WaitGroup, g convGeom, x, dy, dw []T) {
+	_, f32 := any(x).([]float32)
+	if f32 && d.wino.prepare(&g) {
+		w := &d.wino
+		plan := convMakePlan(&g, w.wgradAccSize(), true)
+		plan.batch = w.wgradImages((g.N + plan.workers - 1) / plan.workers)
+		vt, dt := w.wgradScratch(plan.batch)
+		plan.scrSize = vt + dt
+		ws := convScratchLock[T](plan.workers * plan.per())
+		defer convScratchUnlock()
+		*t = convBwdFilter[T]{g: g, plan: plan, x: x, dy: dy, ws: ws, wino: w}
+		convParallel(t, wg, plan.workers, g.N, false)
+		convWinogradWGradFinish(w, ws, plan.per(), plan.workers, dw)
+		*t = convBwdFilter[T]{}
+		return
+	}
+	direct := f32 && d.prepare(&g)
+	acc := g.F * g.kg()
+	if direct {
+		acc = d.wgradAccSize()
+	}
+	plan := convMakePlan(&g, acc, direct)
 	ws := convScratchLock[T](plan.workers * plan.per())
 	defer convScratchUnlock()
 	*t = convBwdFilter[T]{g: g, plan: plan, x: x, dy: dy, ws: ws}
-	convParallel(t, wg, plan.workers, g.N, true)
-	// dw[g][f][k] = sum over workers of acc[wk][g][k][f]
+	if direct {
+		t.d = d
+	}
+	convParallel(t, wg, plan.workers, g.N, !direct)
 	Fg, Kg, per := g.fg(), g.kg(), plan.per()
+	if direct {
+		// dw = sum over workers of acc[wk], laid out as dw
+		for i := range dw {
+			var s T
+			for wk := 0; wk < plan.workers; wk++ {
+				s += ws[wk*per+i]
+			}
+			dw[i] = s
+		}
+		*t = convBwdFilter[T]{}
+		return
+	}
+	// dw[g][f][k] = sum over workers of acc[wk][g][k][f]
 	for gi := 0; gi < g.G; gi++ {
 		for f := 0; f < Fg; f++ {
 			row := dw[(gi*Fg+f)*Kg:][:Kg]
@@ -283,6 +322,14 @@ func convBackwardFilter[T Float](t *convBwdFilter[T], wg *sync.WaitGroup, g conv
 }
 
 func (t *convBwdFilter[T]) run(wk, lo, hi int) {
+	if t.wino != nil {
+		t.runWinograd(wk, lo, hi)
+		return
+	}
+	if t.d != nil {
+		t.runDirect(wk, lo, hi)
+		return
+	}
 	g := &t.g
 	P, Cg, Fg, Kg, HW := g.p(), g.cg(), g.fg(), g.kg(), g.hw()
 	xImg, yImg := g.C*HW, g.F*P
@@ -304,6 +351,51 @@ func (t *convBwdFilter[T]) run(wk, lo, hi int) {
 			}
 			dyg, ldy := convGather(tmp, t.dy, n0, nb, yImg, gi*Fg, Fg, P, ld)
 			gemm(false, true, Kg, Fg, nb*P, 1, col, ld, dyg, ldy, 1, accg, Fg)
+		}
+	}
+}
+
+// runWinograd is run on the Winograd kernel (float32 only), plan.batch
+// images per call, into the worker's transformed gradient z.
+func (t *convBwdFilter[T]) runWinograd(wk, lo, hi int) {
+	g, w := &t.g, t.wino
+	x, dy := any(t.x).([]float32), any(t.dy).([]float32)
+	z, _, _, scr := convWorkspace(any(t.ws).([]float32), &t.plan, wk)
+	clear(z)
+	nvt, _ := w.wgradScratch(t.plan.batch)
+	vt, dt := scr[:nvt], scr[nvt:]
+	P, Cg, Fg, HW := g.p(), g.cg(), g.fg(), g.hw()
+	xImg, yImg := g.C*HW, g.F*P
+	zg := 16 * Fg * Cg
+	for n0 := lo; n0 < hi; n0 += t.plan.batch {
+		nb := min(t.plan.batch, hi-n0)
+		for gi := 0; gi < g.G; gi++ {
+			convWinogradWGrad32(w, x[n0*xImg+gi*Cg*HW:], xImg, dy[n0*yImg+gi*Fg*P:], yImg, Fg, nb, vt, dt, z[gi*zg:(gi+1)*zg])
+		}
+	}
+}
+
+// runDirect is run on the direct kernel (float32 only), plan.batch images
+// per call (their stride phases split first for a stride-2 convolution).
+func (t *convBwdFilter[T]) runDirect(wk, lo, hi int) {
+	g, d := &t.g, t.d
+	x, dy := any(t.x).([]float32), any(t.dy).([]float32)
+	acc, _, _, scr := convWorkspace(any(t.ws).([]float32), &t.plan, wk)
+	clear(acc)
+	P, Cg, Fg, HW := g.p(), g.cg(), g.fg(), g.hw()
+	xImg, yImg := g.C*HW, g.F*P
+	accG := len(acc) / g.G
+	for n0 := lo; n0 < hi; n0 += t.plan.batch {
+		nb := min(t.plan.batch, hi-n0)
+		for gi := 0; gi < g.G; gi++ {
+			src, srcImg := x[n0*xImg+gi*Cg*HW:], xImg
+			if d.phase {
+				for j := 0; j < nb; j++ {
+					im2colSplitPhases(scr[j*Cg*HW:], x[(n0+j)*xImg+gi*Cg*HW:][:Cg*HW], Cg, g.H, g.W)
+				}
+				src, srcImg = scr, Cg*HW
+			}
+			convDirectWGrad32(d, src, srcImg, dy[n0*yImg+gi*Fg*P:], yImg, Fg, nb, acc[gi*accG:(gi+1)*accG])
 		}
 	}
 }

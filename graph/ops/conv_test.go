@@ -43,19 +43,24 @@ var convCases = []convCase{
 	{n: 1, c: 2, h: 4, w: 3, f: 2, kh: 3, kw: 3, p: ConvParams{PadH: 2, PadW: 1}, bias: true},
 }
 
-// convWithKnobs runs fn three times: with the default thresholds (these
-// small shapes run on one worker, one image per GEMM); with every kernel
-// forced onto all workers with several images per GEMM; and so again with
-// the input gradient of stride-1 convolutions by col2im instead of as a
-// forward convolution. Every kernel path is tested.
+// convWithKnobs runs fn four times: with the default thresholds (these
+// small shapes run on one worker, one image per GEMM or direct-kernel
+// call); with every kernel forced onto all workers with several images per
+// GEMM or filter-gradient call; so again with the input gradient of stride-1 convolutions by col2im
+// instead of as a forward convolution; and with the direct kernels off.
+// Every kernel path is tested (the direct ones where the CPU has them).
 func convWithKnobs(t *testing.T, fn func(t *testing.T)) {
 	t.Run("serial", fn)
-	oldWork, oldCols, oldVia := convMinParallelWork, convTargetCols, convDataGradViaForward
-	defer func() { convMinParallelWork, convTargetCols, convDataGradViaForward = oldWork, oldCols, oldVia }()
-	convMinParallelWork, convTargetCols = 0, 1<<20
+	oldWork, oldCols, oldVia, oldBytes, oldDirect := convMinParallelWork, convTargetCols, convDataGradViaForward, convDirectWGradImageBytes, convDirectOn
+	defer func() {
+		convMinParallelWork, convTargetCols, convDataGradViaForward, convDirectWGradImageBytes, convDirectOn = oldWork, oldCols, oldVia, oldBytes, oldDirect
+	}()
+	convMinParallelWork, convTargetCols, convDirectWGradImageBytes = 0, 1<<20, 1<<30
 	t.Run("parallel-batched", fn)
 	convDataGradViaForward = false
 	t.Run("parallel-batched-col2im", fn)
+	convDataGradViaForward, convDirectOn = true, false
+	t.Run("parallel-batched-gemm", fn)
 }
 
 func (cc convCase) inputs(rng *rand.Rand) []*tensor.Dense {

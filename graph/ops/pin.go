@@ -49,22 +49,32 @@ func (op *PinOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	if len(vs) != 1 {
 		return nil, fmt.Errorf("pin: expected 1 input, got %d", len(vs))
 	}
-	switch dst := op.target.Data().(type) {
-	case []float32:
-		switch src := vs[0].Data().(type) {
-		case []float32:
-			copy(dst, src)
-		case float32:
-			dst[0] = src
+	// typed accessors, not Data(), which boxes the slice (an allocation
+	// per pin per step)
+	switch op.target.Dtype() {
+	case tensor.Float32:
+		dst := op.target.Float32s()
+		switch src := vs[0].(type) {
+		case *tensor.Dense:
+			if src.Dtype() != tensor.Float32 {
+				return nil, fmt.Errorf("pin: value of dtype %v into a float32 target", src.Dtype())
+			}
+			copy(dst, src.Float32s())
+		case *gorgonia.F32:
+			dst[0] = float32(*src)
 		default:
 			return nil, fmt.Errorf("pin: value of type %T into a float32 target", src)
 		}
-	case []float64:
-		switch src := vs[0].Data().(type) {
-		case []float64:
-			copy(dst, src)
-		case float64:
-			dst[0] = src
+	case tensor.Float64:
+		dst := op.target.Float64s()
+		switch src := vs[0].(type) {
+		case *tensor.Dense:
+			if src.Dtype() != tensor.Float64 {
+				return nil, fmt.Errorf("pin: value of dtype %v into a float64 target", src.Dtype())
+			}
+			copy(dst, src.Float64s())
+		case *gorgonia.F64:
+			dst[0] = float64(*src)
 		default:
 			return nil, fmt.Errorf("pin: value of type %T into a float64 target", src)
 		}

@@ -85,6 +85,10 @@ type reluKernel[T Float] struct{ y, x []T }
 func (k *reluKernel[T]) runRange(lo, hi int) {
 	switch x := any(k.x).(type) {
 	case []float32:
+		if simdOK() {
+			simdReLU32(any(k.y).([]float32)[lo:hi], x[lo:hi])
+			return
+		}
 		reluMask32(any(k.y).([]float32)[lo:hi], x[lo:hi], x[lo:hi])
 	case []float64:
 		reluMask64(any(k.y).([]float64)[lo:hi], x[lo:hi], x[lo:hi])
@@ -198,6 +202,10 @@ type reluGradKernel[T Float] struct{ dx, y, dy []T }
 func (k *reluGradKernel[T]) runRange(lo, hi int) {
 	switch y := any(k.y).(type) {
 	case []float32:
+		if simdOK() {
+			simdReLUGrad32(any(k.dx).([]float32)[lo:hi], y[lo:hi], any(k.dy).([]float32)[lo:hi])
+			return
+		}
 		reluMask32(any(k.dx).([]float32)[lo:hi], any(k.dy).([]float32)[lo:hi], y[lo:hi])
 	case []float64:
 		reluMask64(any(k.dx).([]float64)[lo:hi], any(k.dy).([]float64)[lo:hi], y[lo:hi])

@@ -26,6 +26,8 @@ type ZeroPadShortcutOp struct {
 	id           uint64
 	outBuf
 	shp [4]int
+	k32 zpArgs[float32]
+	k64 zpArgs[float64]
 }
 
 // ZeroPadShortcut maps x (N,C,H,W) to (N, outChannels, ceil(H/stride),
@@ -103,9 +105,13 @@ func (op *ZeroPadShortcutOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	y := op.out.get(x.Dtype(), op.shp[:]...)
 	a := zpGeom{n: s[0], c: op.c, outC: op.outC, lo: op.PadBefore(), h: s[2], w: s[3], ho: ho, wo: wo, stride: op.stride}
 	if x.Dtype() == tensor.Float32 {
-		zpRun(zpArgs[float32]{zpGeom: a, x: x.Float32s(), y: y.Float32s()})
+		op.k32 = zpArgs[float32]{zpGeom: a, x: x.Float32s(), y: y.Float32s()}
+		zpRun(&op.k32)
+		op.k32 = zpArgs[float32]{}
 	} else {
-		zpRun(zpArgs[float64]{zpGeom: a, x: x.Float64s(), y: y.Float64s()})
+		op.k64 = zpArgs[float64]{zpGeom: a, x: x.Float64s(), y: y.Float64s()}
+		zpRun(&op.k64)
+		op.k64 = zpArgs[float64]{}
 	}
 	return y, nil
 }
@@ -123,19 +129,17 @@ type zpArgs[T Float] struct {
 	back bool
 }
 
-func zpRun[T Float](a zpArgs[T]) {
+// zpRun runs a (an op's field, so that the split over the pool allocates
+// nothing) over its planes.
+func zpRun[T Float](a *zpArgs[T]) {
 	planes, size := a.n*a.outC, a.ho*a.wo
 	if a.back {
 		planes, size = a.n*a.c, a.h*a.w
 	}
-	if normSerial(planes, size) {
-		a.run(0, planes)
-		return
-	}
-	parallelItems(planes, size, a.run)
+	parallelRun(a, planes, size)
 }
 
-func (a zpArgs[T]) run(lo, hi int) {
+func (a *zpArgs[T]) runRange(lo, hi int) {
 	st := a.stride
 	if !a.back {
 		for p := lo; p < hi; p++ {
@@ -193,6 +197,8 @@ type zeroPadBackwardOp struct {
 	id  uint64
 	outBuf
 	shp [4]int
+	k32 zpArgs[float32]
+	k64 zpArgs[float64]
 }
 
 func (op *zeroPadBackwardOp) Arity() int { return 1 }
@@ -233,9 +239,13 @@ func (op *zeroPadBackwardOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	dx := op.out.get(dy.Dtype(), op.shp[:]...)
 	a := zpGeom{n: s[0], c: f.c, outC: f.outC, lo: f.PadBefore(), h: f.h, w: f.w, ho: ho, wo: wo, stride: f.stride}
 	if dy.Dtype() == tensor.Float32 {
-		zpRun(zpArgs[float32]{zpGeom: a, x: dx.Float32s(), y: dy.Float32s(), back: true})
+		op.k32 = zpArgs[float32]{zpGeom: a, x: dx.Float32s(), y: dy.Float32s(), back: true}
+		zpRun(&op.k32)
+		op.k32 = zpArgs[float32]{}
 	} else {
-		zpRun(zpArgs[float64]{zpGeom: a, x: dx.Float64s(), y: dy.Float64s(), back: true})
+		op.k64 = zpArgs[float64]{zpGeom: a, x: dx.Float64s(), y: dy.Float64s(), back: true}
+		zpRun(&op.k64)
+		op.k64 = zpArgs[float64]{}
 	}
 	return dx, nil
 }

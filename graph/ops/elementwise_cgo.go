@@ -1,0 +1,59 @@
+//go:build !purego && amd64
+
+package ops
+
+/*
+#cgo LDFLAGS: -lm
+#include "elementwise_avx512.h"
+*/
+import "C"
+
+import "unsafe"
+
+func cf64(s []float64) *C.double {
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.double)(unsafe.Pointer(&s[0]))
+}
+
+func simdReLU32(y, x []float32) {
+	if len(x) > 0 {
+		C.eraserelu_relu_f32(cf32(y[:len(x)]), cf32(x), C.int64_t(len(x)))
+	}
+}
+
+func simdReLUGrad32(dx, y, dy []float32) {
+	if len(y) > 0 {
+		C.eraserelu_relu_grad_f32(cf32(dx[:len(y)]), cf32(y), cf32(dy[:len(y)]), C.int64_t(len(y)))
+	}
+}
+
+func simdAdd32(y, a, b []float32) {
+	if len(y) > 0 {
+		C.eraserelu_add_f32(cf32(y), cf32(a[:len(y)]), cf32(b[:len(y)]), C.int64_t(len(y)))
+	}
+}
+
+func simdBNFwd32(a *bnFwdArgs[float32], lo, hi int) {
+	st := C.int(0)
+	if a.stats {
+		st = 1
+	}
+	C.eraserelu_bn_fwd_f32(cf32(a.x), cf32(a.y), cf32(a.gamma), cf32(a.beta), cf64(a.mean), cf64(a.invstd), cf64(a.bvar),
+		C.int64_t(a.n), C.int64_t(a.c), C.int64_t(a.inner), C.double(a.eps), st, C.int64_t(lo), C.int64_t(hi))
+}
+
+func simdBNRed32(a *bnRedArgs[float32], lo, hi int) {
+	C.eraserelu_bn_red_f32(cf32(a.x), cf32(a.dy), cf32(a.red), cf64(a.mean), cf64(a.invstd),
+		C.int64_t(a.n), C.int64_t(a.c), C.int64_t(a.inner), C.int64_t(lo), C.int64_t(hi))
+}
+
+func simdBNDx32(a *bnDxArgs[float32], lo, hi int) {
+	b := C.int(0)
+	if a.batch {
+		b = 1
+	}
+	C.eraserelu_bn_dx_f32(cf32(a.x), cf32(a.gamma), cf32(a.dy), cf32(a.red), cf32(a.dx), cf64(a.mean), cf64(a.invstd),
+		C.int64_t(a.n), C.int64_t(a.c), C.int64_t(a.inner), b, C.int64_t(lo), C.int64_t(hi))
+}

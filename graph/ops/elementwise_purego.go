@@ -1,0 +1,13 @@
+//go:build purego || !amd64
+
+package ops
+
+// The pure-Go build and other architectures have no AVX-512 kernels
+// (simdOK is false there).
+
+func simdReLU32(y, x []float32)                     { panic("ops: AVX-512 kernels need cgo") }
+func simdReLUGrad32(dx, y, dy []float32)            { panic("ops: AVX-512 kernels need cgo") }
+func simdAdd32(y, a, b []float32)                   { panic("ops: AVX-512 kernels need cgo") }
+func simdBNFwd32(a *bnFwdArgs[float32], lo, hi int) { panic("ops: AVX-512 kernels need cgo") }
+func simdBNRed32(a *bnRedArgs[float32], lo, hi int) { panic("ops: AVX-512 kernels need cgo") }
+func simdBNDx32(a *bnDxArgs[float32], lo, hi int)   { panic("ops: AVX-512 kernels need cgo") }
