@@ -10,6 +10,7 @@ import (
 	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
 	"github.com/eraserelu/eraserelu/train"
+	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
@@ -89,9 +90,9 @@ func TestRefMatchesCPU(t *testing.T) {
 		cfg   arch.Config
 		erase bool
 		repl  erase.Replacement
-		// gradTol: the gradients' tolerance, 1e-4 unless the network is
-		// ill-conditioned at test size (TestResNeXtConditioning: one ulp
-		// on the input moves the CPU's own ResNeXt gradients by ~4e-2).
+		// gradTol: the gradients' tolerance against the CPU float32 step,
+		// 1e-4 unless set; a gradient beyond it passes only if it is as
+		// accurate as the CPU's against a float64 step (see checkStep).
 		gradTol float64
 	}{
 		{"resnet-20", arch.Config{Arch: "resnet-20", Batch: 4}, false, 0, 0},
@@ -101,7 +102,7 @@ func TestRefMatchesCPU(t *testing.T) {
 		{"inception-v2-3", arch.Config{Arch: "inception-v2-3", Batch: 2}, false, 0, 0},
 		// grouped and 1x1 strided convolutions, 7x7 stem, max pooling, bottlenecks
 		{"imagenet-resnet-18", arch.Config{Arch: "imagenet-resnet-18", Batch: 4, InputShape: [3]int{3, 64, 64}, Classes: 10}, false, 0, 0},
-		{"imagenet-resnext-50-32x4d", arch.Config{Arch: "imagenet-resnext-50-32x4d", Batch: 4, InputShape: [3]int{3, 64, 64}, Classes: 10}, false, 0, 0.1},
+		{"imagenet-resnext-50-32x4d", arch.Config{Arch: "imagenet-resnext-50-32x4d", Batch: 4, InputShape: [3]int{3, 64, 64}, Classes: 10}, false, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if testing.Short() && tc.name != "resnet-20" {
@@ -112,15 +113,92 @@ func TestRefMatchesCPU(t *testing.T) {
 	}
 }
 
+// checkStep compares one step of the reference interpreter with the CPU.
+// Two float32 implementations that sum in different orders can disagree on
+// the sign of a pre-activation within rounding of zero; the flipped ReLU
+// moves whole-layer gradients by ~1e-3 (measured on the H200: one flip in
+// three million, docs/CUDA.md). So a gradient further than gradTol from the
+// CPU's float32 one still passes when it is no further from a float64 step
+// of the same graph than max(gradTol, 2x) the CPU float32 step's worst
+// error is: as accurate as the CPU kernels, not bit-alike to them.
 func checkStep(t *testing.T, cfg arch.Config, eraseAll bool, repl erase.Replacement, gradTol float64) {
 	g, p, xs, ys := buildWith(t, cfg, eraseAll, repl)
-	checkSteps(t, g, p, xs, ys, gradTol, 1)
+	tw := buildTwin64(t, cfg, eraseAll, repl, g, xs, ys)
+	checkStepsTwin(t, g, p, xs, ys, gradTol, 1, tw)
+}
+
+// twin64 is the float64 copy of a float32 graph, its weights and its batch.
+type twin64 struct {
+	g *graph.Graph
+	p *graph.Program
+}
+
+func buildTwin64(t testing.TB, cfg arch.Config, eraseAll bool, repl erase.Replacement, g32 *graph.Graph, xs []float32, ys []int) *twin64 {
+	t.Helper()
+	cfg.Dtype, cfg.Seed = tensor.Float64, 7
+	g, err := arch.Build(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eraseAll {
+		if g, _, err = erase.Apply(g, erase.Options{Proportion: 1, Replacement: repl}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, prm := range g.Params() {
+		dst := prm.Node.Value().Data().([]float64)
+		for j, v := range g32.Params()[i].Node.Value().Data().([]float32) {
+			dst[j] = float64(v)
+		}
+	}
+	src := map[string][]float32{}
+	for _, b := range g32.Buffers() {
+		src[b.Name] = b.Value.Float32s()
+	}
+	for _, b := range g.Buffers() {
+		dst := b.Value.Float64s()
+		for j, v := range src[b.Name] {
+			dst[j] = float64(v)
+		}
+	}
+	p, err := graph.Compile(g, "loss")
+	if err != nil {
+		t.Fatal(err)
+	}
+	xn, _ := g.Input("x")
+	yn, _ := g.Input("y")
+	x := make([]float64, len(xs))
+	for i, v := range xs {
+		x[i] = float64(v)
+	}
+	if err := gorgonia.Let(xn, tensor.New(tensor.WithShape(xn.Shape()...), tensor.WithBacking(x))); err != nil {
+		t.Fatal(err)
+	}
+	if err := gorgonia.Let(yn, tensor.New(tensor.WithShape(len(ys)), tensor.WithBacking(append([]int(nil), ys...)))); err != nil {
+		t.Fatal(err)
+	}
+	return &twin64{g: g, p: p}
+}
+
+func to32(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
 }
 
 // checkSteps lowers, plans and runs steps forward and backward passes on
 // the reference interpreter and on the CPU, comparing after each (random
 // ops draw new masks at every step on both sides), then the SGD update.
 func checkSteps(t *testing.T, g *graph.Graph, p *graph.Program, xs []float32, ys []int, gradTol float64, steps int) *Step {
+	t.Helper()
+	return checkStepsTwin(t, g, p, xs, ys, gradTol, steps, nil)
+}
+
+// checkStepsTwin is checkSteps with, for a single step, the float64 twin
+// that judges gradients beyond gradTol (checkStep).
+func checkStepsTwin(t *testing.T, g *graph.Graph, p *graph.Program, xs []float32, ys []int, gradTol float64, steps int, tw *twin64) *Step {
 	t.Helper()
 	batch := len(ys)
 	s, err := Lower(p, benchSGD)
@@ -157,16 +235,43 @@ func checkSteps(t *testing.T, g *graph.Graph, p *graph.Program, xs []float32, ys
 		if m := r.Buf(s.Metrics); int(m[MetricCount]) != batch {
 			t.Errorf("step %d: metrics %v: count %v, want %d", step, m, m[MetricCount], batch)
 		}
-		worst := 0.0
+		// With a float64 twin: the CPU float32 step's worst error against it.
+		floor, limit := 0.0, 0.0
+		if tw != nil && step == 0 {
+			if err := tw.p.Train(); err != nil {
+				t.Fatal(err)
+			}
+			for i := range s.Params {
+				c32, _ := p.Grad(g.Params()[i])
+				c64, _ := tw.p.Grad(tw.g.Params()[i])
+				floor = max(floor, relDiff(c32.Float32s(), to32(c64.Float64s())))
+			}
+			limit = max(gradTol, 2*floor)
+		}
+		worst, worst64, judged := 0.0, 0.0, 0
 		for i, sl := range s.Params {
 			want, _ := p.Grad(g.Params()[i])
 			d := relDiff(r.Buf(sl.Grad), want.Float32s())
 			worst = max(worst, d)
-			if d > gradTol {
+			if d <= gradTol {
+				continue
+			}
+			if limit == 0 {
 				t.Errorf("step %d: gradient of %s: relative difference %.3g", step, sl.Name, d)
+				continue
+			}
+			judged++
+			c64, _ := tw.p.Grad(tw.g.Params()[i])
+			e := relDiff(r.Buf(sl.Grad), to32(c64.Float64s()))
+			worst64 = max(worst64, e)
+			if e > limit {
+				t.Errorf("step %d: gradient of %s: relative difference %.3g to the CPU float32, %.3g to float64 (CPU float32: %.3g)", step, sl.Name, d, e, floor)
 			}
 		}
 		t.Logf("step %d: loss %.6f, worst gradient relative difference %.3g", step, p.Loss(), worst)
+		if judged > 0 {
+			t.Logf("step %d: %d gradients beyond %.0e of the CPU float32 step judged against float64: worst %.3g, CPU float32's own %.3g", step, judged, gradTol, worst64, floor)
+		}
 		for _, b := range g.Buffers() {
 			if id, ok := s.States[b.Name]; ok {
 				if d := relDiff(r.Buf(id), b.Value.Float32s()); d > tol {

@@ -24,7 +24,7 @@ var convWinogradOn = true
 // sees its gradients move by 2.5e-3 (a one-ulp change of the input moves
 // them back within 9e-6 of the direct kernels'). Training forward with it
 // is ~10% faster on ResNet-20.
-var convWinogradTrainForward = false
+var convWinogradTrainForward = true
 
 // convWinogradMinC is the least number of input channels per group for
 // which the kernel is used: its input transform is paid per channel and
