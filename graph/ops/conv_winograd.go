@@ -17,13 +17,11 @@ var convWinogradOn = true
 
 // convWinogradTrainForward lets the training forward (Conv2DOp) take the
 // Winograd kernel too; inference (FusedConv) and the stride-1 input
-// gradient always may. It is off because it moves the forward activations
-// by float32 rounding (the Winograd sums are as accurate as the direct ones,
-// see docs/PERFORMANCE.md), and at a test point that sits on a rectifier's
-// edge that flips a ReLU: cuda's TestRefMatchesCPU/imagenet-resnet-18 then
-// sees its gradients move by 2.5e-3 (a one-ulp change of the input moves
-// them back within 9e-6 of the direct kernels'). Training forward with it
-// is ~10% faster on ResNet-20.
+// gradient always may. Its sums are as accurate as the direct ones against
+// float64 (docs/PERFORMANCE.md) but not the same bits, so at a point where a
+// pre-activation sits within rounding of zero a ReLU can flip against
+// another float32 implementation (cuda's TestRefMatchesCPU/imagenet-resnet-18
+// judges that case against float64). About 10% of a ResNet-20 training step.
 var convWinogradTrainForward = true
 
 // convWinogradMinC is the least number of input channels per group for
