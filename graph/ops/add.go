@@ -74,17 +74,11 @@ func (op *AddOp) String() string        { return "Add" }
 
 func (op *AddOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "Add"
-	if err := argCount(name, 2, vs); err != nil {
-		return nil, err
-	}
-	a, err := argDense(name, 0, vs[0])
+	args, err := floatArgs(name, 2, vs)
 	if err != nil {
 		return nil, err
 	}
-	b, err := argLike(name, 1, vs[1], a)
-	if err != nil {
-		return nil, err
-	}
+	a, b := args[0], args[1]
 	if !sameShape(a.Shape(), b.Shape()) {
 		return nil, fmt.Errorf("%s: shapes %v and %v differ", name, a.Shape(), b.Shape())
 	}

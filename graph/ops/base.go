@@ -106,6 +106,30 @@ func argLike(op string, i int, v gorgonia.Value, ref *tensor.Dense) (*tensor.Den
 	return d, nil
 }
 
+// maxFloatArgs is the most inputs floatArgs checks at once.
+const maxFloatArgs = 4
+
+// floatArgs checks that op got exactly n inputs (n <= maxFloatArgs), each a
+// contiguous float *tensor.Dense of input 0's dtype, and returns them in
+// order. An array, not a slice: a Do on the training step allocates nothing.
+func floatArgs(op string, n int, vs []gorgonia.Value) (args [maxFloatArgs]*tensor.Dense, err error) {
+	if n > maxFloatArgs {
+		panic(fmt.Sprintf("%s: floatArgs checks at most %d inputs", op, maxFloatArgs))
+	}
+	if err := argCount(op, n, vs); err != nil {
+		return args, err
+	}
+	if args[0], err = argDense(op, 0, vs[0]); err != nil {
+		return args, err
+	}
+	for i := 1; i < n; i++ {
+		if args[i], err = argLike(op, i, vs[i], args[0]); err != nil {
+			return args, err
+		}
+	}
+	return args, nil
+}
+
 // buffer is an op-owned tensor reused across runs while shape and dtype
 // hold. A memory plan (plan.go) may give it a slot: storage shared with
 // other ops' buffers whose values are never alive at the same time.

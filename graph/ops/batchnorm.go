@@ -180,21 +180,11 @@ func bnCheckVec(name string, i int, v *tensor.Dense, c int) error {
 
 func (op *BatchNormOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "BatchNorm"
-	if err := argCount(name, 3, vs); err != nil {
-		return nil, err
-	}
-	x, err := argDense(name, 0, vs[0])
+	args, err := floatArgs(name, 3, vs)
 	if err != nil {
 		return nil, err
 	}
-	gamma, err := argLike(name, 1, vs[1], x)
-	if err != nil {
-		return nil, err
-	}
-	beta, err := argLike(name, 2, vs[2], x)
-	if err != nil {
-		return nil, err
-	}
+	x, gamma, beta := args[0], args[1], args[2]
 	n, c, inner, err := bnDims(name, x, op.rank)
 	if err != nil {
 		return nil, err
@@ -374,17 +364,11 @@ func (op *bnParamGradOp) String() string   { return "BatchNormParamGrad" }
 
 func (op *bnParamGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "BatchNormParamGrad"
-	if err := argCount(name, 3, vs); err != nil {
-		return nil, err
-	}
-	x, err := argDense(name, 0, vs[0])
+	args, err := floatArgs(name, 3, vs)
 	if err != nil {
 		return nil, err
 	}
-	dy, err := argLike(name, 2, vs[2], x)
-	if err != nil {
-		return nil, err
-	}
+	x, dy := args[0], args[2]
 	if !sameShape(x.Shape(), dy.Shape()) {
 		return nil, fmt.Errorf("%s: dy has shape %v, x has %v", name, dy.Shape(), x.Shape())
 	}
@@ -469,25 +453,11 @@ func (op *bnInputGradOp) String() string   { return "BatchNormInputGrad" }
 
 func (op *bnInputGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "BatchNormInputGrad"
-	if err := argCount(name, 4, vs); err != nil {
-		return nil, err
-	}
-	x, err := argDense(name, 0, vs[0])
+	args, err := floatArgs(name, 4, vs)
 	if err != nil {
 		return nil, err
 	}
-	gamma, err := argLike(name, 1, vs[1], x)
-	if err != nil {
-		return nil, err
-	}
-	dy, err := argLike(name, 2, vs[2], x)
-	if err != nil {
-		return nil, err
-	}
-	red, err := argLike(name, 3, vs[3], x)
-	if err != nil {
-		return nil, err
-	}
+	x, gamma, dy, red := args[0], args[1], args[2], args[3]
 	if !sameShape(x.Shape(), dy.Shape()) {
 		return nil, fmt.Errorf("%s: dy has shape %v, x has %v", name, dy.Shape(), x.Shape())
 	}

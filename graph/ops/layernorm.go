@@ -89,21 +89,11 @@ func lnDims(name string, x *tensor.Dense) (n, d int, err error) {
 
 func (op *LayerNormOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "LayerNorm"
-	if err := argCount(name, 3, vs); err != nil {
-		return nil, err
-	}
-	x, err := argDense(name, 0, vs[0])
+	args, err := floatArgs(name, 3, vs)
 	if err != nil {
 		return nil, err
 	}
-	gamma, err := argLike(name, 1, vs[1], x)
-	if err != nil {
-		return nil, err
-	}
-	beta, err := argLike(name, 2, vs[2], x)
-	if err != nil {
-		return nil, err
-	}
+	x, gamma, beta := args[0], args[1], args[2]
 	n, d, err := lnDims(name, x)
 	if err != nil {
 		return nil, err
@@ -231,21 +221,11 @@ func (op *lnInputGradOp) String() string        { return "LayerNormInputGrad" }
 
 func (op *lnInputGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "LayerNormInputGrad"
-	if err := argCount(name, 4, vs); err != nil {
-		return nil, err
-	}
-	x, err := argDense(name, 0, vs[0])
+	args, err := floatArgs(name, 4, vs)
 	if err != nil {
 		return nil, err
 	}
-	gamma, err := argLike(name, 1, vs[1], x)
-	if err != nil {
-		return nil, err
-	}
-	dy, err := argLike(name, 3, vs[3], x)
-	if err != nil {
-		return nil, err
-	}
+	x, gamma, dy := args[0], args[1], args[3]
 	if !sameShape(x.Shape(), dy.Shape()) {
 		return nil, fmt.Errorf("%s: dy has shape %v, x has %v", name, dy.Shape(), x.Shape())
 	}
@@ -338,17 +318,11 @@ func (op *lnParamGradOp) String() string        { return "LayerNormParamGrad" }
 
 func (op *lnParamGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "LayerNormParamGrad"
-	if err := argCount(name, 3, vs); err != nil {
-		return nil, err
-	}
-	x, err := argDense(name, 0, vs[0])
+	args, err := floatArgs(name, 3, vs)
 	if err != nil {
 		return nil, err
 	}
-	dy, err := argLike(name, 2, vs[2], x)
-	if err != nil {
-		return nil, err
-	}
+	x, dy := args[0], args[2]
 	if !sameShape(x.Shape(), dy.Shape()) {
 		return nil, fmt.Errorf("%s: dy has shape %v, x has %v", name, dy.Shape(), x.Shape())
 	}

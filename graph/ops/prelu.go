@@ -234,17 +234,11 @@ func (op *preluAlphaGradOp) String() string   { return "PReLUAlphaGrad" }
 
 func (op *preluAlphaGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "PReLUAlphaGrad"
-	if err := argCount(name, 2, vs); err != nil {
-		return nil, err
-	}
-	x, err := argDense(name, 0, vs[0])
+	args, err := floatArgs(name, 2, vs)
 	if err != nil {
 		return nil, err
 	}
-	dy, err := argLike(name, 1, vs[1], x)
-	if err != nil {
-		return nil, err
-	}
+	x, dy := args[0], args[1]
 	if !sameShape(x.Shape(), dy.Shape()) {
 		return nil, fmt.Errorf("%s: dy has shape %v, x has %v", name, dy.Shape(), x.Shape())
 	}

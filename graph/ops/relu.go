@@ -166,17 +166,11 @@ func (op *reluBackwardOp) String() string        { return "ReLUBackward" }
 
 func (op *reluBackwardOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	const name = "ReLUBackward"
-	if err := argCount(name, 2, vs); err != nil {
-		return nil, err
-	}
-	y, err := argDense(name, 0, vs[0])
+	args, err := floatArgs(name, 2, vs)
 	if err != nil {
 		return nil, err
 	}
-	dy, err := argLike(name, 1, vs[1], y)
-	if err != nil {
-		return nil, err
-	}
+	y, dy := args[0], args[1]
 	if y.Size() != dy.Size() {
 		return nil, fmt.Errorf("%s: y has shape %v, dy %v", name, y.Shape(), dy.Shape())
 	}
