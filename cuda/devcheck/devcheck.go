@@ -172,11 +172,12 @@ func doubles(v []float32) []float64 {
 }
 
 type setup struct {
-	g  *graph.Graph
-	p  *graph.Program
-	s  *cuda.Step
-	xs []float32
-	ys []int
+	g   *graph.Graph
+	p   *graph.Program
+	s   *cuda.Step
+	inf *cuda.Step // the inference pass, lowered onto s
+	xs  []float32
+	ys  []int
 }
 
 // prepare builds the architecture (with the trailing ReLU of the given
@@ -207,8 +208,15 @@ func prepare(name string, batch int, eraseP float64) (*setup, error) {
 	if err := s.Plan(); err != nil {
 		return nil, err
 	}
+	inf, err := cuda.LowerInference(p, s)
+	if err != nil {
+		return nil, err
+	}
+	if err := inf.Plan(); err != nil {
+		return nil, err
+	}
 	fmt.Printf("%s batch %d: %s\n", name, batch, s.Describe())
-	return &setup{g: g, p: p, s: s, xs: xs, ys: ys}, nil
+	return &setup{g: g, p: p, s: s, inf: inf, xs: xs, ys: ys}, nil
 }
 
 // open opens the device for su's step and uploads su's weights, state and
@@ -577,6 +585,7 @@ type benchResult struct {
 	Graph     bool    `json:"cuda_graph"`
 	TF32      bool    `json:"tf32"`
 	TrainImgS float64 `json:"train_img_s"`
+	EvalImgS  float64 `json:"eval_img_s"`
 	StepMs    float64 `json:"step_ms"`
 	Launches  int     `json:"launches"`
 	ArenaMiB  float64 `json:"arena_mib"`
@@ -613,12 +622,27 @@ func bench(name string, batch, steps, warmup int, useGraph, tf32 bool, eraseP fl
 		}
 	}
 	dt := time.Since(t0).Seconds()
+	// Evaluation: the inference pass (batch norm on its running statistics)
+	// on the staged batch, metrics back after each batch as an evaluation
+	// loop needs them.
+	for i := 0; i < warmup; i++ {
+		if _, err := d.Infer(su.inf); err != nil {
+			return err
+		}
+	}
+	t1 := time.Now()
+	for i := 0; i < steps; i++ {
+		if _, err := d.Infer(su.inf); err != nil {
+			return err
+		}
+	}
+	evalDt := time.Since(t1).Seconds()
 	used, _, err := d.MemInfo()
 	if err != nil {
 		return err
 	}
 	r := benchResult{Arch: name, Batch: batch, Device: d.Name, Erase: eraseP, Graph: useGraph, TF32: tf32,
-		TrainImgS: float64(steps*batch) / dt, StepMs: dt * 1e3 / float64(steps), Launches: len(su.s.Instrs),
+		TrainImgS: float64(steps*batch) / dt, EvalImgS: float64(steps*batch) / evalDt, StepMs: dt * 1e3 / float64(steps), Launches: len(su.s.Instrs),
 		ArenaMiB: float64(su.s.ArenaBytes) / (1 << 20), DeviceMiB: float64(used) / (1 << 20), Loss: m.Loss}
 	js, _ := json.Marshal(r)
 	fmt.Println(string(js))
