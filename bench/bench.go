@@ -43,6 +43,7 @@ type Result struct {
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
 	BuildMs    float64 `json:"build_ms"`
 	BLAS       string  `json:"blas"`
+	Conv       string  `json:"conv_kernels"`
 }
 
 // Session is a compiled architecture bound to one random batch, with its
@@ -156,6 +157,7 @@ func Run(cfg Config) (*Result, error) {
 		PeakRSSMiB: rss,
 		BuildMs:    s.BuildMs,
 		BLAS:       ops.BLASName,
+		Conv:       ops.ConvKernels(),
 	}, nil
 }
 

@@ -29,8 +29,8 @@ func benchCommand() *cobra.Command {
 			if asJSON {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(r)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s batch=%d params=%d train_img_s=%.1f step_ms=%.1f eval_img_s=%.1f peak_rss_MiB=%.0f build_ms=%.0f blas=%q\n",
-				r.Arch, r.Batch, r.Params, r.TrainImgS, r.StepMs, r.EvalImgS, r.PeakRSSMiB, r.BuildMs, r.BLAS)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s batch=%d params=%d train_img_s=%.1f step_ms=%.1f eval_img_s=%.1f peak_rss_MiB=%.0f build_ms=%.0f blas=%q conv=%q\n",
+				r.Arch, r.Batch, r.Params, r.TrainImgS, r.StepMs, r.EvalImgS, r.PeakRSSMiB, r.BuildMs, r.BLAS, r.Conv)
 			return nil
 		},
 	}

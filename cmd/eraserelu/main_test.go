@@ -161,6 +161,32 @@ func TestDataStatsJSON(t *testing.T) {
 	}
 }
 
+// TestBenchJSON: the bench command's JSON has the keys scripts and
+// make bench read, with measured (positive) values.
+func TestBenchJSON(t *testing.T) {
+	out, err := run(t, "bench", "--arch", "resnet-8", "--batch", "4", "--steps", "1", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r map[string]any
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if r["arch"] != "resnet-8" || r["batch"].(float64) != 4 {
+		t.Errorf("bench: %v", r)
+	}
+	for _, k := range []string{"train_img_s", "eval_img_s", "peak_rss_mib"} {
+		if v, ok := r[k].(float64); !ok || v <= 0 {
+			t.Errorf("bench: %s = %v, want a positive number", k, r[k])
+		}
+	}
+	for _, k := range []string{"blas", "conv_kernels"} {
+		if v, ok := r[k].(string); !ok || v == "" {
+			t.Errorf("bench: %s = %v, want a name", k, r[k])
+		}
+	}
+}
+
 func TestPlan(t *testing.T) {
 	out, err := run(t, "experiment", "table1", "--scale", "paper", "--plan", "slurm", "--shards", "4", "--results", "/shared/r")
 	if err != nil || !strings.Contains(out, "#SBATCH --array=0-3") {

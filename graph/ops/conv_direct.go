@@ -210,3 +210,12 @@ func reluRow[T Float](d []T) {
 		reluMask64(v, v, v)
 	}
 }
+
+// ConvKernels names the convolution kernels this binary uses on this CPU
+// for float32 (benchmarks report it beside the BLAS).
+func ConvKernels() string {
+	if convDirectCPU && convDirectOn {
+		return "AVX-512 direct + Winograd F(2x2,3x3); im2col+GEMM for other geometries"
+	}
+	return "im2col + GEMM"
+}
