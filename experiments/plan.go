@@ -17,8 +17,13 @@ type PlanConfig struct {
 	// Binary is the eraserelu binary's path on the cluster (Slurm) and Image
 	// the container image that holds it (Kubernetes).
 	Binary, Image string
-	// CPUs, MemoryGiB and GPUs each shard asks for.
+	// CPUs, MemoryGiB and GPUs each shard asks for. With a GPU the shard
+	// trains on it (--device cuda): Binary and Image must then hold the GPU
+	// build (make cuda-build). The CUDA path uses one GPU per process.
 	CPUs, MemoryGiB, GPUs int
+	// Data and Dataset, when set, are passed to every shard (--data,
+	// --dataset).
+	Data, Dataset string
 }
 
 func (c PlanConfig) validate() error {
@@ -29,6 +34,8 @@ func (c PlanConfig) validate() error {
 		return fmt.Errorf("plan: --shards must be >= 1, got %d", c.Shards)
 	case c.Results == "":
 		return fmt.Errorf("plan: --results (a directory shared by all shards) is required")
+	case c.GPUs > 1:
+		return fmt.Errorf("plan: --gpus %d: a shard trains on one GPU (the CUDA path is single-device); use --gpus 1 and more --shards", c.GPUs)
 	}
 	return nil
 }
@@ -47,7 +54,7 @@ var slurmTemplate = template.Must(template.New("slurm").Parse(`#!/bin/bash
 set -euo pipefail
 mkdir -p {{.Results}}/{{.Experiment}}
 exec {{.Binary}} experiment {{.Experiment}} --scale {{.Scale}} \
-  --shard "${SLURM_ARRAY_TASK_ID}/{{.Shards}}" --out {{.Results}}
+  --shard "${SLURM_ARRAY_TASK_ID}/{{.Shards}}" --out {{.Results}}{{.Flags}}
 `))
 
 var k8sTemplate = template.Must(template.New("k8s").Parse(`# Kubernetes Indexed Job: one pod per shard of experiment {{.Experiment}} ({{.Scale}} scale).
@@ -69,7 +76,7 @@ spec:
           image: {{.Image}}
           command: ["/bin/sh", "-c"]
           args:
-            - eraserelu experiment {{.Experiment}} --scale {{.Scale}} --shard "${JOB_COMPLETION_INDEX}/{{.Shards}}" --out /results
+            - eraserelu experiment {{.Experiment}} --scale {{.Scale}} --shard "${JOB_COMPLETION_INDEX}/{{.Shards}}" --out /results{{.Flags}}
           resources:
             requests:
               cpu: "{{.CPUs}}"
@@ -89,8 +96,9 @@ spec:
 
 type planData struct {
 	PlanConfig
-	Last int
-	Name string
+	Last  int
+	Name  string
+	Flags string // the shard's further flags, each with a leading space
 }
 
 func fill(c PlanConfig) planData {
@@ -106,7 +114,17 @@ func fill(c PlanConfig) planData {
 	if c.MemoryGiB == 0 {
 		c.MemoryGiB = 16
 	}
-	return planData{PlanConfig: c, Last: c.Shards - 1, Name: strings.ToLower(strings.ReplaceAll(c.Experiment, "_", "-"))}
+	var flags strings.Builder
+	if c.GPUs > 0 {
+		flags.WriteString(" --device cuda")
+	}
+	if c.Data != "" {
+		fmt.Fprintf(&flags, " --data %q", c.Data)
+	}
+	if c.Dataset != "" {
+		fmt.Fprintf(&flags, " --dataset %q", c.Dataset)
+	}
+	return planData{PlanConfig: c, Last: c.Shards - 1, Name: strings.ToLower(strings.ReplaceAll(c.Experiment, "_", "-")), Flags: flags.String()}
 }
 
 // WriteSlurm writes a Slurm job-array script that runs every shard.

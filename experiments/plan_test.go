@@ -47,12 +47,12 @@ func TestShardsPartitionJobs(t *testing.T) {
 }
 
 func TestPlans(t *testing.T) {
-	c := PlanConfig{Experiment: "table1", Scale: Paper, Shards: 8, Results: "/shared/results", GPUs: 1}
+	c := PlanConfig{Experiment: "table1", Scale: Paper, Shards: 8, Results: "/shared/results", GPUs: 1, Data: "/shared/datasets"}
 	var b bytes.Buffer
 	if err := WriteSlurm(&b, c); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"#SBATCH --array=0-7", "--gres=gpu:1", `--shard "${SLURM_ARRAY_TASK_ID}/8"`, "experiment table1 --scale paper"} {
+	for _, want := range []string{"#SBATCH --array=0-7", "--gres=gpu:1", `--shard "${SLURM_ARRAY_TASK_ID}/8"`, "experiment table1 --scale paper", `--device cuda --data "/shared/datasets"`} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("slurm script lacks %q:\n%s", want, b.String())
 		}
@@ -61,12 +61,23 @@ func TestPlans(t *testing.T) {
 	if err := WriteK8s(&b, c); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"completionMode: Indexed", "completions: 8", "${JOB_COMPLETION_INDEX}/8", "nvidia.com/gpu: 1"} {
+	for _, want := range []string{"completionMode: Indexed", "completions: 8", "${JOB_COMPLETION_INDEX}/8", "nvidia.com/gpu: 1", "--device cuda"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("k8s manifest lacks %q:\n%s", want, b.String())
 		}
 	}
 	if err := WriteSlurm(&b, PlanConfig{Experiment: "x", Shards: 0, Results: "r"}); err == nil || !strings.Contains(err.Error(), "--shards") {
 		t.Errorf("zero shards: %v", err)
+	}
+	if err := WriteSlurm(&b, PlanConfig{Experiment: "x", Shards: 2, Results: "r", GPUs: 2}); err == nil || !strings.Contains(err.Error(), "--gpus") {
+		t.Errorf("two GPUs per shard: %v", err)
+	}
+	// Without a GPU the shard trains on the CPU: no --device flag.
+	b.Reset()
+	if err := WriteSlurm(&b, PlanConfig{Experiment: "fig3c", Scale: Quick, Shards: 2, Results: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "--device") || strings.Contains(b.String(), "--gres") {
+		t.Errorf("CPU plan asks for a device:\n%s", b.String())
 	}
 }

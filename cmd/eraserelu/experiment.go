@@ -62,7 +62,8 @@ With --plan slurm|k8s nothing runs: a job-array script or Indexed Job manifest i
 				todo, sc = mainJob, experiments.Quick
 			}
 			if planKind != "" {
-				pc := experiments.PlanConfig{Experiment: args[0], Scale: sc, Shards: shards, Results: results, Binary: binary, Image: image, GPUs: gpus}
+				pc := experiments.PlanConfig{Experiment: args[0], Scale: sc, Shards: shards, Results: results, Binary: binary, Image: image,
+					GPUs: gpus, Data: dataDir, Dataset: dataset}
 				switch planKind {
 				case "slurm":
 					return experiments.WriteSlurm(cmd.OutOrStdout(), pc)
@@ -108,9 +109,9 @@ With --plan slurm|k8s nothing runs: a job-array script or Indexed Job manifest i
 	f.StringVar(&planKind, "plan", "", "print a cluster plan instead of running: slurm or k8s")
 	f.IntVar(&shards, "shards", 8, "with --plan: number of shards")
 	f.StringVar(&results, "results", "", "with --plan: results directory shared by all shards (k8s: a PersistentVolumeClaim name)")
-	f.StringVar(&binary, "binary", "eraserelu", "with --plan slurm: path of the eraserelu binary on the cluster")
+	f.StringVar(&binary, "binary", "eraserelu", "with --plan slurm: path of the eraserelu binary on the cluster (with --gpus: the GPU build, make cuda-build)")
 	f.StringVar(&image, "image", "eraserelu:latest", "with --plan k8s: container image holding eraserelu")
-	f.IntVar(&gpus, "gpus", 0, "with --plan: GPUs per shard")
+	f.IntVar(&gpus, "gpus", 0, "with --plan: GPUs per shard (0 or 1; with 1 each shard trains with --device cuda)")
 	dev.add(f)
 	return cmd
 }
