@@ -2,13 +2,10 @@ package graph_test
 
 import (
 	"math"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/eraserelu/eraserelu/arch"
-	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
-	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
@@ -16,50 +13,11 @@ import (
 // compiles it with or without inference fusion.
 func fuseProgram(t *testing.T, cfg arch.Config, eraseP float64, fuse bool) (*graph.Graph, *graph.Program) {
 	t.Helper()
-	g, err := arch.Build(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if eraseP > 0 {
-		if g, _, err = erase.Apply(g, erase.Options{Proportion: eraseP}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	var opts []graph.CompileOption
 	if !fuse {
 		opts = append(opts, graph.WithoutInferenceFusion())
 	}
-	p, err := graph.Compile(g, "loss", opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	x, _ := g.Input("x")
-	y, _ := g.Input("y")
-	rng := rand.New(rand.NewPCG(9, 10))
-	v := make([]float64, x.Shape().TotalSize())
-	for i := range v {
-		v[i] = rng.NormFloat64()
-	}
-	xt := tensor.New(tensor.WithShape(x.Shape()...), tensor.WithBacking(v))
-	if cfg.Dtype == tensor.Float32 {
-		v32 := make([]float32, len(v))
-		for i := range v {
-			v32[i] = float32(v[i])
-		}
-		xt = tensor.New(tensor.WithShape(x.Shape()...), tensor.WithBacking(v32))
-	}
-	labels := make([]int, y.Shape()[0])
-	for i := range labels {
-		labels[i] = rng.IntN(10)
-	}
-	if err := gorgonia.Let(x, xt); err != nil {
-		t.Fatal(err)
-	}
-	if err := gorgonia.Let(y, tensor.New(tensor.WithShape(len(labels)), tensor.WithBacking(labels))); err != nil {
-		t.Fatal(err)
-	}
-	return g, p
+	return compileArch(t, cfg, eraseP, 9, opts...)
 }
 
 func fuseOutputs(t *testing.T, g *graph.Graph, p *graph.Program) []float64 {

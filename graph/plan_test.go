@@ -2,7 +2,6 @@ package graph_test
 
 import (
 	"math"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/eraserelu/eraserelu/arch"
@@ -17,41 +16,11 @@ import (
 // training passes and an inference pass, flattened.
 func planRun(t *testing.T, cfg arch.Config, eraseP float64, plan bool) ([]float64, *graph.Program) {
 	t.Helper()
-	g, err := arch.Build(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if eraseP > 0 {
-		if g, _, err = erase.Apply(g, erase.Options{Proportion: eraseP}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	var opts []graph.CompileOption
 	if !plan {
 		opts = append(opts, graph.WithoutMemoryPlan())
 	}
-	p, err := graph.Compile(g, "loss", opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	x, _ := g.Input("x")
-	y, _ := g.Input("y")
-	rng := rand.New(rand.NewPCG(3, 4))
-	xt := tensor.New(tensor.Of(cfg.Dtype), tensor.WithShape(x.Shape()...))
-	for i, d := 0, xt.Data().([]float32); i < len(d); i++ {
-		d[i] = float32(rng.NormFloat64())
-	}
-	labels := make([]int, y.Shape()[0])
-	for i := range labels {
-		labels[i] = rng.IntN(10)
-	}
-	if err := gorgonia.Let(x, xt); err != nil {
-		t.Fatal(err)
-	}
-	if err := gorgonia.Let(y, tensor.New(tensor.WithShape(len(labels)), tensor.WithBacking(labels))); err != nil {
-		t.Fatal(err)
-	}
+	g, p := compileArch(t, cfg, eraseP, 3, opts...)
 	var out []float64
 	read := func() {
 		out = append(out, p.Loss())
