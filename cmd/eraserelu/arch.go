@@ -133,7 +133,7 @@ func archShowCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&name, "arch", "", "architecture name (see `eraserelu arch list`)")
+	f.StringVar(&name, "arch", "", "architecture name (see: eraserelu arch list)")
 	f.IntVar(&classes, "classes", 0, "number of classes (default: the family's dataset)")
 	f.Float64Var(&prop, "erase", 0, "proportion of modules whose trailing ReLU is erased, in [0, 1]")
 	f.StringVar(&location, "location", "last", "which ReLU of a module to erase: last (EraseReLU), first (ER*) or all")

@@ -35,7 +35,7 @@ func benchCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Arch, "arch", "resnet-20", "architecture (see `eraserelu arch list`)")
+	f.StringVar(&cfg.Arch, "arch", "resnet-20", "architecture (see: eraserelu arch list)")
 	f.IntVar(&cfg.Batch, "batch", 128, "batch size")
 	f.IntVar(&cfg.Steps, "steps", 10, "timed training steps")
 	f.IntVar(&cfg.Warmup, "warmup", 2, "untimed steps first")

@@ -15,7 +15,7 @@ type deviceFlags struct {
 }
 
 func (d *deviceFlags) add(f *pflag.FlagSet) {
-	f.StringVar(&d.device, "device", "cpu", "where training runs: cpu; cuda (GPU 0, in the binary `make cuda-build` makes: bin/gpu/eraserelu); "+
+	f.StringVar(&d.device, "device", "cpu", "where training runs: cpu; cuda (GPU 0, in the GPU binary bin/gpu/eraserelu that make cuda-build makes); "+
 		"cuda-ref (the CUDA path on its CPU reference interpreter: slow, for checks)")
 	f.BoolVar(&d.cudaGraph, "cuda-graph", true, "with --device cuda: replay each training step as one captured CUDA graph")
 }

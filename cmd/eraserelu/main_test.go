@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // TestMain lets the tests run the command as a separate process: the test
@@ -159,6 +162,24 @@ func TestDataStatsJSON(t *testing.T) {
 			t.Errorf("no %q in %v", k, s)
 		}
 	}
+}
+
+// TestFlagUsagesHaveNoBackquotes: pflag prints a back-quoted word of a
+// flag's usage as its value name ("--device make cuda-build"), so usages
+// must not quote with backquotes.
+func TestFlagUsagesHaveNoBackquotes(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			if strings.Contains(f.Usage, "`") {
+				t.Errorf("%s --%s: usage has a backquote: %q", c.CommandPath(), f.Name, f.Usage)
+			}
+		})
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(rootCommand())
 }
 
 // TestBenchJSON: the bench command's JSON has the keys scripts and

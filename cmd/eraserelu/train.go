@@ -79,7 +79,7 @@ func trainCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&job.Arch, "arch", "resnet-20", "architecture (see `eraserelu arch list`)")
+	f.StringVar(&job.Arch, "arch", "resnet-20", "architecture (see: eraserelu arch list)")
 	f.StringVar(&job.Dataset, "dataset", "cifar10", "data set: mnist, cifar10, cifar100, svhn, imagenet")
 	f.StringVar(&dataDir, "data", "", "data directory (default: ../shared/datasets if present, else ./data)")
 	f.Float64Var(&job.Erase, "erase", 0, "proportion of modules with EraseReLU, in [0, 1]")
