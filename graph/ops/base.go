@@ -69,6 +69,16 @@ func shapeOf(ds gorgonia.DimSizer) (tensor.Shape, error) {
 	return s, nil
 }
 
+// clonedShape is the InferShape of an op whose output has the shape of
+// one of its inputs.
+func clonedShape(ds gorgonia.DimSizer) (tensor.Shape, error) {
+	s, err := shapeOf(ds)
+	if err != nil {
+		return nil, err
+	}
+	return s.Clone(), nil
+}
+
 // argCount checks the number of inputs of op.
 func argCount(op string, want int, vs []gorgonia.Value) error {
 	if len(vs) != want {

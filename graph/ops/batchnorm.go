@@ -148,11 +148,7 @@ func (op *BatchNormOp) Type() hm.Type {
 	return fnType(t, v, v, t)
 }
 func (op *BatchNormOp) InferShape(in ...gorgonia.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(in[0])
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
+	return clonedShape(in[0])
 }
 func (op *BatchNormOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "BatchNorm%d#%d", op.rank, op.id) }
 func (op *BatchNormOp) Hashcode() uint32      { return hashOf(op) }
@@ -439,11 +435,7 @@ func (op *bnInputGradOp) Type() hm.Type {
 	return fnType(t, tensorType(1, a), t, tensorType(2, a), t)
 }
 func (op *bnInputGradOp) InferShape(in ...gorgonia.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(in[0])
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
+	return clonedShape(in[0])
 }
 func (op *bnInputGradOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "BatchNormInputGrad%d#%d", op.fwd.rank, op.id)

@@ -259,11 +259,7 @@ func (op *ceBackwardOp) Type() hm.Type {
 	return fnType(t, gorgonia.TensorType{Dims: 1, Of: tensor.Int}, a, a, t)
 }
 func (op *ceBackwardOp) InferShape(in ...gorgonia.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(in[0])
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
+	return clonedShape(in[0])
 }
 func (op *ceBackwardOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "SoftmaxCrossEntropyBackward#%d", op.id)

@@ -76,11 +76,7 @@ func (op *DropoutOp) Type() hm.Type {
 	return fnType(t, t)
 }
 func (op *DropoutOp) InferShape(in ...gorgonia.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(in[0])
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
+	return clonedShape(in[0])
 }
 func (op *DropoutOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "Dropout%d(%v,%d)#%d", op.rank, op.p, op.seed, op.id)
@@ -203,11 +199,7 @@ func (op *dropoutBackwardOp) Type() hm.Type {
 	return fnType(t, t, t)
 }
 func (op *dropoutBackwardOp) InferShape(in ...gorgonia.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(in[0])
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
+	return clonedShape(in[0])
 }
 func (op *dropoutBackwardOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "DropoutBackward%d#%d", op.fwd.rank, op.id)

@@ -69,11 +69,7 @@ func (op *LayerNormOp) Type() hm.Type {
 	return fnType(t, v, v, t)
 }
 func (op *LayerNormOp) InferShape(in ...gorgonia.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(in[0])
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
+	return clonedShape(in[0])
 }
 func (op *LayerNormOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "LayerNorm#%d", op.id) }
 func (op *LayerNormOp) Hashcode() uint32      { return hashOf(op) }
@@ -209,11 +205,7 @@ func (op *lnInputGradOp) Type() hm.Type {
 	return fnType(t, tensorType(1, a), t, t, t)
 }
 func (op *lnInputGradOp) InferShape(in ...gorgonia.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(in[0])
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
+	return clonedShape(in[0])
 }
 func (op *lnInputGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "LayerNormInputGrad#%d", op.id) }
 func (op *lnInputGradOp) Hashcode() uint32      { return hashOf(op) }

@@ -165,11 +165,7 @@ func (op *maxPoolGradOp) Type() hm.Type {
 	return fnType(t, t, t)
 }
 func (op *maxPoolGradOp) InferShape(in ...gorgonia.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(in[0])
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
+	return clonedShape(in[0])
 }
 func (op *maxPoolGradOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "MaxPool2DGrad(%d,%d,%d)#%d", op.kernel, op.stride, op.pad, op.id)

@@ -49,11 +49,7 @@ func (op *PReLUOp) Type() hm.Type {
 	return fnType(t, tensorType(1, a), t)
 }
 func (op *PReLUOp) InferShape(in ...gorgonia.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(in[0])
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
+	return clonedShape(in[0])
 }
 func (op *PReLUOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "PReLU%d#%d", op.rank, op.id) }
 func (op *PReLUOp) Hashcode() uint32      { return hashOf(op) }
@@ -166,11 +162,7 @@ func (op *preluInputGradOp) Type() hm.Type {
 	return fnType(t, tensorType(1, a), t, t)
 }
 func (op *preluInputGradOp) InferShape(in ...gorgonia.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(in[0])
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
+	return clonedShape(in[0])
 }
 func (op *preluInputGradOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "PReLUInputGrad%d#%d", op.rank, op.id)

@@ -44,11 +44,7 @@ func (op *ReLUOp) Type() hm.Type {
 	return fnType(t, t)
 }
 func (op *ReLUOp) InferShape(in ...gorgonia.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(in[0])
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
+	return clonedShape(in[0])
 }
 func (op *ReLUOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "ReLU%d#%d", op.rank, op.id) }
 func (op *ReLUOp) Hashcode() uint32      { return hashOf(op) }
@@ -154,11 +150,7 @@ func (op *reluBackwardOp) Type() hm.Type {
 	return fnType(t, t, t)
 }
 func (op *reluBackwardOp) InferShape(in ...gorgonia.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(in[0])
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
+	return clonedShape(in[0])
 }
 func (op *reluBackwardOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "ReLUBackward%d#%d", op.rank, op.id) }
 func (op *reluBackwardOp) Hashcode() uint32      { return hashOf(op) }

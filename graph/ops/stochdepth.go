@@ -73,11 +73,7 @@ func (op *StochasticDepthOp) Type() hm.Type {
 	return fnType(t, t)
 }
 func (op *StochasticDepthOp) InferShape(in ...gorgonia.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(in[0])
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
+	return clonedShape(in[0])
 }
 func (op *StochasticDepthOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "StochasticDepth%d(%v,%d)#%d", op.rank, op.survival, op.seed, op.id)
@@ -162,11 +158,7 @@ func (op *stochDepthBackwardOp) Type() hm.Type {
 	return fnType(t, t, t)
 }
 func (op *stochDepthBackwardOp) InferShape(in ...gorgonia.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(in[0])
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
+	return clonedShape(in[0])
 }
 func (op *stochDepthBackwardOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "StochasticDepthBackward%d#%d", op.fwd.rank, op.id)
