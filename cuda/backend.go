@@ -109,24 +109,13 @@ func (b *Backend) Name() string { return b.exec.String() }
 // random ops' draw counters and whether the optimizer has started to the
 // executor.
 func (b *Backend) Load() error {
-	for i, sl := range b.train.Params {
-		w, err := float32s(b.g.Params()[i].Node.Value())
-		if err != nil {
-			return fmt.Errorf("parameter %s: %w", sl.Name, err)
-		}
-		if err := b.exec.Write(sl.Param, w); err != nil {
-			return err
-		}
+	if err := WriteWeights(b.train, b.g, b.exec.Write); err != nil {
+		return err
+	}
+	for _, sl := range b.train.Params {
 		v, _ := b.opt.Velocity(sl.Name)
 		if err := b.exec.Write(sl.Vel, v.Float32s()); err != nil {
 			return err
-		}
-	}
-	for _, buf := range b.g.Buffers() {
-		if id, ok := b.train.States[buf.Name]; ok {
-			if err := b.exec.Write(id, buf.Value.Float32s()); err != nil {
-				return err
-			}
 		}
 	}
 	if b.train.RNG >= 0 {
@@ -284,14 +273,7 @@ func NewRefExecutor(s *Step) (Executor, error) {
 func (e *RefExecutor) String() string { return "cuda-ref (the device path on the CPU interpreter)" }
 
 // Write copies v into buffer id.
-func (e *RefExecutor) Write(id int, v []float32) error {
-	b := e.R.S.Bufs[id]
-	if len(v) > b.Elems {
-		return fmt.Errorf("write %s: %d values into %d", b.Name, len(v), b.Elems)
-	}
-	copy(e.R.Buf(id), v)
-	return nil
-}
+func (e *RefExecutor) Write(id int, v []float32) error { return e.R.Write(id, v) }
 
 // Read copies buffer id out.
 func (e *RefExecutor) Read(id int) ([]float32, error) {

@@ -208,7 +208,7 @@ func matchCPU(t *testing.T, net arch.Config) {
 	}
 	worst := 0.0
 	for name, want := range cpu.params {
-		d := relDiff(dev.params[name], want)
+		d := RelDiff(dev.params[name], want)
 		worst = max(worst, d)
 		if d > 1e-3 {
 			t.Errorf("%s after training: relative difference %.3g", name, d)

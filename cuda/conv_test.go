@@ -86,7 +86,7 @@ func TestConvGeometries(t *testing.T) {
 			}
 			for i, sl := range s.Params {
 				want, _ := p.Grad(g.Params()[i])
-				if d := relDiff(r.Buf(sl.Grad), want.Float32s()); d > 1e-5 {
+				if d := RelDiff(r.Buf(sl.Grad), want.Float32s()); d > 1e-5 {
 					t.Errorf("gradient of %s: relative difference %.3g\nref %v\ncpu %v", sl.Name, d, r.Buf(sl.Grad), want.Float32s())
 				}
 			}

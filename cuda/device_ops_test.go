@@ -135,7 +135,7 @@ func TestDeviceKernels(t *testing.T) {
 						}
 						checked[in.Kernel]++
 					} else if !s.Bufs[w].Int {
-						if diff := relDiff(got, want); diff > 1e-4 || math.IsNaN(diff) {
+						if diff := RelDiff(got, want); diff > 1e-4 || math.IsNaN(diff) {
 							t.Errorf("instruction %d %v: %s relative difference %.3g", i, in, s.Bufs[w].Name, diff)
 						}
 					}

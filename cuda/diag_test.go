@@ -42,7 +42,7 @@ func TestDiagNodes(t *testing.T) {
 		if !ok {
 			continue
 		}
-		if d := relDiff(r.Buf(id), v); d > 1e-4 && shown < 8 {
+		if d := RelDiff(r.Buf(id), v); d > 1e-4 && shown < 8 {
 			shown++
 			t.Logf("node %v (%v) shape %v: relative difference %.3g", n.ID(), n.Op(), n.Shape(), d)
 		}

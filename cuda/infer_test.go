@@ -100,7 +100,7 @@ func TestInferenceMatchesCPU(t *testing.T) {
 					t.Errorf("%d labelled: loss: ref %v, cpu %v", labelled, ri.Buf(inf.Loss)[0], p.Loss())
 				}
 				logits, _ := p.Output("logits")
-				if d := relDiff(ri.Buf(inf.Logits), logits.Float32s()); d > 1e-4 {
+				if d := RelDiff(ri.Buf(inf.Logits), logits.Float32s()); d > 1e-4 {
 					t.Errorf("%d labelled: logits relative difference %.3g", labelled, d)
 				}
 				m := r.Buf(s.Metrics) // the inference step's metrics are the training step's buffer

@@ -38,6 +38,16 @@ func (r *Ref) buf(b *Buf) []float32 {
 // Buf is the contents of buffer id.
 func (r *Ref) Buf(id int) []float32 { return r.buf(r.S.Bufs[id]) }
 
+// Write copies v into buffer id (the Executor's and the Device's Write).
+func (r *Ref) Write(id int, v []float32) error {
+	b := r.S.Bufs[id]
+	if len(v) > b.Elems {
+		return fmt.Errorf("write %s: %d values into %d", b.Name, len(v), b.Elems)
+	}
+	copy(r.Buf(id), v)
+	return nil
+}
+
 // SetInts stores int32 values (labels) in buffer id.
 func (r *Ref) SetInts(id int, v []int) {
 	d := r.Buf(id)

@@ -10,7 +10,6 @@ import (
 	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
 	"github.com/eraserelu/eraserelu/train"
-	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
@@ -55,29 +54,11 @@ func bindBatch(t testing.TB, g *graph.Graph, batch int) ([]float32, []int) {
 // upload copies the graph's parameters, state and the batch into a Ref.
 func upload(t testing.TB, g *graph.Graph, s *Step, r *Ref, xs []float32, ys []int) {
 	t.Helper()
-	for i, sl := range s.Params {
-		copy(r.Buf(sl.Param), g.Params()[i].Node.Value().Data().([]float32))
-	}
-	for _, b := range g.Buffers() {
-		if id, ok := s.States[b.Name]; ok {
-			copy(r.Buf(id), b.Value.Float32s())
-		}
+	if err := WriteWeights(s, g, r.Write); err != nil {
+		t.Fatal(err)
 	}
 	copy(r.Buf(s.X), xs)
 	r.SetInts(s.Y, ys)
-}
-
-func relDiff(a, b []float32) float64 {
-	var num, den float64
-	for i := range a {
-		d := float64(a[i]) - float64(b[i])
-		num += d * d
-		den += float64(b[i]) * float64(b[i])
-	}
-	if den == 0 {
-		return math.Sqrt(num)
-	}
-	return math.Sqrt(num / den)
 }
 
 // TestRefMatchesCPU runs one training step of a network through Lower,
@@ -145,47 +126,17 @@ func buildTwin64(t testing.TB, cfg arch.Config, eraseAll bool, repl erase.Replac
 			t.Fatal(err)
 		}
 	}
-	for i, prm := range g.Params() {
-		dst := prm.Node.Value().Data().([]float64)
-		for j, v := range g32.Params()[i].Node.Value().Data().([]float32) {
-			dst[j] = float64(v)
-		}
-	}
-	src := map[string][]float32{}
-	for _, b := range g32.Buffers() {
-		src[b.Name] = b.Value.Float32s()
-	}
-	for _, b := range g.Buffers() {
-		dst := b.Value.Float64s()
-		for j, v := range src[b.Name] {
-			dst[j] = float64(v)
-		}
+	if err := CopyWeights64(g, g32); err != nil {
+		t.Fatal(err)
 	}
 	p, err := graph.Compile(g, "loss")
 	if err != nil {
 		t.Fatal(err)
 	}
-	xn, _ := g.Input("x")
-	yn, _ := g.Input("y")
-	x := make([]float64, len(xs))
-	for i, v := range xs {
-		x[i] = float64(v)
-	}
-	if err := gorgonia.Let(xn, tensor.New(tensor.WithShape(xn.Shape()...), tensor.WithBacking(x))); err != nil {
-		t.Fatal(err)
-	}
-	if err := gorgonia.Let(yn, tensor.New(tensor.WithShape(len(ys)), tensor.WithBacking(append([]int(nil), ys...)))); err != nil {
+	if err := BindBatch(g, xs, ys); err != nil {
 		t.Fatal(err)
 	}
 	return &twin64{g: g, p: p}
-}
-
-func to32(v []float64) []float32 {
-	out := make([]float32, len(v))
-	for i, x := range v {
-		out[i] = float32(x)
-	}
-	return out
 }
 
 // checkSteps lowers, plans and runs steps forward and backward passes on
@@ -244,14 +195,14 @@ func checkStepsTwin(t *testing.T, g *graph.Graph, p *graph.Program, xs []float32
 			for i := range s.Params {
 				c32, _ := p.Grad(g.Params()[i])
 				c64, _ := tw.p.Grad(tw.g.Params()[i])
-				floor = max(floor, relDiff(c32.Float32s(), to32(c64.Float64s())))
+				floor = max(floor, RelDiff(c32.Float32s(), c64.Float64s()))
 			}
 			limit = max(gradTol, 2*floor)
 		}
 		worst, worst64, judged := 0.0, 0.0, 0
 		for i, sl := range s.Params {
 			want, _ := p.Grad(g.Params()[i])
-			d := relDiff(r.Buf(sl.Grad), want.Float32s())
+			d := RelDiff(r.Buf(sl.Grad), want.Float32s())
 			worst = max(worst, d)
 			if d <= gradTol {
 				continue
@@ -262,7 +213,7 @@ func checkStepsTwin(t *testing.T, g *graph.Graph, p *graph.Program, xs []float32
 			}
 			judged++
 			c64, _ := tw.p.Grad(tw.g.Params()[i])
-			e := relDiff(r.Buf(sl.Grad), to32(c64.Float64s()))
+			e := RelDiff(r.Buf(sl.Grad), c64.Float64s())
 			worst64 = max(worst64, e)
 			if e > limit {
 				t.Errorf("step %d: gradient of %s: relative difference %.3g to the CPU float32, %.3g to float64 (CPU float32: %.3g)", step, sl.Name, d, e, floor)
@@ -274,7 +225,7 @@ func checkStepsTwin(t *testing.T, g *graph.Graph, p *graph.Program, xs []float32
 		}
 		for _, b := range g.Buffers() {
 			if id, ok := s.States[b.Name]; ok {
-				if d := relDiff(r.Buf(id), b.Value.Float32s()); d > tol {
+				if d := RelDiff(r.Buf(id), b.Value.Float32s()); d > tol {
 					t.Errorf("step %d: running statistic %s: relative difference %.3g", step, b.Name, d)
 				}
 			}

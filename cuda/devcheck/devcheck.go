@@ -24,7 +24,6 @@ import (
 	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
 	"github.com/eraserelu/eraserelu/train"
-	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
@@ -118,7 +117,7 @@ func probe() error {
 	if err != nil {
 		return err
 	}
-	diff := relDiff(got, ref.Buf(c))
+	diff := cuda.RelDiff(got, ref.Buf(c))
 	fmt.Printf("probe: fill+add+relu+SGEMM %dx%dx%d relative difference to the CPU %.2e\n", n, n, n, diff)
 	t0 := time.Now()
 	const reps = 20
@@ -134,32 +133,6 @@ func probe() error {
 	}
 	fmt.Println("probe: OK")
 	return nil
-}
-
-func relDiff(a, b []float32) float64 {
-	var num, den float64
-	for i := range a {
-		d := float64(a[i]) - float64(b[i])
-		num += d * d
-		den += float64(b[i]) * float64(b[i])
-	}
-	if den == 0 {
-		return math.Sqrt(num)
-	}
-	return math.Sqrt(num / den)
-}
-
-func relDiff64(a, b []float64) float64 {
-	var num, den float64
-	for i := range a {
-		d := a[i] - b[i]
-		num += d * d
-		den += b[i] * b[i]
-	}
-	if den == 0 {
-		return math.Sqrt(num)
-	}
-	return math.Sqrt(num / den)
 }
 
 // doubles decodes a Double buffer (float64 pairs of 4-byte elements).
@@ -233,28 +206,16 @@ func (su *setup) open(opt cuda.Options, ref *cuda.Ref) (*cuda.Device, error) {
 	return d, nil
 }
 
-// upload copies the graph's current parameters and state and the batch.
+// upload copies the graph's current parameters and state and the batch
+// to the device (and into ref, when given).
 func (su *setup) upload(d *cuda.Device, ref *cuda.Ref) error {
-	for i, sl := range su.s.Params {
-		w := su.g.Params()[i].Node.Value().Data().([]float32)
-		if ref != nil {
-			copy(ref.Buf(sl.Param), w)
-		}
-		if err := d.Write(sl.Param, w); err != nil {
-			return err
-		}
-	}
-	for _, b := range su.g.Buffers() {
-		if id, ok := su.s.States[b.Name]; ok {
-			if ref != nil {
-				copy(ref.Buf(id), b.Value.Float32s())
-			}
-			if err := d.Write(id, b.Value.Float32s()); err != nil {
-				return err
-			}
-		}
+	if err := cuda.WriteWeights(su.s, su.g, d.Write); err != nil {
+		return err
 	}
 	if ref != nil {
+		if err := cuda.WriteWeights(su.s, su.g, ref.Write); err != nil {
+			return err
+		}
 		copy(ref.Buf(su.s.X), su.xs)
 		ref.SetInts(su.s.Y, su.ys)
 	}
@@ -323,9 +284,9 @@ func trace(name string, batch int, tol float64) error {
 			if err != nil {
 				return err
 			}
-			diff := relDiff(got, ref.Buf(w))
+			diff := cuda.RelDiff(got, ref.Buf(w))
 			if b.Double {
-				diff = relDiff64(doubles(got), doubles(ref.Buf(w)))
+				diff = cuda.RelDiff(doubles(got), doubles(ref.Buf(w)))
 			}
 			if diff > st.worst || math.IsNaN(diff) {
 				st.worst, st.at = diff, fmt.Sprintf("#%d %s", i, in.Node)
@@ -395,7 +356,7 @@ func trace(name string, batch int, tol float64) error {
 		if err != nil {
 			return err
 		}
-		drift = max(drift, relDiff(got, ref2.Buf(sl.Grad)))
+		drift = max(drift, cuda.RelDiff(got, ref2.Buf(sl.Grad)))
 	}
 	fmt.Printf("trace drift: %d of %d ReLU outputs change sign between the device and the interpreter; worst gradient relative difference %.3g\n", flips, masked, drift)
 	if len(bad) > 0 {
@@ -413,47 +374,17 @@ func (su *setup) twin64(name string, batch int) (*graph.Graph, *graph.Program, e
 	if err != nil {
 		return nil, nil, err
 	}
-	for i, p := range g.Params() {
-		dst := p.Node.Value().Data().([]float64)
-		for j, v := range su.g.Params()[i].Node.Value().Data().([]float32) {
-			dst[j] = float64(v)
-		}
-	}
-	src := map[string][]float32{}
-	for _, b := range su.g.Buffers() {
-		src[b.Name] = b.Value.Float32s()
-	}
-	for _, b := range g.Buffers() {
-		dst := b.Value.Float64s()
-		for j, v := range src[b.Name] {
-			dst[j] = float64(v)
-		}
+	if err := cuda.CopyWeights64(g, su.g); err != nil {
+		return nil, nil, err
 	}
 	p, err := graph.Compile(g, "loss")
 	if err != nil {
 		return nil, nil, err
 	}
-	xn, _ := g.Input("x")
-	yn, _ := g.Input("y")
-	x := make([]float64, len(su.xs))
-	for i, v := range su.xs {
-		x[i] = float64(v)
-	}
-	if err := gorgonia.Let(xn, tensor.New(tensor.WithShape(xn.Shape()...), tensor.WithBacking(x))); err != nil {
-		return nil, nil, err
-	}
-	if err := gorgonia.Let(yn, tensor.New(tensor.WithShape(batch), tensor.WithBacking(append([]int(nil), su.ys...)))); err != nil {
+	if err := cuda.BindBatch(g, su.xs, su.ys); err != nil {
 		return nil, nil, err
 	}
 	return g, p, nil
-}
-
-func to32(v []float64) []float32 {
-	out := make([]float32, len(v))
-	for i, x := range v {
-		out[i] = float32(x)
-	}
-	return out
 }
 
 // check: one training step from identical weights and data on the device,
@@ -492,7 +423,7 @@ func check(name string, batch int, tol float64) error {
 	}
 	fail := 0
 	exact := func(what string, got, want []float32) {
-		if diff := relDiff(got, want); diff > tol || math.IsNaN(diff) {
+		if diff := cuda.RelDiff(got, want); diff > tol || math.IsNaN(diff) {
 			fail++
 			fmt.Printf("check: %s relative difference %.3g > %.0e\n", what, diff, tol)
 		}
@@ -514,7 +445,7 @@ func check(name string, batch int, tol float64) error {
 	}
 	// compare gathers, per parameter, the device's and the CPU float32's
 	// distance to float64 and to each other, and applies the accuracy test.
-	compare := func(what string, dev func(i int) ([]float32, error), cpu32 func(i int) []float32, cpu64 func(i int) []float32) error {
+	compare := func(what string, dev func(i int) ([]float32, error), cpu32 func(i int) []float32, cpu64 func(i int) []float64) error {
 		var floor, devErr, devCPU float64
 		worstName := ""
 		for i, sl := range su.s.Params {
@@ -523,11 +454,11 @@ func check(name string, batch int, tol float64) error {
 				return err
 			}
 			c32, c64 := cpu32(i), cpu64(i)
-			floor = max(floor, relDiff(c32, c64))
-			if e := relDiff(got, c64); e > devErr || math.IsNaN(e) {
+			floor = max(floor, cuda.RelDiff(c32, c64))
+			if e := cuda.RelDiff(got, c64); e > devErr || math.IsNaN(e) {
 				devErr, worstName = e, sl.Name
 			}
-			devCPU = max(devCPU, relDiff(got, c32))
+			devCPU = max(devCPU, cuda.RelDiff(got, c32))
 		}
 		limit := max(tol, 2*floor)
 		fmt.Printf("check: %s: worst relative difference to float64: device %.3g (%s), CPU float32 %.3g; device vs CPU float32 %.3g\n",
@@ -541,7 +472,7 @@ func check(name string, batch int, tol float64) error {
 	err = compare("gradients",
 		func(i int) ([]float32, error) { return d.Read(su.s.Params[i].Grad) },
 		func(i int) []float32 { g, _ := su.p.Grad(su.g.Params()[i]); return g.Float32s() },
-		func(i int) []float32 { g, _ := p64.Grad(g64.Params()[i]); return to32(g.Float64s()) })
+		func(i int) []float64 { g, _ := p64.Grad(g64.Params()[i]); return g.Float64s() })
 	if err != nil {
 		return err
 	}
@@ -566,7 +497,7 @@ func check(name string, batch int, tol float64) error {
 	err = compare("parameters after SGD",
 		func(i int) ([]float32, error) { return d.Read(su.s.Params[i].Param) },
 		func(i int) []float32 { return su.g.Params()[i].Node.Value().Data().([]float32) },
-		func(i int) []float32 { return to32(g64.Params()[i].Node.Value().Data().([]float64)) })
+		func(i int) []float64 { return g64.Params()[i].Node.Value().Data().([]float64) })
 	if err != nil {
 		return err
 	}
