@@ -43,7 +43,6 @@ type Backend struct {
 	opt        *train.SGD
 	train, inf *Step
 	exec       Executor
-	y          []int
 	dirty      bool
 }
 
@@ -95,7 +94,7 @@ func NewBackend(open func(*Step) (Executor, error)) train.BackendFactory {
 		if err != nil {
 			return nil, err
 		}
-		return &Backend{g: g, opt: opt, train: s, inf: inf, exec: exec, y: make([]int, s.Bufs[s.Y].Elems)}, nil
+		return &Backend{g: g, opt: opt, train: s, inf: inf, exec: exec}, nil
 	}
 }
 
@@ -191,30 +190,16 @@ func float32s(v any) ([]float32, error) {
 	return d.Float32s(), nil
 }
 
-// batch stages x and y (labels of any int dtype).
+// batch stages x and y (int labels, as the cross-entropy op takes them).
 func (b *Backend) batch(x, y *tensor.Dense) error {
 	xs, err := float32s(x)
 	if err != nil {
 		return fmt.Errorf("batch x: %w", err)
 	}
-	if y.Size() != len(b.y) {
-		return fmt.Errorf("batch y: %d labels, the step takes %d", y.Size(), len(b.y))
+	if y.Dtype() != tensor.Int {
+		return fmt.Errorf("batch y: labels of dtype %v, the loss takes int", y.Dtype())
 	}
-	switch y.Dtype() {
-	case tensor.Int:
-		copy(b.y, y.Ints())
-	case tensor.Int64:
-		for i, v := range y.Int64s() {
-			b.y[i] = int(v)
-		}
-	case tensor.Int32:
-		for i, v := range y.Int32s() {
-			b.y[i] = int(v)
-		}
-	default:
-		return fmt.Errorf("batch y: labels of dtype %v", y.Dtype())
-	}
-	return b.exec.SetBatch(xs, b.y)
+	return b.exec.SetBatch(xs, y.Ints())
 }
 
 func pass(m StepMetrics) train.Pass {
@@ -281,15 +266,7 @@ func (e *RefExecutor) Read(id int) ([]float32, error) {
 }
 
 // SetBatch copies the batch in.
-func (e *RefExecutor) SetBatch(x []float32, y []int) error {
-	s := e.R.S
-	if len(x) != s.Bufs[s.X].Elems || len(y) != s.Bufs[s.Y].Elems {
-		return fmt.Errorf("batch of %d image values and %d labels, step takes %d and %d", len(x), len(y), s.Bufs[s.X].Elems, s.Bufs[s.Y].Elems)
-	}
-	copy(e.R.Buf(s.X), x)
-	e.R.SetInts(s.Y, y)
-	return nil
-}
+func (e *RefExecutor) SetBatch(x []float32, y []int) error { return e.R.SetBatch(x, y) }
 
 func (e *RefExecutor) metrics() StepMetrics {
 	m := e.R.Buf(e.R.S.Metrics)

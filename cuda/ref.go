@@ -48,6 +48,17 @@ func (r *Ref) Write(id int, v []float32) error {
 	return nil
 }
 
+// SetBatch stores the images and labels of a batch in the step's inputs.
+func (r *Ref) SetBatch(x []float32, y []int) error {
+	s := r.S
+	if len(x) != s.Bufs[s.X].Elems || len(y) != s.Bufs[s.Y].Elems {
+		return fmt.Errorf("batch of %d image values and %d labels, step takes %d and %d", len(x), len(y), s.Bufs[s.X].Elems, s.Bufs[s.Y].Elems)
+	}
+	copy(r.Buf(s.X), x)
+	r.SetInts(s.Y, y)
+	return nil
+}
+
 // SetInts stores int32 values (labels) in buffer id.
 func (r *Ref) SetInts(id int, v []int) {
 	d := r.Buf(id)

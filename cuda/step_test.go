@@ -57,8 +57,9 @@ func upload(t testing.TB, g *graph.Graph, s *Step, r *Ref, xs []float32, ys []in
 	if err := WriteWeights(s, g, r.Write); err != nil {
 		t.Fatal(err)
 	}
-	copy(r.Buf(s.X), xs)
-	r.SetInts(s.Y, ys)
+	if err := r.SetBatch(xs, ys); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestRefMatchesCPU runs one training step of a network through Lower,

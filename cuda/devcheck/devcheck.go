@@ -216,8 +216,9 @@ func (su *setup) upload(d *cuda.Device, ref *cuda.Ref) error {
 		if err := cuda.WriteWeights(su.s, su.g, ref.Write); err != nil {
 			return err
 		}
-		copy(ref.Buf(su.s.X), su.xs)
-		ref.SetInts(su.s.Y, su.ys)
+		if err := ref.SetBatch(su.xs, su.ys); err != nil {
+			return err
+		}
 	}
 	return d.SetBatch(su.xs, su.ys)
 }
