@@ -168,18 +168,20 @@ func im2colShiftCopy[T Float](dst, plane []T, ph, pw, oh, dr, dc int) {
 	copy(dst[cl:ch], plane[cl+s:ch+s])
 	// the columns whose source wrapped into a neighbouring row (element
 	// stores: these runs are short, usually one)
+	zeroWrapped(dst, lo, hi, pw, dc)
+}
+
+// zeroWrapped zeroes, in rows [lo, hi) of width pw, the columns a shift by
+// dc columns would take from a neighbouring row.
+func zeroWrapped[T Float](buf []T, lo, hi, pw, dc int) {
 	switch {
 	case dc < 0:
 		for r := lo; r < hi; r += pw {
-			for i := r; i < r-dc; i++ {
-				dst[i] = 0
-			}
+			clear(buf[r : r-dc])
 		}
 	case dc > 0:
 		for r := lo + pw - dc; r < hi; r += pw {
-			for i := r; i < r+dc; i++ {
-				dst[i] = 0
-			}
+			clear(buf[r : r+dc])
 		}
 	}
 }
@@ -193,20 +195,7 @@ func im2colShiftAdd[T Float](plane, src []T, ph, pw, oh, dr, dc int) {
 		return
 	}
 	lo, hi := rLo*pw, rHi*pw
-	switch {
-	case dc < 0:
-		for r := lo; r < hi; r += pw {
-			for i := r; i < r-dc; i++ {
-				src[i] = 0
-			}
-		}
-	case dc > 0:
-		for r := lo + pw - dc; r < hi; r += pw {
-			for i := r; i < r+dc; i++ {
-				src[i] = 0
-			}
-		}
-	}
+	zeroWrapped(src, lo, hi, pw, dc)
 	cl, ch := lo, hi
 	if dc < 0 {
 		cl -= dc
