@@ -2,65 +2,21 @@ package cuda
 
 import (
 	"fmt"
-	"math"
 	"reflect"
 
 	"github.com/eraserelu/eraserelu/graph/ops"
+	"github.com/eraserelu/eraserelu/graph/ops/rng"
 	"gorgonia.org/gorgonia"
 )
 
 // Dropout and stochastic depth on the device draw exactly the CPU ops'
-// masks (graph/ops: dropout.go, stochdepth.go, batchnorm_util.go): the
-// draw number step of an op seeded with seed has the base counter
-//
-//	base = splitmix(splitmix(seed) ^ splitmix(step + 0x632be59bd9b4e019)),
-//
-// dropout keeps element i iff the (i mod 2)-th 32-bit half of
-// splitmix(base + (i/2)*0x9e3779b97f4a7c15) is at least round(p*2^32), and
-// stochastic depth keeps the branch iff (base>>11) / 2^53 is below the
-// survival probability. The step counter of every random op is a uint64
-// in the step's RNG buffer; the kernels read it there, so a captured CUDA
-// graph replays with the counter the device holds, and rng_advance, the last
-// instruction of the backward pass, increments it: one draw per op per step,
-// as graph.Program.Train draws. Backward kernels recompute the mask from
-// the same counter instead of storing it.
-
-// splitmix is normSplitmix of graph/ops (SplitMix64's finaliser).
-func splitmix(z uint64) uint64 {
-	z += 0x9e3779b97f4a7c15
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
-}
-
-// rngBase is normStream of graph/ops: the base counter of draw step.
-func rngBase(seed, step uint64) uint64 {
-	return splitmix(splitmix(seed) ^ splitmix(step+0x632be59bd9b4e019))
-}
-
-// dropoutThreshold is the CPU's: keep iff the 32-bit draw is at least it.
-func dropoutThreshold(p float64) uint32 {
-	return uint32(math.Min(math.Round(p*(1<<32)), math.MaxUint32))
-}
-
-// dropoutKeep is the mask bit of element i for base counter base.
-func dropoutKeep(base uint64, i int, thr uint32) bool {
-	h := splitmix(base + uint64(i/2)*0x9e3779b97f4a7c15)
-	if i%2 == 1 {
-		h >>= 32
-	}
-	return uint32(h) >= thr
-}
-
-// stochDepthThreshold turns the CPU's test u < survival, with u =
-// m/2^53 and m = base>>11 an integer below 2^53, into the exact
-// integer test m < ceil(survival*2^53) (the kernels take no float64).
-func stochDepthThreshold(survival float64) uint64 {
-	return uint64(math.Ceil(survival * (1 << 53)))
-}
-
-// stochDepthKeep is the gate of draw base.
-func stochDepthKeep(base, thr uint64) bool { return base>>11 < thr }
+// masks: both draw from the streams of graph/ops/rng (the reference
+// interpreter calls them; kernels/ops.cu mirrors them). The step counter of
+// every random op is a uint64 in the step's RNG buffer; the kernels read it
+// there, so a captured CUDA graph replays with the counter the device holds,
+// and rng_advance, the last instruction of the backward pass, increments it:
+// one draw per op per step, as graph.Program.Train draws. Backward kernels
+// recompute the mask from the same counter instead of storing it.
 
 // words splits a 64-bit value into the two int kernel arguments (low, high).
 func words(x uint64) (int, int) { return int(uint32(x)), int(uint32(x >> 32)) }
@@ -120,7 +76,7 @@ func (l *lowerer) emitRNGAdvance() {
 
 func dropoutArgs(op *ops.DropoutOp, elems, slot int) ([]int, []float64) {
 	lo, hi := words(field(op, "seed").Uint())
-	return []int{elems, lo, hi, slot, int(dropoutThreshold(op.Rate()))}, []float64{1 / (1 - op.Rate())}
+	return []int{elems, lo, hi, slot, int(rng.DropThreshold(op.Rate()))}, []float64{1 / (1 - op.Rate())}
 }
 
 // DropoutOp(x) -> y = x*mask/(1-p), training mode.
@@ -142,7 +98,7 @@ func lowerDropoutBwd(l *lowerer, n *gorgonia.Node, in []int) (int, error) {
 
 func stochDepthArgs(op *ops.StochasticDepthOp, elems, slot int) []int {
 	lo, hi := words(field(op, "seed").Uint())
-	tlo, thi := words(stochDepthThreshold(op.Survival()))
+	tlo, thi := words(rng.SurvivalThreshold(op.Survival()))
 	return []int{elems, lo, hi, slot, tlo, thi}
 }
 

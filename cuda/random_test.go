@@ -12,6 +12,7 @@ import (
 	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
 	"github.com/eraserelu/eraserelu/graph/ops"
+	"github.com/eraserelu/eraserelu/graph/ops/rng"
 	"github.com/eraserelu/eraserelu/layers"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -148,30 +149,6 @@ func TestStochDepthGateMatchesCPU(t *testing.T) {
 	}
 }
 
-// TestStochDepthThreshold: m/2^53 < s exactly when m < ceil(s*2^53), at
-// the boundary too.
-func TestStochDepthThreshold(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	for k := 0; k < 10000; k++ {
-		s := rng.Float64()
-		if k%3 == 0 {
-			s = float64(rng.Uint64N(1<<20)) / (1 << 20) // dyadic: the threshold is s*2^53 itself
-		}
-		thr := stochDepthThreshold(s)
-		for _, m := range []uint64{thr - 1, thr, thr + 1, rng.Uint64N(1 << 53)} {
-			if m >= 1<<53 {
-				continue
-			}
-			if cpu, dev := float64(m)/(1<<53) < s, m < thr; cpu != dev {
-				t.Fatalf("survival %v, m %d: cpu %v, device %v", s, m, cpu, dev)
-			}
-		}
-	}
-	if stochDepthThreshold(1) != 1<<53 {
-		t.Error("survival 1 must keep every draw")
-	}
-}
-
 // TestRNGStateRoundTrip: the RNG buffer's contents carry every op's
 // counter in both directions.
 func TestRNGStateRoundTrip(t *testing.T) {
@@ -298,7 +275,7 @@ func TestRandomNetsMatchCPU(t *testing.T) {
 			st, _ := op.RNGState()
 			last := endian.LittleEndian.Uint64(st)
 			for k := uint64(1); k <= steps; k++ {
-				if !stochDepthKeep(rngBase(field(op, "seed").Uint(), last-k), stochDepthThreshold(op.Survival())) {
+				if !rng.Survives(rng.Base(field(op, "seed").Uint(), last-k), rng.SurvivalThreshold(op.Survival())) {
 					dropped++
 				}
 			}

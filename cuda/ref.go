@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/eraserelu/eraserelu/graph/ops/rng"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
 )
@@ -597,19 +598,19 @@ func (r *Ref) execMore(in Instr, v []int, f []float64, b [][]float32) error {
 		}
 	case "dropout_apply":
 		n, thr := v[0], uint32(v[4])
-		base := rngBase(unwords(v[1], v[2]), getU64(b[1], v[3]))
+		base := rng.Base(unwords(v[1], v[2]), getU64(b[1], v[3]))
 		x, y, scale := b[0], b[2], float32(f[0])
 		for i := 0; i < n; i++ {
-			if dropoutKeep(base, i, thr) {
+			if rng.DropKeeps(base, i, thr) {
 				y[i] = x[i] * scale
 			} else {
 				y[i] = 0
 			}
 		}
 	case "stochdepth_apply":
-		base := rngBase(unwords(v[1], v[2]), getU64(b[1], v[3]))
+		base := rng.Base(unwords(v[1], v[2]), getU64(b[1], v[3]))
 		x, y := b[0][:v[0]], b[2][:v[0]]
-		if stochDepthKeep(base, unwords(v[4], v[5])) {
+		if rng.Survives(base, unwords(v[4], v[5])) {
 			copy(y, x)
 		} else {
 			clear(y)
