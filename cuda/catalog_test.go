@@ -112,3 +112,33 @@ func TestPTXIsCurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelArgsRoundTrip: every kernel of the catalog has reference
+// semantics, and an argument struct's encoding decodes to itself (one
+// params list serves both ways).
+func TestKernelArgsRoundTrip(t *testing.T) {
+	for name, k := range Kernels {
+		if k.ref == nil || k.Launch == nil {
+			t.Errorf("kernel %s has no reference semantics or launch rule", name)
+		}
+	}
+	a := Im2colArgs{N: 1, C: 2, H: 3, W: 4, KH: 5, KW: 6, SH: 7, SW: 8, PH: 9, PW: 10, OH: 11, OW: 12}
+	in := im2col.instr(a, []int{0, 1}, []int{1})
+	if in.Kernel != "im2col" || len(in.Ints) != Kernels["im2col"].Ints || in.Ints[0] != 1 || in.Ints[11] != 12 {
+		t.Fatalf("im2col encodes as %v", in)
+	}
+	if got, err := decodeArgs[Im2colArgs](in.Ints, in.Floats); err != nil || got != a {
+		t.Errorf("im2col decodes to %+v, %v; want %+v", got, err, a)
+	}
+	d := DropoutArgs{N: 5, SeedLo: 6, SeedHi: 7, Slot: 8, Threshold: 9, Scale: 1.25}
+	in = dropoutApply.instr(d, []int{0, 1, 2}, []int{2})
+	if got, err := decodeArgs[DropoutArgs](in.Ints, in.Floats); err != nil || got != d {
+		t.Errorf("dropout_apply decodes to %+v, %v; want %+v", got, err, d)
+	}
+	if _, err := decodeArgs[DropoutArgs](in.Ints[1:], in.Floats); err == nil {
+		t.Error("decoding accepted too few ints")
+	}
+	if err := NewRef(&Step{}).exec(Instr{Kernel: "relu_fwd", Ints: []int{1, 2}, Bufs: []int{0, 1}}); err == nil {
+		t.Error("the interpreter ran a kernel with the wrong argument count")
+	}
+}
