@@ -29,11 +29,7 @@ resume. The report (also <out>/selection.md) lists every candidate.`,
   eraserelu select --arch mlp-12 --dataset mnist --recipe mlp-mnist --candidates 0.25,0.5 --validation 0.2 --out runs/mlp-sel`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			env, err := jf.env(cmd)
-			if err != nil {
-				return err
-			}
-			job, dir, err := jf.build(cmd)
+			env, job, dir, err := jf.prepare(cmd)
 			if err != nil {
 				return err
 			}

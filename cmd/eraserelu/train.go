@@ -85,15 +85,20 @@ func (jf *jobFlags) build(cmd *cobra.Command) (experiments.Job, string, error) {
 	return job, filepath.Dir(abs), nil
 }
 
-// env is the experiment environment with the chosen device's backend.
-func (jf *jobFlags) env(cmd *cobra.Command) (experiments.Env, error) {
+// prepare is the run's environment (with the chosen device's backend), its
+// job and the directory that holds its run directory.
+func (jf *jobFlags) prepare(cmd *cobra.Command) (experiments.Env, experiments.Job, string, error) {
 	backend, err := jf.dev.backend()
 	if err != nil {
-		return experiments.Env{}, err
+		return experiments.Env{}, experiments.Job{}, "", err
+	}
+	job, dir, err := jf.build(cmd)
+	if err != nil {
+		return experiments.Env{}, experiments.Job{}, "", err
 	}
 	env := envFor(cmd, jf.dataDir)
 	env.Backend = backend
-	return env, nil
+	return env, job, dir, nil
 }
 
 // trainCommand is `eraserelu train`: one training run.
@@ -108,11 +113,7 @@ func trainCommand() *cobra.Command {
   bin/gpu/eraserelu train --device cuda --arch resnet-56 --dataset cifar10 --recipe he-resnet --out runs/r56`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			env, err := jf.env(cmd)
-			if err != nil {
-				return err
-			}
-			job, dir, err := jf.build(cmd)
+			env, job, dir, err := jf.prepare(cmd)
 			if err != nil {
 				return err
 			}
