@@ -58,6 +58,11 @@ func TestCatalogJobsAreValid(t *testing.T) {
 				if j.Erase < 0 || j.Erase > 1 {
 					t.Errorf("%s/%s job %s: proportion %v", e.Name, s, j.ID, j.Erase)
 				}
+				if j.Selection != nil {
+					if _, err := NewSelection(j.Selection.Candidates, j.Selection.Validation); err != nil {
+						t.Errorf("%s/%s job %s: %v", e.Name, s, j.ID, err)
+					}
+				}
 			}
 		}
 	}
