@@ -55,7 +55,10 @@ func NewSelection(candidates []float64, validation float64) (*Selection, error) 
 }
 
 // selectionDir holds a group's candidate runs, beside the experiment's job
-// directories (Collect skips it: it holds no job.json itself).
+// directories (Collect skips it: it holds no job.json itself). Every seed's
+// job of a group reaches the same candidates: a finished one is reused, and
+// two shards that train one candidate at once each write whole files
+// atomically (metrics, results, checkpoints), so a complete run remains.
 func selectionDir(dir string, job Job) string {
 	return filepath.Join(dir, sanitize(job.Group)+"-select")
 }
