@@ -60,7 +60,7 @@ func header(title string, rs []JobResult) string {
 		if r.Job.TestPerClass > 0 {
 			fmt.Fprintf(&b, ", first %d test images per class", r.Job.TestPerClass)
 		}
-		fmt.Fprintf(&b, ". Errors in %%, mean ± sample std over seeds (n seeds).\n\n")
+		fmt.Fprintf(&b, ". Errors in %%: mean ± sample std over the n seeds.\n\n")
 	}
 	return b.String()
 }
