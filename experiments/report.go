@@ -252,7 +252,7 @@ func table1Report(dir string, rs []JobResult) (string, error) {
 	return header("Table 1: ResNet variants on CIFAR-100, error % (ours, paper in brackets)", rs) + train.MarkdownTable(hdr, rows) +
 		"\nEach variant against ResNet, test error (variant minus ResNet, points):\n\n" +
 		train.MarkdownTable([]string{"Depth", "Variant", "Paper's difference", "Ours [95% CI]: verdict"}, cmpRows) + verdictNote +
-		"Where the paper has no number for a depth, the claim's sign is taken from its ResNet-20 row.\n", nil
+		"\nWhere the paper has no number for a depth, the claim's sign is taken from its ResNet-20 row.\n", nil
 }
 
 // table1Claim is the paper's test-error difference of a variant against
