@@ -87,6 +87,10 @@ type Options struct {
 	// CopyParams gives the erased graph its own copy of the parameters;
 	// by default it shares them with the original.
 	CopyParams bool
+	// OutsideModules also replaces the ReLUs that belong to no module (a
+	// stem's), so that Location All reaches every ReLU of the net: Table 1's
+	// PReLU-all replaces "all ReLU layers".
+	OutsideModules bool
 }
 
 // Report says what Apply did.
@@ -129,7 +133,8 @@ func Apply(g *graph.Graph, opt Options) (*graph.Graph, *Report, error) {
 		return nil, nil, err
 	}
 	rep := &Report{Candidates: candidates, Nodes: map[string][]string{}, ParamsBefore: g.ParamCount()}
-	targets := map[*gorgonia.Node]*graph.Module{}
+	// targets maps each ReLU to replace to the scope its PReLU slopes live in.
+	targets := map[*gorgonia.Node]string{}
 	for _, m := range chosen {
 		relus, err := Locate(m, opt.Location)
 		if err != nil {
@@ -137,12 +142,19 @@ func Apply(g *graph.Graph, opt Options) (*graph.Graph, *Report, error) {
 		}
 		rep.Erased = append(rep.Erased, m.Name)
 		for _, r := range relus {
-			targets[r] = m
+			targets[r] = m.Name
 			rep.Nodes[m.Name] = append(rep.Nodes[m.Name], r.Name())
 		}
 	}
+	if opt.OutsideModules {
+		for i, r := range reLUsOutsideModules(g) {
+			scope := fmt.Sprintf("outside%d", i)
+			targets[r] = scope
+			rep.Nodes[scope] = append(rep.Nodes[scope], r.Name())
+		}
+	}
 	subst := func(n *gorgonia.Node, children []*gorgonia.Node, dst *graph.Graph) (*gorgonia.Node, error) {
-		m, ok := targets[n]
+		scope, ok := targets[n]
 		if !ok {
 			return nil, nil
 		}
@@ -151,10 +163,10 @@ func Apply(g *graph.Graph, opt Options) (*graph.Graph, *Report, error) {
 		}
 		x := children[0]
 		if x.Dims() < 2 {
-			return nil, fmt.Errorf("module %s: PReLU needs a (N, C, ...) input, got shape %v", m.Name, x.Shape())
+			return nil, fmt.Errorf("%s: PReLU needs a (N, C, ...) input, got shape %v", scope, x.Shape())
 		}
 		var out *gorgonia.Node
-		err := dst.Within(m.Name, func() error {
+		err := dst.Within(scope, func() error {
 			alpha := dst.NewParam("erase_prelu", []int{x.Shape()[1]}, graph.Constant(0.25), true)
 			var err error
 			out, err = ops.PReLU(x, alpha)
@@ -297,6 +309,24 @@ func trailingReLUs(n *gorgonia.Node, members map[*gorgonia.Node]bool) ([]*gorgon
 		return out, nil
 	}
 	return nil, fmt.Errorf("its output is %v, not a ReLU (nor a dropout or concatenation of ReLUs)", n.Op())
+}
+
+// reLUsOutsideModules returns the ReLU nodes of g that no module holds, in
+// graph order.
+func reLUsOutsideModules(g *graph.Graph) []*gorgonia.Node {
+	inModule := map[*gorgonia.Node]bool{}
+	for _, m := range g.Modules() {
+		for _, n := range m.Members {
+			inModule[n] = true
+		}
+	}
+	var out []*gorgonia.Node
+	for _, x := range g.Expr().AllNodes() {
+		if ops.IsReLU(x) && !inModule[x] {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // CountReLUs counts the ReLU nodes in g's forward graph.
