@@ -62,22 +62,12 @@ func NewBackend(open func(*Step) (Executor, error)) train.BackendFactory {
 			return nil, fmt.Errorf("cuda: the device path needs the softmax cross-entropy loss (ops.CrossEntropyOp), this graph's loss is %v", ln.Op())
 		}
 		o := cfg.SGDOptions()
-		s, err := Lower(prog, SGDConfig{Momentum: o.Momentum, Dampening: o.Dampening, WeightDecay: o.WeightDecay, Nesterov: o.Nesterov})
+		s, inf, err := LowerProgram(prog, SGDConfig{Momentum: o.Momentum, Dampening: o.Dampening, WeightDecay: o.WeightDecay, Nesterov: o.Nesterov})
 		if err != nil {
 			return nil, err
 		}
 		if s.X < 0 || s.Y < 0 || s.Loss < 0 {
 			return nil, fmt.Errorf("cuda: the training step has no input x, input y or loss")
-		}
-		if err := s.Plan(); err != nil {
-			return nil, err
-		}
-		inf, err := LowerInference(prog, s)
-		if err != nil {
-			return nil, err
-		}
-		if err := inf.Plan(); err != nil {
-			return nil, err
 		}
 		if len(s.Params) != len(g.Params()) {
 			return nil, fmt.Errorf("cuda: %d parameter slots for %d parameters", len(s.Params), len(g.Params()))
@@ -96,6 +86,28 @@ func NewBackend(open func(*Step) (Executor, error)) train.BackendFactory {
 		}
 		return &Backend{g: g, opt: opt, train: s, inf: inf, exec: exec}, nil
 	}
+}
+
+// LowerProgram lowers a compiled program into its training step (forward,
+// loss, backward and the SGD update sgd describes) and its inference step
+// lowered onto the training step's buffers, both planned: what a device
+// backend and the device checks run.
+func LowerProgram(prog *graph.Program, sgd SGDConfig) (trainStep, inferStep *Step, err error) {
+	s, err := Lower(prog, sgd)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.Plan(); err != nil {
+		return nil, nil, err
+	}
+	inf, err := LowerInference(prog, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := inf.Plan(); err != nil {
+		return nil, nil, err
+	}
+	return s, inf, nil
 }
 
 // Steps are the training and inference steps the backend runs.

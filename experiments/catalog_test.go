@@ -5,6 +5,7 @@ import (
 
 	"github.com/eraserelu/eraserelu/arch"
 	"github.com/eraserelu/eraserelu/erase"
+	"github.com/eraserelu/eraserelu/pipeline"
 	"github.com/eraserelu/eraserelu/train"
 )
 
@@ -76,8 +77,11 @@ func TestSmokeBuildsEveryNet(t *testing.T) {
 			if j.Dataset == "mnist" {
 				in = [3]int{1, 28, 28}
 			}
-			if _, err := BuildNet(NetSpec{Arch: j.Arch, Classes: 10, Batch: 2, Input: in, Seed: 1, Erase: j.Erase,
-				Location: j.Location, Replacement: j.Replacement, AfterActivation: j.AfterActivation, StochasticDepth: j.StochasticDepth}); err != nil {
+			net, err := JobNet(j, 10, 2, in)
+			if err == nil {
+				_, err = pipeline.Build(net)
+			}
+			if err != nil {
 				t.Errorf("%s job %s: %v", e.Name, j.ID, err)
 			}
 		}
