@@ -15,6 +15,7 @@ import (
 
 	"github.com/eraserelu/eraserelu/graph"
 	"github.com/eraserelu/eraserelu/graph/ops"
+	"github.com/eraserelu/eraserelu/layers"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -127,7 +128,7 @@ func Build(cfg Config) (*graph.Graph, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Name, err)
 	}
-	loss, _, err := ops.SoftmaxCrossEntropy(logits, y)
+	loss, err := layers.SoftmaxCrossEntropy(logits, y)
 	if err != nil {
 		return nil, fmt.Errorf("%s: loss: %w", s.Name, err)
 	}
