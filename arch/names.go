@@ -214,15 +214,22 @@ func resnetDepth(s *Spec, rest string) (string, error) {
 	return tail, err
 }
 
+// depthAnd reads "<d>-<what>" into s.Depth and returns the <what>.
+func depthAnd(s *Spec, rest, what string) (string, error) {
+	d, tail, ok := strings.Cut(rest, "-")
+	if !ok || strings.Contains(tail, "-") {
+		return "", fmt.Errorf("want depth and %s", what)
+	}
+	var err error
+	s.Depth, err = atoi(d, "depth")
+	return tail, err
+}
+
 // wideDepth is a wide ResNet's <d>-<k>[-d].
 func wideDepth(s *Spec, rest string) (string, error) {
 	r, drop := strings.CutSuffix(rest, "-d")
-	d, k, ok := strings.Cut(r, "-")
-	if !ok || strings.Contains(k, "-") {
-		return "", fmt.Errorf("want depth and widening factor")
-	}
-	var err error
-	if s.Depth, err = atoi(d, "depth"); err != nil {
+	k, err := depthAnd(s, r, "widening factor")
+	if err != nil {
 		return "", err
 	}
 	if s.Width, err = atoi(k, "widening factor"); err != nil {
@@ -242,12 +249,8 @@ func wideDepth(s *Spec, rest string) (string, error) {
 // grouped is a ResNeXt's <d>-<C>x<w>d, the depth checked by valid.
 func grouped(valid func(int) error) rule {
 	return func(s *Spec, rest string) (string, error) {
-		d, width, ok := strings.Cut(rest, "-")
-		if !ok || strings.Contains(width, "-") {
-			return "", fmt.Errorf("want depth and <C>x<w>d")
-		}
-		var err error
-		if s.Depth, err = atoi(d, "depth"); err != nil {
+		width, err := depthAnd(s, rest, "<C>x<w>d")
+		if err != nil {
 			return "", err
 		}
 		cw, ok := strings.CutSuffix(width, "d")
