@@ -1,7 +1,8 @@
 // Package arch builds every network of the EraseReLU paper as a
 // module-annotated graph: one parameterised constructor per family (the
 // torchvision resnet.py way), with depth, width, block type, classes, input
-// size, dtype and batch size as parameters.
+// size, dtype and batch size as parameters, built of named blocks
+// (BasicBlock, Bottleneck, PreActBlock, ...) that other networks can reuse.
 //
 // Every module the paper counts (a residual block, a VGG unit, an inception
 // module, an MLP layer) is recorded with graph.Graph.Build, so the erase pass
