@@ -62,45 +62,45 @@ type family struct {
 	classes          int
 	residual         bool // residual blocks (stochastic depth applies)
 	preact           bool // pre-activation blocks (Config.AfterActivation converts them)
-	dropout          float64
+	dropout          float64 // default dropout rate (Spec.Dropout)
 }
 
 // families in the order Patterns lists them.
 var families = []family{
-	{ImageNetPreAct, "imagenet-preact-resnet-<d>, d in 18, 34, 50, 101, 152, 200", "imagenet-preact-resnet-200",
-		imagenetResNet, imagenetInput, 1000, true, true, 0},
-	{ImageNetResNeXt, "imagenet-resnext-<d>-<C>x<w>d, d in 50, 101, 152, 200", "imagenet-resnext-152-32x4d",
-		grouped(imagenetDepth(50)), imagenetInput, 1000, true, false, 0},
-	{ImageNetResNet, "imagenet-resnet-<d>, d in 18, 34, 50, 101, 152, 200", "imagenet-resnet-50, imagenet-resnet-152",
-		imagenetResNet, imagenetInput, 1000, true, false, 0},
-	{PreActResNet, "preact-resnet-<d>[-basic|-bottleneck], d = 6n+2 (basic) or 9n+2 (bottleneck)", "preact-resnet-110, preact-resnet-164, preact-resnet-1001",
-		resnetDepth, cifarInput, 10, true, true, 0},
-	{ResNeXt, "resnext-<d>-<C>x<w>d, d = 9n+2", "resnext-29-8x64d, resnext-29-16x64d",
-		grouped(linear(9, 2, "n", "(e.g. 29)")), cifarInput, 10, true, false, 0},
-	{ResNet, "resnet-<d>[-basic|-bottleneck], d = 6n+2 (basic) or 9n+2 (bottleneck)", "resnet-20, resnet-110, resnet-164, resnet-1202",
-		resnetDepth, cifarInput, 10, true, false, 0},
-	{WideResNet, "wrn-<d>-<k>[-d], d = 6n+4, k >= 1, -d adds dropout 0.3", "wrn-28-10, wrn-52-1-d",
-		wideDepth, cifarInput, 10, true, true, 0},
-	{InceptionV2, "inception-v2-<m>, m modules, a multiple of 3", "inception-v2-30",
-		depth("module count", func(m int) error {
+	{Family: ImageNetPreAct, syntax: "imagenet-preact-resnet-<d>, d in 18, 34, 50, 101, 152, 200", examples: "imagenet-preact-resnet-200",
+		rule: imagenetResNet, input: imagenetInput, classes: 1000, residual: true, preact: true},
+	{Family: ImageNetResNeXt, syntax: "imagenet-resnext-<d>-<C>x<w>d, d in 50, 101, 152, 200", examples: "imagenet-resnext-152-32x4d",
+		rule: grouped(imagenetDepth(50)), input: imagenetInput, classes: 1000, residual: true},
+	{Family: ImageNetResNet, syntax: "imagenet-resnet-<d>, d in 18, 34, 50, 101, 152, 200", examples: "imagenet-resnet-50, imagenet-resnet-152",
+		rule: imagenetResNet, input: imagenetInput, classes: 1000, residual: true},
+	{Family: PreActResNet, syntax: "preact-resnet-<d>[-basic|-bottleneck], d = 6n+2 (basic) or 9n+2 (bottleneck)", examples: "preact-resnet-110, preact-resnet-164, preact-resnet-1001",
+		rule: resnetDepth, input: cifarInput, classes: 10, residual: true, preact: true},
+	{Family: ResNeXt, syntax: "resnext-<d>-<C>x<w>d, d = 9n+2", examples: "resnext-29-8x64d, resnext-29-16x64d",
+		rule: grouped(linear(9, 2, "n", "(e.g. 29)")), input: cifarInput, classes: 10, residual: true},
+	{Family: ResNet, syntax: "resnet-<d>[-basic|-bottleneck], d = 6n+2 (basic) or 9n+2 (bottleneck)", examples: "resnet-20, resnet-110, resnet-164, resnet-1202",
+		rule: resnetDepth, input: cifarInput, classes: 10, residual: true},
+	{Family: WideResNet, syntax: "wrn-<d>-<k>[-d], d = 6n+4, k >= 1, -d adds dropout 0.3", examples: "wrn-28-10, wrn-52-1-d",
+		rule: wideDepth, input: cifarInput, classes: 10, residual: true, preact: true},
+	{Family: InceptionV2, syntax: "inception-v2-<m>, m modules, a multiple of 3", examples: "inception-v2-30",
+		rule: depth("module count", func(m int) error {
 			if m%3 != 0 {
 				return fmt.Errorf("%d modules is not a multiple of 3 (three stages of equal length)", m)
 			}
 			return nil
-		}), cifarInput, 10, false, false, 0},
-	{Fig3VGG, "fig3-vgg-<d>, d = 3m+1 weighted layers", "fig3-vgg-31",
-		depth("depth", linear(3, 1, "m", "(a first conv and three stages of m modules)")), cifarInput, 10, false, false, 0},
-	{Fig3Res, "fig3-res-<d>, d = 3m+1 weighted layers", "fig3-res-31",
-		depth("depth", linear(3, 1, "m", "(a first conv and three stages of m modules)")), cifarInput, 10, true, false, 0},
-	{MLPNet, "mlp-<d>, d >= 2 fully-connected layers", "mlp-12",
-		depth("depth", func(d int) error {
+		}), input: cifarInput, classes: 10},
+	{Family: Fig3VGG, syntax: "fig3-vgg-<d>, d = 3m+1 weighted layers", examples: "fig3-vgg-31",
+		rule: depth("depth", linear(3, 1, "m", "(a first conv and three stages of m modules)")), input: cifarInput, classes: 10},
+	{Family: Fig3Res, syntax: "fig3-res-<d>, d = 3m+1 weighted layers", examples: "fig3-res-31",
+		rule: depth("depth", linear(3, 1, "m", "(a first conv and three stages of m modules)")), input: cifarInput, classes: 10, residual: true},
+	{Family: MLPNet, syntax: "mlp-<d>, d >= 2 fully-connected layers", examples: "mlp-12",
+		rule: depth("depth", func(d int) error {
 			if d < 2 {
 				return fmt.Errorf("depth %d: an MLP needs at least 2 layers", d)
 			}
 			return nil
-		}), mnistInput, 10, false, false, 0.1},
-	{ScalarNet, "scalar-<n>, n >= 1 residual modules", "scalar-300",
-		depth("module count", nil), scalarInput, 1, false, false, 0},
+		}), input: mnistInput, classes: 10, dropout: 0.1},
+	{Family: ScalarNet, syntax: "scalar-<n>, n >= 1 residual modules", examples: "scalar-300",
+		rule: depth("module count", nil), input: scalarInput, classes: 1},
 }
 
 // imagenetDepths are the blocks per stage of the ImageNet ResNets.
