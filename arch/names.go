@@ -60,8 +60,8 @@ type family struct {
 	rule             rule
 	input            [3]int
 	classes          int
-	residual         bool // residual blocks (stochastic depth applies)
-	preact           bool // pre-activation blocks (Config.AfterActivation converts them)
+	residual         bool    // residual blocks (stochastic depth applies)
+	preact           bool    // pre-activation blocks (Config.AfterActivation converts them)
 	dropout          float64 // default dropout rate (Spec.Dropout)
 }
 
