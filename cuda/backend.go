@@ -58,11 +58,10 @@ func NewBackend(open func(*Step) (Executor, error)) train.BackendFactory {
 		if !ok {
 			return nil, fmt.Errorf("cuda: the graph has no output \"loss\"")
 		}
-		if _, ok := ln.Op().(*ops.CrossEntropyOp); !ok {
-			return nil, fmt.Errorf("cuda: the device path needs the softmax cross-entropy loss (ops.CrossEntropyOp), this graph's loss is %v", ln.Op())
+		if ops.Describe(ln.Op()).Kind != ops.KindCrossEntropy {
+			return nil, fmt.Errorf("cuda: the device path needs the softmax cross-entropy loss (ops.SoftmaxCrossEntropy), this graph's loss is %v", ln.Op())
 		}
-		o := cfg.SGDOptions()
-		s, inf, err := LowerProgram(prog, SGDConfig{Momentum: o.Momentum, Dampening: o.Dampening, WeightDecay: o.WeightDecay, Nesterov: o.Nesterov})
+		s, inf, err := LowerProgram(prog, cfg.SGDOptions())
 		if err != nil {
 			return nil, err
 		}
@@ -92,7 +91,7 @@ func NewBackend(open func(*Step) (Executor, error)) train.BackendFactory {
 // loss, backward and the SGD update sgd describes) and its inference step
 // lowered onto the training step's buffers, both planned: what a device
 // backend and the device checks run.
-func LowerProgram(prog *graph.Program, sgd SGDConfig) (trainStep, inferStep *Step, err error) {
+func LowerProgram(prog *graph.Program, sgd train.SGDOptions) (trainStep, inferStep *Step, err error) {
 	s, err := Lower(prog, sgd)
 	if err != nil {
 		return nil, nil, err
