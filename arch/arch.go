@@ -1,7 +1,8 @@
 // Package arch builds every network of the EraseReLU paper as a
 // module-annotated graph: one parameterised constructor per family (the
 // torchvision resnet.py way), with depth, width, block type, classes, input
-// size, dtype and batch size as parameters.
+// size, dtype and batch size as parameters, built of named blocks
+// (BasicBlock, Bottleneck, PreActBlock, ...) that other networks can reuse.
 //
 // Every module the paper counts (a residual block, a VGG unit, an inception
 // module, an MLP layer) is recorded with graph.Graph.Build, so the erase pass
@@ -15,6 +16,7 @@ import (
 
 	"github.com/eraserelu/eraserelu/graph"
 	"github.com/eraserelu/eraserelu/graph/ops"
+	"github.com/eraserelu/eraserelu/layers"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -127,7 +129,7 @@ func Build(cfg Config) (*graph.Graph, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Name, err)
 	}
-	loss, _, err := ops.SoftmaxCrossEntropy(logits, y)
+	loss, err := layers.SoftmaxCrossEntropy(logits, y)
 	if err != nil {
 		return nil, fmt.Errorf("%s: loss: %w", s.Name, err)
 	}

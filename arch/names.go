@@ -44,86 +44,74 @@ type Spec struct {
 	Dropout float64
 }
 
-// Residual reports whether the family has residual blocks (and so supports
-// stochastic depth).
-func (s Spec) Residual() bool {
-	switch s.Family {
-	case Fig3Res, ResNet, PreActResNet, WideResNet, ResNeXt, ImageNetResNet, ImageNetPreAct, ImageNetResNeXt:
-		return true
-	}
-	return false
+var (
+	cifarInput    = [3]int{3, 32, 32}
+	mnistInput    = [3]int{1, 28, 28}
+	imagenetInput = [3]int{3, 224, 224}
+	scalarInput   = [3]int{1, 1, 1}
+)
+
+// family is one row of the table of families: its name syntax, the rule
+// that reads and checks the depth (and width) after "<family>-", its
+// default input and classes, and what its blocks are.
+type family struct {
+	Family
+	syntax, examples string
+	rule             rule
+	input            [3]int
+	classes          int
+	residual         bool    // residual blocks (stochastic depth applies)
+	preact           bool    // pre-activation blocks (Config.AfterActivation converts them)
+	dropout          float64 // default dropout rate (Spec.Dropout)
 }
 
-// PreActivation reports whether the family is built of pre-activation
-// blocks, which Config.AfterActivation converts before erasing.
-func (s Spec) PreActivation() bool {
-	return s.Family == PreActResNet || s.Family == WideResNet || s.Family == ImageNetPreAct
+// families in the order Patterns lists them.
+var families = []family{
+	{Family: ImageNetPreAct, syntax: "imagenet-preact-resnet-<d>, d in 18, 34, 50, 101, 152, 200", examples: "imagenet-preact-resnet-200",
+		rule: imagenetResNet, input: imagenetInput, classes: 1000, residual: true, preact: true},
+	{Family: ImageNetResNeXt, syntax: "imagenet-resnext-<d>-<C>x<w>d, d in 50, 101, 152, 200", examples: "imagenet-resnext-152-32x4d",
+		rule: grouped(imagenetDepth(50)), input: imagenetInput, classes: 1000, residual: true},
+	{Family: ImageNetResNet, syntax: "imagenet-resnet-<d>, d in 18, 34, 50, 101, 152, 200", examples: "imagenet-resnet-50, imagenet-resnet-152",
+		rule: imagenetResNet, input: imagenetInput, classes: 1000, residual: true},
+	{Family: PreActResNet, syntax: "preact-resnet-<d>[-basic|-bottleneck], d = 6n+2 (basic) or 9n+2 (bottleneck)", examples: "preact-resnet-110, preact-resnet-164, preact-resnet-1001",
+		rule: resnetDepth, input: cifarInput, classes: 10, residual: true, preact: true},
+	{Family: ResNeXt, syntax: "resnext-<d>-<C>x<w>d, d = 9n+2", examples: "resnext-29-8x64d, resnext-29-16x64d",
+		rule: grouped(linear(9, 2, "n", "(e.g. 29)")), input: cifarInput, classes: 10, residual: true},
+	{Family: ResNet, syntax: "resnet-<d>[-basic|-bottleneck], d = 6n+2 (basic) or 9n+2 (bottleneck)", examples: "resnet-20, resnet-110, resnet-164, resnet-1202",
+		rule: resnetDepth, input: cifarInput, classes: 10, residual: true},
+	{Family: WideResNet, syntax: "wrn-<d>-<k>[-d], d = 6n+4, k >= 1, -d adds dropout 0.3", examples: "wrn-28-10, wrn-52-1-d",
+		rule: wideDepth, input: cifarInput, classes: 10, residual: true, preact: true},
+	{Family: InceptionV2, syntax: "inception-v2-<m>, m modules, a multiple of 3", examples: "inception-v2-30",
+		rule: depth("module count", func(m int) error {
+			if m%3 != 0 {
+				return fmt.Errorf("%d modules is not a multiple of 3 (three stages of equal length)", m)
+			}
+			return nil
+		}), input: cifarInput, classes: 10},
+	{Family: Fig3VGG, syntax: "fig3-vgg-<d>, d = 3m+1 weighted layers", examples: "fig3-vgg-31",
+		rule: depth("depth", linear(3, 1, "m", "(a first conv and three stages of m modules)")), input: cifarInput, classes: 10},
+	{Family: Fig3Res, syntax: "fig3-res-<d>, d = 3m+1 weighted layers", examples: "fig3-res-31",
+		rule: depth("depth", linear(3, 1, "m", "(a first conv and three stages of m modules)")), input: cifarInput, classes: 10, residual: true},
+	{Family: MLPNet, syntax: "mlp-<d>, d >= 2 fully-connected layers", examples: "mlp-12",
+		rule: depth("depth", func(d int) error {
+			if d < 2 {
+				return fmt.Errorf("depth %d: an MLP needs at least 2 layers", d)
+			}
+			return nil
+		}), input: mnistInput, classes: 10, dropout: 0.1},
+	{Family: ScalarNet, syntax: "scalar-<n>, n >= 1 residual modules", examples: "scalar-300",
+		rule: depth("module count", nil), input: scalarInput, classes: 1},
 }
 
-// ImageNet reports whether the family is an ImageNet model (224x224, 1000 classes).
-func (s Spec) ImageNet() bool {
-	return s.Family == ImageNetResNet || s.Family == ImageNetPreAct || s.Family == ImageNetResNeXt
-}
-
-// pattern is one family's name syntax, for Parse and its errors.
-type pattern struct {
-	prefix   string
-	family   Family
-	syntax   string
-	examples string
-}
-
-// patterns in match order (longer prefixes first).
-var patterns = []pattern{
-	{"imagenet-preact-resnet-", ImageNetPreAct, "imagenet-preact-resnet-<d>, d in 18, 34, 50, 101, 152, 200", "imagenet-preact-resnet-200"},
-	{"imagenet-resnext-", ImageNetResNeXt, "imagenet-resnext-<d>-<C>x<w>d, d in 50, 101, 152, 200", "imagenet-resnext-152-32x4d"},
-	{"imagenet-resnet-", ImageNetResNet, "imagenet-resnet-<d>, d in 18, 34, 50, 101, 152, 200", "imagenet-resnet-50, imagenet-resnet-152"},
-	{"preact-resnet-", PreActResNet, "preact-resnet-<d>[-basic|-bottleneck], d = 6n+2 (basic) or 9n+2 (bottleneck)", "preact-resnet-110, preact-resnet-164, preact-resnet-1001"},
-	{"resnext-", ResNeXt, "resnext-<d>-<C>x<w>d, d = 9n+2", "resnext-29-8x64d, resnext-29-16x64d"},
-	{"resnet-", ResNet, "resnet-<d>[-basic|-bottleneck], d = 6n+2 (basic) or 9n+2 (bottleneck)", "resnet-20, resnet-110, resnet-164, resnet-1202"},
-	{"wrn-", WideResNet, "wrn-<d>-<k>[-d], d = 6n+4, k >= 1, -d adds dropout 0.3", "wrn-28-10, wrn-52-1-d"},
-	{"inception-v2-", InceptionV2, "inception-v2-<m>, m modules, a multiple of 3", "inception-v2-30"},
-	{"fig3-vgg-", Fig3VGG, "fig3-vgg-<d>, d = 3m+1 weighted layers", "fig3-vgg-31"},
-	{"fig3-res-", Fig3Res, "fig3-res-<d>, d = 3m+1 weighted layers", "fig3-res-31"},
-	{"mlp-", MLPNet, "mlp-<d>, d >= 2 fully-connected layers", "mlp-12"},
-	{"scalar-", ScalarNet, "scalar-<n>, n >= 1 residual modules", "scalar-300"},
-}
-
-// Patterns lists every family's name syntax with examples, one per line.
-func Patterns() []string {
-	width := 0
-	for _, p := range patterns {
-		width = max(width, len(p.syntax))
-	}
-	out := make([]string, len(patterns))
-	for i, p := range patterns {
-		out[i] = fmt.Sprintf("%-*s  e.g. %s", width, p.syntax, p.examples)
-	}
-	return out
-}
-
+// imagenetDepths are the blocks per stage of the ImageNet ResNets.
 var imagenetDepths = map[int][]int{
 	18: {2, 2, 2, 2}, 34: {3, 4, 6, 3}, 50: {3, 4, 6, 3},
 	101: {3, 4, 23, 3}, 152: {3, 8, 36, 3}, 200: {3, 24, 36, 3},
 }
 
-// Parse reads an architecture name (case-insensitive). Unknown names and
-// impossible depths or widths give an error that says what is valid.
-func Parse(name string) (Spec, error) {
-	n := strings.ToLower(strings.TrimSpace(name))
-	for _, p := range patterns {
-		rest, ok := strings.CutPrefix(n, p.prefix)
-		if !ok {
-			continue
-		}
-		s, err := parseFamily(p.family, rest)
-		if err != nil {
-			return Spec{}, fmt.Errorf("architecture %q: %w (valid: %s, e.g. %s)", name, err, p.syntax, p.examples)
-		}
-		return s, nil
-	}
-	return Spec{}, fmt.Errorf("unknown architecture %q; valid names:\n  %s", name, strings.Join(Patterns(), "\n  "))
-}
+// A rule reads the name after "<family>-" into s and returns the
+// canonical form of it, or why the name is not valid.
+type rule func(s *Spec, rest string) (string, error)
 
 func atoi(s, what string) (int, error) {
 	v, err := strconv.Atoi(s)
@@ -133,225 +121,210 @@ func atoi(s, what string) (int, error) {
 	return v, nil
 }
 
+// depth is a name that is one number, checked by valid.
+func depth(what string, valid func(int) error) rule {
+	return func(s *Spec, rest string) (string, error) {
+		d, err := atoi(rest, what)
+		if err != nil {
+			return "", err
+		}
+		s.Depth = d
+		if valid == nil {
+			return strconv.Itoa(d), nil
+		}
+		return strconv.Itoa(d), valid(d)
+	}
+}
+
+// linear accepts depths a*n+b with n >= 1 (n named by letter).
+func linear(a, b int, letter, hint string) func(int) error {
+	return func(d int) error {
+		if d < a+b || (d-b)%a != 0 {
+			return fmt.Errorf("depth %d is not %d%s+%d with %s >= 1 %s", d, a, letter, b, letter, hint)
+		}
+		return nil
+	}
+}
+
+// imagenetDepth accepts the ImageNet depths from min up.
+func imagenetDepth(min int) func(int) error {
+	return func(d int) error {
+		if _, ok := imagenetDepths[d]; !ok || d < min {
+			return fmt.Errorf("depth %d is not one of %s", d, map[int]string{18: "18, 34, 50, 101, 152, 200", 50: "50, 101, 152, 200"}[min])
+		}
+		return nil
+	}
+}
+
+// imagenetResNet is an ImageNet depth; 50 layers and more have bottleneck
+// blocks (He et al. 2016, table 1).
+func imagenetResNet(s *Spec, rest string) (string, error) {
+	tail, err := depth("depth", imagenetDepth(18))(s, rest)
+	s.Bottleneck = s.Depth >= 50
+	return tail, err
+}
+
 // resnetDepth decides the block type of a CIFAR (pre-act) ResNet depth.
 // Without a suffix, a depth 9n+2 of at least 164 means bottleneck blocks
 // (ResNet-164, ResNet-1001 in He et al. 2016b), any other 6n+2 depth basic
 // blocks (ResNet-20 ... ResNet-110, ResNet-1202).
-func resnetDepth(rest string) (depth int, bottleneck bool, suffix string, err error) {
+func resnetDepth(s *Spec, rest string) (string, error) {
 	block := ""
 	for _, b := range []string{"-basic", "-bottleneck"} {
 		if r, ok := strings.CutSuffix(rest, b); ok {
 			rest, block = r, b[1:]
 		}
 	}
-	if depth, err = atoi(rest, "depth"); err != nil {
-		return
+	d, err := atoi(rest, "depth")
+	if err != nil {
+		return "", err
 	}
-	basicOK := depth >= 8 && (depth-2)%6 == 0
-	bottleOK := depth >= 11 && (depth-2)%9 == 0
+	s.Depth = d
+	basicOK := d >= 8 && (d-2)%6 == 0
+	bottleOK := d >= 11 && (d-2)%9 == 0
+	tail := strconv.Itoa(d)
 	switch block {
 	case "basic":
 		if !basicOK {
-			err = fmt.Errorf("depth %d is not 6n+2 (n >= 1), as basic blocks need", depth)
+			err = fmt.Errorf("depth %d is not 6n+2 (n >= 1), as basic blocks need", d)
 		}
-		if bottleOK && depth >= 164 {
-			suffix = "-basic"
+		if bottleOK && d >= 164 {
+			tail += "-basic"
 		}
 	case "bottleneck":
 		if !bottleOK {
-			err = fmt.Errorf("depth %d is not 9n+2 (n >= 1), as bottleneck blocks need", depth)
+			err = fmt.Errorf("depth %d is not 9n+2 (n >= 1), as bottleneck blocks need", d)
 		}
-		bottleneck = true
-		if !(depth >= 164) {
-			suffix = "-bottleneck"
+		s.Bottleneck = true
+		if d < 164 {
+			tail += "-bottleneck"
 		}
 	default:
 		switch {
-		case bottleOK && depth >= 164:
-			bottleneck = true
+		case bottleOK && d >= 164:
+			s.Bottleneck = true
 		case basicOK:
 		case bottleOK:
-			bottleneck, suffix = true, "-bottleneck"
+			s.Bottleneck = true
+			tail += "-bottleneck"
 		default:
-			err = fmt.Errorf("depth %d is neither 6n+2 (basic blocks: 20, 32, 44, 56, 110, 1202) nor 9n+2 (bottleneck blocks: 164, 1001)", depth)
+			err = fmt.Errorf("depth %d is neither 6n+2 (basic blocks: 20, 32, 44, 56, 110, 1202) nor 9n+2 (bottleneck blocks: 164, 1001)", d)
 		}
 	}
-	return
+	return tail, err
 }
 
-func parseFamily(f Family, rest string) (Spec, error) {
-	s := Spec{Family: f}
+// depthAnd reads "<d>-<what>" into s.Depth and returns the <what>.
+func depthAnd(s *Spec, rest, what string) (string, error) {
+	d, tail, ok := strings.Cut(rest, "-")
+	if !ok || strings.Contains(tail, "-") {
+		return "", fmt.Errorf("want depth and %s", what)
+	}
 	var err error
-	switch f {
-	case Fig3VGG, Fig3Res:
-		if s.Depth, err = atoi(rest, "depth"); err != nil {
-			return s, err
+	s.Depth, err = atoi(d, "depth")
+	return tail, err
+}
+
+// wideDepth is a wide ResNet's <d>-<k>[-d].
+func wideDepth(s *Spec, rest string) (string, error) {
+	r, drop := strings.CutSuffix(rest, "-d")
+	k, err := depthAnd(s, r, "widening factor")
+	if err != nil {
+		return "", err
+	}
+	if s.Width, err = atoi(k, "widening factor"); err != nil {
+		return "", err
+	}
+	if err := linear(6, 4, "n", "(e.g. 16, 22, 28, 40, 52)")(s.Depth); err != nil {
+		return "", err
+	}
+	tail := fmt.Sprintf("%d-%d", s.Depth, s.Width)
+	if drop {
+		s.Dropout = 0.3
+		tail += "-d"
+	}
+	return tail, nil
+}
+
+// grouped is a ResNeXt's <d>-<C>x<w>d, the depth checked by valid.
+func grouped(valid func(int) error) rule {
+	return func(s *Spec, rest string) (string, error) {
+		width, err := depthAnd(s, rest, "<C>x<w>d")
+		if err != nil {
+			return "", err
 		}
-		if s.Depth < 4 || (s.Depth-1)%3 != 0 {
-			return s, fmt.Errorf("depth %d is not 3m+1 with m >= 1 (a first conv and three stages of m modules)", s.Depth)
-		}
-		s.Name = fmt.Sprintf("%s-%d", f, s.Depth)
-	case MLPNet:
-		if s.Depth, err = atoi(rest, "depth"); err != nil {
-			return s, err
-		}
-		if s.Depth < 2 {
-			return s, fmt.Errorf("depth %d: an MLP needs at least 2 layers", s.Depth)
-		}
-		s.Dropout = 0.1
-		s.Name = fmt.Sprintf("mlp-%d", s.Depth)
-	case ScalarNet:
-		if s.Depth, err = atoi(rest, "module count"); err != nil {
-			return s, err
-		}
-		s.Name = fmt.Sprintf("scalar-%d", s.Depth)
-	case ResNet, PreActResNet:
-		var suffix string
-		if s.Depth, s.Bottleneck, suffix, err = resnetDepth(rest); err != nil {
-			return s, err
-		}
-		s.Name = fmt.Sprintf("%s-%d%s", f, s.Depth, suffix)
-	case WideResNet:
-		r, drop := strings.CutSuffix(rest, "-d")
-		parts := strings.Split(r, "-")
-		if len(parts) != 2 {
-			return s, fmt.Errorf("want depth and widening factor")
-		}
-		if s.Depth, err = atoi(parts[0], "depth"); err != nil {
-			return s, err
-		}
-		if s.Width, err = atoi(parts[1], "widening factor"); err != nil {
-			return s, err
-		}
-		if s.Depth < 10 || (s.Depth-4)%6 != 0 {
-			return s, fmt.Errorf("depth %d is not 6n+4 with n >= 1 (e.g. 16, 22, 28, 40, 52)", s.Depth)
-		}
-		s.Name = fmt.Sprintf("wrn-%d-%d", s.Depth, s.Width)
-		if drop {
-			s.Dropout = 0.3
-			s.Name += "-d"
-		}
-	case ResNeXt, ImageNetResNeXt:
-		parts := strings.Split(rest, "-")
-		if len(parts) != 2 {
-			return s, fmt.Errorf("want depth and <C>x<w>d")
-		}
-		if s.Depth, err = atoi(parts[0], "depth"); err != nil {
-			return s, err
-		}
-		cw, ok := strings.CutSuffix(parts[1], "d")
+		cw, ok := strings.CutSuffix(width, "d")
 		c, w, ok2 := strings.Cut(cw, "x")
 		if !ok || !ok2 {
-			return s, fmt.Errorf("width %q is not <C>x<w>d, e.g. 8x64d", parts[1])
+			return "", fmt.Errorf("width %q is not <C>x<w>d, e.g. 8x64d", width)
 		}
 		if s.Cardinality, err = atoi(c, "cardinality"); err != nil {
-			return s, err
+			return "", err
 		}
 		if s.GroupWidth, err = atoi(w, "group width"); err != nil {
-			return s, err
+			return "", err
 		}
 		s.Bottleneck = true
-		if f == ResNeXt && (s.Depth < 11 || (s.Depth-2)%9 != 0) {
-			return s, fmt.Errorf("depth %d is not 9n+2 with n >= 1 (e.g. 29)", s.Depth)
-		}
-		if f == ImageNetResNeXt {
-			if _, ok := imagenetDepths[s.Depth]; !ok || s.Depth < 50 {
-				return s, fmt.Errorf("depth %d is not one of 50, 101, 152, 200", s.Depth)
-			}
-		}
-		s.Name = fmt.Sprintf("%s-%d-%dx%dd", f, s.Depth, s.Cardinality, s.GroupWidth)
-	case InceptionV2:
-		if s.Depth, err = atoi(rest, "module count"); err != nil {
-			return s, err
-		}
-		if s.Depth%3 != 0 {
-			return s, fmt.Errorf("%d modules is not a multiple of 3 (three stages of equal length)", s.Depth)
-		}
-		s.Name = fmt.Sprintf("inception-v2-%d", s.Depth)
-	case ImageNetResNet, ImageNetPreAct:
-		if s.Depth, err = atoi(rest, "depth"); err != nil {
-			return s, err
-		}
-		if _, ok := imagenetDepths[s.Depth]; !ok {
-			return s, fmt.Errorf("depth %d is not one of 18, 34, 50, 101, 152, 200", s.Depth)
-		}
-		s.Bottleneck = s.Depth >= 50
-		s.Name = fmt.Sprintf("%s-%d", f, s.Depth)
+		return fmt.Sprintf("%d-%dx%dd", s.Depth, s.Cardinality, s.GroupWidth), valid(s.Depth)
 	}
-	return s, nil
 }
 
-// Info describes one architecture of the paper.
-type Info struct {
-	Name        string
-	Family      Family
-	Description string
-	// Input is the default input (C, H, W); the MLP flattens it, the scalar
-	// net takes (1, 1, 1).
-	Input   [3]int
-	Classes int
-}
-
-var (
-	cifarInput    = [3]int{3, 32, 32}
-	mnistInput    = [3]int{1, 28, 28}
-	imagenetInput = [3]int{3, 224, 224}
-	scalarInput   = [3]int{1, 1, 1}
-)
-
-// List returns the architectures the paper trains, with their default input
-// and classes. Every family accepts other depths and widths too (Patterns).
-func List() []Info {
-	var out []Info
-	add := func(name, desc string, in [3]int, classes int) {
-		s, err := Parse(name)
-		if err != nil {
-			panic(err)
-		}
-		out = append(out, Info{Name: s.Name, Family: s.Family, Description: desc, Input: in, Classes: classes})
+// Patterns lists every family's name syntax with examples, one per line.
+func Patterns() []string {
+	width := 0
+	for _, f := range families {
+		width = max(width, len(f.syntax))
 	}
-	add("fig3-vgg-31", "Figure 3(a,d): VGG-style, 3x3 conv + 3 stages of 10 conv-BN-ReLU modules (16/32/64)", cifarInput, 10)
-	add("fig3-res-31", "Figure 3(b): residual-style, 3x3 conv + 3 stages of 10 ReLU(x + BN(conv(x))) modules", cifarInput, 10)
-	add("mlp-12", "Figure 3(c): MNIST MLP, 11 x (FC 1000, BN, ReLU, dropout) + FC 10", mnistInput, 10)
-	add("scalar-300", "Figure 4: f: R -> R, FC 200 + N residual modules ReLU(h + LN(FC(h))) + FC 1", scalarInput, 1)
-	for _, d := range []int{20, 32, 44, 56, 110, 1202} {
-		add(fmt.Sprintf("resnet-%d", d), fmt.Sprintf("CIFAR ResNet-%d (He 2016), basic blocks, option-A shortcuts", d), cifarInput, 10)
+	out := make([]string, len(families))
+	for i, f := range families {
+		out[i] = fmt.Sprintf("%-*s  e.g. %s", width, f.syntax, f.examples)
 	}
-	add("resnet-164", "CIFAR ResNet-164 (He 2016b), bottleneck blocks, projection shortcuts", cifarInput, 10)
-	for _, d := range []int{62, 110, 164, 1001} {
-		block := "basic"
-		if d >= 164 {
-			block = "bottleneck"
-		}
-		add(fmt.Sprintf("preact-resnet-%d", d), fmt.Sprintf("CIFAR pre-activation ResNet-%d (He 2016b), %s blocks", d, block), cifarInput, 10)
-	}
-	for _, w := range []string{"40-4", "28-10", "28-10-d", "52-1", "52-1-d", "52-10"} {
-		desc := "Wide ResNet WRN-" + strings.TrimSuffix(w, "-d") + " (Zagoruyko & Komodakis 2016), pre-activation"
-		if strings.HasSuffix(w, "-d") {
-			desc += ", dropout 0.3 between convs"
-		}
-		add("wrn-"+w, desc, cifarInput, 10)
-	}
-	add("resnext-29-8x64d", "ResNeXt-29 8x64d for CIFAR (Xie 2017), grouped bottlenecks 256/512/1024", cifarInput, 10)
-	add("resnext-29-16x64d", "ResNeXt-29 16x64d for CIFAR (Xie 2017), grouped bottlenecks 256/512/1024", cifarInput, 10)
-	add("inception-v2-30", "Inception-V2 for CIFAR (section 4.2), 64-ch conv + 3 stages of 10 modules, branches 1:8:2:1", cifarInput, 10)
-	for _, d := range []int{50, 101, 152, 200} {
-		add(fmt.Sprintf("imagenet-resnet-%d", d), fmt.Sprintf("ImageNet ResNet-%d (He 2016), bottleneck blocks", d), imagenetInput, 1000)
-	}
-	add("imagenet-preact-resnet-200", "ImageNet pre-activation ResNet-200 (He 2016b)", imagenetInput, 1000)
-	add("imagenet-resnext-152-32x4d", "ImageNet ResNeXt-152 32x4d (Xie 2017)", imagenetInput, 1000)
 	return out
 }
 
+// Parse reads an architecture name (case-insensitive). Unknown names and
+// impossible depths or widths give an error that says what is valid.
+func Parse(name string) (Spec, error) {
+	n := strings.ToLower(strings.TrimSpace(name))
+	for _, f := range families {
+		rest, ok := strings.CutPrefix(n, string(f.Family)+"-")
+		if !ok {
+			continue
+		}
+		s := Spec{Family: f.Family, Dropout: f.dropout}
+		tail, err := f.rule(&s, rest)
+		if err != nil {
+			return Spec{}, fmt.Errorf("architecture %q: %w (valid: %s, e.g. %s)", name, err, f.syntax, f.examples)
+		}
+		s.Name = string(f.Family) + "-" + tail
+		return s, nil
+	}
+	return Spec{}, fmt.Errorf("unknown architecture %q; valid names:\n  %s", name, strings.Join(Patterns(), "\n  "))
+}
+
+// row is the spec's family's row of the table.
+func (s Spec) row() family {
+	for _, f := range families {
+		if f.Family == s.Family {
+			return f
+		}
+	}
+	return family{}
+}
+
+// Residual reports whether the family has residual blocks (and so supports
+// stochastic depth).
+func (s Spec) Residual() bool { return s.row().residual }
+
+// PreActivation reports whether the family is built of pre-activation
+// blocks, which Config.AfterActivation converts before erasing.
+func (s Spec) PreActivation() bool { return s.row().preact }
+
+// ImageNet reports whether the family is an ImageNet model (224x224, 1000 classes).
+func (s Spec) ImageNet() bool { return s.row().input == imagenetInput }
+
 // defaults returns the family's default input and classes.
 func (s Spec) defaults() (in [3]int, classes int) {
-	switch {
-	case s.ImageNet():
-		return imagenetInput, 1000
-	case s.Family == MLPNet:
-		return mnistInput, 10
-	case s.Family == ScalarNet:
-		return scalarInput, 1
-	}
-	return cifarInput, 10
+	f := s.row()
+	return f.input, f.classes
 }

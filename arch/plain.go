@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/eraserelu/eraserelu/graph"
-	"github.com/eraserelu/eraserelu/graph/ops"
 	"github.com/eraserelu/eraserelu/layers"
 	"gorgonia.org/gorgonia"
 )
@@ -43,7 +42,7 @@ func (b *builder) fig3(x *gorgonia.Node) (*gorgonia.Node, error) {
 				if i > 0 && j == 0 {
 					stride = 2
 				}
-				k := block{in: in, out: out, stride: stride, shortcut: zeroPad}
+				k := Block{In: in, Out: out, Stride: stride, Shortcut: ZeroPad}
 				name := fmt.Sprintf("block%d", j+1)
 				var err error
 				if b.spec.Family == Fig3VGG {
@@ -51,19 +50,9 @@ func (b *builder) fig3(x *gorgonia.Node) (*gorgonia.Node, error) {
 						return layers.ConvBNReLU(g, h, out, 3, layers.Name("conv"), layers.Stride(stride))
 					})
 				} else {
+					k.Survival = b.survival()
 					h, err = g.Build(name, graph.Residual, func() (*gorgonia.Node, error) {
-						r, err := layers.ConvBN(g, h, out, 3, layers.Name("conv"), layers.Stride(stride))
-						if err != nil {
-							return nil, err
-						}
-						sc, err := b.shortcutPath(h, h, k)
-						if err != nil {
-							return nil, err
-						}
-						if r, err = b.merge(r, sc); err != nil {
-							return nil, err
-						}
-						return ops.ReLU(r)
+						return Fig3ResModule(g, h, k)
 					})
 				}
 				if err != nil {
@@ -90,14 +79,7 @@ func (b *builder) mlp(x *gorgonia.Node) (*gorgonia.Node, error) {
 	for i := 1; i < b.spec.Depth; i++ {
 		var err error
 		h, err = g.Build(fmt.Sprintf("layer%d", i), graph.MLP, func() (*gorgonia.Node, error) {
-			h, err := layers.Dense(g, h, 1000, layers.Name("fc"), layers.Bias(false))
-			if err != nil {
-				return nil, err
-			}
-			if h, err = layers.BNReLU(g, h, layers.Name("bn")); err != nil {
-				return nil, err
-			}
-			return layers.Dropout(g, h, b.drop)
+			return MLPLayer(g, h, 1000, b.drop)
 		})
 		if err != nil {
 			return nil, err
@@ -121,14 +103,10 @@ func (b *builder) scalar() error {
 	g, dt, n := b.g, b.cfg.Dtype, b.cfg.Batch
 	x := g.NewInput("x", dt, n, 1)
 	y := g.NewInput("y", dt, n, 1)
-	dense := func(h *gorgonia.Node, units int) (*gorgonia.Node, error) {
-		in := h.Shape()[1]
-		return layers.Dense(g, h, units, layers.Name("fc"), layers.Init(graph.HeNormal()), layers.BiasInit(layers.HeNormalFan(in)))
-	}
 	var h *gorgonia.Node
 	err := g.Within("input", func() error {
 		var err error
-		h, err = dense(x, 200)
+		h, err = heDense(g, x, 200)
 		return err
 	})
 	if err != nil {
@@ -136,17 +114,7 @@ func (b *builder) scalar() error {
 	}
 	for i := 1; i <= b.spec.Depth; i++ {
 		h, err = g.Build(fmt.Sprintf("block%d", i), graph.Residual, func() (*gorgonia.Node, error) {
-			r, err := dense(h, 200)
-			if err != nil {
-				return nil, err
-			}
-			if r, err = layers.LayerNorm(g, r, layers.Name("ln")); err != nil {
-				return nil, err
-			}
-			if r, err = ops.Add(h, r); err != nil {
-				return nil, err
-			}
-			return ops.ReLU(r)
+			return ScalarModule(g, h)
 		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", b.spec.Name, err)
@@ -155,7 +123,7 @@ func (b *builder) scalar() error {
 	var yHat *gorgonia.Node
 	if err := g.Within("output", func() error {
 		var err error
-		yHat, err = dense(h, 1)
+		yHat, err = heDense(g, h, 1)
 		return err
 	}); err != nil {
 		return err
@@ -200,13 +168,13 @@ func (b *builder) inception(x *gorgonia.Node) (*gorgonia.Node, error) {
 		err := g.Within(fmt.Sprintf("stage%d", i+1), func() error {
 			var err error
 			if i > 0 {
-				if h, err = ops.MaxPool2D(h, 3, 2, 1); err != nil {
+				if h, err = layers.MaxPool(h, 3, 2, 1); err != nil {
 					return err
 				}
 			}
 			for j := 0; j < m; j++ {
 				h, err = g.Build(fmt.Sprintf("block%d", j+1), graph.Inception, func() (*gorgonia.Node, error) {
-					return b.inceptionModule(h, base)
+					return InceptionModule(g, h, base)
 				})
 				if err != nil {
 					return err
@@ -219,42 +187,4 @@ func (b *builder) inception(x *gorgonia.Node) (*gorgonia.Node, error) {
 		}
 	}
 	return b.head(h, false)
-}
-
-func (b *builder) inceptionModule(x *gorgonia.Node, base int) (*gorgonia.Node, error) {
-	g := b.g
-	type conv struct {
-		name          string
-		width, kernel int
-	}
-	run := func(h *gorgonia.Node, convs ...conv) (*gorgonia.Node, error) {
-		var err error
-		for _, c := range convs {
-			if h, err = layers.ConvBNReLU(g, h, c.width, c.kernel, layers.Name(c.name)); err != nil {
-				return nil, err
-			}
-		}
-		return h, nil
-	}
-	b1, err := run(x, conv{"conv1x1", base, 1})
-	if err != nil {
-		return nil, err
-	}
-	b3, err := run(x, conv{"conv3x3_reduce", base, 1}, conv{"conv3x3", 8 * base, 3})
-	if err != nil {
-		return nil, err
-	}
-	b5, err := run(x, conv{"conv5x5_reduce", base, 1}, conv{"conv5x5a", 2 * base, 3}, conv{"conv5x5b", 2 * base, 3})
-	if err != nil {
-		return nil, err
-	}
-	p, err := ops.AvgPool2D(x, 3, 1, 1)
-	if err != nil {
-		return nil, err
-	}
-	bp, err := run(p, conv{"conv_pool", base, 1})
-	if err != nil {
-		return nil, err
-	}
-	return ops.Concat(b1, b3, b5, bp)
 }

@@ -13,10 +13,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/eraserelu/eraserelu/arch"
 	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
 	"github.com/eraserelu/eraserelu/graph/ops"
+	"github.com/eraserelu/eraserelu/pipeline"
 	"github.com/eraserelu/eraserelu/train"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -66,19 +66,15 @@ func NewSession(cfg Config) (*Session, error) {
 		cfg.Dtype = tensor.Float32
 	}
 	start := time.Now()
-	g, err := arch.Build(arch.Config{Arch: cfg.Arch, Batch: cfg.Batch, Dtype: cfg.Dtype, Seed: 1})
-	if err != nil {
-		return nil, err
-	}
+	net := pipeline.Net{Arch: cfg.Arch, Batch: cfg.Batch, Dtype: cfg.Dtype, Seed: 1}
 	if cfg.Erase > 0 {
-		if g, _, err = erase.Apply(g, erase.Options{Proportion: cfg.Erase}); err != nil {
-			return nil, err
-		}
+		net.Erase = &erase.Options{Proportion: cfg.Erase}
 	}
-	prog, err := graph.Compile(g, "loss")
+	nw, err := pipeline.Compile(net)
 	if err != nil {
 		return nil, err
 	}
+	g, prog := nw.Graph, nw.Program
 	build := time.Since(start)
 	if err := bindRandom(g, cfg.Dtype); err != nil {
 		prog.Close()

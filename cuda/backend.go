@@ -61,22 +61,12 @@ func NewBackend(open func(*Step) (Executor, error)) train.BackendFactory {
 		if ops.Describe(ln.Op()).Kind != ops.KindCrossEntropy {
 			return nil, fmt.Errorf("cuda: the device path needs the softmax cross-entropy loss (ops.SoftmaxCrossEntropy), this graph's loss is %v", ln.Op())
 		}
-		s, err := Lower(prog, cfg.SGDOptions())
+		s, inf, err := LowerProgram(prog, cfg.SGDOptions())
 		if err != nil {
 			return nil, err
 		}
 		if s.X < 0 || s.Y < 0 || s.Loss < 0 {
 			return nil, fmt.Errorf("cuda: the training step has no input x, input y or loss")
-		}
-		if err := s.Plan(); err != nil {
-			return nil, err
-		}
-		inf, err := LowerInference(prog, s)
-		if err != nil {
-			return nil, err
-		}
-		if err := inf.Plan(); err != nil {
-			return nil, err
 		}
 		if len(s.Params) != len(g.Params()) {
 			return nil, fmt.Errorf("cuda: %d parameter slots for %d parameters", len(s.Params), len(g.Params()))
@@ -95,6 +85,28 @@ func NewBackend(open func(*Step) (Executor, error)) train.BackendFactory {
 		}
 		return &Backend{g: g, opt: opt, train: s, inf: inf, exec: exec}, nil
 	}
+}
+
+// LowerProgram lowers a compiled program into its training step (forward,
+// loss, backward and the SGD update sgd describes) and its inference step
+// lowered onto the training step's buffers, both planned: what a device
+// backend and the device checks run.
+func LowerProgram(prog *graph.Program, sgd train.SGDOptions) (trainStep, inferStep *Step, err error) {
+	s, err := Lower(prog, sgd)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.Plan(); err != nil {
+		return nil, nil, err
+	}
+	inf, err := LowerInference(prog, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := inf.Plan(); err != nil {
+		return nil, nil, err
+	}
+	return s, inf, nil
 }
 
 // Steps are the training and inference steps the backend runs.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/eraserelu/eraserelu/arch"
 	"github.com/eraserelu/eraserelu/erase"
+	"github.com/eraserelu/eraserelu/pipeline"
 	"github.com/eraserelu/eraserelu/train"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/vg"
@@ -84,8 +85,11 @@ func TestSmokeBuildsEveryNet(t *testing.T) {
 			if j.Dataset == "mnist" {
 				in = [3]int{1, 28, 28}
 			}
-			if _, err := BuildNet(NetSpec{Arch: j.Arch, Classes: 10, Batch: 2, Input: in, Seed: 1, Erase: j.Erase,
-				Location: j.Location, Replacement: j.Replacement, AfterActivation: j.AfterActivation, StochasticDepth: j.StochasticDepth}); err != nil {
+			net, err := JobNet(j, 10, 2, in)
+			if err == nil {
+				_, err = pipeline.Build(net)
+			}
+			if err != nil {
 				t.Errorf("%s job %s: %v", e.Name, j.ID, err)
 			}
 		}
@@ -99,11 +103,16 @@ func TestPReLUAllReplacesEveryReLU(t *testing.T) {
 		if v.replacement != "prelu" {
 			continue
 		}
-		g, err := BuildNet(NetSpec{Arch: "resnet-8", Classes: 10, Batch: 2, Input: [3]int{3, 32, 32}, Seed: 1, Erase: v.erase,
-			Location: v.location, Replacement: v.replacement, EveryReLU: v.everyReLU})
+		net, err := JobNet(Job{Arch: "resnet-8", Seed: 1, Erase: v.erase, Location: v.location, Replacement: v.replacement,
+			EveryReLU: v.everyReLU}, 10, 2, [3]int{3, 32, 32})
 		if err != nil {
 			t.Fatal(err)
 		}
+		nw, err := pipeline.Build(net)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := nw.Graph
 		want := 0 // PReLU-all
 		if v.name == "PReLU-sum" {
 			want = 1 + 3 // the stem's and each block's middle ReLU

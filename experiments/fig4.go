@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/eraserelu/eraserelu/arch"
 	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
+	"github.com/eraserelu/eraserelu/pipeline"
 	"github.com/eraserelu/eraserelu/train"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -74,32 +74,18 @@ func ScalarNet(depth int, eraseP float64, points int, seed uint64) (*Fig4Result,
 	if points%chunk != 0 {
 		return nil, fmt.Errorf("fig4: %d points do not split into chunks of %d", points, chunk)
 	}
-	g, err := arch.Build(arch.Config{Arch: fmt.Sprintf("scalar-%d", depth), Batch: chunk, Dtype: tensor.Float64, Seed: seed})
-	if err != nil {
-		return nil, err
-	}
-	mods := g.Modules()
-	g.SetOutput("hidden", mods[len(mods)-1].Output)
-	yHat, ok := g.Output("y_hat")
-	if !ok {
-		return nil, fmt.Errorf("scalar net has no output y_hat")
-	}
-	sum, err := gorgonia.Sum(yHat)
-	if err != nil {
-		return nil, err
-	}
-	g.SetOutput("sum", sum)
+	net := pipeline.Net{Arch: fmt.Sprintf("scalar-%d", depth), Batch: chunk, Dtype: tensor.Float64, Seed: seed,
+		Outputs: fig4Outputs, Loss: "sum", Compile: []graph.CompileOption{graph.WithInputGradients("x")}}
 	if eraseP > 0 {
-		if g, _, err = erase.Apply(g, erase.Options{Proportion: eraseP}); err != nil {
-			return nil, err
-		}
+		net.Erase = &erase.Options{Proportion: eraseP}
 	}
 	// d sum(f(x_i)) / d x_i = f'(x_i): each point only reaches its own output.
-	prog, err := graph.Compile(g, "sum", graph.WithInputGradients("x"))
+	nw, err := pipeline.Compile(net)
 	if err != nil {
 		return nil, err
 	}
-	defer prog.Close()
+	defer nw.Close()
+	g, prog := nw.Graph, nw.Program
 	x, _ := g.Input("x")
 	y, _ := g.Input("y")
 	grid := make([]float64, points)
@@ -138,6 +124,23 @@ func ScalarNet(depth int, eraseP float64, points int, seed uint64) (*Fig4Result,
 	r.Smoothness = IncrementCorrelation(r.Panel.Gradients)
 	r.Always, r.Never = AlwaysNever(r.Panel.Levels)
 	return r, nil
+}
+
+// fig4Outputs names the scalar net's last hidden layer ("hidden") and the
+// sum of its outputs over the batch ("sum", the gradient target).
+func fig4Outputs(g *graph.Graph) error {
+	mods := g.Modules()
+	g.SetOutput("hidden", mods[len(mods)-1].Output)
+	yHat, ok := g.Output("y_hat")
+	if !ok {
+		return fmt.Errorf("scalar net has no output y_hat")
+	}
+	sum, err := gorgonia.Sum(yHat)
+	if err != nil {
+		return err
+	}
+	g.SetOutput("sum", sum)
+	return nil
 }
 
 // RunFig4 measures every depth with and without EraseReLU over several

@@ -10,13 +10,11 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/eraserelu/eraserelu/arch"
 	"github.com/eraserelu/eraserelu/erase"
-	"github.com/eraserelu/eraserelu/graph"
 	"github.com/eraserelu/eraserelu/loaders"
+	"github.com/eraserelu/eraserelu/pipeline"
 	"github.com/eraserelu/eraserelu/train"
 	"github.com/sirupsen/logrus"
-	"gorgonia.org/tensor"
 )
 
 // Job is one training run of an experiment.
@@ -178,17 +176,16 @@ func RunJob(ctx context.Context, env Env, job Job, dir string) (train.Result, er
 		return train.Result{}, fmt.Errorf("job %s: %w", job.ID, err)
 	}
 	c, h, w := trainB.OutShape()
-	g, err := BuildNet(NetSpec{Arch: job.Arch, Classes: trainSet.NumClasses(), Batch: cfg.BatchSize, Input: [3]int{c, h, w},
-		Seed: job.Seed, Erase: job.Erase, Location: job.Location, Replacement: job.Replacement, EveryReLU: job.EveryReLU,
-		AfterActivation: job.AfterActivation, StochasticDepth: job.StochasticDepth, Dropout: job.Dropout})
+	net, err := JobNet(job, trainSet.NumClasses(), cfg.BatchSize, [3]int{c, h, w})
 	if err != nil {
 		return train.Result{}, fmt.Errorf("job %s: %w", job.ID, err)
 	}
-	prog, err := graph.Compile(g, "loss")
+	nw, err := pipeline.Compile(net)
 	if err != nil {
 		return train.Result{}, fmt.Errorf("job %s: %w", job.ID, err)
 	}
-	defer prog.Close()
+	defer nw.Close()
+	prog := nw.Program
 	_, statErr := os.Stat(filepath.Join(runDir, train.CheckpointDir, train.LastCheckpoint))
 	t, err := train.New(prog, cfg, train.WithSize(train.FromEpochs(trainB), trainSet.Len()), train.FromEpochs(testB), train.Options{
 		Dir: runDir, Logger: env.Logger, Progress: env.Progress, Resume: statErr == nil, Backend: env.Backend,
@@ -246,46 +243,28 @@ func openSplits(env Env, name, path string, job Job) (trainSet, testSet loaders.
 	return trainSet, testSet, nil
 }
 
-// NetSpec is an architecture with its erase setting.
-type NetSpec struct {
-	Arch            string
-	Classes, Batch  int
-	Input           [3]int
-	Dtype           tensor.Dtype
-	Seed            uint64
-	Erase           float64
-	Location        string
-	Replacement     string
-	EveryReLU       bool
-	AfterActivation bool
-	StochasticDepth bool
-	Dropout         float64
-}
-
-// BuildNet builds an architecture and applies EraseReLU as the spec says.
-func BuildNet(s NetSpec) (*graph.Graph, error) {
-	g, err := arch.Build(arch.Config{Arch: s.Arch, Classes: s.Classes, Batch: s.Batch, InputShape: s.Input,
-		Dtype: s.Dtype, Seed: s.Seed, AfterActivation: s.AfterActivation, StochasticDepth: s.StochasticDepth, Dropout: s.Dropout})
+// JobNet is the network a job trains, for data of the given classes and
+// input shape in batches of batch.
+func JobNet(job Job, classes, batch int, input [3]int) (pipeline.Net, error) {
+	n := pipeline.Net{Arch: job.Arch, Classes: classes, Batch: batch, Input: input, Seed: job.Seed,
+		AfterActivation: job.AfterActivation, StochasticDepth: job.StochasticDepth, Dropout: job.Dropout}
+	if job.Erase == 0 && job.Replacement == "" {
+		return n, nil
+	}
+	loc, err := erase.ParseLocation(job.Location)
 	if err != nil {
-		return nil, err
+		return n, err
 	}
-	if s.Erase == 0 && s.Replacement == "" {
-		return g, nil
-	}
-	loc, err := erase.ParseLocation(s.Location)
-	if err != nil {
-		return nil, err
-	}
-	opt := erase.Options{Proportion: s.Erase, Location: loc, OutsideModules: s.EveryReLU}
-	switch s.Replacement {
+	opt := erase.Options{Proportion: job.Erase, Location: loc, OutsideModules: job.EveryReLU}
+	switch job.Replacement {
 	case "", "identity":
 	case "prelu":
 		opt.Replacement = erase.PReLU
 	default:
-		return nil, fmt.Errorf("unknown replacement %q (valid: identity, prelu)", s.Replacement)
+		return n, fmt.Errorf("unknown replacement %q (valid: identity, prelu)", job.Replacement)
 	}
-	out, _, err := erase.Apply(g, opt)
-	return out, err
+	n.Erase = &opt
+	return n, nil
 }
 
 // RunJobs runs the jobs of one shard in order; a finished job is skipped.

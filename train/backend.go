@@ -1,9 +1,11 @@
 package train
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/eraserelu/eraserelu/graph"
+	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
@@ -26,15 +28,22 @@ type Backend interface {
 	Name() string
 	// Load copies the host state into the backend.
 	Load() error
-	// Train runs one training step on the batch (x, y: the graph's inputs,
-	// filled and padded by the trainer) with learning rate lr: forward,
-	// loss, backward and the optimizer step. The CPU backend skips the
-	// optimizer step when the loss is not finite; a device backend may
-	// apply it anyway (the trainer stops on that loss and never syncs or
-	// checkpoints the state after it).
+	// Train runs one training step on the batch x, y with learning rate
+	// lr: forward, loss, backward and the optimizer step. x and y have the
+	// shapes and dtypes of the graph's inputs "x" and "y" (the trainer
+	// fills and pads them); every backend reads the batch from them and
+	// from nothing else, so a caller never binds the graph's inputs itself.
+	// A backend keeps no reference to x and y beyond the call's need: the
+	// CPU backend binds them as the program's inputs (a pointer, so
+	// passing the same tensors every step costs nothing), a device backend
+	// copies them to the device. The CPU backend skips the optimizer step
+	// when the loss is not finite; a device backend may apply it anyway
+	// (the trainer stops on that loss and never syncs or checkpoints the
+	// state after it).
 	Train(x, y *tensor.Dense, lr float64) (Pass, error)
-	// Infer runs the inference pass on a batch (batch norm on its running
-	// statistics, dropout off); it changes no state.
+	// Infer runs the inference pass on the batch x, y (as Train takes it;
+	// batch norm on its running statistics, dropout off); it changes no
+	// state.
 	Infer(x, y *tensor.Dense) (Pass, error)
 	// Sync copies the backend's state into the host copy (nothing to do
 	// when no step ran since the last Load or Sync).
@@ -56,8 +65,7 @@ type Pass struct {
 }
 
 // BackendFactory makes a Trainer's backend (Options.Backend) for its
-// program, config and optimizer; New calls it once it has checked them and
-// bound the graph's inputs.
+// program, config and optimizer; New calls it once it has checked them.
 type BackendFactory func(prog *graph.Program, cfg Config, opt *SGD) (Backend, error)
 
 // cpuBackend runs the program and the SGD on the CPU.
@@ -65,14 +73,48 @@ type cpuBackend struct {
 	prog   *graph.Program
 	opt    *SGD
 	scorer Scorer
+	// x and y are the graph's inputs (y nil when the graph has no labels).
+	x, y *gorgonia.Node
 }
 
 func newCPUBackend(prog *graph.Program, opt *SGD) *cpuBackend {
+	g := prog.Graph()
 	b := &cpuBackend{prog: prog, opt: opt}
-	if ln, ok := prog.Graph().Output("loss"); ok {
+	if ln, ok := g.Output("loss"); ok {
 		b.scorer, _ = ln.Op().(Scorer)
 	}
+	b.x, _ = g.Input("x")
+	b.y, _ = g.Input("y")
 	return b
+}
+
+// stage makes x and y the values the program's inputs read. Binding is a
+// pointer assignment, done only when a tensor differs from the bound one,
+// so the batch is never copied and the trainer's steps allocate nothing.
+func (b *cpuBackend) stage(x, y *tensor.Dense) error {
+	if b.x == nil {
+		return fmt.Errorf("cpu: the graph has no input \"x\"")
+	}
+	if err := bindInput(b.x, x); err != nil {
+		return fmt.Errorf("cpu: batch x: %w", err)
+	}
+	if b.y == nil {
+		return nil
+	}
+	if err := bindInput(b.y, y); err != nil {
+		return fmt.Errorf("cpu: batch y: %w", err)
+	}
+	return nil
+}
+
+func bindInput(n *gorgonia.Node, t *tensor.Dense) error {
+	if v, ok := n.Value().(*tensor.Dense); ok && v == t {
+		return nil
+	}
+	if t == nil {
+		return fmt.Errorf("no tensor for input %s", n.Name())
+	}
+	return gorgonia.Let(n, t)
 }
 
 func (b *cpuBackend) Name() string { return "cpu" }
@@ -80,7 +122,10 @@ func (b *cpuBackend) Load() error  { return nil }
 func (b *cpuBackend) Sync() error  { return nil }
 func (b *cpuBackend) Close() error { return nil }
 
-func (b *cpuBackend) Train(_, _ *tensor.Dense, lr float64) (Pass, error) {
+func (b *cpuBackend) Train(x, y *tensor.Dense, lr float64) (Pass, error) {
+	if err := b.stage(x, y); err != nil {
+		return Pass{}, err
+	}
 	if err := b.prog.Train(); err != nil {
 		return Pass{}, err
 	}
@@ -91,7 +136,10 @@ func (b *cpuBackend) Train(_, _ *tensor.Dense, lr float64) (Pass, error) {
 	return p, b.opt.Step(b.prog, lr)
 }
 
-func (b *cpuBackend) Infer(_, _ *tensor.Dense) (Pass, error) {
+func (b *cpuBackend) Infer(x, y *tensor.Dense) (Pass, error) {
+	if err := b.stage(x, y); err != nil {
+		return Pass{}, err
+	}
 	if err := b.prog.Infer(); err != nil {
 		return Pass{}, err
 	}

@@ -10,16 +10,19 @@
 //	cfg.Set("epochs", "10")                    // or cfg.ApplyFlags(cmd.Flags()), train.LoadConfig(path)
 //	cfg.Seed = 1
 //	// build the graph (inputs "x", "y"; outputs "logits", "loss") and the
-//	// loaders from cfg.Seed, then:
+//	// loaders from cfg.Seed (pipeline.Compile builds and compiles the
+//	// paper's networks), then:
 //	prog, _ := graph.Compile(g, "loss")
 //	tr, err := train.New(prog, cfg, train.FromEpochs(trainBatcher), train.FromEpochs(testBatcher),
 //		train.Options{Dir: "runs/wrn-seed1", Logger: logger, Progress: os.Stderr})
 //	defer tr.Close()
 //	res, err := tr.Run(ctx)
 //
-// A step fills x and y from the data, runs Program.Train, checks that the
-// loss is finite, and takes an SGD step at the schedule's learning rate
-// (which also zeroes the gradients it has read).
+// A step fills the trainer's x and y tensors from the data and hands them
+// to the backend, which reads the batch from them (the CPU backend binds
+// them as the program's inputs), runs Program.Train, checks that the loss
+// is finite, and takes an SGD step at the schedule's learning rate (which
+// also zeroes the gradients it has read).
 // Each epoch ends with an evaluation of the test data in inference mode
 // (Program.Infer), a checkpoint, metrics.csv and the plots.
 //

@@ -15,7 +15,6 @@ import (
 
 	"github.com/eraserelu/eraserelu/graph"
 	"github.com/sirupsen/logrus"
-	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
@@ -114,9 +113,6 @@ func New(prog *graph.Program, cfg Config, trainData, testData Data, opts Options
 	}
 	t.x = tensor.New(tensor.Of(xn.Dtype()), tensor.WithShape(xs.Clone()...))
 	t.rowN = t.x.Size() / cfg.BatchSize
-	if err := gorgonia.Let(xn, t.x); err != nil {
-		return nil, fmt.Errorf("trainer: bind input x: %w", err)
-	}
 	if yn, ok := g.Input("y"); ok {
 		ys := yn.Shape()
 		if len(ys) != 1 || ys[0] != cfg.BatchSize {
@@ -126,9 +122,6 @@ func New(prog *graph.Program, cfg Config, trainData, testData Data, opts Options
 			return nil, fmt.Errorf("trainer: graph input y has dtype %v, want int", dt)
 		}
 		t.y = tensor.New(tensor.Of(yn.Dtype()), tensor.WithShape(cfg.BatchSize))
-		if err := gorgonia.Let(yn, t.y); err != nil {
-			return nil, fmt.Errorf("trainer: bind input y: %w", err)
-		}
 	} else {
 		// A graph without labels (e.g. a regression): the data still gets a y.
 		t.y = tensor.New(tensor.Of(tensor.Int), tensor.WithShape(cfg.BatchSize))

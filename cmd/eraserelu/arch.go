@@ -11,6 +11,7 @@ import (
 	"github.com/eraserelu/eraserelu/arch"
 	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
+	"github.com/eraserelu/eraserelu/pipeline"
 	"github.com/spf13/cobra"
 )
 
@@ -97,11 +98,15 @@ func archShowCommand() *cobra.Command {
 			if prop > 0 && spec.PreActivation() {
 				after = true
 			}
-			cfg := arch.Config{Arch: name, Classes: classes, AfterActivation: after}
-			g, err := arch.Build(cfg)
+			net := pipeline.Net{Arch: name, Classes: classes, AfterActivation: after}
+			if prop > 0 {
+				net.Erase = &erase.Options{Proportion: prop, Location: loc}
+			}
+			nw, err := pipeline.Build(net)
 			if err != nil {
 				return err
 			}
+			g := nw.Built
 			st := arch.Count(g)
 			x, _ := g.Input("x")
 			in := [3]int{1, 1, 1}
@@ -116,11 +121,7 @@ func archShowCommand() *cobra.Command {
 				ReLUsBefore: st.ReLUs, ReLUsAfter: st.ReLUs, Proportion: prop, Location: loc.String(),
 				Erased: []string{},
 			}
-			if prop > 0 {
-				_, rep, err := erase.Apply(g, erase.Options{Proportion: prop, Location: loc})
-				if err != nil {
-					return err
-				}
+			if rep := nw.Report; rep != nil {
 				out.ReLUsBefore, out.ReLUsAfter = rep.ReLUsBefore, rep.ReLUsAfter
 				out.Erased = append(out.Erased, rep.Erased...)
 			}

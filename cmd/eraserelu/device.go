@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	"github.com/eraserelu/eraserelu/cuda"
+	"github.com/eraserelu/eraserelu/pipeline"
 	"github.com/eraserelu/eraserelu/train"
 	"github.com/spf13/pflag"
 )
@@ -22,13 +22,9 @@ func (d *deviceFlags) add(f *pflag.FlagSet) {
 
 // backend is the trainer backend the flags ask for (nil: the CPU).
 func (d *deviceFlags) backend() (train.BackendFactory, error) {
-	switch d.device {
-	case "cpu":
-		return nil, nil
-	case "cuda":
-		return cudaBackend(d.cudaGraph)
-	case "cuda-ref":
-		return cuda.NewBackend(cuda.NewRefExecutor), nil
+	b, err := pipeline.Device{Name: d.device, CUDAGraph: d.cudaGraph}.Backend()
+	if err != nil {
+		return nil, fmt.Errorf("--device %w", err)
 	}
-	return nil, fmt.Errorf("--device %q: unknown device (valid: cpu, cuda, cuda-ref)", d.device)
+	return b, nil
 }

@@ -3,18 +3,12 @@
 package main
 
 import (
-	"github.com/eraserelu/eraserelu/cuda"
 	"github.com/eraserelu/eraserelu/cuda/devcheck"
-	"github.com/eraserelu/eraserelu/train"
 	"github.com/spf13/cobra"
 )
 
 // gpuBuild says this binary has the CUDA executor (-tags gpu).
 const gpuBuild = true
-
-func cudaBackend(graph bool) (train.BackendFactory, error) {
-	return cuda.DeviceBackend(cuda.Options{Graph: graph}), nil
-}
 
 // gpuCommand runs the CUDA path's device checks and benchmarks (package
 // devcheck); its flags are the check's own, parsed there.

@@ -29,7 +29,7 @@ func TestDeviceFlagErrors(t *testing.T) {
 		}
 		args[2] = "cuda"
 		_, err = run(t, args...)
-		if err == nil || !strings.Contains(err.Error(), "--device cuda: this eraserelu binary was built without CUDA support") ||
+		if err == nil || !strings.Contains(err.Error(), "--device cuda: this binary was built without CUDA support") ||
 			!strings.Contains(err.Error(), "make cuda-build") {
 			t.Errorf("%s --device cuda: %v", cmd, err)
 		}

@@ -19,10 +19,10 @@ import (
 	"sort"
 	"time"
 
-	"github.com/eraserelu/eraserelu/arch"
 	"github.com/eraserelu/eraserelu/cuda"
 	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
+	"github.com/eraserelu/eraserelu/pipeline"
 	"github.com/eraserelu/eraserelu/train"
 	"gorgonia.org/tensor"
 )
@@ -153,39 +153,31 @@ type setup struct {
 	ys  []int
 }
 
+// checkNet is the network the checks run: seed 7, with the trailing ReLU
+// of the given proportion of its modules erased.
+func checkNet(name string, batch int, dtype tensor.Dtype, eraseP float64) pipeline.Net {
+	n := pipeline.Net{Arch: name, Batch: batch, Dtype: dtype, Seed: 7}
+	if eraseP > 0 {
+		n.Erase = &erase.Options{Proportion: eraseP}
+	}
+	return n
+}
+
 // prepare builds the architecture (with the trailing ReLU of the given
 // proportion of its modules erased), compiles, lowers and plans it, and
 // draws a batch.
 func prepare(name string, batch int, eraseP float64) (*setup, error) {
-	g, err := arch.Build(arch.Config{Arch: name, Batch: batch, Dtype: tensor.Float32, Seed: 7})
+	nw, err := pipeline.Compile(checkNet(name, batch, tensor.Float32, eraseP))
 	if err != nil {
 		return nil, err
 	}
-	if eraseP > 0 {
-		if g, _, err = erase.Apply(g, erase.Options{Proportion: eraseP}); err != nil {
-			return nil, err
-		}
-	}
-	p, err := graph.Compile(g, "loss")
-	if err != nil {
-		return nil, err
-	}
+	g, p := nw.Graph, nw.Program
 	xs, ys, err := cuda.BindRandomBatch(g, batch)
 	if err != nil {
 		return nil, err
 	}
-	s, err := cuda.Lower(p, sgdOpts)
+	s, inf, err := cuda.LowerProgram(p, sgdOpts)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.Plan(); err != nil {
-		return nil, err
-	}
-	inf, err := cuda.LowerInference(p, s)
-	if err != nil {
-		return nil, err
-	}
-	if err := inf.Plan(); err != nil {
 		return nil, err
 	}
 	fmt.Printf("%s batch %d: %s\n", name, batch, s.Describe())
@@ -371,15 +363,12 @@ func trace(name string, batch int, tol float64) error {
 // running statistics and batch: the reference both float32 paths are
 // measured against.
 func (su *setup) twin64(name string, batch int) (*graph.Graph, *graph.Program, error) {
-	g, err := arch.Build(arch.Config{Arch: name, Batch: batch, Dtype: tensor.Float64, Seed: 7})
+	nw, err := pipeline.Compile(checkNet(name, batch, tensor.Float64, 0))
 	if err != nil {
 		return nil, nil, err
 	}
+	g, p := nw.Graph, nw.Program
 	if err := cuda.CopyWeights64(g, su.g); err != nil {
-		return nil, nil, err
-	}
-	p, err := graph.Compile(g, "loss")
-	if err != nil {
 		return nil, nil, err
 	}
 	if err := cuda.BindBatch(g, su.xs, su.ys); err != nil {

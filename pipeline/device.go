@@ -1,0 +1,33 @@
+package pipeline
+
+import (
+	"fmt"
+
+	"github.com/eraserelu/eraserelu/cuda"
+	"github.com/eraserelu/eraserelu/train"
+)
+
+// Device is where a training run's passes go.
+type Device struct {
+	// Name is "cpu" (or ""), "cuda" (GPU 0, in the binary built with -tags
+	// gpu) or "cuda-ref" (the CUDA path on its CPU reference interpreter:
+	// every kernel and the memory plan, slowly, without a device).
+	Name string
+	// CUDAGraph replays each training step as one captured CUDA graph
+	// (cuda only).
+	CUDAGraph bool
+}
+
+// Backend is the trainer's backend for the device (train.Options.Backend;
+// nil: the CPU backend).
+func (d Device) Backend() (train.BackendFactory, error) {
+	switch d.Name {
+	case "", "cpu":
+		return nil, nil
+	case "cuda":
+		return cudaBackend(d.CUDAGraph)
+	case "cuda-ref":
+		return cuda.NewBackend(cuda.NewRefExecutor), nil
+	}
+	return nil, fmt.Errorf("%q: unknown device (valid: cpu, cuda, cuda-ref)", d.Name)
+}

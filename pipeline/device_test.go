@@ -1,0 +1,25 @@
+package pipeline_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/eraserelu/eraserelu/pipeline"
+)
+
+// TestDeviceBackend: cpu is the trainer's default backend (nil), cuda-ref
+// the device path on the interpreter, an unknown name an error listing the
+// valid ones.
+func TestDeviceBackend(t *testing.T) {
+	for _, name := range []string{"", "cpu"} {
+		if b, err := (pipeline.Device{Name: name}).Backend(); b != nil || err != nil {
+			t.Errorf("device %q: %v, %v", name, b != nil, err)
+		}
+	}
+	if b, err := (pipeline.Device{Name: "cuda-ref"}).Backend(); b == nil || err != nil {
+		t.Errorf("device cuda-ref: %v, %v", b != nil, err)
+	}
+	if _, err := (pipeline.Device{Name: "tpu"}).Backend(); err == nil || !strings.Contains(err.Error(), "valid: cpu, cuda, cuda-ref") {
+		t.Errorf("device tpu: %v", err)
+	}
+}
