@@ -9,12 +9,19 @@ TEST_FLAGS ?= -count=1 -timeout 20m
 
 all: lint test
 
-# deps installs the C BLAS the default build links against.
+# deps installs the C BLAS the default build links against: Debian's
+# libopenblas-dev (and nothing else), through apt-get, as root or with sudo.
+# OPENBLAS_PROBE is the shell command that says whether it is there
+# (scripts/test-setup.sh sets it to `false` to check the install path).
+OPENBLAS_PROBE ?= ls /usr/lib/*/libopenblas.so || ls /usr/lib/libopenblas.so
 deps:
-	@if ! ls /usr/lib/*/libopenblas.so >/dev/null 2>&1 && ! ls /usr/lib/libopenblas.so >/dev/null 2>&1; then \
+	@if ! { $(OPENBLAS_PROBE); } >/dev/null 2>&1; then \
 		echo "installing libopenblas-dev (the default build calls OpenBLAS through cgo)"; \
-		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev >/dev/null; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; \
+		elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+		else echo "make deps: libopenblas-dev is missing and this user is not root and has no sudo: install libopenblas-dev, or build and test with -tags purego (make test-purego)" >&2; exit 1; fi; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq libopenblas-dev >/dev/null; \
 	fi
 
 build: deps
