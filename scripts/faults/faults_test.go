@@ -16,7 +16,7 @@ func TestFaultsCI(t *testing.T) {
 		t.Skip("-short: the fault suite runs the real binary")
 	}
 	data := filepath.Join("..", "..", "..", "shared", "datasets")
-	loads, err := Workloads("ci", data)
+	loads, _, err := Workloads("ci", data)
 	if err != nil {
 		t.Skipf("no data for the fault suite: %v", err)
 	}
