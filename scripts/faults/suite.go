@@ -188,40 +188,46 @@ var killTargets = []string{"step", "eval", "checkpoint"}
 // killSeries launches the workload into one run directory again and again,
 // each launch killed (SIGKILL) in the phase aimed at, until a launch is let
 // finish; every launch after a kill must resume without error, and the
-// finished run must equal the uninterrupted one.
+// finished run must equal the uninterrupted one. A launch that finishes
+// before its kill landed ends the series; the next series, in a new
+// directory, aims at the same phase again.
 func (s *Suite) killSeries(f *Figures, w Workload, want result) {
-	dir := filepath.Join(s.Work, w.Name, "killed")
-	kills := 0
-	for launch := 0; ; launch++ {
-		cmd := exec.Command(s.Bin, append(append([]string{"train"}, w.Args...), "--out", dir)...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		logStart := fileSize(filepath.Join(dir, train.LogFile))
-		if err := cmd.Start(); err != nil {
-			f.fail("%s: start: %v", w.Name, err)
-			return
+	done := 0
+	for series := 0; done < w.Kills && series < 4; series++ {
+		dir := filepath.Join(s.Work, w.Name, fmt.Sprintf("killed-%d", series))
+		kills := 0
+		for {
+			cmd := exec.Command(s.Bin, append(append([]string{"train"}, w.Args...), "--out", dir)...)
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			logStart := fileSize(filepath.Join(dir, train.LogFile))
+			if err := cmd.Start(); err != nil {
+				f.fail("%s: start: %v", w.Name, err)
+				return
+			}
+			phase := ""
+			if done+kills < w.Kills {
+				phase = s.killIn(cmd.Process.Pid, dir, logStart, killTargets[(done+kills)%len(killTargets)])
+			}
+			err := cmd.Wait()
+			if phase != "" {
+				kills++
+				f.KillsTried++
+				f.KillPhases[phase]++
+				continue
+			}
+			if err != nil {
+				// Every kill but the last was followed by a launch that worked.
+				f.KillsSurvived += max(0, kills-1)
+				f.fail("%s: launch after %d kills failed: %v\n%s", w.Name, kills, err, out.String())
+				return
+			}
+			f.KillsSurvived += kills
+			break
 		}
-		phase := ""
-		if launch < w.Kills {
-			phase = s.killIn(cmd.Process.Pid, dir, logStart, killTargets[launch%len(killTargets)])
-		}
-		err := cmd.Wait()
-		if phase != "" {
-			kills++
-			f.KillsTried++
-			f.KillPhases[phase]++
-			continue
-		}
-		if err != nil {
-			// Every kill but the last was followed by a launch that worked.
-			f.KillsSurvived += max(0, kills-1)
-			f.fail("%s: launch %d (after %d kills) failed: %v\n%s", w.Name, launch+1, kills, err, out.String())
-			return
-		}
-		f.KillsSurvived += kills
-		break
+		done += kills
+		s.compare(f, fmt.Sprintf("%s after %d kills", w.Name, kills), dir, want)
 	}
-	s.compare(f, w.Name+" after kills", dir, want)
 }
 
 // killIn stops the process at random moments (SIGSTOP), looks at what it
@@ -231,7 +237,8 @@ func (s *Suite) killSeries(f *Figures, w Workload, want result) {
 func (s *Suite) killIn(pid int, dir string, logStart int64, want string) string {
 	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) {
-		time.Sleep(time.Duration(s.rng.IntN(6000)) * time.Microsecond)
+		// Evaluation and checkpoint writes take milliseconds: look often.
+		time.Sleep(time.Duration(s.rng.IntN(3000)) * time.Microsecond)
 		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 			return "" // exited
 		}
