@@ -60,9 +60,16 @@ type Job struct {
 // (which the run records itself): a run directory resumed with other
 // values is refused.
 func (j Job) Identity() map[string]string {
+	loc, repl := j.Location, j.Replacement
+	if loc == "" {
+		loc = "last" // the defaults BuildNet applies
+	}
+	if repl == "" {
+		repl = "identity"
+	}
 	return map[string]string{
 		"arch": j.Arch, "dataset": j.Dataset, "erase": strconv.FormatFloat(j.Erase, 'g', -1, 64),
-		"location": j.Location, "replacement": j.Replacement,
+		"location": loc, "replacement": repl,
 		"after_activation": strconv.FormatBool(j.AfterActivation), "stochastic_depth": strconv.FormatBool(j.StochasticDepth),
 		"dropout":         strconv.FormatFloat(j.Dropout, 'g', -1, 64),
 		"train_per_class": strconv.Itoa(j.TrainPerClass), "test_per_class": strconv.Itoa(j.TestPerClass),
