@@ -324,8 +324,7 @@ func (r *run) begin() error {
 		}
 	}
 	r.cfg.Commit = commit
-	b, _ := json.MarshalIndent(r.cfg, "", "  ")
-	if err := WriteBytesAtomic(r.path(ConfigFile), append(b, '\n')); err != nil {
+	if err := r.writeConfig(); err != nil {
 		r.logf.Close()
 		return err
 	}
@@ -333,6 +332,15 @@ func (r *run) begin() error {
 	r.log(logrus.InfoLevel, logrus.Fields{"dir": r.opts.Dir, "recipe": r.cfg.Recipe, "seed": r.cfg.Seed, "commit": commit,
 		"config_hash": r.st.ConfigHash, "params": r.g.ParamCount(), "backend": r.be.Name()}, "run started", true)
 	return nil
+}
+
+// writeConfig writes the run's resolved config as config.json.
+func (r *run) writeConfig() error {
+	b, err := json.MarshalIndent(r.cfg, "", "  ")
+	if err != nil {
+		return fmt.Errorf("run config: %w", err)
+	}
+	return WriteBytesAtomic(r.path(ConfigFile), append(b, '\n'))
 }
 
 func (r *run) resume(commit string) error {
@@ -355,8 +363,7 @@ func (r *run) resume(commit string) error {
 	if extended {
 		r.log(logrus.InfoLevel, logrus.Fields{"epochs": fmt.Sprintf("%d -> %d", st.Config.Epochs, r.cfg.Epochs),
 			"iterations": fmt.Sprintf("%d -> %d", st.Config.Iterations, r.cfg.Iterations)}, "run extended", true)
-		b, _ := json.MarshalIndent(r.cfg, "", "  ")
-		if err := WriteBytesAtomic(r.path(ConfigFile), append(b, '\n')); err != nil {
+		if err := r.writeConfig(); err != nil {
 			r.logf.Close()
 			return err
 		}
