@@ -68,7 +68,7 @@ faults: data
 	$(GO) run ./scripts/faults --scale full --data $(DATA)
 	$(GO) test -count=1 -v -run 'TestCorruptDataFiles|TestUnreadableDataFiles' ./loaders
 	for f in FuzzIDX FuzzCIFAR FuzzMat; do \
-		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -parallel 2 ./loaders || exit 1; done
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x -parallel 2 ./loaders || exit 1; done
 
 clean:
 	rm -rf bin
