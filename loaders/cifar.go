@@ -248,6 +248,9 @@ func (sp *cifarSpec) readArchive(a string, files []string) (map[string][]byte, e
 		}
 		m[base] = b
 	}
+	if err := finishArchive(rc, a); err != nil {
+		return nil, err
+	}
 	for _, f := range files {
 		if _, ok := m[f]; !ok {
 			return nil, fmt.Errorf("%s: archive has no %s: %w", a, f, fs.ErrNotExist)

@@ -49,7 +49,7 @@ func openMaybeGzip(path string) (io.ReadCloser, error) {
 	gz, err := gzip.NewReader(br)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("gzip: %w", err)
+		return nil, fmt.Errorf("%s: gzip: %w", path, err)
 	}
 	return gzipReadCloser{gz, f}, nil
 }
@@ -93,6 +93,17 @@ func readN(r io.Reader, n int64) ([]byte, error) {
 		}
 	}
 	return buf, nil
+}
+
+// finishArchive reads what follows the end of a tar archive read from r
+// (the archive at path): a tar reader stops at the end-of-archive blocks,
+// so without this a gzip stream would never check its CRC and length, and
+// a truncated or extended .tar.gz would load.
+func finishArchive(r io.Reader, path string) error {
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return fmt.Errorf("%s: after the archive's end: %w", path, err)
+	}
+	return nil
 }
 
 // expectEOF checks that r has no data left (and, for a gzip stream, lets it

@@ -552,6 +552,11 @@ func scanTar(a string, splits []string) (ents []folderEntry, classDirs []string,
 			break
 		}
 	}
+	if compressed {
+		if err := finishArchive(r, a); err != nil {
+			return nil, nil, nil, false, err
+		}
+	}
 	for si, s := range splits {
 		fd := per[si]
 		if len(fd.ents) == 0 && len(fd.classDirs) == 0 {

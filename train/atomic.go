@@ -15,7 +15,19 @@ import (
 // a temporary file in the same directory, which is synced, closed, renamed
 // over path, and then the directory is synced so the rename is durable.
 // On any error the temporary file is removed and path is untouched.
-func WriteFileAtomic(path string, write func(w io.Writer) error) (err error) {
+func WriteFileAtomic(path string, write func(w io.Writer) error) error {
+	return writeAtomic(path, "", write)
+}
+
+// WriteFileRotating is WriteFileAtomic that keeps the file it replaces:
+// once the new contents are complete and synced, path (if there) is
+// renamed to prev, then the new file to path. A crash between the two
+// renames leaves prev and no path; readers fall back to prev.
+func WriteFileRotating(path, prev string, write func(w io.Writer) error) error {
+	return writeAtomic(path, prev, write)
+}
+
+func writeAtomic(path, prev string, write func(w io.Writer) error) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -47,6 +59,11 @@ func WriteFileAtomic(path string, write func(w io.Writer) error) (err error) {
 	}
 	if err = f.Close(); err != nil {
 		return err
+	}
+	if prev != "" {
+		if err = os.Rename(path, prev); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("keep the previous file as %s: %w", prev, err)
+		}
 	}
 	if err = os.Rename(tmp, path); err != nil {
 		return err

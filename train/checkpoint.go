@@ -1,9 +1,17 @@
 package train
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"hash"
+	"io"
+	"os"
 	"reflect"
 	"sort"
 	"strconv"
@@ -21,8 +29,37 @@ type RNGStater interface {
 	SetRNGState([]byte) error
 }
 
-// CheckpointFormat is the value of the "format" metadata key.
-const CheckpointFormat = "eraserelu-checkpoint/1"
+// CheckpointFormat is the value of the "format" metadata key. Version 2
+// added the checksum; version 1 files (no checksum) are refused, since
+// their bytes cannot be verified.
+const CheckpointFormat = "eraserelu-checkpoint/2"
+
+// ChecksumKey is the metadata key of a checkpoint's checksum:
+// "sha256:" and 64 hex digits, the SHA-256 of the whole file (length
+// prefix, header and data) as written with those 64 digits all '0'.
+// Hashing the file's own bytes, rather than a re-encoding of what was
+// decoded, makes every changed byte count, header padding included.
+const ChecksumKey = "checksum"
+
+const checksumPrefix = "sha256:"
+
+// zeroDigest stands in for the digest while it is computed.
+var zeroDigest = bytes.Repeat([]byte("0"), sha256.Size*2)
+
+// CorruptCheckpointError reports a checkpoint whose bytes cannot be
+// trusted: unreadable, not a safetensors file, no checksum, or a checksum
+// that does not match. A resume falls back to an older checkpoint on it;
+// other errors (a checkpoint of another network) it reports at once.
+type CorruptCheckpointError struct {
+	Path string
+	Err  error
+}
+
+func (e *CorruptCheckpointError) Error() string {
+	return fmt.Sprintf("checkpoint %s: %v", e.Path, e.Err)
+}
+
+func (e *CorruptCheckpointError) Unwrap() error { return e.Err }
 
 // VelocityPrefix prefixes the names of the optimizer's velocity tensors.
 const VelocityPrefix = "optim.velocity."
@@ -44,6 +81,9 @@ type State struct {
 	Running Running
 	// LastLoss is the last training loss, finite.
 	LastLoss float64
+	// Identity is Options.Identity of the run: what besides Config decides
+	// its results.
+	Identity map[string]string
 }
 
 // Running accumulates running averages of the training metrics over an epoch.
@@ -122,10 +162,21 @@ func CheckpointTensors(g *graph.Graph, opt *SGD) (map[string]*tensor.Dense, erro
 
 // SaveCheckpoint writes the graph's parameters and buffers, the optimizer's
 // velocities (opt may be nil), the RNG state of the graph's ops and st to
-// path in the safetensors format, atomically. Metadata keys: format, epoch,
-// batch, step, seed, config_hash, config, history, running, last_loss,
-// optim.started and rng.<i> (base64) with rng.<i>.op naming the op.
+// path in the safetensors format, atomically, with a checksum
+// (ChecksumKey). Metadata keys: format, checksum, epoch, batch, step, seed,
+// config_hash, config, history, running, last_loss, optim.started, rng.<i>
+// (base64) with rng.<i>.op naming the op, and identity.<key>.
 func SaveCheckpoint(path string, g *graph.Graph, opt *SGD, st State) error {
+	return saveCheckpoint(path, "", g, opt, st)
+}
+
+// RotateCheckpoint is SaveCheckpoint that keeps the checkpoint it replaces
+// as prev (WriteFileRotating): a failed or torn write leaves both.
+func RotateCheckpoint(path, prev string, g *graph.Graph, opt *SGD, st State) error {
+	return saveCheckpoint(path, prev, g, opt, st)
+}
+
+func saveCheckpoint(path, prev string, g *graph.Graph, opt *SGD, st State) error {
 	ts, err := CheckpointTensors(g, opt)
 	if err != nil {
 		return fmt.Errorf("checkpoint %s: %w", path, err)
@@ -166,18 +217,106 @@ func SaveCheckpoint(path string, g *graph.Graph, opt *SGD, st State) error {
 		meta["rng."+strconv.Itoa(i)] = base64.StdEncoding.EncodeToString(b)
 		meta["rng."+strconv.Itoa(i)+".op"] = fmt.Sprint(r)
 	}
-	return WriteSafetensors(path, ts, meta)
+	for k, v := range st.Identity {
+		meta[identityPrefix+k] = v
+	}
+	write, err := checksummed(ts, meta)
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	if prev == "" {
+		return WriteFileAtomic(path, write)
+	}
+	return WriteFileRotating(path, prev, write)
+}
+
+// identityPrefix prefixes the metadata keys of State.Identity.
+const identityPrefix = "identity."
+
+// checksummed encodes the checkpoint twice: once into a hash with the
+// digest zeroed, then, returned as a writer function, with the digest.
+// The encoding is deterministic (sorted names and keys), so the two
+// passes differ only in the 64 digits.
+func checksummed(ts map[string]*tensor.Dense, meta map[string]string) (func(io.Writer) error, error) {
+	meta[ChecksumKey] = checksumPrefix + string(zeroDigest)
+	h := sha256.New()
+	if err := EncodeSafetensors(h, ts, meta); err != nil {
+		return nil, err
+	}
+	meta[ChecksumKey] = checksumPrefix + hex.EncodeToString(h.Sum(nil))
+	return func(w io.Writer) error { return EncodeSafetensors(w, ts, meta) }, nil
+}
+
+// VerifyChecksum checks the checksum a checkpoint file's header carries
+// against its bytes b. It finds the digest in the raw header, so it needs
+// nothing decoded.
+func VerifyChecksum(b []byte) error {
+	if len(b) < 8 {
+		return fmt.Errorf("file is %d bytes, too short for a safetensors header", len(b))
+	}
+	n := binary.LittleEndian.Uint64(b[:8])
+	if n > uint64(len(b)-8) {
+		return fmt.Errorf("header length %d exceeds the file's remaining %d bytes (truncated?)", n, len(b)-8)
+	}
+	header := b[8 : 8+n]
+	key := []byte(`"` + ChecksumKey + `":"` + checksumPrefix)
+	i := bytes.Index(header, key)
+	if i < 0 || bytes.Index(header[i+1:], key) >= 0 {
+		return fmt.Errorf("no checksum in the header (want one %q metadata entry; a checkpoint written before %s has none and cannot be verified)", ChecksumKey, CheckpointFormat)
+	}
+	lo := 8 + i + len(key)
+	hi := lo + len(zeroDigest)
+	if hi >= 8+len(header) || b[hi] != '"' {
+		return errors.New("the checksum entry is malformed")
+	}
+	stored := string(b[lo:hi])
+	h := sha256.New()
+	hashParts(h, b[:lo], zeroDigest, b[hi:])
+	if got := hex.EncodeToString(h.Sum(nil)); got != stored {
+		return fmt.Errorf("checksum mismatch: the file's bytes hash to sha256:%s, its header says sha256:%s (the file changed after it was written)", got, stored)
+	}
+	return nil
+}
+
+func hashParts(h hash.Hash, parts ...[]byte) {
+	for _, p := range parts {
+		h.Write(p)
+	}
+}
+
+// ReadCheckpointFile reads a checkpoint file once, verifies its checksum
+// and decodes it from the same bytes, so nothing unverified is used. Its
+// errors are *CorruptCheckpointError.
+func ReadCheckpointFile(path string) (*Safetensors, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &CorruptCheckpointError{Path: path, Err: fmt.Errorf("unreadable: %w", err)}
+	}
+	return decodeCheckpoint(path, b)
+}
+
+// decodeCheckpoint is ReadCheckpointFile on the file's bytes b.
+func decodeCheckpoint(path string, b []byte) (*Safetensors, error) {
+	if err := VerifyChecksum(b); err != nil {
+		return nil, &CorruptCheckpointError{Path: path, Err: err}
+	}
+	st, err := DecodeSafetensors(b)
+	if err != nil {
+		return nil, &CorruptCheckpointError{Path: path, Err: fmt.Errorf("not a valid safetensors file: %w", err)}
+	}
+	return st, nil
 }
 
 // LoadCheckpoint restores a checkpoint written by SaveCheckpoint into the
 // graph (parameters, buffers, op RNG states) and, when opt is not nil, the
-// optimizer. Everything is checked before anything is changed: a missing
-// tensor, a tensor of another shape or dtype, or one the graph does not have
-// is an error naming the file and the tensor.
+// optimizer. Everything is checked before anything is changed: the
+// checksum (a failure is a *CorruptCheckpointError), then a missing
+// tensor, a tensor of another shape or dtype, or one the graph does not
+// have is an error naming the file and the tensor.
 func LoadCheckpoint(path string, g *graph.Graph, opt *SGD) (State, error) {
-	st, err := ReadSafetensors(path)
+	st, err := ReadCheckpointFile(path)
 	if err != nil {
-		return State{}, fmt.Errorf("checkpoint: %w", err)
+		return State{}, err
 	}
 	fail := func(format string, args ...any) (State, error) {
 		return State{}, fmt.Errorf("checkpoint %s: %s", path, fmt.Sprintf(format, args...))
@@ -242,6 +381,14 @@ func LoadCheckpoint(path string, g *graph.Graph, opt *SGD) (State, error) {
 		return fail("metadata last_loss: %v", err)
 	}
 	s.ConfigHash = st.Metadata["config_hash"]
+	for k, v := range st.Metadata {
+		if id, ok := strings.CutPrefix(k, identityPrefix); ok {
+			if s.Identity == nil {
+				s.Identity = map[string]string{}
+			}
+			s.Identity[id] = v
+		}
+	}
 	jsons := []struct {
 		key string
 		dst any

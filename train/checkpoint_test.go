@@ -109,7 +109,11 @@ func TestCheckpointMismatches(t *testing.T) {
 		}
 		edit(ts, meta)
 		p := filepath.Join(dir, name)
-		if err := WriteSafetensors(p, ts, meta); err != nil {
+		write, err := checksummed(ts, meta) // an edit the checksum vouches for
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteFileAtomic(p, write); err != nil {
 			t.Fatal(err)
 		}
 		return p

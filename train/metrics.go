@@ -109,7 +109,9 @@ type Result struct {
 	Seed       uint64 `json:"seed"`
 	Commit     string `json:"commit"`
 	ConfigHash string `json:"config_hash"`
-	Dir        string `json:"dir"`
+	// Identity is Options.Identity: what besides the config decides the run.
+	Identity map[string]string `json:"identity,omitempty"`
+	Dir      string            `json:"dir"`
 	// Epochs is the number of epochs run, Steps of optimizer steps.
 	Epochs int `json:"epochs"`
 	Steps  int `json:"steps"`

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -28,6 +29,9 @@ const (
 	ErrorPlotFile  = "error.png"
 	CheckpointDir  = "checkpoints"
 	LastCheckpoint = "last.safetensors"
+	// PrevCheckpoint is the checkpoint before the last, kept by the
+	// rotation so a corrupt last one has a fallback.
+	PrevCheckpoint = "prev.safetensors"
 )
 
 // Options are a run's surroundings; none of them changes its results.
@@ -45,9 +49,15 @@ type Options struct {
 	// LogEvery is the number of steps between progress log lines (0: about
 	// ten per epoch).
 	LogEvery int
-	// Resume continues the run in Dir from its latest checkpoint, exactly
-	// as if it had not stopped.
+	// Resume continues the run in Dir from its latest good checkpoint,
+	// exactly as if it had not stopped. Its settings must be the run's,
+	// except that Epochs (or Iterations) may grow: that extends the run.
 	Resume bool
+	// Identity holds what besides Config decides the run's results
+	// (architecture, data set, EraseReLU setting, ...), as key/value pairs
+	// recorded in its checkpoints and results: a resume with other values
+	// is refused, naming them.
+	Identity map[string]string
 	// OnStep and OnEpoch, when set, are called after each optimizer step
 	// and after each epoch (its metrics and checkpoint written).
 	OnStep  func(step int, loss float64)
@@ -180,7 +190,11 @@ func (e *DivergedError) Error() string {
 		b.WriteString("; no finite loss before it")
 	}
 	if e.Checkpoint != "" {
-		fmt.Fprintf(&b, "; the last good checkpoint %s (after epoch %d) is kept", e.Checkpoint, e.CheckpointEpoch)
+		when := fmt.Sprintf("after epoch %d", e.CheckpointEpoch)
+		if e.CheckpointEpoch == 0 {
+			when = "the initial weights"
+		}
+		fmt.Fprintf(&b, "; the last good checkpoint %s (%s) is kept", e.Checkpoint, when)
 	} else {
 		b.WriteString("; no checkpoint had been written")
 	}
@@ -208,6 +222,25 @@ func (r *run) path(name string) string { return filepath.Join(r.opts.Dir, name) 
 
 func (r *run) ckptPath() string { return filepath.Join(r.opts.Dir, CheckpointDir, LastCheckpoint) }
 
+// CheckpointCandidates lists the checkpoints of a run directory a resume
+// may start from, newest first: last, prev, then the kept epoch-NNNN
+// copies from the highest epoch down. Missing files are left out.
+func CheckpointCandidates(dir string) []string {
+	ckdir := filepath.Join(dir, CheckpointDir)
+	var out []string
+	for _, name := range []string{LastCheckpoint, PrevCheckpoint} {
+		if _, err := os.Stat(filepath.Join(ckdir, name)); err == nil {
+			out = append(out, filepath.Join(ckdir, name))
+		}
+	}
+	kept, _ := filepath.Glob(filepath.Join(ckdir, "epoch-[0-9]*.safetensors"))
+	sort.Sort(sort.Reverse(sort.StringSlice(kept)))
+	return append(out, kept...)
+}
+
+// HasCheckpoint says whether a run directory holds a checkpoint to resume.
+func HasCheckpoint(dir string) bool { return len(CheckpointCandidates(dir)) > 0 }
+
 func (r *run) log(level logrus.Level, fields logrus.Fields, msg string, console bool) {
 	r.file.WithFields(fields).Log(level, msg)
 	if console && r.console != nil {
@@ -231,6 +264,15 @@ func (t *Trainer) Run(ctx context.Context) (res Result, err error) {
 	if err := t.be.Load(); err != nil {
 		r.logf.Close()
 		return Result{}, fmt.Errorf("%s: load the model: %w", t.be.Name(), err)
+	}
+	if !t.opts.Resume {
+		// The starting point is a checkpoint too, so even the first
+		// epoch's has a previous one to fall back to. The backend has just
+		// loaded the graph's values: nothing to sync back.
+		if err := r.writeCheckpoint(); err != nil {
+			r.logf.Close()
+			return Result{}, err
+		}
 	}
 	defer func() {
 		if err != nil {
@@ -275,38 +317,51 @@ func (r *run) begin() error {
 		}
 	}
 	r.cfg.Commit = commit
-	b, _ := json.MarshalIndent(r.cfg, "", "  ")
-	if err := WriteBytesAtomic(r.path(ConfigFile), append(b, '\n')); err != nil {
+	if err := r.writeConfig(); err != nil {
 		r.logf.Close()
 		return err
 	}
-	r.st = State{Seed: r.cfg.Seed, ConfigHash: r.cfg.Hash(), Config: r.cfg}
+	r.st = State{Seed: r.cfg.Seed, ConfigHash: r.cfg.Hash(), Config: r.cfg, Identity: r.opts.Identity}
 	r.log(logrus.InfoLevel, logrus.Fields{"dir": r.opts.Dir, "recipe": r.cfg.Recipe, "seed": r.cfg.Seed, "commit": commit,
 		"config_hash": r.st.ConfigHash, "params": r.g.ParamCount(), "backend": r.be.Name()}, "run started", true)
 	return nil
 }
 
-func (r *run) resume(commit string) error {
-	path := r.ckptPath()
-	if _, err := os.Stat(path); err != nil {
-		r.logf.Close()
-		return fmt.Errorf("resume: no checkpoint in %s: %w", r.opts.Dir, err)
+// writeConfig writes the run's resolved config as config.json.
+func (r *run) writeConfig() error {
+	b, err := json.MarshalIndent(r.cfg, "", "  ")
+	if err != nil {
+		return fmt.Errorf("run config: %w", err)
 	}
-	st, err := LoadCheckpoint(path, r.g, r.opt)
+	return WriteBytesAtomic(r.path(ConfigFile), append(b, '\n'))
+}
+
+func (r *run) resume(commit string) error {
+	removeStaleTemps(r.opts.Dir, filepath.Join(r.opts.Dir, CheckpointDir))
+	st, path, err := r.loadLatest()
 	if err != nil {
 		r.logf.Close()
 		return fmt.Errorf("resume: %w", err)
 	}
-	if h := r.cfg.Hash(); st.ConfigHash != h {
+	extended, err := checkResume(r.opts.Dir, st, r.cfg, r.opts.Identity)
+	if err != nil {
 		r.logf.Close()
-		return fmt.Errorf("resume: the config differs from the checkpoint's (hash %s vs %s): %s",
-			h, st.ConfigHash, strings.Join(r.cfg.Diff(st.Config), "; "))
+		return err
 	}
 	if st.Config.Commit != commit {
 		r.log(logrus.WarnLevel, logrus.Fields{"run_commit": st.Config.Commit, "commit": commit},
 			"resuming with code from another commit; results may differ from an uninterrupted run", true)
 	}
 	r.cfg.Commit = st.Config.Commit
+	if extended {
+		r.log(logrus.InfoLevel, logrus.Fields{"epochs": fmt.Sprintf("%d -> %d", st.Config.Epochs, r.cfg.Epochs),
+			"iterations": fmt.Sprintf("%d -> %d", st.Config.Iterations, r.cfg.Iterations)}, "run extended", true)
+		if err := r.writeConfig(); err != nil {
+			r.logf.Close()
+			return err
+		}
+	}
+	st.Config, st.ConfigHash, st.Identity = r.cfg, r.cfg.Hash(), r.opts.Identity
 	r.st = st
 	r.lastStep = st.Step - 1
 	r.ckptEpoch = len(st.History)
@@ -316,6 +371,50 @@ func (r *run) resume(commit string) error {
 	r.log(logrus.InfoLevel, logrus.Fields{"dir": r.opts.Dir, "epoch": st.Epoch + 1, "batch": st.Batch, "step": st.Step,
 		"checkpoint": path, "backend": r.be.Name()}, "run resumed", true)
 	return nil
+}
+
+// loadLatest restores the newest checkpoint that verifies. A corrupt or
+// unreadable one is reported as a warning naming the file and what failed,
+// and the next older one is tried; any other error (a checkpoint of
+// another network) stops at once, since an older file would not fit
+// either.
+func (r *run) loadLatest() (State, string, error) {
+	cands := CheckpointCandidates(r.opts.Dir)
+	if len(cands) == 0 {
+		return State{}, "", fmt.Errorf("no checkpoint in %s", filepath.Join(r.opts.Dir, CheckpointDir))
+	}
+	var failed []string
+	for _, path := range cands {
+		st, err := LoadCheckpoint(path, r.g, r.opt)
+		var corrupt *CorruptCheckpointError
+		if errors.As(err, &corrupt) {
+			failed = append(failed, err.Error())
+			r.log(logrus.WarnLevel, logrus.Fields{"checkpoint": path, "error": corrupt.Err.Error()},
+				"checkpoint failed verification; trying the previous one", true)
+			continue
+		}
+		if err != nil {
+			return State{}, "", err
+		}
+		if len(failed) > 0 {
+			r.log(logrus.WarnLevel, logrus.Fields{"checkpoint": path, "epoch": st.Epoch, "batch": st.Batch},
+				"resuming from an older checkpoint; the work after it is redone", true)
+		}
+		return st, path, nil
+	}
+	return State{}, "", fmt.Errorf("no checkpoint in %s verifies (%s): delete the directory %s to restart the run from scratch, or train into a new --out",
+		r.opts.Dir, strings.Join(failed, "; "), filepath.Join(r.opts.Dir, CheckpointDir))
+}
+
+// removeStaleTemps deletes the temporary files of writes a crash cut short
+// (WriteFileAtomic's ".<name>.tmp-*"); they are never read.
+func removeStaleTemps(dirs ...string) {
+	for _, d := range dirs {
+		stale, _ := filepath.Glob(filepath.Join(d, ".*.tmp-*"))
+		for _, f := range stale {
+			os.Remove(f)
+		}
+	}
 }
 
 // pad marks rows n and beyond of the batch as unlabelled and zeroes them.
@@ -473,6 +572,7 @@ func (r *run) evaluate() (Metrics, error) {
 	if r.testData == nil {
 		return noMetrics(), nil
 	}
+	r.log(logrus.DebugLevel, logrus.Fields{"epoch": r.st.Epoch + 1}, "evaluating", false)
 	it := r.testData.Epoch(0)
 	defer it.Close()
 	var acc Running
@@ -493,18 +593,27 @@ func (r *run) evaluate() (Metrics, error) {
 	return acc.metrics(), nil
 }
 
-// checkpoint writes the latest checkpoint and, every CheckpointEvery
-// epochs, a kept copy.
+// checkpoint syncs the backend's values back and writes the latest
+// checkpoint and, every CheckpointEvery epochs, a kept copy.
 func (r *run) checkpoint() error {
 	if err := r.be.Sync(); err != nil {
 		return fmt.Errorf("checkpoint: %s: %w", r.be.Name(), err)
 	}
-	if err := SaveCheckpoint(r.ckptPath(), r.g, r.opt, r.st); err != nil {
-		return err
+	return r.writeCheckpoint()
+}
+
+// writeCheckpoint rotates the graph's and optimizer's values (as they are
+// on the host) into the latest checkpoint, keeping the one before.
+func (r *run) writeCheckpoint() error {
+	prev := filepath.Join(r.opts.Dir, CheckpointDir, PrevCheckpoint)
+	r.log(logrus.DebugLevel, logrus.Fields{"checkpoint": r.ckptPath(), "epoch": r.st.Epoch, "batch": r.st.Batch}, "writing checkpoint", false)
+	if err := RotateCheckpoint(r.ckptPath(), prev, r.g, r.opt, r.st); err != nil {
+		return fmt.Errorf("%w (the previous checkpoints are intact)", err)
 	}
+	r.log(logrus.DebugLevel, logrus.Fields{"checkpoint": r.ckptPath()}, "checkpoint written", false)
 	if r.st.Batch == 0 {
 		r.ckptEpoch = r.st.Epoch
-		if k := r.cfg.CheckpointEvery; k > 0 && r.st.Epoch%k == 0 {
+		if k := r.cfg.CheckpointEvery; k > 0 && r.st.Epoch > 0 && r.st.Epoch%k == 0 {
 			name := filepath.Join(r.opts.Dir, CheckpointDir, fmt.Sprintf("epoch-%04d.safetensors", r.st.Epoch))
 			if err := SaveCheckpoint(name, r.g, r.opt, r.st); err != nil {
 				return err
@@ -568,7 +677,7 @@ func (r *run) finish() (Result, error) {
 		return Result{}, fmt.Errorf("%s: %w", r.be.Name(), err)
 	}
 	r.writePlots(true)
-	res := Result{Recipe: r.cfg.Recipe, Seed: r.cfg.Seed, Commit: r.cfg.Commit, ConfigHash: r.cfg.Hash(), Dir: r.opts.Dir,
+	res := Result{Recipe: r.cfg.Recipe, Seed: r.cfg.Seed, Commit: r.cfg.Commit, ConfigHash: r.cfg.Hash(), Identity: r.opts.Identity, Dir: r.opts.Dir,
 		Epochs: len(r.st.History), Steps: r.st.Step, History: r.st.History, BestTestTop1Err: math.NaN()}
 	for _, h := range r.st.History {
 		res.Seconds += h.Seconds

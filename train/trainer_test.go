@@ -258,7 +258,7 @@ func TestResumeRefusesOtherConfig(t *testing.T) {
 	}
 	cfg.WeightDecay = 5e-4
 	_, _, err := runTrainer(t, newFixture(t, spec, 64, true), cfg, Options{Dir: dir, Resume: true})
-	if err == nil || !strings.Contains(err.Error(), "weight_decay: 0.0005 vs 0.0001") {
+	if err == nil || !strings.Contains(err.Error(), "weight_decay: 0.0001 vs 0.0005") || !strings.Contains(err.Error(), "new --out") {
 		t.Errorf("resume with another config: %v", err)
 	}
 	_, _, err = runTrainer(t, newFixture(t, spec, 64, true), cfg, Options{Dir: t.TempDir(), Resume: true})
