@@ -56,7 +56,7 @@ type PackResult struct {
 	Done, Failed int
 	// Resumable are the unfinished runs whose checkpoints are in the state
 	// archive; Dropped those that did not fit (they restart from scratch).
-	Resumable, Dropped    []string
+	Resumable, Dropped       []string
 	ResultsBytes, StateBytes int64
 }
 
