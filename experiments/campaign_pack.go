@@ -248,6 +248,9 @@ func (a *archive) close() (int64, error) {
 	if err := a.gz.Close(); err != nil {
 		return 0, err
 	}
+	if err := a.f.Chmod(0o644); err != nil {
+		return 0, err
+	}
 	if err := a.f.Sync(); err != nil {
 		return 0, err
 	}

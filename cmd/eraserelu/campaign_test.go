@@ -170,3 +170,34 @@ func readHistory(t *testing.T, dir string) string {
 	h, _ := json.Marshal(r.History)
 	return string(h)
 }
+
+// TestExperimentJobsPerGPU: `experiment --jobs-per-gpu 2` trains the jobs
+// two at a time in worker processes, and gives the one-by-one run's
+// metrics and report.
+func TestExperimentJobsPerGPU(t *testing.T) {
+	data := sharedData(t)
+	t.Setenv("ERASERELU_MAIN", "1") // the workers are this test binary
+	tmp := t.TempDir()
+	for _, k := range []string{"1", "2"} {
+		if out, err := run(t, "experiment", "fig3c", "--scale", "smoke", "--device", "cuda-ref", "--data", data,
+			"--jobs-per-gpu", k, "--out", filepath.Join(tmp, k)); err != nil {
+			t.Fatalf("--jobs-per-gpu %s: %v\n%s", k, err, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "2", "fig3c", "mnist-p0-s1", "worker.log")); err != nil {
+		t.Errorf("--jobs-per-gpu 2 did not train in a worker process: %v", err)
+	}
+	for _, job := range []string{"mnist-p0-s1", "mnist-p0.5-s1"} {
+		if a, b := readHistory(t, filepath.Join(tmp, "1", "fig3c", job)), readHistory(t, filepath.Join(tmp, "2", "fig3c", job)); a != b {
+			t.Errorf("%s: --jobs-per-gpu 2 differs from one by one:\n%s\n%s", job, b, a)
+		}
+	}
+	a, errA := os.ReadFile(filepath.Join(tmp, "1", "fig3c", "report.md"))
+	b, errB := os.ReadFile(filepath.Join(tmp, "2", "fig3c", "report.md"))
+	if errA != nil || errB != nil || string(a) != string(b) {
+		t.Errorf("reports differ (%v, %v):\n%s\n---\n%s", errA, errB, b, a)
+	}
+	if _, err := run(t, "experiment", "fig3c", "--jobs-per-gpu", "0"); err == nil || !strings.Contains(err.Error(), "--jobs-per-gpu 0") {
+		t.Errorf("--jobs-per-gpu 0: %v", err)
+	}
+}
