@@ -48,6 +48,7 @@ head -n 2 "$OUT/env.log" >> "$S"
 kbench() {
   local arch=$1 total=$2 k
   for k in 1 2 4 8; do
+    if [ $((SECONDS - T0)) -gt 75 ]; then echo "jobs-per-gpu $arch K=$k: skipped (over 75 s of measuring)" | tee -a "$S"; continue; fi
     local steps=$(( total / k )) t0 pids=() i
     [ $steps -lt 20 ] && steps=20
     t0=$(date +%s.%N)
