@@ -283,6 +283,16 @@ func RunPool(ctx context.Context, state string, jobs []CampaignJob, launch Launc
 			<-sem
 			continue
 		}
+		if out[i].State == JobTodo {
+			// Metrics without a checkpoint (a run killed before its first
+			// checkpoint, or a restore cut short) are stale: the job starts
+			// from scratch, and the trainer refuses a directory holding them.
+			if err := os.Remove(filepath.Join(runDir, train.MetricsFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				out[i].Err = err
+				<-sem
+				continue
+			}
+		}
 		out[i].Started = true
 		wg.Add(1)
 		go func(i int, cj CampaignJob) {

@@ -94,7 +94,8 @@ func touch(t *testing.T, path string, size int) {
 	}
 }
 
-// TestRunPool: at most Slots jobs run at once; at the deadline the running
+// TestRunPool: at most Slots jobs run at once; a job without checkpoint
+// starts clean (no stale metrics); at the deadline the running
 // jobs are cancelled (they checkpoint: partial) and no new job starts; a
 // failing job is marked failed, skipped the next time, and retried with
 // RetryFailed; finished jobs are not run again.
@@ -110,6 +111,9 @@ func TestRunPool(t *testing.T) {
 		mu.Unlock()
 		defer func() { mu.Lock(); running--; mu.Unlock() }()
 		run := filepath.Join(dir, job.ID)
+		if _, err := os.Stat(filepath.Join(run, train.MetricsFile)); err == nil {
+			return errors.New("stale metrics.csv left in a job without checkpoint")
+		}
 		touch(t, filepath.Join(run, jobFile), 2)
 		if job.ID == "jb" {
 			return errors.New("diverged")
@@ -127,6 +131,7 @@ func TestRunPool(t *testing.T) {
 	// runs until the deadline (1 s). Jobs may start until 225 ms, so je does
 	// not.
 	jobs := fakeJobs(6)
+	touch(t, filepath.Join(state, "fig3c", "ja", train.MetricsFile), 2) // killed before its first checkpoint
 	outs := RunPool(context.Background(), state, jobs, launch,
 		PoolOptions{Slots: 2, Deadline: time.Now().Add(time.Second), MinStart: 775 * time.Millisecond})
 	got := map[string]JobState{}

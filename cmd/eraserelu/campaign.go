@@ -170,9 +170,9 @@ func campaignRunCommand() *cobra.Command {
 			}
 			w := worker{binary: binary, dataDir: env.DataDir, device: dev}
 			opts := experiments.PoolOptions{Slots: slots, MinStart: minStart, Logger: env.Logger, RetryFailed: retryFailed}
+			w.grace = margin / 2
 			if budget > 0 {
 				opts.Deadline = start.Add(budget - margin)
-				w.grace = margin / 2
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -184,7 +184,7 @@ func campaignRunCommand() *cobra.Command {
 				}
 				if o.Started && o.Err != nil {
 					failed++
-					fmt.Fprintf(cmd.ErrOrStderr(), "%s/%s failed: %v\n", o.Job.Experiment, o.Job.Job.ID, o.Err)
+					fmt.Fprintf(cmd.OutOrStdout(), "%s/%s failed: %v\n", o.Job.Experiment, o.Job.Job.ID, o.Err)
 				}
 			}
 			sts, err := camp.Status(state)
@@ -207,8 +207,8 @@ func campaignRunCommand() *cobra.Command {
 	f.StringVar(&restore, "restore", "", "unpack this state.tar.gz (from the last call) into --state first, if it exists")
 	f.StringVar(&dataDir, "data", "", "data directory (default: ../shared/datasets if present, else ./data)")
 	f.DurationVar(&budget, "budget", 0, "wall time of the whole command, packing included (0: until every job is done)")
-	f.DurationVar(&margin, "margin", 45*time.Second, "with --budget: running jobs are told to checkpoint and stop this long before the budget ends "+
-		"(killed half of it later), leaving the rest for packing")
+	f.DurationVar(&margin, "margin", 45*time.Second, "with --budget: running jobs are told to checkpoint and stop this long before the budget ends, leaving the rest for packing; "+
+		"a job told to stop (budget or Ctrl-C) is killed half the margin later")
 	f.DurationVar(&minStart, "min-start", 20*time.Second, "with --budget: start no job with less than this left before the stop")
 	f.IntVar(&slots, "jobs-per-gpu", 1, "jobs trained at once (processes sharing the GPU)")
 	f.BoolVar(&retryFailed, "retry-failed", false, "start failed jobs again (failed.txt in their run directory says why they failed)")
@@ -271,7 +271,7 @@ type worker struct {
 	binary, dataDir string
 	device          deviceFlags
 	// grace is how long a job told to stop (SIGINT: it checkpoints) has
-	// before it is killed.
+	// before it is killed (0: 30 s).
 	grace time.Duration
 }
 
@@ -301,7 +301,10 @@ func (w worker) launch(ctx context.Context, job experiments.Job, dir string) err
 	c := exec.CommandContext(ctx, w.binary, args...)
 	c.Stdout, c.Stderr = log, log
 	c.Cancel = func() error { return c.Process.Signal(os.Interrupt) }
-	c.WaitDelay = max(w.grace, time.Second)
+	c.WaitDelay = w.grace
+	if c.WaitDelay == 0 {
+		c.WaitDelay = 30 * time.Second
+	}
 	// The worker dies with the thread that started it (workerAttr): a
 	// killed campaign leaves no orphan on the GPU. So that thread must
 	// live until the worker ends.

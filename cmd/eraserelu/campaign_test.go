@@ -14,95 +14,133 @@ import (
 )
 
 // TestCampaignAcrossCalls runs a small campaign (Figure 3(c) at smoke
-// scale, 20 epochs per job, two jobs at once on the CUDA path's CPU
-// interpreter) the way device calls run it: call 1's budget expires
-// mid-run and it packs; call 2 restores that pack in a fresh directory and
-// is killed (SIGKILL, workers included) mid-run; call 3 finishes in call 2's
-// directory. The results merged from the calls' packs are those of an
-// uninterrupted campaign, epoch by epoch, and so is their report.
+// scale, 16 epochs per job, two jobs at once on the CUDA path's CPU
+// interpreter) the way device calls run it: call 1's budget expires and it
+// packs; call 2 restores that pack in a fresh directory, is interrupted
+// (SIGINT) mid-run and packs; call 3 restores call 2's pack in a fresh
+// directory and is killed (SIGKILL, workers included) mid-run; call 4
+// finishes in call 3's directory. The results merged from the calls' packs
+// are those of an uninterrupted campaign, epoch by epoch, and so is their
+// report.
 func TestCampaignAcrossCalls(t *testing.T) {
 	data := sharedData(t)
 	t.Setenv("ERASERELU_MAIN", "1") // the workers are this test binary
 	tmp := t.TempDir()
-	common := []string{"--scale", "smoke", "--only", "fig3c", "--set", "epochs=20", "--device", "cuda-ref", "--jobs-per-gpu", "2", "--data", data}
-	campaign := func(args ...string) string {
+	jobs := []string{"mnist-p0-s1", "mnist-p0.5-s1"}
+	common := []string{"--scale", "smoke", "--only", "fig3c", "--set", "epochs=16", "--device", "cuda-ref", "--jobs-per-gpu", "2", "--data", data, "--max-state-mb", "64"}
+	args := func(extra ...string) []string {
+		return append(append([]string{"campaign", "run"}, common...), extra...)
+	}
+	campaign := func(extra ...string) string {
 		t.Helper()
-		out, err := run(t, append(append([]string{"campaign", "run"}, common...), args...)...)
+		out, err := run(t, args(extra...)...)
 		if err != nil {
-			t.Fatalf("campaign run %v: %v\n%s", args, err, out)
+			t.Fatalf("campaign run %v: %v\n%s", extra, err, out)
 		}
 		return out
+	}
+	// background starts a call as its own process and returns once it has
+	// trained an epoch beyond the before it restored.
+	background := func(state string, before int, extra ...string) *exec.Cmd {
+		t.Helper()
+		cmd := exec.Command(os.Args[0], args(append([]string{"--state", state}, extra...)...)...)
+		cmd.Env = os.Environ()
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(90 * time.Second)
+		for countEpochs(t, state) <= before && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if countEpochs(t, state) <= before {
+			cmd.Process.Kill()
+			t.Fatalf("campaign %v trained no epoch in 90 s:\n%s", extra, out.String())
+		}
+		return cmd
+	}
+	pack := func(name string) (dir, archive string) {
+		dir = filepath.Join(tmp, name)
+		return dir, filepath.Join(dir, experiments.StateArchive)
 	}
 
 	ref := filepath.Join(tmp, "ref")
 	campaign("--state", ref)
 
-	// Call 1: the budget ends mid-run; the jobs checkpoint and the state is packed.
-	call1, pack1 := filepath.Join(tmp, "call1"), filepath.Join(tmp, "pack1")
-	out := campaign("--state", call1, "--budget", "9s", "--margin", "2s", "--min-start", "0s", "--pack", pack1, "--max-state-mb", "64")
-	if strings.Contains(out, "| fig3c | smoke | 2/2 |") || strings.Contains(out, " 0 resumable") {
-		t.Fatalf("call 1 should stop with a job checkpointed mid-run:\n%s", out)
+	// Call 1: the budget ends mid-run (16 epochs take longer than the 3 s
+	// before its stop); it stops within the budget and packs.
+	pack1, state1 := pack("pack1")
+	t0 := time.Now()
+	out := campaign("--state", filepath.Join(tmp, "call1"), "--budget", "5s", "--margin", "2s", "--min-start", "0s", "--pack", pack1)
+	if d := time.Since(t0); d > 8*time.Second {
+		t.Errorf("call 1 took %s on a 5 s budget", d)
+	}
+	if !strings.Contains(out, "| fig3c | smoke | 0/2 |") || !strings.Contains(out, "packed "+pack1) {
+		t.Fatalf("call 1 should stop before any job is done, and pack:\n%s", out)
 	}
 
-	// A state bound too small for a checkpoint: the jobs would restart.
-	small, err := run(t, "campaign", "pack", "--scale", "smoke", "--only", "fig3c", "--state", call1, "--out", filepath.Join(tmp, "small"), "--max-state-mb", "1")
-	if err != nil || !strings.Contains(small, "0 resumable") || !strings.Contains(small, "restart next call: fig3c/mnist-p0-s1") {
-		t.Errorf("pack with --max-state-mb 1: %v\n%s", err, small)
-	}
-
-	// Call 2: a fresh directory restored from call 1's pack, killed once a
-	// job has finished an epoch beyond its checkpoint.
-	call2 := filepath.Join(tmp, "call2")
-	args := append(append([]string{"campaign", "run"}, common...), "--state", call2, "--restore", filepath.Join(pack1, experiments.StateArchive))
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = os.Environ()
-	if err := cmd.Start(); err != nil {
+	// Call 2: restores call 1's pack in a fresh directory; SIGINT mid-run:
+	// the jobs checkpoint where they are and the call packs.
+	pack2, state2 := pack("pack2")
+	cmd := background(filepath.Join(tmp, "call2"), countEpochs(t, filepath.Join(tmp, "call1")), "--restore", state1, "--pack", pack2)
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
-	restored := countEpochs(t, call1)
-	deadline := time.Now().Add(60 * time.Second)
-	for countEpochs(t, call2) <= restored && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("call 2 interrupted: %v", err)
 	}
+	small, err := run(t, "campaign", "pack", "--scale", "smoke", "--only", "fig3c", "--state", filepath.Join(tmp, "call2"),
+		"--out", filepath.Join(tmp, "small"), "--max-state-mb", "1")
+	if err != nil || !strings.Contains(small, " 0 resumable") || !strings.Contains(small, "restart next call: fig3c/") {
+		t.Errorf("a state bound too small for a checkpoint: %v\n%s", err, small)
+	}
+
+	// Call 3: restores call 2's pack in a fresh directory; SIGKILL mid-run.
+	call3 := filepath.Join(tmp, "call3")
+	cmd = background(call3, countEpochs(t, filepath.Join(tmp, "call2")), "--restore", state2)
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	if n := countEpochs(t, call2); n <= restored {
-		t.Fatalf("call 2 trained no epoch beyond call 1's %d in 60 s", n)
-	}
 	// The workers died with the campaign: nothing writes any more.
-	before := logSizes(t, call2)
+	before := logSizes(t, call3)
 	time.Sleep(1500 * time.Millisecond)
-	if after := logSizes(t, call2); after != before {
+	if after := logSizes(t, call3); after != before {
 		t.Fatalf("workers still running after the campaign was killed: logs grew from %d to %d bytes", before, after)
 	}
 
-	// Call 3 finishes in call 2's directory and packs.
-	pack3 := filepath.Join(tmp, "pack3")
-	out = campaign("--state", call2, "--pack", pack3)
+	// Call 4 finishes in call 3's directory and packs.
+	pack4, _ := pack("pack4")
+	out = campaign("--state", call3, "--pack", pack4)
 	if !strings.Contains(out, "| fig3c | smoke | 2/2 |") {
-		t.Fatalf("call 3 should finish both jobs:\n%s", out)
+		for _, job := range jobs {
+			b, _ := os.ReadFile(filepath.Join(call3, "fig3c", job, "worker.log"))
+			t.Logf("%s worker.log:\n%s", job, b)
+		}
+		t.Fatalf("call 4 should finish both jobs:\n%s", out)
 	}
-	for _, job := range []string{"mnist-p0-s1", "mnist-p0.5-s1"} {
-		log, err := os.ReadFile(filepath.Join(call2, "fig3c", job, train.LogFile))
+	resumed := 0
+	for _, job := range jobs {
+		log, err := os.ReadFile(filepath.Join(call3, "fig3c", job, train.LogFile))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := strings.Count(string(log), `"run resumed"`); n < 2 {
-			t.Errorf("%s resumed %d times across the calls, want >= 2", job, n)
-		}
+		resumed += strings.Count(string(log), `"run resumed"`)
+	}
+	if resumed < 2 {
+		t.Errorf("the jobs resumed %d times across the calls, want >= 2", resumed)
 	}
 
 	// Merge the calls' results into a repository and compare.
 	repo := filepath.Join(tmp, "repo")
-	for _, p := range []string{pack1, pack3} {
+	for _, p := range []string{pack1, pack2, pack4} {
 		if _, err := experiments.UnpackArchive(filepath.Join(p, experiments.ResultsArchive), repo); err != nil {
 			t.Fatal(err)
 		}
 	}
 	merged := filepath.Join(repo, "docs", "runs", "paper", "fig3c")
-	for _, job := range []string{"mnist-p0-s1", "mnist-p0.5-s1"} {
+	for _, job := range jobs {
 		a, b := readHistory(t, filepath.Join(ref, "fig3c", job)), readHistory(t, filepath.Join(merged, job))
 		if a != b {
 			t.Errorf("%s: interrupted, resumed and merged run differs from the uninterrupted one:\n%s\n%s", job, b, a)
