@@ -144,30 +144,35 @@ func PackCampaign(state, outDir string, o PackOptions) (PackResult, error) {
 	return res, nil
 }
 
-// stateRuns lists the run directories (<experiment>/<job id>, holding a
-// job.json) under state: those of order first, in its order.
+// stateRuns lists the run directories (those holding a job.json) under
+// state, at any depth (a selection's candidate runs sit in
+// <experiment>/<group>-select/<candidate>/): those of order first, in its
+// order, then the others by path.
 func stateRuns(state string, order []CampaignJob) ([]string, error) {
 	found := map[string]bool{}
-	exps, err := os.ReadDir(state)
+	var rest []string
+	err := filepath.WalkDir(state, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		if d.Name() == train.CheckpointDir {
+			return filepath.SkipDir
+		}
+		if _, err := os.Stat(filepath.Join(p, jobFile)); err == nil && p != state {
+			rel, err := filepath.Rel(state, p)
+			if err != nil {
+				return err
+			}
+			found[rel] = true
+			rest = append(rest, rel)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("campaign state %s: %w", state, err)
-	}
-	var rest []string
-	for _, e := range exps {
-		if !e.IsDir() {
-			continue
-		}
-		jobs, err := os.ReadDir(filepath.Join(state, e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		for _, j := range jobs {
-			rel := filepath.Join(e.Name(), j.Name())
-			if _, err := os.Stat(filepath.Join(state, rel, jobFile)); err == nil && j.IsDir() {
-				found[rel] = true
-				rest = append(rest, rel)
-			}
-		}
 	}
 	var out []string
 	for _, cj := range order {

@@ -180,12 +180,20 @@ func TestPackCampaign(t *testing.T) {
 	touch(t, filepath.Join(dir("jb"), train.CheckpointDir, train.LastCheckpoint), 600<<10)
 	touch(t, filepath.Join(dir("jc"), train.CheckpointDir, train.LastCheckpoint), 600<<10)
 	touch(t, filepath.Join(dir("jd"), failedFile), 10)
+	// A selection's candidate runs, one finished, one resumable.
+	cand := func(id string) string { return filepath.Join(state, "fig3c", "g-select", id) }
+	touch(t, filepath.Join(cand("p25"), jobFile), 10)
+	touch(t, filepath.Join(cand("p25"), train.ResultsFile), 10)
+	touch(t, filepath.Join(cand("p25"), train.CheckpointDir, train.LastCheckpoint), 100)
+	touch(t, filepath.Join(cand("p50"), jobFile), 10)
+	touch(t, filepath.Join(cand("p50"), train.CheckpointDir, train.LastCheckpoint), 100)
 	out := t.TempDir()
 	res, err := PackCampaign(state, out, PackOptions{ResultsPrefix: "docs/runs/paper", MaxStateBytes: 1 << 20, Order: jobs})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Done != 1 || res.Failed != 1 || len(res.Resumable) != 1 || res.Resumable[0] != filepath.Join("fig3c", "jb") ||
+	if res.Done != 2 || res.Failed != 1 || len(res.Resumable) != 2 || res.Resumable[0] != filepath.Join("fig3c", "jb") ||
+		res.Resumable[1] != filepath.Join("fig3c", "g-select", "p50") ||
 		len(res.Dropped) != 1 || res.Dropped[0] != filepath.Join("fig3c", "jc") {
 		t.Fatalf("pack: %+v", res)
 	}
@@ -193,7 +201,8 @@ func TestPackCampaign(t *testing.T) {
 		t.Errorf("state.tar.gz is %d bytes, over the 1 MiB bound", res.StateBytes)
 	}
 	names := tarNames(t, filepath.Join(out, ResultsArchive))
-	wantNames := []string{"docs/runs/paper/fig3c/ja/job.json", "docs/runs/paper/fig3c/ja/metrics.csv", "docs/runs/paper/fig3c/ja/results.json",
+	wantNames := []string{"docs/runs/paper/fig3c/g-select/p25/job.json", "docs/runs/paper/fig3c/g-select/p25/results.json",
+		"docs/runs/paper/fig3c/ja/job.json", "docs/runs/paper/fig3c/ja/metrics.csv", "docs/runs/paper/fig3c/ja/results.json",
 		"docs/runs/paper/fig3c/jd/failed.txt", "docs/runs/paper/fig3c/jd/job.json"}
 	if strings.Join(names, " ") != strings.Join(wantNames, " ") {
 		t.Errorf("results.tar.gz holds %v, want %v", names, wantNames)
@@ -202,7 +211,7 @@ func TestPackCampaign(t *testing.T) {
 	if _, err := UnpackArchive(filepath.Join(out, StateArchive), fresh); err != nil {
 		t.Fatal(err)
 	}
-	for id, st := range map[string]JobState{"ja": JobDone, "jb": JobPartial, "jc": JobTodo, "jd": JobFailed} {
+	for id, st := range map[string]JobState{"ja": JobDone, "jb": JobPartial, "jc": JobTodo, "jd": JobFailed, "g-select/p25": JobDone, "g-select/p50": JobPartial} {
 		if got := StateOf(filepath.Join(fresh, "fig3c", id)); got != st {
 			t.Errorf("unpacked %s: %s, want %s", id, got, st)
 		}
