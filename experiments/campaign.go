@@ -304,6 +304,7 @@ func RunPool(ctx context.Context, state string, jobs []CampaignJob, launch Launc
 			st := StateOf(runDir)
 			switch {
 			case st == JobDone:
+				err = nil // finished: whatever the process said on its way out
 			case ctx.Err() != nil:
 				err = nil // stopped by the deadline: a checkpoint to resume
 			case err == nil:

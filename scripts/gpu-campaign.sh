@@ -77,8 +77,8 @@ EOF
   done
 }
 if [ "$KBENCH" = 1 ] && [ "$DEV" = cuda ]; then
-  kbench resnet-20 400
-  kbench mlp-12 2000
+  kbench resnet-20 600
+  kbench mlp-12 8000
 fi
 
 # The campaign: BUDGET seconds from here, packing included.
