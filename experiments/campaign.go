@@ -165,6 +165,24 @@ func (c Campaign) Jobs() ([]CampaignJob, error) {
 	return out, nil
 }
 
+// WithData keeps the jobs whose data set is under dataDir and says, per
+// missing data set, why the others are left for a call that has it (rather
+// than failing them all).
+func WithData(jobs []CampaignJob, dataDir string) (kept []CampaignJob, missing map[string]error) {
+	missing = map[string]error{}
+	for _, cj := range jobs {
+		if _, seen := missing[cj.Job.Dataset]; seen {
+			continue
+		}
+		if _, _, err := datasetPath(dataDir, cj.Job.Dataset); err != nil {
+			missing[cj.Job.Dataset] = err
+			continue
+		}
+		kept = append(kept, cj)
+	}
+	return kept, missing
+}
+
 func hasPrefix(s string, prefixes []string) bool {
 	if len(prefixes) == 0 {
 		return true

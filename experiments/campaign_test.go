@@ -57,6 +57,10 @@ func TestPaperCampaignJobs(t *testing.T) {
 	if table1 := jobs[len(jobs)-1].Job; table1.Arch != "resnet-20" {
 		t.Errorf("table1 job %s is %s", table1.ID, table1.Arch)
 	}
+	kept, missing := WithData(jobs, t.TempDir())
+	if len(kept) != 0 || missing["mnist"] == nil || missing["cifar10"] == nil || !strings.Contains(missing["mnist"].Error(), "data set mnist not found") {
+		t.Errorf("no data: kept %d jobs, missing %v", len(kept), missing)
+	}
 	if _, err := PaperCampaign().Only([]string{"fig9"}); err == nil || !strings.Contains(err.Error(), "--only fig9") {
 		t.Errorf("--only fig9: %v", err)
 	}

@@ -87,7 +87,7 @@ restore=(); [ -f campaign-state/state.tar.gz ] && restore=(--restore campaign-st
 step campaign.log campaign $((BUDGET + 30)) "$BIN" campaign run --state "$STATE" "${restore[@]}" --scale "$SCALE" "${only[@]}" \
   --device "$DEV" --data "$DATA" --jobs-per-gpu "$K" --budget "${BUDGET}s" --pack "$OUT" --max-state-mb "$MAX_STATE_MB"
 # The status table and the pack line, from the campaign's output.
-grep -E "^\||^campaign |^packed |^restored |^no .*fresh campaign|failed:" "$OUT/campaign.log" >> "$S"
+grep -E "^\||^campaign |^packed |^restored |^no .*fresh campaign|^skipped|failed:" "$OUT/campaign.log" >> "$S"
 # The worker and train logs of the jobs run in this call or resumable (the
 # state keeps only the small files of runs finished in earlier calls).
 (cd "$STATE" && find . -name worker.log | sed 's|/worker.log$||' |

@@ -163,6 +163,10 @@ func campaignRunCommand() *cobra.Command {
 				return err
 			}
 			env := envFor(cmd, dataDir)
+			jobs, missing := experiments.WithData(jobs, env.DataDir)
+			for ds, err := range missing {
+				fmt.Fprintf(cmd.OutOrStdout(), "skipped: the %s jobs (%v)\n", ds, err)
+			}
 			if binary == "" {
 				if binary, err = os.Executable(); err != nil {
 					return err
