@@ -14,7 +14,7 @@ import (
 )
 
 // TestCampaignAcrossCalls runs a small campaign (Figure 3(c) at smoke
-// scale, 16 epochs per job, two jobs at once on the CUDA path's CPU
+// scale, 12 epochs per job, two jobs at once on the CUDA path's CPU
 // interpreter) the way device calls run it: call 1's budget expires and it
 // packs; call 2 restores that pack in a fresh directory, is interrupted
 // (SIGINT) mid-run and packs; call 3 restores call 2's pack in a fresh
@@ -27,7 +27,7 @@ func TestCampaignAcrossCalls(t *testing.T) {
 	t.Setenv("ERASERELU_MAIN", "1") // the workers are this test binary
 	tmp := t.TempDir()
 	jobs := []string{"mnist-p0-s1", "mnist-p0.5-s1"}
-	common := []string{"--scale", "smoke", "--only", "fig3c", "--set", "epochs=16", "--device", "cuda-ref", "--jobs-per-gpu", "2", "--data", data, "--max-state-mb", "64"}
+	common := []string{"--scale", "smoke", "--only", "fig3c", "--set", "epochs=12", "--device", "cuda-ref", "--jobs-per-gpu", "2", "--data", data, "--max-state-mb", "64"}
 	args := func(extra ...string) []string {
 		return append(append([]string{"campaign", "run"}, common...), extra...)
 	}
@@ -68,7 +68,7 @@ func TestCampaignAcrossCalls(t *testing.T) {
 	ref := filepath.Join(tmp, "ref")
 	campaign("--state", ref)
 
-	// Call 1: the budget ends mid-run (16 epochs take longer than the 3 s
+	// Call 1: the budget ends mid-run (12 epochs take longer than the 3 s
 	// before its stop); it stops within the budget and packs.
 	pack1, state1 := pack("pack1")
 	t0 := time.Now()
