@@ -16,7 +16,9 @@
 # state.tar.gz (copy it to campaign-state/ for the next call).
 # Knobs: BUDGET (s), K (jobs at once, default 8), ONLY (e.g. fig3c,table2),
 # SCALE (paper), MAX_STATE_MB (6: what the next call can carry besides the
-# binary and data sets), KBENCH=0 skips step 2.
+# binary and data sets), MIN_START (s: no job starts with less left before
+# the stop; an MLP-12 checkpoint, 86 MB, cannot travel, so a cut job
+# restarts), KBENCH=0 skips step 2.
 # DEV=cuda-ref BIN=bin/eraserelu SCALE=smoke KBENCH=0 runs the same script
 # on a machine without a GPU (the CUDA path on its CPU interpreter).
 set -u
@@ -30,6 +32,7 @@ ONLY=${ONLY:-}
 SCALE=${SCALE:-paper}
 MAX_STATE_MB=${MAX_STATE_MB:-6}
 KBENCH=${KBENCH:-1}
+MIN_START=${MIN_START:-20}
 STATE=${STATE:-$(mktemp -d /tmp/campaign-state.XXXX)}
 . "$(dirname "$0")/device-lib.sh"
 T0=$SECONDS
@@ -85,7 +88,7 @@ fi
 only=(); [ -n "$ONLY" ] && only=(--only "$ONLY")
 restore=(); [ -f campaign-state/state.tar.gz ] && restore=(--restore campaign-state/state.tar.gz)
 step campaign.log campaign $((BUDGET + 30)) "$BIN" campaign run --state "$STATE" "${restore[@]}" --scale "$SCALE" "${only[@]}" \
-  --device "$DEV" --data "$DATA" --jobs-per-gpu "$K" --budget "${BUDGET}s" --pack "$OUT" --max-state-mb "$MAX_STATE_MB"
+  --device "$DEV" --data "$DATA" --jobs-per-gpu "$K" --budget "${BUDGET}s" --min-start "${MIN_START}s" --pack "$OUT" --max-state-mb "$MAX_STATE_MB"
 # The status table and the pack line, from the campaign's output.
 grep -E "^\||^campaign |^packed |^restored |^no .*fresh campaign|^skipped|failed:" "$OUT/campaign.log" >> "$S"
 # The worker and train logs of the jobs run in this call or resumable (the
