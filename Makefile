@@ -132,7 +132,25 @@ train-gpu: cuda-build
 	@echo "  run(command=\"bash scripts/gpu-train.sh\", carry=[\"$(GPU_DIR)/eraserelu\", \"data/mnist\", \"data/cifar10-jpeg.tar.gz\"], timeout_s=420)"
 	@echo "Logs come back under \$$OUT: summary.txt env.log agree.log mnist.log resume.log cifar.log runs.tar.gz"
 
-.PHONY: cuda-deps cuda-ptx cuda-build bench-gpu train-gpu
+# campaign-gpu: what a campaign call carries (the GPU binary, MNIST, the
+# CIFAR-10 JPEG copy, and campaign-state/state.tar.gz: the state.tar.gz the
+# last call returned, copied there by hand); prints the device command
+# (scripts/gpu-campaign.sh, docs/CUDA.md "Campaign"). CAMPAIGN_ONLY=fig3c
+# ends the call once Figure 3(c) is done.
+CAMPAIGN_BUDGET ?= 420
+CAMPAIGN_ONLY ?=
+campaign-gpu: cuda-build
+	mkdir -p data campaign-state
+	[ -d data/mnist ] || cp -r ../shared/datasets/mnist data/
+	[ -f data/cifar10-jpeg.tar.gz ] || cp ../shared/datasets/cifar10-jpeg.tar.gz data/
+	@du -ch $(GPU_DIR)/eraserelu data/mnist data/cifar10-jpeg.tar.gz campaign-state | tail -n 1 | sed 's/total/carried (at most 64 MiB)/'
+	@echo "Run on the GPU machine in one device call:"
+	@echo "  run(command=\"BUDGET=$(CAMPAIGN_BUDGET)$(if $(CAMPAIGN_ONLY), ONLY=$(CAMPAIGN_ONLY)) bash scripts/gpu-campaign.sh\", carry=[\"$(GPU_DIR)/eraserelu\", \"data/mnist\", \"data/cifar10-jpeg.tar.gz\", \"campaign-state\"], timeout_s=$$(($(CAMPAIGN_BUDGET) + 120)))"
+	@echo "Back under \$$OUT: summary.txt env.log kbench.log campaign.log logs.tar.gz results.tar.gz state.tar.gz."
+	@echo "Then: tar xzf results.tar.gz (at the repository root: docs/runs/paper/...), cp state.tar.gz campaign-state/,"
+	@echo "  ./bin/eraserelu report docs/runs/paper/fig3c ; ./bin/eraserelu campaign status docs/runs/paper"
+
+.PHONY: cuda-deps cuda-ptx cuda-build bench-gpu train-gpu campaign-gpu
 
 # The package's device tests (cuda/device_ops_test.go: the random-op and
 # layer-norm kernels against the reference, CUDA-graph replay) as a binary for

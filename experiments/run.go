@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/eraserelu/eraserelu/train"
 )
@@ -20,6 +21,11 @@ type RunOptions struct {
 	// Dataset, when set, replaces every job's data set (e.g. cifar10 where
 	// CIFAR-100 is not available); the report says so.
 	Dataset string
+	// Launch, when set, trains each job (in its own process: see
+	// Launcher), JobsPerGPU of them at once; nil trains them one by one in
+	// this process.
+	Launch     Launcher
+	JobsPerGPU int
 }
 
 // Run runs the shard's jobs (or the direct experiment), then, when every
@@ -46,7 +52,7 @@ func Run(ctx context.Context, env Env, e *Experiment, o RunOptions) (string, err
 			jobs[i].Dataset = o.Dataset
 		}
 	}
-	if _, err := RunJobs(ctx, env, o.Shard.Select(jobs), dir); err != nil {
+	if err := runShard(ctx, env, e.Name, o, o.Shard.Select(jobs)); err != nil {
 		return "", err
 	}
 	results, err := Collect(dir)
@@ -57,6 +63,30 @@ func Run(ctx context.Context, env Env, e *Experiment, o RunOptions) (string, err
 		return "", nil // other shards still to come; `eraserelu report` merges
 	}
 	return Report(e, dir)
+}
+
+func runShard(ctx context.Context, env Env, name string, o RunOptions, jobs []Job) error {
+	if o.Launch == nil {
+		_, err := RunJobs(ctx, env, jobs, filepath.Join(o.Out, name))
+		return err
+	}
+	cjs := make([]CampaignJob, len(jobs))
+	for i, j := range jobs {
+		cjs[i] = CampaignJob{Experiment: name, Job: j}
+	}
+	var failed []string
+	for _, out := range RunPool(ctx, o.Out, cjs, o.Launch, PoolOptions{Slots: o.JobsPerGPU, RetryFailed: true, Logger: env.Logger}) {
+		if out.Err != nil {
+			failed = append(failed, out.Err.Error())
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d jobs failed: %s", len(failed), len(jobs), strings.Join(failed, "; "))
+	}
+	return nil
 }
 
 // Report builds the experiment's report from the finished jobs under dir

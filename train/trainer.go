@@ -368,6 +368,9 @@ func (r *run) resume(commit string) error {
 	if len(st.History) > 0 {
 		r.lastLR = st.History[len(st.History)-1].LR
 	}
+	if st.Batch > 0 && st.Step > 0 { // mid-epoch: the epoch's record needs its last step's rate even if no step is left
+		r.lastLR = r.sched.LR(Point{Iter: st.Step - 1, Epoch: st.Epoch})
+	}
 	r.log(logrus.InfoLevel, logrus.Fields{"dir": r.opts.Dir, "epoch": st.Epoch + 1, "batch": st.Batch, "step": st.Step,
 		"checkpoint": path, "backend": r.be.Name()}, "run resumed", true)
 	return nil

@@ -194,6 +194,15 @@ func TestResumeIsBitwiseExact(t *testing.T) {
 				}
 			}}
 		},
+		// Stopped after an epoch's last batch, before its evaluation: the
+		// resumed epoch has no step left and must still record its rate.
+		"after epoch 1's last batch": func(cancel context.CancelFunc) Options {
+			return Options{OnStep: func(step int, _ float64) {
+				if step == 10 {
+					cancel()
+				}
+			}}
+		},
 		"mid-epoch step 23": func(cancel context.CancelFunc) Options {
 			return Options{OnStep: func(step int, _ float64) {
 				if step == 23 {

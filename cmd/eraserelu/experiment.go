@@ -34,7 +34,7 @@ var mainJob = []string{"fig3c", "fig4"}
 
 func experimentCommand() *cobra.Command {
 	var scale, shard, out, dataDir, dataset, planKind, results, binary, image string
-	var shards, gpus int
+	var shards, gpus, jobsPerGPU int
 	var names []string
 	var dev deviceFlags
 	var list strings.Builder
@@ -86,6 +86,16 @@ printed, after the experiment, scale and shard count are checked.`,
 			defer stop()
 			env := envFor(cmd, dataDir)
 			env.Backend = backend
+			ro := experiments.RunOptions{Scale: sc, Shard: sh, Out: out, Dataset: dataset}
+			if jobsPerGPU > 1 {
+				bin, err := os.Executable()
+				if err != nil {
+					return err
+				}
+				ro.Launch, ro.JobsPerGPU = worker{binary: bin, dataDir: env.DataDir, device: dev}.launch, jobsPerGPU
+			} else if jobsPerGPU < 1 {
+				return fmt.Errorf("--jobs-per-gpu %d: want >= 1", jobsPerGPU)
+			}
 			for _, name := range todo {
 				e, err := experiments.Find(name)
 				if err != nil {
@@ -93,7 +103,7 @@ printed, after the experiment, scale and shard count are checked.`,
 				}
 				start := time.Now()
 				env.Logger.Infof("experiment %s (%s scale, shard %s) -> %s", name, sc, sh, filepath.Join(out, name))
-				md, err := experiments.Run(ctx, env, e, experiments.RunOptions{Scale: sc, Shard: sh, Out: out, Dataset: dataset})
+				md, err := experiments.Run(ctx, env, e, ro)
 				if err != nil {
 					return fmt.Errorf("experiment %s: %w", name, err)
 				}
@@ -118,6 +128,7 @@ printed, after the experiment, scale and shard count are checked.`,
 	f.StringVar(&binary, "binary", "eraserelu", "with --plan slurm: path of the eraserelu binary on the cluster (with --gpus: the GPU build, make cuda-build)")
 	f.StringVar(&image, "image", "eraserelu:latest", "with --plan k8s: container image holding eraserelu")
 	f.IntVar(&gpus, "gpus", 0, "with --plan: GPUs per shard (0 or 1; with 1 each shard trains with --device cuda)")
+	f.IntVar(&jobsPerGPU, "jobs-per-gpu", 1, "train this many jobs at once, each in its own process (with --device cuda: sharing the GPU)")
 	dev.add(f)
 	return cmd
 }
