@@ -49,16 +49,6 @@ func blasCheck(what string, s C.cublasStatus_t) error {
 	return nil
 }
 
-// Options tune the executor.
-type Options struct {
-	// Graph captures the step (all kernels and GEMMs) once as a CUDA graph
-	// and replays it: one launch per step.
-	Graph bool
-	// TF32 lets cuBLAS use TF32 tensor cores for the GEMMs (PyTorch's
-	// default for convolutions through cuDNN). Off: exact float32 GEMMs.
-	TF32 bool
-}
-
 // launch is one prepared instruction: the function and its argument
 // block in C memory (kernelParams must not point into Go memory).
 type launch struct {
@@ -132,7 +122,7 @@ func Open(s *Step, opt Options) (*Device, error) {
 		return nil, err
 	}
 	mode := C.cublasMath_t(C.CUBLAS_DEFAULT_MATH)
-	if opt.TF32 {
+	if opt.Precision == TF32 {
 		mode = C.CUBLAS_TF32_TENSOR_OP_MATH
 	}
 	if err := blasCheck("cublasSetMathMode", C.cublasSetMathMode(d.blas, mode)); err != nil {
