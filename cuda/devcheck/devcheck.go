@@ -21,6 +21,7 @@ import (
 
 	"github.com/eraserelu/eraserelu/arch"
 	"github.com/eraserelu/eraserelu/cuda"
+	"github.com/eraserelu/eraserelu/cuda/kernels"
 	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
 	"github.com/eraserelu/eraserelu/train"
@@ -107,7 +108,7 @@ func probe() error {
 		return err
 	}
 	defer d.Close()
-	fmt.Println("device:", d.Name)
+	fmt.Printf("device: %s, compute capability %d.%d, PTX for %s JIT-loaded in %.0f ms\n", d.Name, d.Capability[0], d.Capability[1], kernels.Arch, d.ModuleLoad.Seconds()*1e3)
 	if err := d.Write(a, av); err != nil {
 		return err
 	}
