@@ -78,6 +78,14 @@ $(CUDA_STUBS)/libcuda.so: $(CUDA_SHARED)/libcuda580.symbols
 cuda-ptx:
 	cd cuda/kernels && go generate
 
+# The GPU binary for this machine: against the CUDA toolkit installed here
+# (CUDA_HOME: /usr/local/cuda, /usr/local/cuda-12.4, /usr for Debian's;
+# CUDA 11.8 to 13.x), cuBLAS by its real soname; the CPU parts use OpenBLAS
+# as the default build does. Fails naming what is missing.
+CUDA_HOME ?= /usr/local/cuda
+gpu: deps
+	GO=$(GO) bash scripts/gpu-build.sh "$(CUDA_HOME)" $(GPU_DIR)/eraserelu
+
 # The device binary: the GPU variant of the command line (`bin/gpu/eraserelu
 # train --device cuda`, `bin/gpu/eraserelu gpu check|bench|...`), pure-Go BLAS for its CPU parts
 # (the GPU machine has no OpenBLAS), stripped, each checked to ask only for
@@ -108,7 +116,7 @@ train-gpu: cuda-build
 	@echo "  run(command=\"bash scripts/gpu-train.sh\", carry=[\"$(GPU_DIR)/eraserelu\", \"data/mnist\", \"data/cifar10-jpeg.tar.gz\"], timeout_s=420)"
 	@echo "Logs come back under \$$OUT: summary.txt env.log agree.log mnist.log resume.log cifar.log runs.tar.gz"
 
-.PHONY: cuda-deps cuda-ptx cuda-build bench-gpu train-gpu
+.PHONY: cuda-deps cuda-ptx gpu cuda-build bench-gpu train-gpu
 
 # The package's device tests (cuda/device_ops_test.go: the random-op and
 # layer-norm kernels against the reference, CUDA-graph replay) as a binary for
