@@ -98,8 +98,9 @@ cuda-build: $(CUDA_STUBS)/libcublas.so $(CUDA_STUBS)/libcuda.so
 	cp bench/torch_resnet_bench.py bench/gpu_ratios.py $(GPU_DIR)/
 	# The executor's cgo calls as C (cgo's own output), so that the GPU
 	# machine can compile them against its CUDA headers (gpu-check.sh).
-	rm -rf $(GPU_DIR)/cgo
-	$(GO) tool cgo -objdir $(GPU_DIR)/cgo -importpath github.com/eraserelu/eraserelu/cuda cuda/device.go
+	rm -rf $(GPU_DIR)/cgo $(GPU_DIR)/cgo_cgo_*.o
+	mkdir -p $(GPU_DIR)/cgo
+	$(GO) tool cgo -objdir $(GPU_DIR)/cgo/ -importpath github.com/eraserelu/eraserelu/cuda cuda/device.go
 	find $(GPU_DIR)/cgo -type f ! -name device.cgo2.c ! -name _cgo_export.h -delete
 	bash scripts/check-gpu-symbols.sh $(GPU_DIR)/eraserelu $(CUDA_SHARED)
 	@du -ch $(GPU_DIR)/* | tail -n 1
