@@ -8,7 +8,9 @@
 # WRN-28-10, the CIFAR-10 run) start only while the call is under BUDGET
 # seconds (default 150), so that it ends within the 240 s it is given.
 #
-# It measures, in the same call: the probe (compute capability, the driver's
+# It measures, in the same call: whether the executor's cgo calls compile
+# against the machine's CUDA headers (12.x/13.x: `make gpu` there), the probe
+# (compute capability, the driver's
 # JIT of the compute_70 PTX, kernels and SGEMM against the CPU), the
 # numerics (trace, check), then training img/s of ours in fp32 and tf32
 # beside PyTorch eager in exact fp32 (--tf32 off), eager with PyTorch's
