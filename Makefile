@@ -102,6 +102,14 @@ $(CUDA_STUBS)/libcuda.so: $(CUDA_SHARED)/libcuda580.symbols
 cuda-ptx:
 	cd cuda/kernels && go generate
 
+# The GPU binary for this machine: against the CUDA toolkit installed here
+# (CUDA_HOME: /usr/local/cuda, /usr/local/cuda-12.4, /usr for Debian's;
+# CUDA 11.8 to 13.x), cuBLAS by its real soname; the CPU parts use OpenBLAS
+# as the default build does. Fails naming what is missing.
+CUDA_HOME ?= /usr/local/cuda
+gpu: deps
+	GO=$(GO) bash scripts/gpu-build.sh "$(CUDA_HOME)" $(GPU_DIR)/eraserelu
+
 # The device binary: the GPU variant of the command line (`bin/gpu/eraserelu
 # train --device cuda`, `bin/gpu/eraserelu gpu check|bench|...`), pure-Go BLAS for its CPU parts
 # (the GPU machine has no OpenBLAS), stripped, each checked to ask only for
@@ -111,16 +119,22 @@ cuda-build: $(CUDA_STUBS)/libcublas.so $(CUDA_STUBS)/libcuda.so
 	mkdir -p $(GPU_DIR)
 	rm -f $(GPU_DIR)/cudacheck
 	$(GPU_BUILD) -o $(GPU_DIR)/eraserelu ./cmd/eraserelu
-	cp ../shared/bench/torch_resnet_bench.py $(GPU_DIR)/
+	cp bench/torch_resnet_bench.py bench/gpu_ratios.py $(GPU_DIR)/
+	# The executor's cgo calls as C (cgo's own output), so that the GPU
+	# machine can compile them against its CUDA headers (gpu-check.sh).
+	rm -rf $(GPU_DIR)/cgo $(GPU_DIR)/cgo_cgo_*.o
+	mkdir -p $(GPU_DIR)/cgo
+	$(GO) tool cgo -objdir $(GPU_DIR)/cgo/ -importpath github.com/eraserelu/eraserelu/cuda cuda/device.go
+	find $(GPU_DIR)/cgo -type f ! -name device.cgo2.c ! -name _cgo_export.h -delete
 	bash scripts/check-gpu-symbols.sh $(GPU_DIR)/eraserelu $(CUDA_SHARED)
 	@du -ch $(GPU_DIR)/* | tail -n 1
 
 bench-gpu: cuda-build
 	mkdir -p data
 	[ -f data/cifar10-jpeg.tar.gz ] || cp ../shared/datasets/cifar10-jpeg.tar.gz data/
-	@echo "Run on the GPU machine in one device call (15 minutes of device time in all):"
+	@echo "Run on the GPU machine in one device call (15 minutes of device time in all; 2-3 minutes of it):"
 	@echo "  run(command=\"bash scripts/gpu-check.sh\", carry=[\"$(GPU_DIR)\", \"data/cifar10-jpeg.tar.gz\"], timeout_s=240)"
-	@echo "Logs come back under \$$OUT: summary.txt env.log check.log profile.log bench.log torch.log cifar.log cifar-run.tar.gz"
+	@echo "Logs come back under \$$OUT: summary.txt (the same-call ratios at its end) env.log check.log profile.log bench.log torch.log cifar.log cifar-run.tar.gz"
 
 # train-gpu: the GPU eraserelu and the data sets a device call can carry
 # (MNIST, the CIFAR-10 JPEG copy) under data/; prints the device command.
@@ -150,7 +164,7 @@ campaign-gpu: cuda-build
 	@echo "Then: tar xzf results.tar.gz (at the repository root: docs/runs/paper/...), cp state.tar.gz campaign-state/,"
 	@echo "  ./bin/eraserelu report docs/runs/paper/fig3c ; ./bin/eraserelu campaign status docs/runs/paper"
 
-.PHONY: cuda-deps cuda-ptx cuda-build bench-gpu train-gpu campaign-gpu
+.PHONY: cuda-deps cuda-ptx gpu cuda-build bench-gpu train-gpu campaign-gpu
 
 # The package's device tests (cuda/device_ops_test.go: the random-op and
 # layer-norm kernels against the reference, CUDA-graph replay) as a binary for

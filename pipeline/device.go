@@ -16,6 +16,8 @@ type Device struct {
 	// CUDAGraph replays each training step as one captured CUDA graph
 	// (cuda only).
 	CUDAGraph bool
+	// Precision is the GEMMs' arithmetic on cuda (cuda.FP32 when empty).
+	Precision cuda.Precision
 }
 
 // Backend is the trainer's backend for the device (train.Options.Backend;
@@ -25,7 +27,7 @@ func (d Device) Backend() (train.BackendFactory, error) {
 	case "", "cpu":
 		return nil, nil
 	case "cuda":
-		return cudaBackend(d.CUDAGraph)
+		return cudaBackend(cuda.Options{Graph: d.CUDAGraph, Precision: d.Precision})
 	case "cuda-ref":
 		return cuda.NewBackend(cuda.NewRefExecutor), nil
 	}

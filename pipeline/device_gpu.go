@@ -7,6 +7,6 @@ import (
 	"github.com/eraserelu/eraserelu/train"
 )
 
-func cudaBackend(graph bool) (train.BackendFactory, error) {
-	return cuda.DeviceBackend(cuda.Options{Graph: graph}), nil
+func cudaBackend(opt cuda.Options) (train.BackendFactory, error) {
+	return cuda.DeviceBackend(opt), nil
 }
