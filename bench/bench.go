@@ -157,7 +157,7 @@ func Run(cfg Config) (*Result, error) {
 		PeakRSSMiB: rss,
 		BuildMs:    s.BuildMs,
 		BLAS:       ops.BLASName,
-		Conv:       ops.ConvKernels(),
+		Conv:       ops.DefaultKernels().String(),
 	}, nil
 }
 

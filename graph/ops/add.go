@@ -20,6 +20,7 @@ type AddOp struct {
 	rank int
 	id   uint64
 	outBuf
+	withEnv
 	inPlace inPlace
 	k32     resAddArgs[float32]
 	k64     resAddArgs[float64]
@@ -92,7 +93,7 @@ func (op *AddOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		y = op.out.get(a.Dtype(), a.Shape()...)
 	}
 	if a.Dtype() == tensor.Float32 {
-		op.k32 = resAddArgs[float32]{y: y.Float32s(), a: a.Float32s(), b: b.Float32s()}
+		op.k32 = resAddArgs[float32]{y: y.Float32s(), a: a.Float32s(), b: b.Float32s(), simd: op.kern().k.simd()}
 		parallelRun(&op.k32, len(op.k32.y), 1)
 		op.k32 = resAddArgs[float32]{}
 	} else {
@@ -103,11 +104,15 @@ func (op *AddOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	return y, nil
 }
 
-// resAddArgs writes y = a + b; y may be a or b.
-type resAddArgs[T Float] struct{ y, a, b []T }
+// resAddArgs writes y = a + b; y may be a or b. simd takes the AVX-512
+// kernel for float32.
+type resAddArgs[T Float] struct {
+	y, a, b []T
+	simd    bool
+}
 
 func (a *resAddArgs[T]) runRange(lo, hi int) {
-	if y, ok := any(a.y).([]float32); ok && simdOK() {
+	if y, ok := any(a.y).([]float32); ok && a.simd {
 		simdAdd32(y[lo:hi], any(a.a).([]float32)[lo:hi], any(a.b).([]float32)[lo:hi])
 		return
 	}

@@ -43,6 +43,7 @@ type BatchNormOp struct {
 	runVar   *tensor.Dense
 	id       uint64
 	outBuf
+	withEnv
 	k32 bnFwdArgs[float32]
 	k64 bnFwdArgs[float64]
 
@@ -211,7 +212,7 @@ func (op *BatchNormOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	y := op.out.get(x.Dtype(), x.Shape()...)
 	if x.Dtype() == tensor.Float32 {
 		op.k32 = bnFwdArgs[float32]{x: x.Float32s(), y: y.Float32s(), gamma: gamma.Float32s(), beta: beta.Float32s(),
-			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training}
+			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training, simd: op.kern().k.simd()}
 		parallelRun(&op.k32, c, n*inner)
 		op.k32 = bnFwdArgs[float32]{}
 	} else {
@@ -239,13 +240,14 @@ type bnFwdArgs[T Float] struct {
 	n, c, inner        int
 	eps                float64
 	stats              bool
+	simd               bool // the AVX-512 kernel, for float32
 }
 
 // run normalises channels [lo, hi): with stats, one pass for the mean and
 // variance (shifted by the channel's first value, accumulated in float64),
 // then one pass writing y.
 func (a *bnFwdArgs[T]) runRange(lo, hi int) {
-	if a32, ok := any(a).(*bnFwdArgs[float32]); ok && simdOK() {
+	if a32, ok := any(a).(*bnFwdArgs[float32]); ok && a.simd {
 		simdBNFwd32(a32, lo, hi)
 		return
 	}
@@ -291,11 +293,11 @@ func (op *BatchNormOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Nod
 		return nil, fmt.Errorf("BatchNorm backward: expected 3 inputs, got %d", len(inputs))
 	}
 	x, gamma := inputs[0], inputs[1]
-	red, err := gorgonia.ApplyOp(&bnParamGradOp{fwd: op, id: nextID()}, x, output, grad)
+	red, err := gorgonia.ApplyOp(&bnParamGradOp{fwd: op, id: nextID(), withEnv: op.withEnv}, x, output, grad)
 	if err != nil {
 		return nil, fmt.Errorf("BatchNorm backward: %w", err)
 	}
-	dx, err := gorgonia.ApplyOp(&bnInputGradOp{fwd: op, id: nextID()}, x, gamma, grad, red)
+	dx, err := gorgonia.ApplyOp(&bnInputGradOp{fwd: op, id: nextID(), withEnv: op.withEnv}, x, gamma, grad, red)
 	if err != nil {
 		return nil, fmt.Errorf("BatchNorm backward: %w", err)
 	}
@@ -327,6 +329,7 @@ type bnParamGradOp struct {
 	fwd *BatchNormOp
 	id  uint64
 	outBuf
+	withEnv
 	k32 bnRedArgs[float32]
 	k64 bnRedArgs[float64]
 }
@@ -375,7 +378,7 @@ func (op *bnParamGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	red := op.out.get(x.Dtype(), 2, c)
 	if x.Dtype() == tensor.Float32 {
 		op.k32 = bnRedArgs[float32]{x: x.Float32s(), dy: dy.Float32s(), red: red.Float32s(),
-			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner}
+			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner, simd: op.kern().k.simd()}
 		parallelRun(&op.k32, c, n*inner)
 		op.k32 = bnRedArgs[float32]{}
 	} else {
@@ -391,10 +394,11 @@ type bnRedArgs[T Float] struct {
 	x, dy, red   []T
 	mean, invstd []float64
 	n, c, inner  int
+	simd         bool // the AVX-512 kernel, for float32
 }
 
 func (a *bnRedArgs[T]) runRange(lo, hi int) {
-	if a32, ok := any(a).(*bnRedArgs[float32]); ok && simdOK() {
+	if a32, ok := any(a).(*bnRedArgs[float32]); ok && a.simd {
 		simdBNRed32(a32, lo, hi)
 		return
 	}
@@ -424,6 +428,7 @@ type bnInputGradOp struct {
 	fwd *BatchNormOp
 	id  uint64
 	outBuf
+	withEnv
 	k32 bnDxArgs[float32]
 	k64 bnDxArgs[float64]
 }
@@ -466,7 +471,7 @@ func (op *bnInputGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	dx := op.out.get(x.Dtype(), x.Shape()...)
 	if x.Dtype() == tensor.Float32 {
 		op.k32 = bnDxArgs[float32]{x: x.Float32s(), gamma: gamma.Float32s(), dy: dy.Float32s(), red: red.Float32s(), dx: dx.Float32s(),
-			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner, batch: op.fwd.batchStats}
+			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner, batch: op.fwd.batchStats, simd: op.kern().k.simd()}
 		parallelRun(&op.k32, c, n*inner)
 		op.k32 = bnDxArgs[float32]{}
 	} else {
@@ -483,12 +488,13 @@ type bnDxArgs[T Float] struct {
 	mean, invstd          []float64
 	n, c, inner           int
 	batch                 bool
+	simd                  bool // the AVX-512 kernel, for float32
 }
 
 // run writes dx = g*dy + b*(x-mean) + c0 per channel, with g = gamma*invstd,
 // b = -g*invstd*dgamma/M and c0 = -g*dbeta/M (both zero in inference mode).
 func (a *bnDxArgs[T]) runRange(lo, hi int) {
-	if a32, ok := any(a).(*bnDxArgs[float32]); ok && simdOK() {
+	if a32, ok := any(a).(*bnDxArgs[float32]); ok && a.simd {
 		simdBNDx32(a32, lo, hi)
 		return
 	}

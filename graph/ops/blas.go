@@ -48,8 +48,8 @@ func (t *gemmTask[T]) run(_, lo, hi int) {
 // worker calling a single-threaded GEMM, when the product is large enough
 // (as the convolutions do). Letting OpenBLAS thread such calls itself left
 // its threads spinning afterwards, taking a core from the next kernels.
-func gemmSplit[T Float](t *gemmTask[T], wg *sync.WaitGroup, transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
-	workers := convWorkers(m/8, float64(m)*float64(n)*float64(k))
+func gemmSplit[T Float](t *gemmTask[T], wg *sync.WaitGroup, kern *Kernels, transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	workers := convWorkers(m/8, float64(m)*float64(n)*float64(k), kern)
 	if workers <= 1 {
 		gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return

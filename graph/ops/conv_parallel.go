@@ -7,9 +7,11 @@ import (
 
 // This file holds the machinery the convolution and pooling kernels
 // share: a persistent worker pool (so that a kernel run spawns no goroutines
-// and allocates nothing), a guard that makes OpenBLAS single-threaded while
-// the pool's workers each run their own GEMMs, and one scratch arena for the
-// im2col workspaces of all conv ops.
+// and allocates nothing) and a guard that makes OpenBLAS single-threaded
+// while the pool's workers each run their own GEMMs. Both are process-wide
+// resources, not configuration: the pool's workers are the machine's cores,
+// started once, and OpenBLAS's thread count is a setting of the whole
+// process. The workspace arena is a program's (Env).
 
 // convTask is kernel work over items [lo, hi) done by worker wk, where
 // 0 <= wk < the number of workers the run was split into. A task owns its
@@ -22,6 +24,7 @@ type convJob struct {
 	wg         *sync.WaitGroup
 }
 
+// convPool is started on first use and never changes after.
 var convPool struct {
 	once sync.Once
 	jobs chan convJob
@@ -40,20 +43,16 @@ func convPoolStart() {
 	}
 }
 
-// convWorkers is how many workers a kernel over n items of work units each
-// should use: all of GOMAXPROCS when the total work pays for it, never
-// more than n.
-func convWorkers(n int, work float64) int {
+// convWorkers is how many workers a kernel over n items of total work
+// should use: all of GOMAXPROCS when the work pays for it
+// (k.MinParallelWork), never more than n.
+func convWorkers(n int, work float64, k *Kernels) int {
 	w := runtime.GOMAXPROCS(0)
-	if work < convMinParallelWork {
+	if work < k.MinParallelWork {
 		w = 1
 	}
 	return max(1, min(w, n))
 }
-
-// convMinParallelWork is the least total work (multiply-adds or element
-// visits) for which a kernel is split across workers.
-var convMinParallelWork = float64(1 << 17)
 
 // convParallel runs t over [0, n) split into workers balanced contiguous
 // chunks: chunk 0 on the caller, the rest on the pool; it returns when all
@@ -109,36 +108,3 @@ func convBLASSingleExit() {
 	}
 	convBLASGuard.mu.Unlock()
 }
-
-// convScratch is the one workspace arena shared by every conv op: im2col
-// columns, gathered gradients and per-worker partial sums live only within
-// one kernel call, and a machine runs its ops one at a time, so one arena
-// (grown to the largest need, never shrunk) serves all convolutions of a
-// network instead of one workspace per op. The mutex serialises kernels of
-// machines run concurrently on different goroutines.
-var convScratch struct {
-	mu  sync.Mutex
-	f32 []float32
-	f64 []float64
-}
-
-// convScratchLock locks the arena and returns at least n elements of it as
-// []T; call convScratchUnlock when done with them.
-func convScratchLock[T Float](n int) []T {
-	convScratch.mu.Lock()
-	var z T
-	switch any(z).(type) {
-	case float32:
-		if len(convScratch.f32) < n {
-			convScratch.f32 = make([]float32, n)
-		}
-		return any(convScratch.f32).([]T)
-	default:
-		if len(convScratch.f64) < n {
-			convScratch.f64 = make([]float64, n)
-		}
-		return any(convScratch.f64).([]T)
-	}
-}
-
-func convScratchUnlock() { convScratch.mu.Unlock() }

@@ -145,7 +145,7 @@ func (op *FusedConv) Run(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		if res != nil {
 			ep.res = res.Float32s()
 		}
-		convForward(&op.conv.f32, &op.conv.direct, &op.conv.wg, g, x.Float32s(), w.Float32s(), ep, y.Float32s(), true)
+		convForward(&op.conv.f32, &op.conv.direct, &op.conv.wg, op.conv.kern(), g, x.Float32s(), w.Float32s(), ep, y.Float32s(), true)
 	} else {
 		op.scale64, op.shift64 = normGrow(op.scale64, g.F), normGrow(op.shift64, g.F)
 		fuseFold(op.scale64, op.shift64, op.bn, gamma.Float64s(), beta.Float64s(), fuseBias64(b))
@@ -153,7 +153,7 @@ func (op *FusedConv) Run(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		if res != nil {
 			ep.res = res.Float64s()
 		}
-		convForward(&op.conv.f64, &op.conv.direct, &op.conv.wg, g, x.Float64s(), w.Float64s(), ep, y.Float64s(), false)
+		convForward(&op.conv.f64, &op.conv.direct, &op.conv.wg, op.conv.kern(), g, x.Float64s(), w.Float64s(), ep, y.Float64s(), false)
 	}
 	return y, nil
 }

@@ -19,6 +19,7 @@ type ReLUOp struct {
 	rank int
 	id   uint64
 	outBuf
+	withEnv
 	inPlace inPlace
 	k32     reluKernel[float32]
 	k64     reluKernel[float64]
@@ -64,7 +65,7 @@ func (op *ReLUOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		y = op.out.get(x.Dtype(), x.Shape()...)
 	}
 	if x.Dtype() == tensor.Float32 {
-		op.k32 = reluKernel[float32]{y: y.Float32s(), x: x.Float32s()}
+		op.k32 = reluKernel[float32]{y: y.Float32s(), x: x.Float32s(), simd: op.kern().k.simd()}
 		parallelRun(&op.k32, len(op.k32.x), 1)
 		op.k32 = reluKernel[float32]{}
 	} else {
@@ -75,13 +76,17 @@ func (op *ReLUOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	return y, nil
 }
 
-// reluKernel writes y = x > 0 ? x : 0; y may be x.
-type reluKernel[T Float] struct{ y, x []T }
+// reluKernel writes y = x > 0 ? x : 0; y may be x. simd takes the AVX-512
+// kernel for float32.
+type reluKernel[T Float] struct {
+	y, x []T
+	simd bool
+}
 
 func (k *reluKernel[T]) runRange(lo, hi int) {
 	switch x := any(k.x).(type) {
 	case []float32:
-		if simdOK() {
+		if k.simd {
 			simdReLU32(any(k.y).([]float32)[lo:hi], x[lo:hi])
 			return
 		}
@@ -121,7 +126,7 @@ func reluMask64(dst, src, sel []float64) {
 
 func (op *ReLUOp) DiffWRT(int) []bool { return []bool{true} }
 func (op *ReLUOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
-	dx, err := gorgonia.ApplyOp(&reluBackwardOp{rank: op.rank, id: nextID()}, output, grad)
+	dx, err := gorgonia.ApplyOp(&reluBackwardOp{rank: op.rank, id: nextID(), withEnv: op.withEnv}, output, grad)
 	if err != nil {
 		return nil, fmt.Errorf("ReLU backward: %w", err)
 	}
@@ -136,6 +141,7 @@ type reluBackwardOp struct {
 	rank int
 	id   uint64
 	outBuf
+	withEnv
 	inPlace inPlace
 	k32     reluGradKernel[float32]
 	k64     reluGradKernel[float64]
@@ -171,7 +177,7 @@ func (op *reluBackwardOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		dx = op.out.get(y.Dtype(), y.Shape()...)
 	}
 	if y.Dtype() == tensor.Float32 {
-		op.k32 = reluGradKernel[float32]{dx: dx.Float32s(), y: y.Float32s(), dy: dy.Float32s()}
+		op.k32 = reluGradKernel[float32]{dx: dx.Float32s(), y: y.Float32s(), dy: dy.Float32s(), simd: op.kern().k.simd()}
 		parallelRun(&op.k32, len(op.k32.y), 1)
 		op.k32 = reluGradKernel[float32]{}
 	} else {
@@ -182,13 +188,17 @@ func (op *reluBackwardOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	return dx, nil
 }
 
-// reluGradKernel writes dx = y > 0 ? dy : 0; dx may be dy.
-type reluGradKernel[T Float] struct{ dx, y, dy []T }
+// reluGradKernel writes dx = y > 0 ? dy : 0; dx may be dy. simd takes the
+// AVX-512 kernel for float32.
+type reluGradKernel[T Float] struct {
+	dx, y, dy []T
+	simd      bool
+}
 
 func (k *reluGradKernel[T]) runRange(lo, hi int) {
 	switch y := any(k.y).(type) {
 	case []float32:
-		if simdOK() {
+		if k.simd {
 			simdReLUGrad32(any(k.dx).([]float32)[lo:hi], y[lo:hi], any(k.dy).([]float32)[lo:hi])
 			return
 		}
