@@ -133,15 +133,6 @@ func (op *BatchNormOp) Config() BatchNormConfig {
 		RunningMean: op.runMean, RunningVar: op.runVar}
 }
 
-// RebindBuffers returns a copy of the op that uses rebind(RunningMean) and
-// rebind(RunningVar) as its running statistics (graph.BufferRebinder). The
-// copy shares the mode switch and nothing else: it has its own output
-// buffer and saved state.
-func (op *BatchNormOp) RebindBuffers(rebind func(*tensor.Dense) *tensor.Dense) gorgonia.Op {
-	return &BatchNormOp{rank: op.rank, momentum: op.momentum, eps: op.eps, mode: op.mode,
-		runMean: rebind(op.runMean), runVar: rebind(op.runVar), id: nextID()}
-}
-
 func (op *BatchNormOp) Arity() int { return 3 }
 func (op *BatchNormOp) Type() hm.Type {
 	a := hm.TypeVariable('a')
