@@ -24,14 +24,14 @@ type Program struct {
 	outputs map[string]*tensor.Dense
 	grads   map[*Param]*tensor.Dense
 	inGrads map[string]*tensor.Dense
-	plan    *ops.MemoryPlan
+	plan    *MemoryPlan
 	fusions int
 	kernels ops.Kernels
 }
 
 // MemoryPlan is the summary of the training machine's memory plan (nil when
 // compiled WithoutMemoryPlan).
-func (p *Program) MemoryPlan() *ops.MemoryPlan { return p.plan }
+func (p *Program) MemoryPlan() *MemoryPlan { return p.plan }
 
 // CompileOption tunes Compile.
 type CompileOption func(*compileConfig)
@@ -168,7 +168,7 @@ func Compile(g *Graph, loss string, opts ...CompileOption) (*Program, error) {
 	p.fusions = len(fused)
 	p.infer = newMachine(inferOrder, outNodes, fused)
 	if !cc.noPlan {
-		p.plan = ops.PlanMemory(order, func(n *gorgonia.Node) bool { return !forward[n] })
+		p.plan = planMemory(order, func(n *gorgonia.Node) bool { return !forward[n] })
 	}
 	// Every op of the graph (forward, backward and the convolutions fused
 	// steps run) runs with the program's Env.

@@ -21,13 +21,13 @@ type AddOp struct {
 	id   uint64
 	outBuf
 	withEnv
-	inPlace inPlace
-	k32     resAddArgs[float32]
-	k64     resAddArgs[float64]
+	inPlace
+	k32 resAddArgs[float32]
+	k64 resAddArgs[float64]
 }
 
-func (op *AddOp) inPlaceCandidates() []int { return []int{1, 0} }
-func (op *AddOp) inPlaceState() *inPlace   { return &op.inPlace }
+// InPlaceCandidates lists the inputs the op can write over (InPlacer).
+func (op *AddOp) InPlaceCandidates() []int { return []int{1, 0} }
 
 // Add returns a + b; a and b must have the same shape (no broadcasting).
 func Add(a, b *gorgonia.Node) (*gorgonia.Node, error) {

@@ -325,10 +325,10 @@ type bnParamGradOp struct {
 	k64 bnRedArgs[float64]
 }
 
-// ordersOnly: the forward output y is an input only to order the op after
+// OrdersOnly: the forward output y is an input only to order the op after
 // the forward pass; the op never reads it (so the rectifier after a batch
 // norm may overwrite it).
-func (op *bnParamGradOp) ordersOnly(i int) bool { return i == 1 }
+func (op *bnParamGradOp) OrdersOnly(i int) bool { return i == 1 }
 
 func (op *bnParamGradOp) Arity() int { return 3 }
 func (op *bnParamGradOp) Type() hm.Type {

@@ -189,9 +189,9 @@ type dropoutBackwardOp struct {
 	outBuf
 }
 
-// ordersOnly: the forward output is an input only to order the op after
+// OrdersOnly: the forward output is an input only to order the op after
 // the forward pass (the mask is private state).
-func (op *dropoutBackwardOp) ordersOnly(i int) bool { return i == 0 }
+func (op *dropoutBackwardOp) OrdersOnly(i int) bool { return i == 0 }
 
 func (op *dropoutBackwardOp) Arity() int { return 2 }
 func (op *dropoutBackwardOp) Type() hm.Type {

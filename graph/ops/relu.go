@@ -20,9 +20,9 @@ type ReLUOp struct {
 	id   uint64
 	outBuf
 	withEnv
-	inPlace inPlace
-	k32     reluKernel[float32]
-	k64     reluKernel[float64]
+	inPlace
+	k32 reluKernel[float32]
+	k64 reluKernel[float64]
 }
 
 // ReLU applies the rectifier to x.
@@ -36,8 +36,8 @@ func IsReLU(n *gorgonia.Node) bool {
 	return ok
 }
 
-func (op *ReLUOp) inPlaceCandidates() []int { return []int{0} }
-func (op *ReLUOp) inPlaceState() *inPlace   { return &op.inPlace }
+// InPlaceCandidates lists the inputs the op can write over (InPlacer).
+func (op *ReLUOp) InPlaceCandidates() []int { return []int{0} }
 
 func (op *ReLUOp) Arity() int { return 1 }
 func (op *ReLUOp) Type() hm.Type {
@@ -142,13 +142,13 @@ type reluBackwardOp struct {
 	id   uint64
 	outBuf
 	withEnv
-	inPlace inPlace
-	k32     reluGradKernel[float32]
-	k64     reluGradKernel[float64]
+	inPlace
+	k32 reluGradKernel[float32]
+	k64 reluGradKernel[float64]
 }
 
-func (op *reluBackwardOp) inPlaceCandidates() []int { return []int{1} }
-func (op *reluBackwardOp) inPlaceState() *inPlace   { return &op.inPlace }
+// InPlaceCandidates lists the inputs the op can write over (InPlacer).
+func (op *reluBackwardOp) InPlaceCandidates() []int { return []int{1} }
 
 func (op *reluBackwardOp) Arity() int { return 2 }
 func (op *reluBackwardOp) Type() hm.Type {
