@@ -51,18 +51,18 @@ func FuseConvInference(conv, bn, add, relu *gorgonia.Node) (*FusedConv, []*gorgo
 	if !ok || bop.rank != 4 {
 		return nil, nil, fmt.Errorf("fuse: %v is not a 4-D batch norm", bn)
 	}
-	bk := inputNodes(bn)
+	bk := Inputs(bn)
 	if len(bk) != 3 || bk[0] != conv {
 		return nil, nil, fmt.Errorf("fuse: %v does not normalise %v", bn, conv)
 	}
-	args := append(inputNodes(conv), bk[1], bk[2])
+	args := append(Inputs(conv), bk[1], bk[2])
 	op := &FusedConv{conv: cop, bn: bop, nConvIn: cop.Arity()}
 	last := bn
 	if add != nil {
 		if _, ok := add.Op().(*AddOp); !ok {
 			return nil, nil, fmt.Errorf("fuse: %v is not an add", add)
 		}
-		ak := inputNodes(add)
+		ak := Inputs(add)
 		if len(ak) != 2 || (ak[0] == bn) == (ak[1] == bn) {
 			return nil, nil, fmt.Errorf("fuse: %v does not add %v once", add, bn)
 		}
@@ -77,7 +77,7 @@ func FuseConvInference(conv, bn, add, relu *gorgonia.Node) (*FusedConv, []*gorgo
 		if _, ok := relu.Op().(*ReLUOp); !ok {
 			return nil, nil, fmt.Errorf("fuse: %v is not a ReLU", relu)
 		}
-		if rk := inputNodes(relu); len(rk) != 1 || rk[0] != last {
+		if rk := Inputs(relu); len(rk) != 1 || rk[0] != last {
 			return nil, nil, fmt.Errorf("fuse: %v does not rectify %v", relu, last)
 		}
 		op.relu = true

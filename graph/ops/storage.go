@@ -73,8 +73,8 @@ func NewSlot(dt tensor.Dtype, size int) *Slot {
 	return s
 }
 
-// inputNodes are the inputs of n in order.
-func inputNodes(n *gorgonia.Node) []*gorgonia.Node {
+// Inputs are the argument nodes of n in order.
+func Inputs(n *gorgonia.Node) []*gorgonia.Node {
 	it := n.Graph().From(n.ID())
 	out := make([]*gorgonia.Node, 0, it.Len())
 	for it.Next() {
