@@ -17,6 +17,7 @@ import (
 	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
 	"github.com/eraserelu/eraserelu/graph/ops"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"github.com/eraserelu/eraserelu/train"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -156,7 +157,7 @@ func Run(cfg Config) (*Result, error) {
 		StepMs:     trainDur.Seconds() * 1000 / float64(cfg.Steps),
 		PeakRSSMiB: rss,
 		BuildMs:    s.BuildMs,
-		BLAS:       ops.BLASName,
+		BLAS:       cpu.BLASName,
 		Conv:       ops.DefaultKernels().String(),
 	}, nil
 }

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 
 	"github.com/chewxy/hm"
@@ -94,11 +95,11 @@ func (op *AddOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	if a.Dtype() == tensor.Float32 {
 		op.k32 = resAddArgs[float32]{y: y.Float32s(), a: a.Float32s(), b: b.Float32s(), simd: op.kern().k.simd()}
-		parallelRun(&op.k32, len(op.k32.y), 1)
+		cpu.ParallelRun(&op.k32, len(op.k32.y), 1)
 		op.k32 = resAddArgs[float32]{}
 	} else {
 		op.k64 = resAddArgs[float64]{y: y.Float64s(), a: a.Float64s(), b: b.Float64s()}
-		parallelRun(&op.k64, len(op.k64.y), 1)
+		cpu.ParallelRun(&op.k64, len(op.k64.y), 1)
 		op.k64 = resAddArgs[float64]{}
 	}
 	return y, nil
@@ -111,7 +112,7 @@ type resAddArgs[T Float] struct {
 	simd    bool
 }
 
-func (a *resAddArgs[T]) runRange(lo, hi int) {
+func (a *resAddArgs[T]) RunRange(lo, hi int) {
 	if y, ok := any(a.y).([]float32); ok && a.simd {
 		simdAdd32(y[lo:hi], any(a.a).([]float32)[lo:hi], any(a.b).([]float32)[lo:hi])
 		return

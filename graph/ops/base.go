@@ -23,6 +23,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 	"hash/fnv"
 	"sync/atomic"
@@ -33,7 +34,7 @@ import (
 )
 
 // Float is the set of element types every kernel is written for.
-type Float interface{ ~float32 | ~float64 }
+type Float = cpu.Float
 
 var opSerial atomic.Uint64
 

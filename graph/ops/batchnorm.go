@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 	"math"
 
@@ -204,12 +205,12 @@ func (op *BatchNormOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	if x.Dtype() == tensor.Float32 {
 		op.k32 = bnFwdArgs[float32]{x: x.Float32s(), y: y.Float32s(), gamma: gamma.Float32s(), beta: beta.Float32s(),
 			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training, simd: op.kern().k.simd()}
-		parallelRun(&op.k32, c, n*inner)
+		cpu.ParallelRun(&op.k32, c, n*inner)
 		op.k32 = bnFwdArgs[float32]{}
 	} else {
 		op.k64 = bnFwdArgs[float64]{x: x.Float64s(), y: y.Float64s(), gamma: gamma.Float64s(), beta: beta.Float64s(),
 			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training}
-		parallelRun(&op.k64, c, n*inner)
+		cpu.ParallelRun(&op.k64, c, n*inner)
 		op.k64 = bnFwdArgs[float64]{}
 	}
 	if training {
@@ -237,7 +238,7 @@ type bnFwdArgs[T Float] struct {
 // run normalises channels [lo, hi): with stats, one pass for the mean and
 // variance (shifted by the channel's first value, accumulated in float64),
 // then one pass writing y.
-func (a *bnFwdArgs[T]) runRange(lo, hi int) {
+func (a *bnFwdArgs[T]) RunRange(lo, hi int) {
 	if a32, ok := any(a).(*bnFwdArgs[float32]); ok && a.simd {
 		simdBNFwd32(a32, lo, hi)
 		return
@@ -370,12 +371,12 @@ func (op *bnParamGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	if x.Dtype() == tensor.Float32 {
 		op.k32 = bnRedArgs[float32]{x: x.Float32s(), dy: dy.Float32s(), red: red.Float32s(),
 			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner, simd: op.kern().k.simd()}
-		parallelRun(&op.k32, c, n*inner)
+		cpu.ParallelRun(&op.k32, c, n*inner)
 		op.k32 = bnRedArgs[float32]{}
 	} else {
 		op.k64 = bnRedArgs[float64]{x: x.Float64s(), dy: dy.Float64s(), red: red.Float64s(),
 			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner}
-		parallelRun(&op.k64, c, n*inner)
+		cpu.ParallelRun(&op.k64, c, n*inner)
 		op.k64 = bnRedArgs[float64]{}
 	}
 	return red, nil
@@ -388,7 +389,7 @@ type bnRedArgs[T Float] struct {
 	simd         bool // the AVX-512 kernel, for float32
 }
 
-func (a *bnRedArgs[T]) runRange(lo, hi int) {
+func (a *bnRedArgs[T]) RunRange(lo, hi int) {
 	if a32, ok := any(a).(*bnRedArgs[float32]); ok && a.simd {
 		simdBNRed32(a32, lo, hi)
 		return
@@ -463,12 +464,12 @@ func (op *bnInputGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	if x.Dtype() == tensor.Float32 {
 		op.k32 = bnDxArgs[float32]{x: x.Float32s(), gamma: gamma.Float32s(), dy: dy.Float32s(), red: red.Float32s(), dx: dx.Float32s(),
 			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner, batch: op.fwd.batchStats, simd: op.kern().k.simd()}
-		parallelRun(&op.k32, c, n*inner)
+		cpu.ParallelRun(&op.k32, c, n*inner)
 		op.k32 = bnDxArgs[float32]{}
 	} else {
 		op.k64 = bnDxArgs[float64]{x: x.Float64s(), gamma: gamma.Float64s(), dy: dy.Float64s(), red: red.Float64s(), dx: dx.Float64s(),
 			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner, batch: op.fwd.batchStats}
-		parallelRun(&op.k64, c, n*inner)
+		cpu.ParallelRun(&op.k64, c, n*inner)
 		op.k64 = bnDxArgs[float64]{}
 	}
 	return dx, nil
@@ -484,7 +485,7 @@ type bnDxArgs[T Float] struct {
 
 // run writes dx = g*dy + b*(x-mean) + c0 per channel, with g = gamma*invstd,
 // b = -g*invstd*dgamma/M and c0 = -g*dbeta/M (both zero in inference mode).
-func (a *bnDxArgs[T]) runRange(lo, hi int) {
+func (a *bnDxArgs[T]) RunRange(lo, hi int) {
 	if a32, ok := any(a).(*bnDxArgs[float32]); ok && a.simd {
 		simdBNDx32(a32, lo, hi)
 		return

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 	"sync"
 
@@ -268,7 +269,7 @@ type convPlan struct {
 // wide, at most a worker's share; acc elements of partial sums per worker.
 // The direct kernels need no columns.
 func convMakePlan(g *convGeom, acc int, direct bool, k *Kernels) convPlan {
-	p := convPlan{workers: convWorkers(g.N, g.macs(), k), batch: 1, accSize: acc}
+	p := convPlan{workers: cpu.Workers(g.N, g.macs(), k.MinParallelWork), batch: 1, accSize: acc}
 	if g.pointwise() {
 		return p
 	}
@@ -330,7 +331,7 @@ func convForward[T Float](t *convFwd[T], d *convDirect, wg *sync.WaitGroup, e *E
 		ws := scratchLock[T](e, plan.workers*plan.per())
 		defer e.scratchUnlock()
 		*t = convFwd[T]{g: g, plan: plan, x: x, w: w, y: y, ep: ep, ws: ws, wino: &d.wino}
-		convParallel(t, wg, plan.workers, g.N, false)
+		cpu.Parallel(t, wg, plan.workers, g.N, false)
 		*t = convFwd[T]{}
 		return
 	}
@@ -346,11 +347,11 @@ func convForward[T Float](t *convFwd[T], d *convDirect, wg *sync.WaitGroup, e *E
 	if direct {
 		t.d = d
 	}
-	convParallel(t, wg, plan.workers, g.N, !direct)
+	cpu.Parallel(t, wg, plan.workers, g.N, !direct)
 	*t = convFwd[T]{}
 }
 
-func (t *convFwd[T]) run(wk, lo, hi int) {
+func (t *convFwd[T]) Run(wk, lo, hi int) {
 	if t.wino != nil {
 		t.runWinograd(wk, lo, hi)
 		return
@@ -372,7 +373,7 @@ func (t *convFwd[T]) run(wk, lo, hi int) {
 			if g.pointwise() {
 				for n := n0; n < n0+nb; n++ {
 					yg := t.y[n*yImg+gi*Fg*P : n*yImg+(gi+1)*Fg*P]
-					gemm(false, false, Fg, P, Cg, 1, wg, Kg, t.x[n*xImg+gi*Cg*HW:], P, 0, yg, P)
+					cpu.Gemm(false, false, Fg, P, Cg, 1, wg, Kg, t.x[n*xImg+gi*Cg*HW:], P, 0, yg, P)
 					convApplyEpilogue(yg, yg, P, ep, convResAt(ep, n*yImg+gi*Fg*P), gi*Fg, Fg, P)
 				}
 				continue
@@ -382,11 +383,11 @@ func (t *convFwd[T]) run(wk, lo, hi int) {
 			}
 			if nb == 1 {
 				yg := t.y[n0*yImg+gi*Fg*P : n0*yImg+(gi+1)*Fg*P]
-				gemm(false, false, Fg, P, Kg, 1, wg, Kg, col, ld, 0, yg, P)
+				cpu.Gemm(false, false, Fg, P, Kg, 1, wg, Kg, col, ld, 0, yg, P)
 				convApplyEpilogue(yg, yg, P, ep, convResAt(ep, n0*yImg+gi*Fg*P), gi*Fg, Fg, P)
 				continue
 			}
-			gemm(false, false, Fg, nb*P, Kg, 1, wg, Kg, col, ld, 0, tmp, ld)
+			cpu.Gemm(false, false, Fg, nb*P, Kg, 1, wg, Kg, col, ld, 0, tmp, ld)
 			for j := 0; j < nb; j++ {
 				off := (n0+j)*yImg + gi*Fg*P
 				convApplyEpilogue(t.y[off:], tmp[j*P:], ld, ep, convResAt(ep, off), gi*Fg, Fg, P)

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 	"sync"
 
@@ -150,11 +151,11 @@ func convBackwardData[T Float](t *convBwdData[T], wg *sync.WaitGroup, e *Env, g 
 	ws := scratchLock[T](e, plan.workers*plan.per())
 	defer e.scratchUnlock()
 	*t = convBwdData[T]{g: g, plan: plan, w: w, dy: dy, dx: dx, ws: ws}
-	convParallel(t, wg, plan.workers, g.N, true)
+	cpu.Parallel(t, wg, plan.workers, g.N, true)
 	*t = convBwdData[T]{}
 }
 
-func (t *convBwdData[T]) run(wk, lo, hi int) {
+func (t *convBwdData[T]) Run(wk, lo, hi int) {
 	g := &t.g
 	P, Cg, Fg, Kg, HW := g.p(), g.cg(), g.fg(), g.kg(), g.hw()
 	xImg, yImg := g.C*HW, g.F*P
@@ -166,12 +167,12 @@ func (t *convBwdData[T]) run(wk, lo, hi int) {
 			wg := t.w[gi*Fg*Kg:]
 			if g.pointwise() {
 				for n := n0; n < n0+nb; n++ {
-					gemm(true, false, Cg, P, Fg, 1, wg, Kg, t.dy[n*yImg+gi*Fg*P:], P, 0, t.dx[n*xImg+gi*Cg*HW:], P)
+					cpu.Gemm(true, false, Cg, P, Fg, 1, wg, Kg, t.dy[n*yImg+gi*Fg*P:], P, 0, t.dx[n*xImg+gi*Cg*HW:], P)
 				}
 				continue
 			}
 			dyg, ldy := convGather(tmp, t.dy, n0, nb, yImg, gi*Fg, Fg, P, ld)
-			gemm(true, false, Kg, nb*P, Fg, 1, wg, Kg, dyg, ldy, 0, col, ld)
+			cpu.Gemm(true, false, Kg, nb*P, Fg, 1, wg, Kg, dyg, ldy, 0, col, ld)
 			for j := 0; j < nb; j++ {
 				col2im(t.dx[(n0+j)*xImg+gi*Cg*HW:], col[j*P:], ld, Cg, g, scr)
 			}
@@ -275,7 +276,7 @@ func convBackwardFilter[T Float](t *convBwdFilter[T], d *convDirect, wg *sync.Wa
 		ws := scratchLock[T](e, plan.workers*plan.per())
 		defer e.scratchUnlock()
 		*t = convBwdFilter[T]{g: g, plan: plan, x: x, dy: dy, ws: ws, wino: w}
-		convParallel(t, wg, plan.workers, g.N, false)
+		cpu.Parallel(t, wg, plan.workers, g.N, false)
 		convWinogradWGradFinish(w, ws, plan.per(), plan.workers, dw)
 		*t = convBwdFilter[T]{}
 		return
@@ -292,7 +293,7 @@ func convBackwardFilter[T Float](t *convBwdFilter[T], d *convDirect, wg *sync.Wa
 	if direct {
 		t.d = d
 	}
-	convParallel(t, wg, plan.workers, g.N, !direct)
+	cpu.Parallel(t, wg, plan.workers, g.N, !direct)
 	Fg, Kg, per := g.fg(), g.kg(), plan.per()
 	if direct {
 		// dw = sum over workers of acc[wk], laid out as dw
@@ -322,7 +323,7 @@ func convBackwardFilter[T Float](t *convBwdFilter[T], d *convDirect, wg *sync.Wa
 	*t = convBwdFilter[T]{}
 }
 
-func (t *convBwdFilter[T]) run(wk, lo, hi int) {
+func (t *convBwdFilter[T]) Run(wk, lo, hi int) {
 	if t.wino != nil {
 		t.runWinograd(wk, lo, hi)
 		return
@@ -343,7 +344,7 @@ func (t *convBwdFilter[T]) run(wk, lo, hi int) {
 			accg := acc[gi*Kg*Fg:]
 			if g.pointwise() {
 				for n := n0; n < n0+nb; n++ {
-					gemm(false, true, Kg, Fg, P, 1, t.x[n*xImg+gi*Cg*HW:], P, t.dy[n*yImg+gi*Fg*P:], P, 1, accg, Fg)
+					cpu.Gemm(false, true, Kg, Fg, P, 1, t.x[n*xImg+gi*Cg*HW:], P, t.dy[n*yImg+gi*Fg*P:], P, 1, accg, Fg)
 				}
 				continue
 			}
@@ -351,7 +352,7 @@ func (t *convBwdFilter[T]) run(wk, lo, hi int) {
 				im2col(col[j*P:], ld, t.x[(n0+j)*xImg+gi*Cg*HW:], Cg, g, scr)
 			}
 			dyg, ldy := convGather(tmp, t.dy, n0, nb, yImg, gi*Fg, Fg, P, ld)
-			gemm(false, true, Kg, Fg, nb*P, 1, col, ld, dyg, ldy, 1, accg, Fg)
+			cpu.Gemm(false, true, Kg, Fg, nb*P, 1, col, ld, dyg, ldy, 1, accg, Fg)
 		}
 	}
 }
@@ -460,11 +461,11 @@ type convBwdBias[T Float] struct {
 }
 
 func convBackwardBias[T Float](t *convBwdBias[T], wg *sync.WaitGroup, e *Env, n, f, p int, dy, db []T) {
-	workers := convWorkers(n, float64(n*f*p)*4, &e.k)
+	workers := cpu.Workers(n, float64(n*f*p)*4, e.k.MinParallelWork)
 	acc := scratchLock[T](e, workers*f)
 	defer e.scratchUnlock()
 	*t = convBwdBias[T]{f: f, p: p, dy: dy, acc: acc}
-	convParallel(t, wg, workers, n, false)
+	cpu.Parallel(t, wg, workers, n, false)
 	for j := range db {
 		var s T
 		for wk := 0; wk < workers; wk++ {
@@ -475,7 +476,7 @@ func convBackwardBias[T Float](t *convBwdBias[T], wg *sync.WaitGroup, e *Env, n,
 	*t = convBwdBias[T]{}
 }
 
-func (t *convBwdBias[T]) run(wk, lo, hi int) {
+func (t *convBwdBias[T]) Run(wk, lo, hi int) {
 	acc := t.acc[wk*t.f : (wk+1)*t.f]
 	clear(acc)
 	for n := lo; n < hi; n++ {

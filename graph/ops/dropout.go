@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 	"math"
 
@@ -138,7 +139,7 @@ func dropoutForward[T Float](a dropArgs[T]) {
 		a.run(0, pairs)
 		return
 	}
-	parallelFor(pairs, a.run)
+	cpu.ParallelFor(pairs, a.run)
 }
 
 // run handles elements [2*lo, 2*hi): one 64-bit draw gives two 32-bit ones.
@@ -261,5 +262,5 @@ func normScaleInto[T Float](y, x []T, s T) {
 		a.run(0, len(x))
 		return
 	}
-	parallelFor(len(x), a.run)
+	cpu.ParallelFor(len(x), a.run)
 }

@@ -32,11 +32,11 @@ func TestSIMDKernelsMatchGo(t *testing.T) {
 		for k, on := range []bool{false, true} {
 			y, dx, s := make([]float32, n), make([]float32, n), make([]float32, n)
 			r := reluKernel[float32]{y: y, x: x, simd: on}
-			r.runRange(0, n)
+			r.RunRange(0, n)
 			g := reluGradKernel[float32]{dx: dx, y: x, dy: dy, simd: on}
-			g.runRange(0, n)
+			g.RunRange(0, n)
 			a := resAddArgs[float32]{y: s, a: x, b: dy, simd: on}
-			a.runRange(0, n)
+			a.RunRange(0, n)
 			outs[k] = [3][]float32{y, dx, s}
 		}
 		for i, name := range []string{"ReLU", "ReLU gradient", "add"} {
@@ -60,12 +60,12 @@ func TestSIMDKernelsMatchGo(t *testing.T) {
 				y, red, dx := make([]float32, len(x)), make([]float32, 2*c), make([]float32, len(x))
 				f := bnFwdArgs[float32]{x: x, y: y, gamma: gamma, beta: beta, mean: mean, invstd: invstd, bvar: bvar,
 					n: n, c: c, inner: inner, eps: 1e-5, stats: stats, simd: on}
-				f.runRange(0, c)
+				f.RunRange(0, c)
 				r := bnRedArgs[float32]{x: x, dy: dy, red: red, mean: mean, invstd: invstd, n: n, c: c, inner: inner, simd: on}
-				r.runRange(0, c)
+				r.RunRange(0, c)
 				d := bnDxArgs[float32]{x: x, gamma: gamma, dy: dy, red: red, dx: dx, mean: mean, invstd: invstd,
 					n: n, c: c, inner: inner, batch: stats, simd: on}
-				d.runRange(0, c)
+				d.RunRange(0, c)
 				for _, v := range [][]float32{y, red, dx} {
 					for _, e := range v {
 						res[k] = append(res[k], float64(e))

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 	"sync"
 
@@ -12,7 +13,7 @@ import (
 
 // LinearOp is a fully connected layer, y = x·Wᵀ + b (PyTorch's Linear), as
 // one node. Inputs x (N,In), w (Out,In) and, when HasBias, b (Out); output
-// (N,Out). One GEMM, its rows split over the worker pool (gemmSplit).
+// (N,Out). One GEMM, its rows split over the worker pool (cpu.GemmSplit).
 type LinearOp struct {
 	noCommon
 	withBias
@@ -112,9 +113,16 @@ func (op *LinearOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	return y, nil
 }
 
+// gemms holds an op's GEMM tasks, so that splitting one allocates nothing.
+type gemms struct {
+	g32 cpu.GemmTask[float32]
+	g64 cpu.GemmTask[float64]
+	wg  sync.WaitGroup
+}
+
 // linearForward: y (n,out) = x (n,in) · wᵀ + b, the bias written first and
 // the GEMM accumulating onto it.
-func linearForward[T Float](t *gemmTask[T], wg *sync.WaitGroup, k *Kernels, y, x, w, b []T, n, in, out int) {
+func linearForward[T Float](t *cpu.GemmTask[T], wg *sync.WaitGroup, k *Kernels, y, x, w, b []T, n, in, out int) {
 	var beta T
 	if b != nil {
 		for i := 0; i < n; i++ {
@@ -128,7 +136,7 @@ func linearForward[T Float](t *gemmTask[T], wg *sync.WaitGroup, k *Kernels, y, x
 		}
 		return
 	}
-	gemmSplit(t, wg, k, false, true, n, out, in, 1, x, in, w, in, beta, y, out)
+	cpu.GemmSplit(t, wg, k.MinParallelWork, false, true, n, out, in, 1, x, in, w, in, beta, y, out)
 }
 
 func (op *LinearOp) DiffWRT(n int) []bool {
@@ -287,20 +295,20 @@ func linearSecond64(d *tensor.Dense) []float64 {
 	return d.Float64s()
 }
 
-func linearGrad[T Float](t *gemmTask[T], wg *sync.WaitGroup, k *Kernels, kind int, out, a, dy []T, n, in, outN int) {
+func linearGrad[T Float](t *cpu.GemmTask[T], wg *sync.WaitGroup, k *Kernels, kind int, out, a, dy []T, n, in, outN int) {
 	switch kind {
 	case linearDataGrad: // dx (N,In) = dy (N,Out) · w (Out,In)
 		if outN == 0 {
 			clear(out)
 			return
 		}
-		gemmSplit(t, wg, k, false, false, n, in, outN, 1, dy, outN, a, in, 0, out, in)
+		cpu.GemmSplit(t, wg, k.MinParallelWork, false, false, n, in, outN, 1, dy, outN, a, in, 0, out, in)
 	case linearWeightGrad: // dw (Out,In) = dyᵀ (Out,N) · x (N,In)
 		if n == 0 {
 			clear(out)
 			return
 		}
-		gemmSplit(t, wg, k, true, false, outN, in, n, 1, dy, outN, a, in, 0, out, in)
+		cpu.GemmSplit(t, wg, k.MinParallelWork, true, false, outN, in, n, 1, dy, outN, a, in, 0, out, in)
 	case linearBiasGrad: // db (Out) = column sums of dy (N,Out), given as a
 		clear(out)
 		for i := 0; i < n; i++ {

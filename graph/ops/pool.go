@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 	"math"
 	"sync"
@@ -44,7 +45,7 @@ func poolGeometry(name string, xs tensor.Shape, kernel, stride, pad int) (poolGe
 }
 
 func (g *poolGeom) workers(k *Kernels) int {
-	return convWorkers(g.planes, float64(g.planes)*float64(g.outSize*g.K*g.K), k)
+	return cpu.Workers(g.planes, float64(g.planes)*float64(g.outSize*g.K*g.K), k.MinParallelWork)
 }
 
 // window is the valid input range [h0,h1) x [w0,w1) of output (oh, ow).
@@ -339,11 +340,11 @@ type poolTask[T Float] struct {
 
 func poolRun[T Float](t *poolTask[T], wg *sync.WaitGroup, e *Env, kind int, g poolGeom, x, dy, out []T) {
 	*t = poolTask[T]{kind: kind, g: g, x: x, dy: dy, yx: out}
-	convParallel(t, wg, g.workers(&e.k), g.planes, false)
+	cpu.Parallel(t, wg, g.workers(&e.k), g.planes, false)
 	*t = poolTask[T]{}
 }
 
-func (t *poolTask[T]) run(_, lo, hi int) {
+func (t *poolTask[T]) Run(_, lo, hi int) {
 	g := &t.g
 	inv := 1 / T(g.K*g.K)
 	for pl := lo; pl < hi; pl++ {

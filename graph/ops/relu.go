@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 	"math"
 
@@ -66,11 +67,11 @@ func (op *ReLUOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	if x.Dtype() == tensor.Float32 {
 		op.k32 = reluKernel[float32]{y: y.Float32s(), x: x.Float32s(), simd: op.kern().k.simd()}
-		parallelRun(&op.k32, len(op.k32.x), 1)
+		cpu.ParallelRun(&op.k32, len(op.k32.x), 1)
 		op.k32 = reluKernel[float32]{}
 	} else {
 		op.k64 = reluKernel[float64]{y: y.Float64s(), x: x.Float64s()}
-		parallelRun(&op.k64, len(op.k64.x), 1)
+		cpu.ParallelRun(&op.k64, len(op.k64.x), 1)
 		op.k64 = reluKernel[float64]{}
 	}
 	return y, nil
@@ -83,7 +84,7 @@ type reluKernel[T Float] struct {
 	simd bool
 }
 
-func (k *reluKernel[T]) runRange(lo, hi int) {
+func (k *reluKernel[T]) RunRange(lo, hi int) {
 	switch x := any(k.x).(type) {
 	case []float32:
 		if k.simd {
@@ -178,11 +179,11 @@ func (op *reluBackwardOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	if y.Dtype() == tensor.Float32 {
 		op.k32 = reluGradKernel[float32]{dx: dx.Float32s(), y: y.Float32s(), dy: dy.Float32s(), simd: op.kern().k.simd()}
-		parallelRun(&op.k32, len(op.k32.y), 1)
+		cpu.ParallelRun(&op.k32, len(op.k32.y), 1)
 		op.k32 = reluGradKernel[float32]{}
 	} else {
 		op.k64 = reluGradKernel[float64]{dx: dx.Float64s(), y: y.Float64s(), dy: dy.Float64s()}
-		parallelRun(&op.k64, len(op.k64.y), 1)
+		cpu.ParallelRun(&op.k64, len(op.k64.y), 1)
 		op.k64 = reluGradKernel[float64]{}
 	}
 	return dx, nil
@@ -195,7 +196,7 @@ type reluGradKernel[T Float] struct {
 	simd      bool
 }
 
-func (k *reluGradKernel[T]) runRange(lo, hi int) {
+func (k *reluGradKernel[T]) RunRange(lo, hi int) {
 	switch y := any(k.y).(type) {
 	case []float32:
 		if k.simd {
