@@ -96,8 +96,8 @@ func convGeometry(xs, ws tensor.Shape, p ConvParams) (convGeom, error) {
 // straight into the op's output buffer, bias added in place; 1x1 stride-1
 // unpadded convolutions skip im2col. Images are split across GOMAXPROCS
 // workers, each with its own workspace and single-threaded GEMMs (OpenBLAS
-// is held at one thread meanwhile). The workspace is one arena shared by
-// all conv ops, as they run one at a time.
+// is held at one thread meanwhile). The workspace is one arena per program
+// (its Env), shared by its conv ops, as they run one at a time.
 //
 // Backward is three separate ops, so Gorgonia computes only those needed:
 // the input gradient (for stride 1 a forward convolution of dY with the
