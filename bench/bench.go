@@ -16,6 +16,7 @@ import (
 	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
 	"github.com/eraserelu/eraserelu/graph/ops"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"github.com/eraserelu/eraserelu/pipeline"
 	"github.com/eraserelu/eraserelu/train"
 	"gorgonia.org/gorgonia"
@@ -152,8 +153,8 @@ func Run(cfg Config) (*Result, error) {
 		StepMs:     trainDur.Seconds() * 1000 / float64(cfg.Steps),
 		PeakRSSMiB: rss,
 		BuildMs:    s.BuildMs,
-		BLAS:       ops.BLASName,
-		Conv:       ops.ConvKernels(),
+		BLAS:       cpu.BLASName,
+		Conv:       ops.DefaultKernels().String(),
 	}, nil
 }
 

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/eraserelu/eraserelu/arch"
-	"github.com/eraserelu/eraserelu/graph/ops"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"gorgonia.org/tensor"
 )
 
@@ -15,7 +15,7 @@ func TestStepAllocations(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocation counts")
 	}
-	if ops.BLASName != "OpenBLAS (cgo)" {
+	if !cpu.BLASAllocFree {
 		t.Skip("gonum's GEMM (purego) allocates by itself")
 	}
 	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {

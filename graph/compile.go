@@ -24,13 +24,14 @@ type Program struct {
 	outputs map[string]*tensor.Dense
 	grads   map[*Param]*tensor.Dense
 	inGrads map[string]*tensor.Dense
-	plan    *ops.MemoryPlan
+	plan    *MemoryPlan
 	fusions int
+	kernels ops.Kernels
 }
 
 // MemoryPlan is the summary of the training machine's memory plan (nil when
 // compiled WithoutMemoryPlan).
-func (p *Program) MemoryPlan() *ops.MemoryPlan { return p.plan }
+func (p *Program) MemoryPlan() *MemoryPlan { return p.plan }
 
 // CompileOption tunes Compile.
 type CompileOption func(*compileConfig)
@@ -39,6 +40,15 @@ type compileConfig struct {
 	inputGrads []string
 	noPlan     bool
 	noFusion   bool
+	kernels    *ops.Kernels
+}
+
+// WithKernels compiles the program to run the CPU kernels k chooses
+// (ops.DefaultKernels without this option): for tests that compare kernels,
+// and benchmarks of one kernel against another. The choice is the
+// program's own; other programs in the process keep theirs.
+func WithKernels(k ops.Kernels) CompileOption {
+	return func(c *compileConfig) { c.kernels = &k }
 }
 
 // WithoutInferenceFusion compiles the inference machine without fusing
@@ -78,8 +88,16 @@ func Compile(g *Graph, loss string, opts ...CompileOption) (*Program, error) {
 	if g.compiled {
 		return nil, fmt.Errorf("compile: graph already compiled; compile a Rewrite of it instead")
 	}
+	kernels := ops.DefaultKernels()
+	if cc.kernels != nil {
+		kernels = *cc.kernels
+	}
+	env, err := ops.NewEnv(kernels)
+	if err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
 	g.compiled = true
-	p := &Program{g: g, outputs: map[string]*tensor.Dense{}, grads: map[*Param]*tensor.Dense{}, inGrads: map[string]*tensor.Dense{}}
+	p := &Program{g: g, outputs: map[string]*tensor.Dense{}, grads: map[*Param]*tensor.Dense{}, inGrads: map[string]*tensor.Dense{}, kernels: kernels}
 	var outPins gorgonia.Nodes
 	for _, name := range g.outputOrder {
 		n := g.outputs[name]
@@ -150,10 +168,20 @@ func Compile(g *Graph, loss string, opts ...CompileOption) (*Program, error) {
 	p.fusions = len(fused)
 	p.infer = newMachine(inferOrder, outNodes, fused)
 	if !cc.noPlan {
-		p.plan = ops.PlanMemory(order, func(n *gorgonia.Node) bool { return !forward[n] })
+		p.plan = planMemory(order, func(n *gorgonia.Node) bool { return !forward[n] })
+	}
+	// Every op of the graph (forward, backward and the convolutions fused
+	// steps run) runs with the program's Env.
+	for _, n := range g.expr.AllNodes() {
+		if u, ok := n.Op().(ops.EnvUser); ok {
+			u.UseEnv(env)
+		}
 	}
 	return p, nil
 }
+
+// Kernels is the kernel choice the program runs (WithKernels).
+func (p *Program) Kernels() ops.Kernels { return p.kernels }
 
 // InferenceFusions is the number of convolution → batch norm [→ add]
 // [→ ReLU] chains the inference machine runs as single convolutions whose

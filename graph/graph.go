@@ -366,14 +366,7 @@ func (g *Graph) InputNames() []string  { return append([]string(nil), g.inputOrd
 func (g *Graph) OutputNames() []string { return append([]string(nil), g.outputOrder...) }
 
 // Children returns the argument nodes of n in order.
-func Children(n *gorgonia.Node) []*gorgonia.Node {
-	it := n.Graph().From(n.ID())
-	out := make([]*gorgonia.Node, 0, it.Len())
-	for it.Next() {
-		out = append(out, it.Node().(*gorgonia.Node))
-	}
-	return out
-}
+func Children(n *gorgonia.Node) []*gorgonia.Node { return ops.Inputs(n) }
 
 func isConstant(n *gorgonia.Node) bool {
 	return n.Op() != nil && n.Op().Arity() == 0

@@ -86,7 +86,7 @@ func TestMemoryPlanBitwise(t *testing.T) {
 }
 
 // TestMemoryPlanSharedOps compiles a graph and its erased rewrite (which
-// share forward ops) and runs them in turns: both must match their
+// share parameters) and runs them in turns: both must match their
 // unplanned twins.
 func TestMemoryPlanSharedOps(t *testing.T) {
 	cfg := arch.Config{Arch: "resnet-20", Batch: 2, Dtype: tensor.Float32, Seed: 5}

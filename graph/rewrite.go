@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 
+	"github.com/eraserelu/eraserelu/graph/ops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -15,14 +16,6 @@ type Mapping map[*gorgonia.Node]*gorgonia.Node
 // node that stands for n in dst, or nil to re-emit n unchanged (the same op
 // applied to the mapped children). Returning a child removes n.
 type Substitute func(n *gorgonia.Node, children []*gorgonia.Node, dst *Graph) (*gorgonia.Node, error)
-
-// BufferRebinder is implemented by ops that hold references to graph
-// buffers (batch norm's running statistics): Rewrite with CopyParams asks
-// them for a copy of the op using the copied buffers.
-type BufferRebinder interface {
-	gorgonia.Op
-	RebindBuffers(rebind func(*tensor.Dense) *tensor.Dense) gorgonia.Op
-}
 
 // RewriteOptions tune Rewrite.
 type RewriteOptions struct {
@@ -38,11 +31,14 @@ type RewriteOptions struct {
 // outputs are carried over through the mapping. Gradient nodes added by
 // Compile are not part of the forward part and are left behind.
 //
-// Ops are reused, not copied: the new graph shares the mode switch and the
-// op-owned work buffers with src, so run their machines one at a time.
+// The new graph has ops of its own: every op that owns state (ops.Cloner:
+// output and work buffers, saved values, the mode switch, random draw
+// counters) is cloned, onto the new graph's mode switch, so src and its
+// rewrite train and infer concurrently. They share the parameter and buffer
+// tensors unless opt.CopyParams, and an op outside this library that does
+// not implement ops.Cloner is reused as it is.
 func Rewrite(src *Graph, subst Substitute, opt RewriteOptions) (*Graph, Mapping, error) {
 	dst := Wrap(gorgonia.NewGraph(), src.dtype, src.rng.Uint64())
-	dst.mode = src.mode
 	keep := src.forwardSet()
 	m := Mapping{}
 
@@ -102,8 +98,8 @@ func Rewrite(src *Graph, subst Substitute, opt RewriteOptions) (*Graph, Mapping,
 			}
 			if nn == nil {
 				op := n.Op()
-				if rb, ok := op.(BufferRebinder); ok && opt.CopyParams {
-					op = rb.RebindBuffers(rebind)
+				if c, ok := op.(ops.Cloner); ok {
+					op = c.CloneOp(ops.CloneTarget{Mode: dst.mode, Buffer: rebind})
 				}
 				if nn, err = gorgonia.ApplyOp(op, mapped...); err != nil {
 					return nil, nil, fmt.Errorf("rewrite: re-emit %v: %w", n, err)

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 
 	"github.com/chewxy/hm"
@@ -20,13 +21,14 @@ type AddOp struct {
 	rank int
 	id   uint64
 	outBuf
-	inPlace inPlace
-	k32     resAddArgs[float32]
-	k64     resAddArgs[float64]
+	withEnv
+	inPlace
+	k32 resAddArgs[float32]
+	k64 resAddArgs[float64]
 }
 
-func (op *AddOp) inPlaceCandidates() []int { return []int{1, 0} }
-func (op *AddOp) inPlaceState() *inPlace   { return &op.inPlace }
+// InPlaceCandidates lists the inputs the op can write over (InPlacer).
+func (op *AddOp) InPlaceCandidates() []int { return []int{1, 0} }
 
 // Add returns a + b; a and b must have the same shape (no broadcasting).
 func Add(a, b *gorgonia.Node) (*gorgonia.Node, error) {
@@ -92,22 +94,26 @@ func (op *AddOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		y = op.out.get(a.Dtype(), a.Shape()...)
 	}
 	if a.Dtype() == tensor.Float32 {
-		op.k32 = resAddArgs[float32]{y: y.Float32s(), a: a.Float32s(), b: b.Float32s()}
-		parallelRun(&op.k32, len(op.k32.y), 1)
+		op.k32 = resAddArgs[float32]{y: y.Float32s(), a: a.Float32s(), b: b.Float32s(), simd: op.kern().k.simd()}
+		cpu.ParallelRun(&op.k32, len(op.k32.y), 1)
 		op.k32 = resAddArgs[float32]{}
 	} else {
 		op.k64 = resAddArgs[float64]{y: y.Float64s(), a: a.Float64s(), b: b.Float64s()}
-		parallelRun(&op.k64, len(op.k64.y), 1)
+		cpu.ParallelRun(&op.k64, len(op.k64.y), 1)
 		op.k64 = resAddArgs[float64]{}
 	}
 	return y, nil
 }
 
-// resAddArgs writes y = a + b; y may be a or b.
-type resAddArgs[T Float] struct{ y, a, b []T }
+// resAddArgs writes y = a + b; y may be a or b. simd takes the AVX-512
+// kernel for float32.
+type resAddArgs[T Float] struct {
+	y, a, b []T
+	simd    bool
+}
 
-func (a *resAddArgs[T]) runRange(lo, hi int) {
-	if y, ok := any(a.y).([]float32); ok && simdOK() {
+func (a *resAddArgs[T]) RunRange(lo, hi int) {
+	if y, ok := any(a.y).([]float32); ok && a.simd {
 		simdAdd32(y[lo:hi], any(a.a).([]float32)[lo:hi], any(a.b).([]float32)[lo:hi])
 		return
 	}

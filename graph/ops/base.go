@@ -13,16 +13,17 @@
 // backward op reads forward values only through its node inputs, or from
 // private state that is never returned as a node value.
 //
-// The memory plan (plan.go, made by graph.Compile) builds on that rule: an
-// element-wise op may write over an input nothing else reads (ReLU, add,
-// ReLU backward), and backward ops whose values are never alive at the same
-// time share storage. Ops therefore never assume that their output buffer
+// The memory plan (graph/plan.go, made by graph.Compile; storage.go is the
+// ops' side) builds on that rule: an element-wise op may write over an
+// input nothing else reads (ReLU, add, ReLU backward), and backward ops
+// whose values are never alive at the same time share storage. Ops therefore never assume that their output buffer
 // keeps its contents between runs, and an op that takes an input only to be
-// ordered after it declares so (ordersOnly).
+// ordered after it declares so (OrdersOnly).
 package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 	"hash/fnv"
 	"sync/atomic"
@@ -33,7 +34,7 @@ import (
 )
 
 // Float is the set of element types every kernel is written for.
-type Float interface{ ~float32 | ~float64 }
+type Float = cpu.Float
 
 var opSerial atomic.Uint64
 
@@ -145,7 +146,7 @@ func floatArgs(op string, n int, vs []gorgonia.Value) (args [maxFloatArgs]*tenso
 // other ops' buffers whose values are never alive at the same time.
 type buffer struct {
 	t    *tensor.Dense
-	slot *slot
+	slot *Slot
 	gen  uint64 // the slot's generation t was made for
 }
 

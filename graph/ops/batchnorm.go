@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 	"math"
 
@@ -43,6 +44,7 @@ type BatchNormOp struct {
 	runVar   *tensor.Dense
 	id       uint64
 	outBuf
+	withEnv
 	k32 bnFwdArgs[float32]
 	k64 bnFwdArgs[float64]
 
@@ -132,15 +134,6 @@ func (op *BatchNormOp) Config() BatchNormConfig {
 		RunningMean: op.runMean, RunningVar: op.runVar}
 }
 
-// RebindBuffers returns a copy of the op that uses rebind(RunningMean) and
-// rebind(RunningVar) as its running statistics (graph.BufferRebinder). The
-// copy shares the mode switch and nothing else: it has its own output
-// buffer and saved state.
-func (op *BatchNormOp) RebindBuffers(rebind func(*tensor.Dense) *tensor.Dense) gorgonia.Op {
-	return &BatchNormOp{rank: op.rank, momentum: op.momentum, eps: op.eps, mode: op.mode,
-		runMean: rebind(op.runMean), runVar: rebind(op.runVar), id: nextID()}
-}
-
 func (op *BatchNormOp) Arity() int { return 3 }
 func (op *BatchNormOp) Type() hm.Type {
 	a := hm.TypeVariable('a')
@@ -211,13 +204,13 @@ func (op *BatchNormOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	y := op.out.get(x.Dtype(), x.Shape()...)
 	if x.Dtype() == tensor.Float32 {
 		op.k32 = bnFwdArgs[float32]{x: x.Float32s(), y: y.Float32s(), gamma: gamma.Float32s(), beta: beta.Float32s(),
-			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training}
-		parallelRun(&op.k32, c, n*inner)
+			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training, simd: op.kern().k.simd()}
+		cpu.ParallelRun(&op.k32, c, n*inner)
 		op.k32 = bnFwdArgs[float32]{}
 	} else {
 		op.k64 = bnFwdArgs[float64]{x: x.Float64s(), y: y.Float64s(), gamma: gamma.Float64s(), beta: beta.Float64s(),
 			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training}
-		parallelRun(&op.k64, c, n*inner)
+		cpu.ParallelRun(&op.k64, c, n*inner)
 		op.k64 = bnFwdArgs[float64]{}
 	}
 	if training {
@@ -239,13 +232,14 @@ type bnFwdArgs[T Float] struct {
 	n, c, inner        int
 	eps                float64
 	stats              bool
+	simd               bool // the AVX-512 kernel, for float32
 }
 
 // run normalises channels [lo, hi): with stats, one pass for the mean and
 // variance (shifted by the channel's first value, accumulated in float64),
 // then one pass writing y.
-func (a *bnFwdArgs[T]) runRange(lo, hi int) {
-	if a32, ok := any(a).(*bnFwdArgs[float32]); ok && simdOK() {
+func (a *bnFwdArgs[T]) RunRange(lo, hi int) {
+	if a32, ok := any(a).(*bnFwdArgs[float32]); ok && a.simd {
 		simdBNFwd32(a32, lo, hi)
 		return
 	}
@@ -291,11 +285,11 @@ func (op *BatchNormOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Nod
 		return nil, fmt.Errorf("BatchNorm backward: expected 3 inputs, got %d", len(inputs))
 	}
 	x, gamma := inputs[0], inputs[1]
-	red, err := gorgonia.ApplyOp(&bnParamGradOp{fwd: op, id: nextID()}, x, output, grad)
+	red, err := gorgonia.ApplyOp(&bnParamGradOp{fwd: op, id: nextID(), withEnv: op.withEnv}, x, output, grad)
 	if err != nil {
 		return nil, fmt.Errorf("BatchNorm backward: %w", err)
 	}
-	dx, err := gorgonia.ApplyOp(&bnInputGradOp{fwd: op, id: nextID()}, x, gamma, grad, red)
+	dx, err := gorgonia.ApplyOp(&bnInputGradOp{fwd: op, id: nextID(), withEnv: op.withEnv}, x, gamma, grad, red)
 	if err != nil {
 		return nil, fmt.Errorf("BatchNorm backward: %w", err)
 	}
@@ -327,14 +321,15 @@ type bnParamGradOp struct {
 	fwd *BatchNormOp
 	id  uint64
 	outBuf
+	withEnv
 	k32 bnRedArgs[float32]
 	k64 bnRedArgs[float64]
 }
 
-// ordersOnly: the forward output y is an input only to order the op after
+// OrdersOnly: the forward output y is an input only to order the op after
 // the forward pass; the op never reads it (so the rectifier after a batch
 // norm may overwrite it).
-func (op *bnParamGradOp) ordersOnly(i int) bool { return i == 1 }
+func (op *bnParamGradOp) OrdersOnly(i int) bool { return i == 1 }
 
 func (op *bnParamGradOp) Arity() int { return 3 }
 func (op *bnParamGradOp) Type() hm.Type {
@@ -375,13 +370,13 @@ func (op *bnParamGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	red := op.out.get(x.Dtype(), 2, c)
 	if x.Dtype() == tensor.Float32 {
 		op.k32 = bnRedArgs[float32]{x: x.Float32s(), dy: dy.Float32s(), red: red.Float32s(),
-			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner}
-		parallelRun(&op.k32, c, n*inner)
+			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner, simd: op.kern().k.simd()}
+		cpu.ParallelRun(&op.k32, c, n*inner)
 		op.k32 = bnRedArgs[float32]{}
 	} else {
 		op.k64 = bnRedArgs[float64]{x: x.Float64s(), dy: dy.Float64s(), red: red.Float64s(),
 			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner}
-		parallelRun(&op.k64, c, n*inner)
+		cpu.ParallelRun(&op.k64, c, n*inner)
 		op.k64 = bnRedArgs[float64]{}
 	}
 	return red, nil
@@ -391,10 +386,11 @@ type bnRedArgs[T Float] struct {
 	x, dy, red   []T
 	mean, invstd []float64
 	n, c, inner  int
+	simd         bool // the AVX-512 kernel, for float32
 }
 
-func (a *bnRedArgs[T]) runRange(lo, hi int) {
-	if a32, ok := any(a).(*bnRedArgs[float32]); ok && simdOK() {
+func (a *bnRedArgs[T]) RunRange(lo, hi int) {
+	if a32, ok := any(a).(*bnRedArgs[float32]); ok && a.simd {
 		simdBNRed32(a32, lo, hi)
 		return
 	}
@@ -424,6 +420,7 @@ type bnInputGradOp struct {
 	fwd *BatchNormOp
 	id  uint64
 	outBuf
+	withEnv
 	k32 bnDxArgs[float32]
 	k64 bnDxArgs[float64]
 }
@@ -466,13 +463,13 @@ func (op *bnInputGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	dx := op.out.get(x.Dtype(), x.Shape()...)
 	if x.Dtype() == tensor.Float32 {
 		op.k32 = bnDxArgs[float32]{x: x.Float32s(), gamma: gamma.Float32s(), dy: dy.Float32s(), red: red.Float32s(), dx: dx.Float32s(),
-			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner, batch: op.fwd.batchStats}
-		parallelRun(&op.k32, c, n*inner)
+			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner, batch: op.fwd.batchStats, simd: op.kern().k.simd()}
+		cpu.ParallelRun(&op.k32, c, n*inner)
 		op.k32 = bnDxArgs[float32]{}
 	} else {
 		op.k64 = bnDxArgs[float64]{x: x.Float64s(), gamma: gamma.Float64s(), dy: dy.Float64s(), red: red.Float64s(), dx: dx.Float64s(),
 			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner, batch: op.fwd.batchStats}
-		parallelRun(&op.k64, c, n*inner)
+		cpu.ParallelRun(&op.k64, c, n*inner)
 		op.k64 = bnDxArgs[float64]{}
 	}
 	return dx, nil
@@ -483,12 +480,13 @@ type bnDxArgs[T Float] struct {
 	mean, invstd          []float64
 	n, c, inner           int
 	batch                 bool
+	simd                  bool // the AVX-512 kernel, for float32
 }
 
 // run writes dx = g*dy + b*(x-mean) + c0 per channel, with g = gamma*invstd,
 // b = -g*invstd*dgamma/M and c0 = -g*dbeta/M (both zero in inference mode).
-func (a *bnDxArgs[T]) runRange(lo, hi int) {
-	if a32, ok := any(a).(*bnDxArgs[float32]); ok && simdOK() {
+func (a *bnDxArgs[T]) RunRange(lo, hi int) {
+	if a32, ok := any(a).(*bnDxArgs[float32]); ok && a.simd {
 		simdBNDx32(a32, lo, hi)
 		return
 	}

@@ -16,7 +16,7 @@ import (
 	"gorgonia.org/tensor"
 )
 
-var _ graph.BufferRebinder = (*ops.BatchNormOp)(nil)
+var _ ops.Cloner = (*ops.BatchNormOp)(nil)
 
 // ntResNet: x (N,D) -> [linear -> BN -> PReLU -> dropout -> linear -> BN,
 // + shortcut, ReLU] x2 -> concat with a LayerNorm branch -> linear -> CE.

@@ -143,7 +143,7 @@ func ntCases(t testing.TB, dt tensor.Dtype, n, c, h, w int) []ntOpCase {
 
 // TestNormOpsDoNotAllocate: with warm buffers, Do of every op of this family
 // allocates nothing (shapes small enough that the kernels run inline; the
-// parallel path costs only the goroutine launches of parallelItems).
+// parallel path costs only the goroutine launches of cpu.ParallelItems).
 func TestNormOpsDoNotAllocate(t *testing.T) {
 	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
 		for _, training := range []bool{true, false} {

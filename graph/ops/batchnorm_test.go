@@ -309,7 +309,9 @@ func TestBatchNormRunningStats(t *testing.T) {
 	check("end")
 }
 
-func TestBatchNormRebindBuffers(t *testing.T) {
+// TestBatchNormClone checks that a clone uses the target's running
+// statistics and mode, and trains them, not the original's.
+func TestBatchNormClone(t *testing.T) {
 	b := newBNNet(t, 3, 2, 4, 0.5)
 	rng := rand.New(rand.NewPCG(1, 1))
 	vm := b.machine()
@@ -321,15 +323,20 @@ func TestBatchNormRebindBuffers(t *testing.T) {
 		copies[t] = c
 		return c
 	}
-	cp, ok := b.op.RebindBuffers(rebind).(*ops.BatchNormOp)
+	mode := ops.NewMode()
+	cloned := b.op.CloneOp(ops.CloneTarget{Mode: mode, Buffer: rebind})
+	cp, ok := cloned.(*ops.BatchNormOp)
 	if !ok {
-		t.Fatalf("RebindBuffers returned %T", b.op.RebindBuffers(rebind))
+		t.Fatalf("CloneOp returned %T", cloned)
 	}
 	cfg, orig := cp.Config(), b.op.Config()
 	if cfg.RunningMean != copies[b.rm] || cfg.RunningVar != copies[b.rv] {
 		t.Fatal("copy does not use the rebound buffers")
 	}
-	if cfg.Momentum != orig.Momentum || cfg.Eps != orig.Eps || cfg.Mode != orig.Mode {
+	if cfg.Mode != mode {
+		t.Fatal("copy does not use the target's mode")
+	}
+	if cfg.Momentum != orig.Momentum || cfg.Eps != orig.Eps {
 		t.Fatalf("copy config %+v differs from %+v", cfg, orig)
 	}
 	if cp.Hashcode() == b.op.Hashcode() {

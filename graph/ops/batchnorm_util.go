@@ -11,8 +11,8 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
-	"runtime"
 
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
@@ -40,13 +40,12 @@ func normScalar(op string, i int, v gorgonia.Value) (float64, error) {
 	return 0, fmt.Errorf("%s input %d: expected a float scalar, got %T", op, i, v)
 }
 
-// normSerial reports whether parallelItems(n, itemSize, ·) would run inline.
-// Callers use it to call the kernel directly in that case: a func literal
-// passed to parallelItems escapes and costs an allocation, a direct call does
-// not. The result only decides where the kernel runs, never what it computes.
-func normSerial(n, itemSize int) bool {
-	return n <= 1 || n*itemSize < 2*minGrain || runtime.GOMAXPROCS(0) <= 1
-}
+// normSerial reports whether cpu.ParallelItems(n, itemSize, ·) would run
+// inline. Callers use it to call the kernel directly in that case: a func
+// literal passed to ParallelItems escapes and costs an allocation, a direct
+// call does not. The result only decides where the kernel runs, never what
+// it computes.
+func normSerial(n, itemSize int) bool { return cpu.RangeWorkers(n, itemSize) <= 1 }
 
 // normGet and normSet read and write element i of a float tensor as float64;
 // used for per-channel state (running statistics), never per element.

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 
 	"github.com/chewxy/hm"
@@ -182,7 +183,7 @@ func concatRun[T Float](a concatArgs[T]) {
 		a.run(0, n)
 		return
 	}
-	parallelItems(n, a.total*a.inner, a.run)
+	cpu.ParallelItems(n, a.total*a.inner, a.run)
 }
 
 // run copies samples [lo, hi): each input's block of channels is contiguous.
@@ -299,7 +300,7 @@ func concatSliceRun[T Float](a catSliceArgs[T]) {
 		a.run(0, n)
 		return
 	}
-	parallelItems(n, item, a.run)
+	cpu.ParallelItems(n, item, a.run)
 }
 
 func (a catSliceArgs[T]) run(lo, hi int) {

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 	"sync"
 
@@ -95,8 +96,8 @@ func convGeometry(xs, ws tensor.Shape, p ConvParams) (convGeom, error) {
 // straight into the op's output buffer, bias added in place; 1x1 stride-1
 // unpadded convolutions skip im2col. Images are split across GOMAXPROCS
 // workers, each with its own workspace and single-threaded GEMMs (OpenBLAS
-// is held at one thread meanwhile). The workspace is one arena shared by
-// all conv ops, as they run one at a time.
+// is held at one thread meanwhile). The workspace is one arena per program
+// (its Env), shared by its conv ops, as they run one at a time.
 //
 // Backward is three separate ops, so Gorgonia computes only those needed:
 // the input gradient (for stride 1 a forward convolution of dY with the
@@ -110,6 +111,7 @@ type Conv2DOp struct {
 	withBias
 	id uint64
 	outBuf
+	withEnv
 	wg     sync.WaitGroup
 	f32    convFwd[float32]
 	f64    convFwd[float64]
@@ -210,13 +212,13 @@ func (op *Conv2DOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		if b != nil {
 			ep.shift = b.Float32s()
 		}
-		convForward(&op.f32, &op.direct, &op.wg, g, x.Float32s(), w.Float32s(), ep, y.Float32s(), convWinogradTrainForward)
+		convForward(&op.f32, &op.direct, &op.wg, op.kern(), g, x.Float32s(), w.Float32s(), ep, y.Float32s(), op.kern().k.WinogradTrainForward)
 	} else {
 		var ep convEpilogue[float64]
 		if b != nil {
 			ep.shift = b.Float64s()
 		}
-		convForward(&op.f64, &op.direct, &op.wg, g, x.Float64s(), w.Float64s(), ep, y.Float64s(), false)
+		convForward(&op.f64, &op.direct, &op.wg, op.kern(), g, x.Float64s(), w.Float64s(), ep, y.Float64s(), false)
 	}
 	return y, nil
 }
@@ -234,52 +236,40 @@ func (op *Conv2DOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) 
 		return nil, fmt.Errorf("Conv2D backward: expected %d inputs, got %d", op.Arity(), len(inputs))
 	}
 	x, w := inputs[0], inputs[1]
-	dx, err := gorgonia.ApplyOp(&conv2DDataGradOp{p: op.p, xshape: x.Shape().Clone(), id: nextID()}, w, grad)
+	dx, err := gorgonia.ApplyOp(&conv2DDataGradOp{p: op.p, xshape: x.Shape().Clone(), id: nextID(), withEnv: op.withEnv}, w, grad)
 	if err != nil {
 		return nil, fmt.Errorf("Conv2D input gradient: %w", err)
 	}
-	dw, err := gorgonia.ApplyOp(&conv2DFilterGradOp{p: op.p, wshape: w.Shape().Clone(), id: nextID()}, x, grad)
+	dw, err := gorgonia.ApplyOp(&conv2DFilterGradOp{p: op.p, wshape: w.Shape().Clone(), id: nextID(), withEnv: op.withEnv}, x, grad)
 	if err != nil {
 		return nil, fmt.Errorf("Conv2D filter gradient: %w", err)
 	}
 	if !op.bias {
 		return gorgonia.Nodes{dx, dw}, nil
 	}
-	db, err := gorgonia.ApplyOp(&conv2DBiasGradOp{id: nextID()}, grad)
+	db, err := gorgonia.ApplyOp(&conv2DBiasGradOp{id: nextID(), withEnv: op.withEnv}, grad)
 	if err != nil {
 		return nil, fmt.Errorf("Conv2D bias gradient: %w", err)
 	}
 	return gorgonia.Nodes{dx, dw, db}, nil
 }
 
-// convTargetCols is the width (output pixels) a forward or backward GEMM is
-// given by placing several images' columns side by side; see convMakePlan.
-// Measured on ResNet-20's shapes (2 cores, OpenBLAS): one image per GEMM
-// was as fast or faster than 2-16 side by side down to 8x8 outputs (the
-// copies cost what the wider GEMMs gain), so only images under 8x8 are
-// batched.
-var convTargetCols = 64
-
-// convColPad pads the rows of the column workspace so that their stride is
-// not a power of two (OpenBLAS packs them faster).
-var convColPad = 16
-
 // convPlan is how one kernel call splits its work.
 type convPlan struct {
 	workers int
 	batch   int // images per GEMM
-	ld      int // row stride of the columns (and of tmp): batch*P + convColPad
+	ld      int // row stride of the columns (and of tmp): batch*P + Kernels.ColPad
 	// per-worker workspace sizes: partial sums, columns, gathered or
 	// GEMM-output rows of batch images, im2col scratch
 	accSize, colSize, tmpSize, scrSize int
 }
 
 // convMakePlan plans a kernel over g's images: all workers when the work
-// pays for it; images per GEMM enough that a GEMM is about convTargetCols
+// pays for it; images per GEMM enough that a GEMM is about k.TargetCols
 // wide, at most a worker's share; acc elements of partial sums per worker.
 // The direct kernels need no columns.
-func convMakePlan(g *convGeom, acc int, direct bool) convPlan {
-	p := convPlan{workers: convWorkers(g.N, g.macs()), batch: 1, accSize: acc}
+func convMakePlan(g *convGeom, acc int, direct bool, k *Kernels) convPlan {
+	p := convPlan{workers: cpu.Workers(g.N, g.macs(), k.MinParallelWork), batch: 1, accSize: acc}
 	if g.pointwise() {
 		return p
 	}
@@ -288,14 +278,14 @@ func convMakePlan(g *convGeom, acc int, direct bool) convPlan {
 		// per call of the filter-gradient kernel when acc > 0
 		if acc > 0 {
 			perWorker := (g.N + p.workers - 1) / p.workers
-			p.batch = max(1, min(perWorker, convDirectWGradImageBytes/(4*(g.C*g.hw()+g.F*g.p()))))
+			p.batch = max(1, min(perWorker, k.DirectWGradImageBytes/(4*(g.C*g.hw()+g.F*g.p()))))
 		}
 		p.scrSize = p.batch * g.im2colScratch()
 		return p
 	}
 	perWorker := (g.N + p.workers - 1) / p.workers
-	p.batch = max(1, min(convTargetCols/g.p(), perWorker))
-	p.ld = p.batch*g.p() + convColPad
+	p.batch = max(1, min(k.TargetCols/g.p(), perWorker))
+	p.ld = p.batch*g.p() + k.ColPad
 	p.colSize = g.kg() * p.ld
 	if p.batch > 1 {
 		p.tmpSize = g.fg() * p.ld
@@ -327,40 +317,41 @@ type convFwd[T Float] struct {
 	wino    *convWinograd // the Winograd kernel's plan, nil when it does not apply
 }
 
-// convForward computes y = ep(conv(x, w)) for geometry g: the Winograd
-// kernel when winograd is set and it computes g, else the direct kernels
-// when d says they compute g, else im2col+GEMM.
-func convForward[T Float](t *convFwd[T], d *convDirect, wg *sync.WaitGroup, g convGeom, x, w []T, ep convEpilogue[T], y []T, winograd bool) {
-	if w32, ok := any(w).([]float32); ok && winograd && d.wino.prepare(&g) {
-		plan := convMakePlan(&g, 0, true)
-		plan.batch = d.wino.images((g.N + plan.workers - 1) / plan.workers)
+// convForward computes y = ep(conv(x, w)) for geometry g with e's kernels:
+// the Winograd kernel when winograd is set and it computes g, else the
+// direct kernels when d says they compute g, else im2col+GEMM.
+func convForward[T Float](t *convFwd[T], d *convDirect, wg *sync.WaitGroup, e *Env, g convGeom, x, w []T, ep convEpilogue[T], y []T, winograd bool) {
+	k := &e.k
+	if w32, ok := any(w).([]float32); ok && winograd && d.wino.prepare(&g, k) {
+		plan := convMakePlan(&g, 0, true, k)
+		plan.batch = d.wino.images((g.N+plan.workers-1)/plan.workers, k)
 		vt, mt := d.wino.scratch(plan.batch)
 		plan.scrSize = vt + mt
 		d.wino.transformFilters(w32)
-		ws := convScratchLock[T](plan.workers * plan.per())
-		defer convScratchUnlock()
+		ws := scratchLock[T](e, plan.workers*plan.per())
+		defer e.scratchUnlock()
 		*t = convFwd[T]{g: g, plan: plan, x: x, w: w, y: y, ep: ep, ws: ws, wino: &d.wino}
-		convParallel(t, wg, plan.workers, g.N, false)
+		cpu.Parallel(t, wg, plan.workers, g.N, false)
 		*t = convFwd[T]{}
 		return
 	}
 	direct := false
-	if w32, ok := any(w).([]float32); ok && d.prepare(&g) {
+	if w32, ok := any(w).([]float32); ok && d.prepare(&g, k) {
 		d.packFilters(w32)
 		direct = true
 	}
-	plan := convMakePlan(&g, 0, direct)
-	ws := convScratchLock[T](plan.workers * plan.per())
-	defer convScratchUnlock()
+	plan := convMakePlan(&g, 0, direct, k)
+	ws := scratchLock[T](e, plan.workers*plan.per())
+	defer e.scratchUnlock()
 	*t = convFwd[T]{g: g, plan: plan, x: x, w: w, y: y, ep: ep, ws: ws}
 	if direct {
 		t.d = d
 	}
-	convParallel(t, wg, plan.workers, g.N, !direct)
+	cpu.Parallel(t, wg, plan.workers, g.N, !direct)
 	*t = convFwd[T]{}
 }
 
-func (t *convFwd[T]) run(wk, lo, hi int) {
+func (t *convFwd[T]) Run(wk, lo, hi int) {
 	if t.wino != nil {
 		t.runWinograd(wk, lo, hi)
 		return
@@ -382,7 +373,7 @@ func (t *convFwd[T]) run(wk, lo, hi int) {
 			if g.pointwise() {
 				for n := n0; n < n0+nb; n++ {
 					yg := t.y[n*yImg+gi*Fg*P : n*yImg+(gi+1)*Fg*P]
-					gemm(false, false, Fg, P, Cg, 1, wg, Kg, t.x[n*xImg+gi*Cg*HW:], P, 0, yg, P)
+					cpu.Gemm(false, false, Fg, P, Cg, 1, wg, Kg, t.x[n*xImg+gi*Cg*HW:], P, 0, yg, P)
 					convApplyEpilogue(yg, yg, P, ep, convResAt(ep, n*yImg+gi*Fg*P), gi*Fg, Fg, P)
 				}
 				continue
@@ -392,11 +383,11 @@ func (t *convFwd[T]) run(wk, lo, hi int) {
 			}
 			if nb == 1 {
 				yg := t.y[n0*yImg+gi*Fg*P : n0*yImg+(gi+1)*Fg*P]
-				gemm(false, false, Fg, P, Kg, 1, wg, Kg, col, ld, 0, yg, P)
+				cpu.Gemm(false, false, Fg, P, Kg, 1, wg, Kg, col, ld, 0, yg, P)
 				convApplyEpilogue(yg, yg, P, ep, convResAt(ep, n0*yImg+gi*Fg*P), gi*Fg, Fg, P)
 				continue
 			}
-			gemm(false, false, Fg, nb*P, Kg, 1, wg, Kg, col, ld, 0, tmp, ld)
+			cpu.Gemm(false, false, Fg, nb*P, Kg, 1, wg, Kg, col, ld, 0, tmp, ld)
 			for j := 0; j < nb; j++ {
 				off := (n0+j)*yImg + gi*Fg*P
 				convApplyEpilogue(t.y[off:], tmp[j*P:], ld, ep, convResAt(ep, off), gi*Fg, Fg, P)

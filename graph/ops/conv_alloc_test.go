@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"math/rand/v2"
 	"testing"
 
@@ -68,7 +69,7 @@ func TestConvPoolLinearFlattenNoAllocs(t *testing.T) {
 					t.Fatalf("%s %v: %v", c.name, dt, err)
 				}
 			})
-			if allocs != 0 && (convBLASAllocFree || !convUsesGEMM(c.op)) {
+			if allocs != 0 && (cpu.BLASAllocFree || !convUsesGEMM(c.op)) {
 				t.Errorf("%s %v: %v allocations per warm run, want 0", c.name, dt, allocs)
 			}
 		}

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 	"sync"
 
@@ -24,6 +25,7 @@ type conv2DDataGradOp struct {
 	xs     tensor.Shape // xshape with dy's batch size, reused to not allocate
 	id     uint64
 	outBuf
+	withEnv
 	flip   buffer // flipped, transposed filters for the stride-1 path
 	wg     sync.WaitGroup
 	f32    convBwdData[float32]
@@ -79,13 +81,10 @@ func (op *conv2DDataGradOp) WriteHash(h hash.Hash) {
 func (op *conv2DDataGradOp) Hashcode() uint32 { return hashOf(op) }
 func (op *conv2DDataGradOp) String() string   { return "Conv2DDataGrad" }
 
-// convDataGradViaForward enables the stride-1 path of the input gradient.
-var convDataGradViaForward = true
-
 // convTransposedGeometry is the forward convolution that computes the input
-// gradient of a stride-1 convolution g, and whether g qualifies.
-func convTransposedGeometry(g convGeom) (convGeom, bool) {
-	if !convDataGradViaForward || g.SH != 1 || g.SW != 1 || g.PH > g.KH-1 || g.PW > g.KW-1 || g.pointwise() {
+// gradient of a stride-1 convolution g, and whether g qualifies under k.
+func convTransposedGeometry(g convGeom, k *Kernels) (convGeom, bool) {
+	if !k.DataGradViaForward || g.SH != 1 || g.SW != 1 || g.PH > g.KH-1 || g.PW > g.KW-1 || g.pointwise() {
 		return g, false
 	}
 	return convGeom{N: g.N, C: g.F, H: g.OH, W: g.OW, F: g.C, KH: g.KH, KW: g.KW,
@@ -120,21 +119,22 @@ func (op *conv2DDataGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	dt := w.Dtype()
 	dx := op.out.get(dt, g.N, g.C, g.H, g.W)
-	if tg, ok := convTransposedGeometry(g); ok {
+	e := op.kern()
+	if tg, ok := convTransposedGeometry(g, &e.k); ok {
 		wt := op.flip.get(dt, g.C, g.fg(), g.KH, g.KW)
 		if dt == tensor.Float32 {
 			convFlipFilters(wt.Float32s(), w.Float32s(), &g)
-			convForward(&op.fwd32, &op.direct, &op.wg, tg, dy.Float32s(), wt.Float32s(), convEpilogue[float32]{}, dx.Float32s(), true)
+			convForward(&op.fwd32, &op.direct, &op.wg, e, tg, dy.Float32s(), wt.Float32s(), convEpilogue[float32]{}, dx.Float32s(), true)
 		} else {
 			convFlipFilters(wt.Float64s(), w.Float64s(), &g)
-			convForward(&op.fwd64, &op.direct, &op.wg, tg, dy.Float64s(), wt.Float64s(), convEpilogue[float64]{}, dx.Float64s(), false)
+			convForward(&op.fwd64, &op.direct, &op.wg, e, tg, dy.Float64s(), wt.Float64s(), convEpilogue[float64]{}, dx.Float64s(), false)
 		}
 		return dx, nil
 	}
 	if dt == tensor.Float32 {
-		convBackwardData(&op.f32, &op.wg, g, w.Float32s(), dy.Float32s(), dx.Float32s())
+		convBackwardData(&op.f32, &op.wg, e, g, w.Float32s(), dy.Float32s(), dx.Float32s())
 	} else {
-		convBackwardData(&op.f64, &op.wg, g, w.Float64s(), dy.Float64s(), dx.Float64s())
+		convBackwardData(&op.f64, &op.wg, e, g, w.Float64s(), dy.Float64s(), dx.Float64s())
 	}
 	return dx, nil
 }
@@ -146,16 +146,16 @@ type convBwdData[T Float] struct {
 	ws        []T
 }
 
-func convBackwardData[T Float](t *convBwdData[T], wg *sync.WaitGroup, g convGeom, w, dy, dx []T) {
-	plan := convMakePlan(&g, 0, false)
-	ws := convScratchLock[T](plan.workers * plan.per())
-	defer convScratchUnlock()
+func convBackwardData[T Float](t *convBwdData[T], wg *sync.WaitGroup, e *Env, g convGeom, w, dy, dx []T) {
+	plan := convMakePlan(&g, 0, false, &e.k)
+	ws := scratchLock[T](e, plan.workers*plan.per())
+	defer e.scratchUnlock()
 	*t = convBwdData[T]{g: g, plan: plan, w: w, dy: dy, dx: dx, ws: ws}
-	convParallel(t, wg, plan.workers, g.N, true)
+	cpu.Parallel(t, wg, plan.workers, g.N, true)
 	*t = convBwdData[T]{}
 }
 
-func (t *convBwdData[T]) run(wk, lo, hi int) {
+func (t *convBwdData[T]) Run(wk, lo, hi int) {
 	g := &t.g
 	P, Cg, Fg, Kg, HW := g.p(), g.cg(), g.fg(), g.kg(), g.hw()
 	xImg, yImg := g.C*HW, g.F*P
@@ -167,12 +167,12 @@ func (t *convBwdData[T]) run(wk, lo, hi int) {
 			wg := t.w[gi*Fg*Kg:]
 			if g.pointwise() {
 				for n := n0; n < n0+nb; n++ {
-					gemm(true, false, Cg, P, Fg, 1, wg, Kg, t.dy[n*yImg+gi*Fg*P:], P, 0, t.dx[n*xImg+gi*Cg*HW:], P)
+					cpu.Gemm(true, false, Cg, P, Fg, 1, wg, Kg, t.dy[n*yImg+gi*Fg*P:], P, 0, t.dx[n*xImg+gi*Cg*HW:], P)
 				}
 				continue
 			}
 			dyg, ldy := convGather(tmp, t.dy, n0, nb, yImg, gi*Fg, Fg, P, ld)
-			gemm(true, false, Kg, nb*P, Fg, 1, wg, Kg, dyg, ldy, 0, col, ld)
+			cpu.Gemm(true, false, Kg, nb*P, Fg, 1, wg, Kg, dyg, ldy, 0, col, ld)
 			for j := 0; j < nb; j++ {
 				col2im(t.dx[(n0+j)*xImg+gi*Cg*HW:], col[j*P:], ld, Cg, g, scr)
 			}
@@ -191,6 +191,7 @@ type conv2DFilterGradOp struct {
 	wshape tensor.Shape
 	id     uint64
 	outBuf
+	withEnv
 	wg     sync.WaitGroup
 	f32    convBwdFilter[float32]
 	f64    convBwdFilter[float64]
@@ -247,9 +248,9 @@ func (op *conv2DFilterGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	ws := op.wshape
 	dw := op.out.get(x.Dtype(), ws[0], ws[1], ws[2], ws[3])
 	if x.Dtype() == tensor.Float32 {
-		convBackwardFilter(&op.f32, &op.direct, &op.wg, g, x.Float32s(), dy.Float32s(), dw.Float32s())
+		convBackwardFilter(&op.f32, &op.direct, &op.wg, op.kern(), g, x.Float32s(), dy.Float32s(), dw.Float32s())
 	} else {
-		convBackwardFilter(&op.f64, &op.direct, &op.wg, g, x.Float64s(), dy.Float64s(), dw.Float64s())
+		convBackwardFilter(&op.f64, &op.direct, &op.wg, op.kern(), g, x.Float64s(), dy.Float64s(), dw.Float64s())
 	}
 	return dw, nil
 }
@@ -263,35 +264,36 @@ type convBwdFilter[T Float] struct {
 	wino  *convWinograd // the Winograd kernel's plan, or nil
 }
 
-func convBackwardFilter[T Float](t *convBwdFilter[T], d *convDirect, wg *sync.WaitGroup, g convGeom, x, dy, dw []T) {
+func convBackwardFilter[T Float](t *convBwdFilter[T], d *convDirect, wg *sync.WaitGroup, e *Env, g convGeom, x, dy, dw []T) {
 	_, f32 := any(x).([]float32)
-	if f32 && d.wino.prepare(&g) {
+	k := &e.k
+	if f32 && d.wino.prepare(&g, k) {
 		w := &d.wino
-		plan := convMakePlan(&g, w.wgradAccSize(), true)
-		plan.batch = w.wgradImages((g.N + plan.workers - 1) / plan.workers)
+		plan := convMakePlan(&g, w.wgradAccSize(), true, k)
+		plan.batch = w.wgradImages((g.N+plan.workers-1)/plan.workers, k)
 		vt, dt := w.wgradScratch(plan.batch)
 		plan.scrSize = vt + dt
-		ws := convScratchLock[T](plan.workers * plan.per())
-		defer convScratchUnlock()
+		ws := scratchLock[T](e, plan.workers*plan.per())
+		defer e.scratchUnlock()
 		*t = convBwdFilter[T]{g: g, plan: plan, x: x, dy: dy, ws: ws, wino: w}
-		convParallel(t, wg, plan.workers, g.N, false)
+		cpu.Parallel(t, wg, plan.workers, g.N, false)
 		convWinogradWGradFinish(w, ws, plan.per(), plan.workers, dw)
 		*t = convBwdFilter[T]{}
 		return
 	}
-	direct := f32 && d.prepare(&g)
+	direct := f32 && d.prepare(&g, k)
 	acc := g.F * g.kg()
 	if direct {
 		acc = d.wgradAccSize()
 	}
-	plan := convMakePlan(&g, acc, direct)
-	ws := convScratchLock[T](plan.workers * plan.per())
-	defer convScratchUnlock()
+	plan := convMakePlan(&g, acc, direct, k)
+	ws := scratchLock[T](e, plan.workers*plan.per())
+	defer e.scratchUnlock()
 	*t = convBwdFilter[T]{g: g, plan: plan, x: x, dy: dy, ws: ws}
 	if direct {
 		t.d = d
 	}
-	convParallel(t, wg, plan.workers, g.N, !direct)
+	cpu.Parallel(t, wg, plan.workers, g.N, !direct)
 	Fg, Kg, per := g.fg(), g.kg(), plan.per()
 	if direct {
 		// dw = sum over workers of acc[wk], laid out as dw
@@ -321,7 +323,7 @@ func convBackwardFilter[T Float](t *convBwdFilter[T], d *convDirect, wg *sync.Wa
 	*t = convBwdFilter[T]{}
 }
 
-func (t *convBwdFilter[T]) run(wk, lo, hi int) {
+func (t *convBwdFilter[T]) Run(wk, lo, hi int) {
 	if t.wino != nil {
 		t.runWinograd(wk, lo, hi)
 		return
@@ -342,7 +344,7 @@ func (t *convBwdFilter[T]) run(wk, lo, hi int) {
 			accg := acc[gi*Kg*Fg:]
 			if g.pointwise() {
 				for n := n0; n < n0+nb; n++ {
-					gemm(false, true, Kg, Fg, P, 1, t.x[n*xImg+gi*Cg*HW:], P, t.dy[n*yImg+gi*Fg*P:], P, 1, accg, Fg)
+					cpu.Gemm(false, true, Kg, Fg, P, 1, t.x[n*xImg+gi*Cg*HW:], P, t.dy[n*yImg+gi*Fg*P:], P, 1, accg, Fg)
 				}
 				continue
 			}
@@ -350,7 +352,7 @@ func (t *convBwdFilter[T]) run(wk, lo, hi int) {
 				im2col(col[j*P:], ld, t.x[(n0+j)*xImg+gi*Cg*HW:], Cg, g, scr)
 			}
 			dyg, ldy := convGather(tmp, t.dy, n0, nb, yImg, gi*Fg, Fg, P, ld)
-			gemm(false, true, Kg, Fg, nb*P, 1, col, ld, dyg, ldy, 1, accg, Fg)
+			cpu.Gemm(false, true, Kg, Fg, nb*P, 1, col, ld, dyg, ldy, 1, accg, Fg)
 		}
 	}
 }
@@ -406,6 +408,7 @@ type conv2DBiasGradOp struct {
 	nonDiff
 	id uint64
 	outBuf
+	withEnv
 	wg  sync.WaitGroup
 	f32 convBwdBias[float32]
 	f64 convBwdBias[float64]
@@ -442,9 +445,9 @@ func (op *conv2DBiasGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	db := op.out.get(dy.Dtype(), s[1])
 	if dy.Dtype() == tensor.Float32 {
-		convBackwardBias(&op.f32, &op.wg, s[0], s[1], s[2]*s[3], dy.Float32s(), db.Float32s())
+		convBackwardBias(&op.f32, &op.wg, op.kern(), s[0], s[1], s[2]*s[3], dy.Float32s(), db.Float32s())
 	} else {
-		convBackwardBias(&op.f64, &op.wg, s[0], s[1], s[2]*s[3], dy.Float64s(), db.Float64s())
+		convBackwardBias(&op.f64, &op.wg, op.kern(), s[0], s[1], s[2]*s[3], dy.Float64s(), db.Float64s())
 	}
 	return db, nil
 }
@@ -457,12 +460,12 @@ type convBwdBias[T Float] struct {
 	acc  []T
 }
 
-func convBackwardBias[T Float](t *convBwdBias[T], wg *sync.WaitGroup, n, f, p int, dy, db []T) {
-	workers := convWorkers(n, float64(n*f*p)*4)
-	acc := convScratchLock[T](workers * f)
-	defer convScratchUnlock()
+func convBackwardBias[T Float](t *convBwdBias[T], wg *sync.WaitGroup, e *Env, n, f, p int, dy, db []T) {
+	workers := cpu.Workers(n, float64(n*f*p)*4, e.k.MinParallelWork)
+	acc := scratchLock[T](e, workers*f)
+	defer e.scratchUnlock()
 	*t = convBwdBias[T]{f: f, p: p, dy: dy, acc: acc}
-	convParallel(t, wg, workers, n, false)
+	cpu.Parallel(t, wg, workers, n, false)
 	for j := range db {
 		var s T
 		for wk := 0; wk < workers; wk++ {
@@ -473,7 +476,7 @@ func convBackwardBias[T Float](t *convBwdBias[T], wg *sync.WaitGroup, n, f, p in
 	*t = convBwdBias[T]{}
 }
 
-func (t *convBwdBias[T]) run(wk, lo, hi int) {
+func (t *convBwdBias[T]) Run(wk, lo, hi int) {
 	acc := t.acc[wk*t.f : (wk+1)*t.f]
 	clear(acc)
 	for n := lo; n < hi; n++ {

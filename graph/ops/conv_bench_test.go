@@ -62,6 +62,13 @@ func convNewBench(c, hw, f, s int, needData bool) *convBench {
 	return b
 }
 
+// useEnv makes the benchmark's ops run with e.
+func (b *convBench) useEnv(e *Env) {
+	b.fwd.UseEnv(e)
+	b.data.UseEnv(e)
+	b.filter.UseEnv(e)
+}
+
 func (b *convBench) forward() error {
 	_, err := b.fwd.Do(b.x, b.w)
 	return err

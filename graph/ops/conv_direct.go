@@ -24,22 +24,6 @@ package ops
 // takes the forward kernel. Other convolutions, float64 and CPUs without
 // AVX-512 keep im2col+GEMM.
 
-// convDirectOn enables the direct kernels where the CPU runs them; tests
-// switch it off to compare with im2col+GEMM.
-var convDirectOn = true
-
-// simdOn enables the AVX-512 element-wise and batch-norm kernels
-// (elementwise_avx512.c) where the CPU runs them; tests switch it off to
-// compare with the Go kernels.
-var simdOn = true
-
-// simdOK reports whether float32 element-wise kernels take the AVX-512 path.
-func simdOK() bool { return convDirectCPU && simdOn }
-
-// convDirectWGradImageBytes bounds the inputs and output gradients of the
-// images one filter-gradient call sweeps per register tile (kept in L2).
-var convDirectWGradImageBytes = 384 << 10
-
 // convFwdFB and convWGradFB are the filter blocks of the C kernels.
 const (
 	convFwdFB   = 8
@@ -64,8 +48,8 @@ type convDirect struct {
 
 // prepare makes the plan for g, or reuses it; it reports whether the direct
 // kernels compute g.
-func (d *convDirect) prepare(g *convGeom) bool {
-	if !convDirectCPU || !convDirectOn {
+func (d *convDirect) prepare(g *convGeom, k *Kernels) bool {
+	if !k.direct() {
 		return false
 	}
 	if d.ready && d.g == *g {
@@ -209,13 +193,4 @@ func reluRow[T Float](d []T) {
 	case []float64:
 		reluMask64(v, v, v)
 	}
-}
-
-// ConvKernels names the convolution kernels this binary uses on this CPU
-// for float32 (benchmarks report it beside the BLAS).
-func ConvKernels() string {
-	if convDirectCPU && convDirectOn {
-		return "AVX-512 direct + Winograd F(2x2,3x3); im2col+GEMM for other geometries"
-	}
-	return "im2col + GEMM"
 }

@@ -36,7 +36,11 @@ func TestConvDirectMatchesGEMM(t *testing.T) {
 	if !convDirectCPU {
 		t.Skip("no direct kernels on this CPU or build")
 	}
-	defer func(on bool) { convDirectOn = on }(convDirectOn)
+	t.Parallel()
+	// direct: the default kernels; gemm: im2col+GEMM only
+	direct, gemm := DefaultKernels(), DefaultKernels()
+	gemm.Direct = false
+	envOf := map[bool]*Env{true: testEnv(t, direct), false: testEnv(t, gemm)}
 	rng := rand.New(rand.NewPCG(7, 8))
 	for _, cc := range convDirectCases {
 		p := cc.p.normalized()
@@ -45,7 +49,7 @@ func TestConvDirectMatchesGEMM(t *testing.T) {
 			t.Fatal(err)
 		}
 		var d convDirect
-		if !d.prepare(&g) {
+		if !d.prepare(&g, &direct) {
 			t.Fatalf("%v: not a direct geometry", cc)
 		}
 		x := opcheck.Random(rng, cc.n, cc.c, cc.h, cc.w)
@@ -61,7 +65,6 @@ func TestConvDirectMatchesGEMM(t *testing.T) {
 		}{{"plain", false, false, false, false}, {"bias", false, true, false, false}, {"bias-relu", false, true, false, true},
 			{"scale-shift", true, true, false, false}, {"scale-shift-res-relu", true, true, true, true}, {"res", false, false, true, false}} {
 			run := func(direct bool) []float64 {
-				convDirectOn = direct
 				var ep convEpilogue[float32]
 				if e.scale {
 					ep.scale = f32(scale)
@@ -77,23 +80,22 @@ func TestConvDirectMatchesGEMM(t *testing.T) {
 				var task convFwd[float32]
 				var dd convDirect
 				var wg sync.WaitGroup
-				convForward(&task, &dd, &wg, g, f32(x), f32(w), ep, y, false)
+				convForward(&task, &dd, &wg, envOf[direct], g, f32(x), f32(w), ep, y, false)
 				return convTestF64(tensor.New(tensor.WithShape(yShape...), tensor.WithBacking(y)))
 			}
 			convDirectAgree(t, fmt.Sprintf("%v forward %s", cc, e.name), run(true), run(false))
 		}
 		for _, grad := range []string{"data", "filter"} {
 			run := func(direct bool, dt tensor.Dtype) []float64 {
-				convDirectOn = direct
 				if grad == "data" {
-					op := &conv2DDataGradOp{p: p, xshape: x.Shape().Clone(), id: nextID()}
+					op := &conv2DDataGradOp{p: p, xshape: x.Shape().Clone(), id: nextID(), withEnv: withEnv{envOf[direct]}}
 					out, err := op.Do(convTestDtype(w, dt), convTestDtype(dy, dt))
 					if err != nil {
 						t.Fatal(err)
 					}
 					return convTestF64(out.(*tensor.Dense))
 				}
-				op := &conv2DFilterGradOp{p: p, wshape: w.Shape().Clone(), id: nextID()}
+				op := &conv2DFilterGradOp{p: p, wshape: w.Shape().Clone(), id: nextID(), withEnv: withEnv{envOf[direct]}}
 				out, err := op.Do(convTestDtype(x, dt), convTestDtype(dy, dt))
 				if err != nil {
 					t.Fatal(err)
@@ -135,10 +137,18 @@ func TestConvWinogradMatchesDirect(t *testing.T) {
 	if !convDirectCPU {
 		t.Skip("no direct kernels on this CPU or build")
 	}
-	defer func(on, wino bool, b, c, wb int) {
-		convDirectOn, convWinogradOn, convWinogradScratchBytes, convWinogradMinC, convWinogradWGradBytes = on, wino, b, c, wb
-	}(convDirectOn, convWinogradOn, convWinogradScratchBytes, convWinogradMinC, convWinogradWGradBytes)
-	convWinogradMinC = 1
+	t.Parallel()
+	// kernels is the configuration with the direct and Winograd kernels as
+	// asked, small scratch bounds (one image per call) when small.
+	kernels := func(direct, wino, small bool) Kernels {
+		k := DefaultKernels()
+		k.Direct, k.Winograd, k.WinogradMinC = direct, wino, 1
+		if small {
+			k.WinogradScratchBytes, k.WinogradWGradBytes = 1, 1
+		}
+		return k
+	}
+	env := func(direct, wino, small bool) *Env { return testEnv(t, kernels(direct, wino, small)) }
 	rng := rand.New(rand.NewPCG(9, 10))
 	for _, cc := range []convCase{
 		{n: 3, c: 16, h: 32, w: 32, f: 16},
@@ -157,7 +167,7 @@ func TestConvWinogradMatchesDirect(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !convWinogradFits(&g) {
+		if !convWinogradFits(&g, 1) {
 			t.Fatalf("%v: not a Winograd geometry", cc)
 		}
 		x := opcheck.Random(rng, cc.n, cc.c, cc.h, cc.w)
@@ -167,18 +177,12 @@ func TestConvWinogradMatchesDirect(t *testing.T) {
 		scale, shift := opcheck.Random(rng, cc.f), opcheck.Random(rng, cc.f)
 		f32 := func(d *tensor.Dense) []float32 { return convTestDtype(d, tensor.Float32).Data().([]float32) }
 		for _, small := range []bool{false, true} {
-			// small scratch: one image per call
-			convWinogradScratchBytes = 640 << 10
-			if small {
-				convWinogradScratchBytes = 1
-			}
 			for _, e := range []struct {
 				name                    string
 				scale, shift, res, relu bool
 			}{{"plain", false, false, false, false}, {"bias-relu", false, true, false, true},
 				{"scale-shift-res-relu", true, true, true, true}, {"res", false, false, true, false}} {
 				run := func(direct, wino bool) []float64 {
-					convDirectOn, convWinogradOn = direct, wino
 					ep := convEpilogue[float32]{relu: e.relu}
 					if e.scale {
 						ep.scale = f32(scale)
@@ -193,7 +197,7 @@ func TestConvWinogradMatchesDirect(t *testing.T) {
 					var task convFwd[float32]
 					var dd convDirect
 					var wg sync.WaitGroup
-					convForward(&task, &dd, &wg, g, f32(x), f32(w), ep, y, true)
+					convForward(&task, &dd, &wg, env(direct, wino, small), g, f32(x), f32(w), ep, y, true)
 					if wino != (task.wino != nil || dd.wino.ok) {
 						t.Fatalf("%v: Winograd %v, want %v", cc, dd.wino.ok, wino)
 					}
@@ -206,8 +210,7 @@ func TestConvWinogradMatchesDirect(t *testing.T) {
 		}
 		dy := opcheck.Random(rng, yShape...)
 		grad := func(direct, wino bool, dt tensor.Dtype) []float64 {
-			convDirectOn, convWinogradOn = direct, wino
-			op := &conv2DDataGradOp{p: p, xshape: x.Shape().Clone(), id: nextID()}
+			op := &conv2DDataGradOp{p: p, xshape: x.Shape().Clone(), id: nextID(), withEnv: withEnv{env(direct, wino, false)}}
 			out, err := op.Do(convTestDtype(w, dt), convTestDtype(dy, dt))
 			if err != nil {
 				t.Fatal(err)
@@ -218,14 +221,9 @@ func TestConvWinogradMatchesDirect(t *testing.T) {
 		convDirectAgree(t, fmt.Sprintf("%v Winograd input gradient vs direct", cc), got, grad(true, false, tensor.Float32))
 		convDirectAgree(t, fmt.Sprintf("%v Winograd input gradient vs float64", cc), got, grad(false, false, tensor.Float64))
 		for _, small := range []bool{false, true} {
-			// small scratch: one image per filter-gradient call
-			convWinogradWGradBytes = 4 << 20
-			if small {
-				convWinogradWGradBytes = 1
-			}
+			// small: one image per filter-gradient call
 			wgrad := func(direct, wino bool, dt tensor.Dtype) []float64 {
-				convDirectOn, convWinogradOn = direct, wino
-				op := &conv2DFilterGradOp{p: p, wshape: w.Shape().Clone(), id: nextID()}
+				op := &conv2DFilterGradOp{p: p, wshape: w.Shape().Clone(), id: nextID(), withEnv: withEnv{env(direct, wino, small)}}
 				out, err := op.Do(convTestDtype(x, dt), convTestDtype(dy, dt))
 				if err != nil {
 					t.Fatal(err)

@@ -43,24 +43,29 @@ var convCases = []convCase{
 	{n: 1, c: 2, h: 4, w: 3, f: 2, kh: 3, kw: 3, p: ConvParams{PadH: 2, PadW: 1}, bias: true},
 }
 
-// convWithKnobs runs fn four times: with the default thresholds (these
-// small shapes run on one worker, one image per GEMM or direct-kernel
-// call); with every kernel forced onto all workers with several images per
-// GEMM or filter-gradient call; so again with the input gradient of stride-1 convolutions by col2im
-// instead of as a forward convolution; and with the direct kernels off.
-// Every kernel path is tested (the direct ones where the CPU has them).
-func convWithKnobs(t *testing.T, fn func(t *testing.T)) {
-	t.Run("serial", fn)
-	oldWork, oldCols, oldVia, oldBytes, oldDirect := convMinParallelWork, convTargetCols, convDataGradViaForward, convDirectWGradImageBytes, convDirectOn
-	defer func() {
-		convMinParallelWork, convTargetCols, convDataGradViaForward, convDirectWGradImageBytes, convDirectOn = oldWork, oldCols, oldVia, oldBytes, oldDirect
-	}()
-	convMinParallelWork, convTargetCols, convDirectWGradImageBytes = 0, 1<<20, 1<<30
-	t.Run("parallel-batched", fn)
-	convDataGradViaForward = false
-	t.Run("parallel-batched-col2im", fn)
-	convDataGradViaForward, convDirectOn = true, false
-	t.Run("parallel-batched-gemm", fn)
+// convWithKnobs runs fn four times, in parallel: with the default kernels
+// (these small shapes run on one worker, one image per GEMM or
+// direct-kernel call); with every kernel forced onto all workers with
+// several images per GEMM or filter-gradient call; so again with the input
+// gradient of stride-1 convolutions by col2im instead of as a forward
+// convolution; and with the direct kernels off. Every kernel path is tested
+// (the direct ones where the CPU has them).
+func convWithKnobs(t *testing.T, fn func(t *testing.T, e *Env)) {
+	par := DefaultKernels()
+	par.MinParallelWork, par.TargetCols, par.DirectWGradImageBytes = 0, 1<<20, 1<<30
+	col2im := par
+	col2im.DataGradViaForward = false
+	gemm := par
+	gemm.Direct = false
+	for _, c := range []struct {
+		name string
+		k    Kernels
+	}{{"serial", DefaultKernels()}, {"parallel-batched", par}, {"parallel-batched-col2im", col2im}, {"parallel-batched-gemm", gemm}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, testEnv(t, c.k))
+		})
+	}
 }
 
 func (cc convCase) inputs(rng *rand.Rand) []*tensor.Dense {
@@ -72,7 +77,7 @@ func (cc convCase) inputs(rng *rand.Rand) []*tensor.Dense {
 	return in
 }
 
-func (cc convCase) opcheck(rng *rand.Rand) opcheck.Case {
+func (cc convCase) opcheck(rng *rand.Rand, e *Env) opcheck.Case {
 	return opcheck.Case{
 		Name:   "Conv2D " + cc.String(),
 		Inputs: cc.inputs(rng),
@@ -84,17 +89,17 @@ func (cc convCase) opcheck(rng *rand.Rand) opcheck.Case {
 			if cc.bias {
 				b = xs[2]
 			}
-			return Conv2D(xs[0], xs[1], b, cc.p)
+			return usingEnv(e)(Conv2D(xs[0], xs[1], b, cc.p))
 		},
 	}
 }
 
 func TestConv2DGradients(t *testing.T) {
-	convWithKnobs(t, func(t *testing.T) {
+	convWithKnobs(t, func(t *testing.T, e *Env) {
 		rng := rand.New(rand.NewPCG(3, 4))
 		for _, cc := range convCases {
 			t.Run(cc.String(), func(t *testing.T) {
-				c := cc.opcheck(rng)
+				c := cc.opcheck(rng, e)
 				opcheck.Gradients(t, c)
 				// float32 sums of up to 100 products of values in [-1,1] carry
 				// rounding errors near 1e-6 in absolute terms; outputs and
@@ -150,7 +155,7 @@ func TestConv2DForwardNaive(t *testing.T) {
 		{n: 2, c: 3, h: 14, w: 14, f: 4, kh: 7, kw: 7, p: ConvParams{StrideH: 2, StrideW: 2, PadH: 3, PadW: 3}, bias: true},
 		{n: 3, c: 6, h: 5, w: 7, f: 6, kh: 1, kw: 1, p: ConvParams{Groups: 3}, bias: true},
 	}, convCases...)
-	convWithKnobs(t, func(t *testing.T) {
+	convWithKnobs(t, func(t *testing.T, e *Env) {
 		rng := rand.New(rand.NewPCG(5, 6))
 		for _, cc := range more {
 			in := cc.inputs(rng)
@@ -160,7 +165,7 @@ func TestConv2DForwardNaive(t *testing.T) {
 			}
 			want := convNaive(in[0].Data().([]float64), in[1].Data().([]float64), b, cc)
 			for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
-				op := &Conv2DOp{p: cc.p.normalized(), withBias: withBias{bias: cc.bias, rank: 4}, id: nextID()}
+				op := &Conv2DOp{p: cc.p.normalized(), withBias: withBias{bias: cc.bias, rank: 4}, id: nextID(), withEnv: withEnv{e}}
 				vs := make([]gorgonia.Value, len(in))
 				for i, d := range in {
 					vs[i] = convTestDtype(d, dt)

@@ -11,16 +11,13 @@ import (
 // TestConvTune compares the conv kernels' images-per-GEMM and column padding
 // settings on ResNet-20's shapes, interleaved and taking the best of 12 runs
 // so that other load on the machine affects all settings alike. It is how
-// convTargetCols and convColPad were chosen; run it with
+// Kernels.TargetCols and Kernels.ColPad were chosen; run it with
 //
 //	CONV_TUNE=1 go test -run ConvTune -v ./graph/ops/
 func TestConvTune(t *testing.T) {
 	if os.Getenv("CONV_TUNE") == "" {
 		t.Skip("set CONV_TUNE=1 to run")
 	}
-	defer func(cols, pad int, work float64) {
-		convTargetCols, convColPad, convMinParallelWork = cols, pad, work
-	}(convTargetCols, convColPad, convMinParallelWork)
 	// cols: images per GEMM times pixels; pad: column padding; serial: one
 	// worker calling OpenBLAS with its own threads, instead of one worker
 	// per core with single-threaded GEMMs.
@@ -29,6 +26,15 @@ func TestConvTune(t *testing.T) {
 		serial    bool
 	}
 	knobs := []knob{{1, 16, true}, {4096, 16, true}, {1, 0, false}, {1, 16, false}, {1024, 16, false}, {4096, 16, false}}
+	envs := make([]*Env, len(knobs))
+	for i, kn := range knobs {
+		k := DefaultKernels()
+		k.TargetCols, k.ColPad = kn.cols, kn.pad
+		if kn.serial {
+			k.MinParallelWork = math.Inf(1)
+		}
+		envs[i] = testEnv(t, k)
+	}
 	for _, s := range convResNet20Shapes {
 		cb := convNewBench(s.c, s.hw, s.f, s.s, true)
 		parts := map[string]func() error{
@@ -39,11 +45,8 @@ func TestConvTune(t *testing.T) {
 		for _, part := range []string{"fwd", "data", "filt"} {
 			best := make([]time.Duration, len(knobs))
 			for it := 0; it < 12; it++ {
-				for i, k := range knobs {
-					convTargetCols, convColPad, convMinParallelWork = k.cols, k.pad, 1<<17
-					if k.serial {
-						convMinParallelWork = math.Inf(1)
-					}
+				for i := range knobs {
+					cb.useEnv(envs[i])
 					t0 := time.Now()
 					if err := parts[part](); err != nil {
 						t.Fatal(err)

@@ -7,32 +7,9 @@ package ops
 // layers. Fused inference, the stride-1 input gradient (a forward
 // convolution) and the filter gradient (the adjoint: G^T [sum over tiles of
 // (A dy A^T) * (B^T x B)] G) take it, the training forward when
-// convWinogradTrainForward says so; results differ from the direct sums by float32 rounding (their
+// Kernels.WinogradTrainForward says so; results differ from the direct sums by float32 rounding (their
 // error against float64 is if anything smaller: the sums over channels are
 // 9 times shorter).
-
-// convWinogradOn enables the Winograd kernel where it applies; tests switch
-// it off to compare with the direct kernels.
-var convWinogradOn = true
-
-// convWinogradTrainForward lets the training forward (Conv2DOp) take the
-// Winograd kernel too; inference (FusedConv) and the stride-1 input
-// gradient always may. Its sums are as accurate as the direct ones against
-// float64 (docs/PERFORMANCE.md) but not the same bits, so at a point where a
-// pre-activation sits within rounding of zero a ReLU can flip against
-// another float32 implementation (cuda's TestRefMatchesCPU/imagenet-resnet-18
-// judges that case against float64). About 10% of a ResNet-20 training step.
-var convWinogradTrainForward = true
-
-// convWinogradMinC is the least number of input channels per group for
-// which the kernel is used: its input transform is paid per channel and
-// output per filter, so with 3 input channels (a network's first layer)
-// the direct kernel is faster (0.89x measured).
-var convWinogradMinC = 8
-
-// convWinogradScratchBytes bounds the transformed inputs and products of
-// the images one call handles (kept in L2).
-var convWinogradScratchBytes = 640 << 10
 
 // convWinograd is the Winograd kernel's plan for one geometry and its
 // transformed filters.
@@ -40,39 +17,40 @@ type convWinograd struct {
 	g     convGeom
 	ready bool
 	ok    bool
+	minC  int // the Kernels.WinogradMinC ok was decided under
 	nfb   int
 	nvi   int       // vectors of 16 tiles per image
 	u     []float32 // per group [16][nfb][Cg][8]
 }
 
 // convWinogradFits reports whether g is a geometry the kernel computes.
-func convWinogradFits(g *convGeom) bool {
+func convWinogradFits(g *convGeom, minC int) bool {
 	return g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 && g.PH == 1 && g.PW == 1 &&
 		(g.W == 8 || g.W == 16 || g.W == 32) && g.H%2 == 0 && g.H >= 2 && (g.H*g.W/4)%16 == 0 &&
-		g.cg() >= convWinogradMinC
+		g.cg() >= minC
 }
 
 // prepare makes the plan for g or reuses it; it reports whether the kernel
 // computes g.
-func (w *convWinograd) prepare(g *convGeom) bool {
-	if !convDirectCPU || !convDirectOn || !convWinogradOn {
+func (w *convWinograd) prepare(g *convGeom, k *Kernels) bool {
+	if !k.direct() || !k.Winograd {
 		return false
 	}
-	if w.ready && w.g == *g {
+	if w.ready && w.g == *g && w.minC == k.WinogradMinC {
 		return w.ok
 	}
-	w.g, w.ready = *g, true
-	w.ok = convWinogradFits(g)
+	w.g, w.ready, w.minC = *g, true, k.WinogradMinC
+	w.ok = convWinogradFits(g, k.WinogradMinC)
 	w.nfb = (g.fg() + convFwdFB - 1) / convFwdFB
 	w.nvi = g.H * g.W / 64
 	return w.ok
 }
 
 // images is how many images one call takes: as many as keep its scratch
-// under convWinogradScratchBytes, at most per (a worker's share).
-func (w *convWinograd) images(per int) int {
+// under k.WinogradScratchBytes, at most per (a worker's share).
+func (w *convWinograd) images(per int, k *Kernels) int {
 	perVec := 16 * (w.g.cg() + w.nfb*convFwdFB) * 16 * 4
-	return max(1, min(per, convWinogradScratchBytes/(perVec*w.nvi)))
+	return max(1, min(per, k.WinogradScratchBytes/(perVec*w.nvi)))
 }
 
 // scratch is the per-worker scratch for nimg images: transformed inputs,
@@ -114,17 +92,13 @@ func (w *convWinograd) transformFilters(wts []float32) {
 	}
 }
 
-// convWinogradWGradBytes bounds the transformed inputs and output
-// gradients of the images one filter-gradient call handles: the call sums
-// across the 16 lanes of its (filter, channel) accumulators once, so it
-// wants many tiles (at least 64 vectors where this allows).
-var convWinogradWGradBytes = 4 << 20
-
-// wgradImages is how many images one filter-gradient call takes, at most per.
-func (w *convWinograd) wgradImages(per int) int {
+// wgradImages is how many images one filter-gradient call takes, at most
+// per: as many as keep its scratch under k.WinogradWGradBytes, and enough
+// for 64 vectors of tiles where this allows.
+func (w *convWinograd) wgradImages(per int, k *Kernels) int {
 	perVec := 16 * (w.g.cg() + w.g.fg()) * 16 * 4
 	want := max(1, (64+w.nvi-1)/w.nvi)
-	return max(1, min(per, want, convWinogradWGradBytes/(perVec*w.nvi)))
+	return max(1, min(per, want, k.WinogradWGradBytes/(perVec*w.nvi)))
 }
 
 // wgradScratch is the per-worker scratch of the filter gradient for nimg

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 	"math"
 
@@ -187,7 +188,7 @@ func ceForward[T Float](a ceFwdArgs[T]) {
 		a.run(0, n)
 		return
 	}
-	parallelItems(n, 8*a.k, a.run)
+	cpu.ParallelItems(n, 8*a.k, a.run)
 }
 
 // run handles rows [lo, hi): the loss lse(z) - z[label] with the max shift,

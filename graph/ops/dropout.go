@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 
 	"github.com/chewxy/hm"
@@ -137,7 +138,7 @@ func dropoutForward[T Float](a dropArgs[T]) {
 		a.run(0, pairs)
 		return
 	}
-	parallelFor(pairs, a.run)
+	cpu.ParallelFor(pairs, a.run)
 }
 
 // run handles elements [2*lo, 2*hi): one 64-bit draw gives two 32-bit ones.
@@ -188,9 +189,9 @@ type dropoutBackwardOp struct {
 	outBuf
 }
 
-// ordersOnly: the forward output is an input only to order the op after
+// OrdersOnly: the forward output is an input only to order the op after
 // the forward pass (the mask is private state).
-func (op *dropoutBackwardOp) ordersOnly(i int) bool { return i == 0 }
+func (op *dropoutBackwardOp) OrdersOnly(i int) bool { return i == 0 }
 
 func (op *dropoutBackwardOp) Arity() int { return 2 }
 func (op *dropoutBackwardOp) Type() hm.Type {
@@ -260,5 +261,5 @@ func normScaleInto[T Float](y, x []T, s T) {
 		a.run(0, len(x))
 		return
 	}
-	parallelFor(len(x), a.run)
+	cpu.ParallelFor(len(x), a.run)
 }

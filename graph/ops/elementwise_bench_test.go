@@ -24,9 +24,9 @@ func BenchmarkElementwise(b *testing.B) {
 		back := &reluBackwardOp{rank: 4}
 		add := &AddOp{rank: 4}
 		if inPlace {
-			relu.inPlace.allow(0)
-			back.inPlace.allow(1)
-			add.inPlace.allow(1)
+			relu.SetInPlace(0)
+			back.SetInPlace(1)
+			add.SetInPlace(1)
 		}
 		b.Run("ReLU/forward"+suffix, func(b *testing.B) { poolBenchOp(b, relu, 2*n, x.Clone().(*tensor.Dense)) })
 		b.Run("ReLU/backward"+suffix, func(b *testing.B) { poolBenchOp(b, back, 3*n, x, y.Clone().(*tensor.Dense)) })

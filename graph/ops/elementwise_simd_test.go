@@ -12,10 +12,10 @@ import (
 // batch norm (statistics, output, parameter and input gradients) to 1e-5
 // of the largest value, as their float64 sums are added in another order.
 func TestSIMDKernelsMatchGo(t *testing.T) {
+	t.Parallel()
 	if !convDirectCPU {
 		t.Skip("no AVX-512 kernels on this CPU or build")
 	}
-	defer func(on bool) { simdOn = on }(simdOn)
 	rng := rand.New(rand.NewPCG(11, 12))
 	rnd := func(n int) []float32 {
 		v := make([]float32, n)
@@ -30,14 +30,13 @@ func TestSIMDKernelsMatchGo(t *testing.T) {
 		dy[n/3] = float32(math.NaN())
 		var outs [2][3][]float32
 		for k, on := range []bool{false, true} {
-			simdOn = on
 			y, dx, s := make([]float32, n), make([]float32, n), make([]float32, n)
-			r := reluKernel[float32]{y: y, x: x}
-			r.runRange(0, n)
-			g := reluGradKernel[float32]{dx: dx, y: x, dy: dy}
-			g.runRange(0, n)
-			a := resAddArgs[float32]{y: s, a: x, b: dy}
-			a.runRange(0, n)
+			r := reluKernel[float32]{y: y, x: x, simd: on}
+			r.RunRange(0, n)
+			g := reluGradKernel[float32]{dx: dx, y: x, dy: dy, simd: on}
+			g.RunRange(0, n)
+			a := resAddArgs[float32]{y: s, a: x, b: dy, simd: on}
+			a.RunRange(0, n)
 			outs[k] = [3][]float32{y, dx, s}
 		}
 		for i, name := range []string{"ReLU", "ReLU gradient", "add"} {
@@ -54,20 +53,19 @@ func TestSIMDKernelsMatchGo(t *testing.T) {
 		for _, stats := range []bool{true, false} {
 			var res [2][]float64
 			for k, on := range []bool{false, true} {
-				simdOn = on
 				mean, invstd, bvar := make([]float64, c), make([]float64, c), make([]float64, c)
 				for i := range mean {
 					mean[i], invstd[i] = 0.3*float64(i), 1/(1+0.1*float64(i))
 				}
 				y, red, dx := make([]float32, len(x)), make([]float32, 2*c), make([]float32, len(x))
 				f := bnFwdArgs[float32]{x: x, y: y, gamma: gamma, beta: beta, mean: mean, invstd: invstd, bvar: bvar,
-					n: n, c: c, inner: inner, eps: 1e-5, stats: stats}
-				f.runRange(0, c)
-				r := bnRedArgs[float32]{x: x, dy: dy, red: red, mean: mean, invstd: invstd, n: n, c: c, inner: inner}
-				r.runRange(0, c)
+					n: n, c: c, inner: inner, eps: 1e-5, stats: stats, simd: on}
+				f.RunRange(0, c)
+				r := bnRedArgs[float32]{x: x, dy: dy, red: red, mean: mean, invstd: invstd, n: n, c: c, inner: inner, simd: on}
+				r.RunRange(0, c)
 				d := bnDxArgs[float32]{x: x, gamma: gamma, dy: dy, red: red, dx: dx, mean: mean, invstd: invstd,
-					n: n, c: c, inner: inner, batch: stats}
-				d.runRange(0, c)
+					n: n, c: c, inner: inner, batch: stats, simd: on}
+				d.RunRange(0, c)
 				for _, v := range [][]float32{y, red, dx} {
 					for _, e := range v {
 						res[k] = append(res[k], float64(e))

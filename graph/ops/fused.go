@@ -51,18 +51,18 @@ func FuseConvInference(conv, bn, add, relu *gorgonia.Node) (*FusedConv, []*gorgo
 	if !ok || bop.rank != 4 {
 		return nil, nil, fmt.Errorf("fuse: %v is not a 4-D batch norm", bn)
 	}
-	bk := planChildren(bn)
+	bk := Inputs(bn)
 	if len(bk) != 3 || bk[0] != conv {
 		return nil, nil, fmt.Errorf("fuse: %v does not normalise %v", bn, conv)
 	}
-	args := append(planChildren(conv), bk[1], bk[2])
+	args := append(Inputs(conv), bk[1], bk[2])
 	op := &FusedConv{conv: cop, bn: bop, nConvIn: cop.Arity()}
 	last := bn
 	if add != nil {
 		if _, ok := add.Op().(*AddOp); !ok {
 			return nil, nil, fmt.Errorf("fuse: %v is not an add", add)
 		}
-		ak := planChildren(add)
+		ak := Inputs(add)
 		if len(ak) != 2 || (ak[0] == bn) == (ak[1] == bn) {
 			return nil, nil, fmt.Errorf("fuse: %v does not add %v once", add, bn)
 		}
@@ -77,7 +77,7 @@ func FuseConvInference(conv, bn, add, relu *gorgonia.Node) (*FusedConv, []*gorgo
 		if _, ok := relu.Op().(*ReLUOp); !ok {
 			return nil, nil, fmt.Errorf("fuse: %v is not a ReLU", relu)
 		}
-		if rk := planChildren(relu); len(rk) != 1 || rk[0] != last {
+		if rk := Inputs(relu); len(rk) != 1 || rk[0] != last {
 			return nil, nil, fmt.Errorf("fuse: %v does not rectify %v", relu, last)
 		}
 		op.relu = true
@@ -145,7 +145,7 @@ func (op *FusedConv) Run(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		if res != nil {
 			ep.res = res.Float32s()
 		}
-		convForward(&op.conv.f32, &op.conv.direct, &op.conv.wg, g, x.Float32s(), w.Float32s(), ep, y.Float32s(), true)
+		convForward(&op.conv.f32, &op.conv.direct, &op.conv.wg, op.conv.kern(), g, x.Float32s(), w.Float32s(), ep, y.Float32s(), true)
 	} else {
 		op.scale64, op.shift64 = normGrow(op.scale64, g.F), normGrow(op.shift64, g.F)
 		fuseFold(op.scale64, op.shift64, op.bn, gamma.Float64s(), beta.Float64s(), fuseBias64(b))
@@ -153,7 +153,7 @@ func (op *FusedConv) Run(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		if res != nil {
 			ep.res = res.Float64s()
 		}
-		convForward(&op.conv.f64, &op.conv.direct, &op.conv.wg, g, x.Float64s(), w.Float64s(), ep, y.Float64s(), false)
+		convForward(&op.conv.f64, &op.conv.direct, &op.conv.wg, op.conv.kern(), g, x.Float64s(), w.Float64s(), ep, y.Float64s(), false)
 	}
 	return y, nil
 }

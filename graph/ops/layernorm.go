@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 	"math"
 
@@ -127,7 +128,7 @@ func lnForward[T Float](a lnFwdArgs[T]) {
 		a.run(0, n)
 		return
 	}
-	parallelItems(n, a.d, a.run)
+	cpu.ParallelItems(n, a.d, a.run)
 }
 
 func (a lnFwdArgs[T]) run(lo, hi int) {
@@ -251,7 +252,7 @@ func lnInputGrad[T Float](a lnDxArgs[T]) {
 		a.run(0, n)
 		return
 	}
-	parallelItems(n, a.d, a.run)
+	cpu.ParallelItems(n, a.d, a.run)
 }
 
 // run works in float64 whatever T: the three terms of dx nearly cancel
@@ -346,7 +347,7 @@ func lnParamGrad[T Float](a lnRedArgs[T]) {
 		a.run(0, a.d)
 		return
 	}
-	parallelItems(a.d, a.n, a.run)
+	cpu.ParallelItems(a.d, a.n, a.run)
 }
 
 // run sums columns [lo, hi) over all rows, rows outer so that the inner

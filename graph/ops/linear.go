@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 	"sync"
 
@@ -12,12 +13,13 @@ import (
 
 // LinearOp is a fully connected layer, y = x·Wᵀ + b (PyTorch's Linear), as
 // one node. Inputs x (N,In), w (Out,In) and, when HasBias, b (Out); output
-// (N,Out). One GEMM, its rows split over the worker pool (gemmSplit).
+// (N,Out). One GEMM, its rows split over the worker pool (cpu.GemmSplit).
 type LinearOp struct {
 	noCommon
 	withBias
 	id uint64
 	outBuf
+	withEnv
 	gemms
 }
 
@@ -100,20 +102,27 @@ func (op *LinearOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		if b != nil {
 			bias = b.Float32s()
 		}
-		linearForward(&op.g32, &op.wg, y.Float32s(), x.Float32s(), w.Float32s(), bias, n, in_, out)
+		linearForward(&op.g32, &op.wg, &op.kern().k, y.Float32s(), x.Float32s(), w.Float32s(), bias, n, in_, out)
 	} else {
 		var bias []float64
 		if b != nil {
 			bias = b.Float64s()
 		}
-		linearForward(&op.g64, &op.wg, y.Float64s(), x.Float64s(), w.Float64s(), bias, n, in_, out)
+		linearForward(&op.g64, &op.wg, &op.kern().k, y.Float64s(), x.Float64s(), w.Float64s(), bias, n, in_, out)
 	}
 	return y, nil
 }
 
+// gemms holds an op's GEMM tasks, so that splitting one allocates nothing.
+type gemms struct {
+	g32 cpu.GemmTask[float32]
+	g64 cpu.GemmTask[float64]
+	wg  sync.WaitGroup
+}
+
 // linearForward: y (n,out) = x (n,in) · wᵀ + b, the bias written first and
 // the GEMM accumulating onto it.
-func linearForward[T Float](t *gemmTask[T], wg *sync.WaitGroup, y, x, w, b []T, n, in, out int) {
+func linearForward[T Float](t *cpu.GemmTask[T], wg *sync.WaitGroup, k *Kernels, y, x, w, b []T, n, in, out int) {
 	var beta T
 	if b != nil {
 		for i := 0; i < n; i++ {
@@ -127,7 +136,7 @@ func linearForward[T Float](t *gemmTask[T], wg *sync.WaitGroup, y, x, w, b []T, 
 		}
 		return
 	}
-	gemmSplit(t, wg, false, true, n, out, in, 1, x, in, w, in, beta, y, out)
+	cpu.GemmSplit(t, wg, k.MinParallelWork, false, true, n, out, in, 1, x, in, w, in, beta, y, out)
 }
 
 func (op *LinearOp) DiffWRT(n int) []bool {
@@ -142,18 +151,18 @@ func (op *LinearOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) 
 	if len(inputs) != op.Arity() {
 		return nil, fmt.Errorf("Linear backward: expected %d inputs, got %d", op.Arity(), len(inputs))
 	}
-	dx, err := gorgonia.ApplyOp(&linearGradOp{kind: linearDataGrad, id: nextID()}, inputs[1], grad)
+	dx, err := gorgonia.ApplyOp(&linearGradOp{kind: linearDataGrad, id: nextID(), withEnv: op.withEnv}, inputs[1], grad)
 	if err != nil {
 		return nil, fmt.Errorf("Linear input gradient: %w", err)
 	}
-	dw, err := gorgonia.ApplyOp(&linearGradOp{kind: linearWeightGrad, id: nextID()}, inputs[0], grad)
+	dw, err := gorgonia.ApplyOp(&linearGradOp{kind: linearWeightGrad, id: nextID(), withEnv: op.withEnv}, inputs[0], grad)
 	if err != nil {
 		return nil, fmt.Errorf("Linear weight gradient: %w", err)
 	}
 	if !op.bias {
 		return gorgonia.Nodes{dx, dw}, nil
 	}
-	db, err := gorgonia.ApplyOp(&linearGradOp{kind: linearBiasGrad, id: nextID()}, grad)
+	db, err := gorgonia.ApplyOp(&linearGradOp{kind: linearBiasGrad, id: nextID(), withEnv: op.withEnv}, grad)
 	if err != nil {
 		return nil, fmt.Errorf("Linear bias gradient: %w", err)
 	}
@@ -174,6 +183,7 @@ type linearGradOp struct {
 	kind int
 	id   uint64
 	outBuf
+	withEnv
 	gemms
 }
 
@@ -264,9 +274,9 @@ func (op *linearGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		out = op.out.get(dt, d0, d1)
 	}
 	if dt == tensor.Float32 {
-		linearGrad(&op.g32, &op.wg, op.kind, out.Float32s(), in[0].Float32s(), linearSecond32(in[1]), n, inN, outN)
+		linearGrad(&op.g32, &op.wg, &op.kern().k, op.kind, out.Float32s(), in[0].Float32s(), linearSecond32(in[1]), n, inN, outN)
 	} else {
-		linearGrad(&op.g64, &op.wg, op.kind, out.Float64s(), in[0].Float64s(), linearSecond64(in[1]), n, inN, outN)
+		linearGrad(&op.g64, &op.wg, &op.kern().k, op.kind, out.Float64s(), in[0].Float64s(), linearSecond64(in[1]), n, inN, outN)
 	}
 	return out, nil
 }
@@ -285,20 +295,20 @@ func linearSecond64(d *tensor.Dense) []float64 {
 	return d.Float64s()
 }
 
-func linearGrad[T Float](t *gemmTask[T], wg *sync.WaitGroup, kind int, out, a, dy []T, n, in, outN int) {
+func linearGrad[T Float](t *cpu.GemmTask[T], wg *sync.WaitGroup, k *Kernels, kind int, out, a, dy []T, n, in, outN int) {
 	switch kind {
 	case linearDataGrad: // dx (N,In) = dy (N,Out) · w (Out,In)
 		if outN == 0 {
 			clear(out)
 			return
 		}
-		gemmSplit(t, wg, false, false, n, in, outN, 1, dy, outN, a, in, 0, out, in)
+		cpu.GemmSplit(t, wg, k.MinParallelWork, false, false, n, in, outN, 1, dy, outN, a, in, 0, out, in)
 	case linearWeightGrad: // dw (Out,In) = dyᵀ (Out,N) · x (N,In)
 		if n == 0 {
 			clear(out)
 			return
 		}
-		gemmSplit(t, wg, true, false, outN, in, n, 1, dy, outN, a, in, 0, out, in)
+		cpu.GemmSplit(t, wg, k.MinParallelWork, true, false, outN, in, n, 1, dy, outN, a, in, 0, out, in)
 	case linearBiasGrad: // db (Out) = column sums of dy (N,Out), given as a
 		clear(out)
 		for i := 0; i < n; i++ {

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 	"math"
 	"sync"
@@ -43,8 +44,8 @@ func poolGeometry(name string, xs tensor.Shape, kernel, stride, pad int) (poolGe
 	return g, nil
 }
 
-func (g *poolGeom) workers() int {
-	return convWorkers(g.planes, float64(g.planes)*float64(g.outSize*g.K*g.K))
+func (g *poolGeom) workers(k *Kernels) int {
+	return cpu.Workers(g.planes, float64(g.planes)*float64(g.outSize*g.K*g.K), k.MinParallelWork)
 }
 
 // window is the valid input range [h0,h1) x [w0,w1) of output (oh, ow).
@@ -61,6 +62,7 @@ type poolOp struct {
 	kernel, stride, pad int
 	id                  uint64
 	outBuf
+	withEnv
 	wg sync.WaitGroup
 }
 
@@ -135,16 +137,16 @@ func (op *MaxPool2DOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	y := op.out.get(x.Dtype(), g.N, g.C, g.OH, g.OW)
 	if x.Dtype() == tensor.Float32 {
-		poolRun(&op.f32, &op.wg, poolMaxFwd, g, x.Float32s(), nil, y.Float32s())
+		poolRun(&op.f32, &op.wg, op.kern(), poolMaxFwd, g, x.Float32s(), nil, y.Float32s())
 	} else {
-		poolRun(&op.f64, &op.wg, poolMaxFwd, g, x.Float64s(), nil, y.Float64s())
+		poolRun(&op.f64, &op.wg, op.kern(), poolMaxFwd, g, x.Float64s(), nil, y.Float64s())
 	}
 	return y, nil
 }
 
 func (op *MaxPool2DOp) DiffWRT(int) []bool { return []bool{true} }
 func (op *MaxPool2DOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
-	dx, err := gorgonia.ApplyOp(&maxPoolGradOp{poolOp: poolOp{kernel: op.kernel, stride: op.stride, pad: op.pad, id: nextID()}}, inputs[0], grad)
+	dx, err := gorgonia.ApplyOp(&maxPoolGradOp{poolOp: poolOp{kernel: op.kernel, stride: op.stride, pad: op.pad, id: nextID(), withEnv: op.withEnv}}, inputs[0], grad)
 	if err != nil {
 		return nil, fmt.Errorf("MaxPool2D backward: %w", err)
 	}
@@ -188,9 +190,9 @@ func (op *maxPoolGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	dx := op.out.get(x.Dtype(), g.N, g.C, g.H, g.W)
 	if x.Dtype() == tensor.Float32 {
-		poolRun(&op.f32, &op.wg, poolMaxBwd, g, x.Float32s(), dy.Float32s(), dx.Float32s())
+		poolRun(&op.f32, &op.wg, op.kern(), poolMaxBwd, g, x.Float32s(), dy.Float32s(), dx.Float32s())
 	} else {
-		poolRun(&op.f64, &op.wg, poolMaxBwd, g, x.Float64s(), dy.Float64s(), dx.Float64s())
+		poolRun(&op.f64, &op.wg, op.kern(), poolMaxBwd, g, x.Float64s(), dy.Float64s(), dx.Float64s())
 	}
 	return dx, nil
 }
@@ -247,16 +249,16 @@ func (op *AvgPool2DOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	y := op.out.get(x.Dtype(), g.N, g.C, g.OH, g.OW)
 	if x.Dtype() == tensor.Float32 {
-		poolRun(&op.f32, &op.wg, poolAvgFwd, g, x.Float32s(), nil, y.Float32s())
+		poolRun(&op.f32, &op.wg, op.kern(), poolAvgFwd, g, x.Float32s(), nil, y.Float32s())
 	} else {
-		poolRun(&op.f64, &op.wg, poolAvgFwd, g, x.Float64s(), nil, y.Float64s())
+		poolRun(&op.f64, &op.wg, op.kern(), poolAvgFwd, g, x.Float64s(), nil, y.Float64s())
 	}
 	return y, nil
 }
 
 func (op *AvgPool2DOp) DiffWRT(int) []bool { return []bool{true} }
 func (op *AvgPool2DOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
-	gop := &avgPoolGradOp{poolOp: poolOp{kernel: op.kernel, stride: op.stride, pad: op.pad, id: nextID()}, xshape: inputs[0].Shape().Clone()}
+	gop := &avgPoolGradOp{poolOp: poolOp{kernel: op.kernel, stride: op.stride, pad: op.pad, id: nextID(), withEnv: op.withEnv}, xshape: inputs[0].Shape().Clone()}
 	dx, err := gorgonia.ApplyOp(gop, grad)
 	if err != nil {
 		return nil, fmt.Errorf("AvgPool2D backward: %w", err)
@@ -314,9 +316,9 @@ func (op *avgPoolGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	dx := op.out.get(dy.Dtype(), g.N, g.C, g.H, g.W)
 	if dy.Dtype() == tensor.Float32 {
-		poolRun(&op.f32, &op.wg, poolAvgBwd, g, nil, dy.Float32s(), dx.Float32s())
+		poolRun(&op.f32, &op.wg, op.kern(), poolAvgBwd, g, nil, dy.Float32s(), dx.Float32s())
 	} else {
-		poolRun(&op.f64, &op.wg, poolAvgBwd, g, nil, dy.Float64s(), dx.Float64s())
+		poolRun(&op.f64, &op.wg, op.kern(), poolAvgBwd, g, nil, dy.Float64s(), dx.Float64s())
 	}
 	return dx, nil
 }
@@ -336,13 +338,13 @@ type poolTask[T Float] struct {
 	x, dy, yx []T // yx: the output (forward) or dx (backward)
 }
 
-func poolRun[T Float](t *poolTask[T], wg *sync.WaitGroup, kind int, g poolGeom, x, dy, out []T) {
+func poolRun[T Float](t *poolTask[T], wg *sync.WaitGroup, e *Env, kind int, g poolGeom, x, dy, out []T) {
 	*t = poolTask[T]{kind: kind, g: g, x: x, dy: dy, yx: out}
-	convParallel(t, wg, g.workers(), g.planes, false)
+	cpu.Parallel(t, wg, g.workers(&e.k), g.planes, false)
 	*t = poolTask[T]{}
 }
 
-func (t *poolTask[T]) run(_, lo, hi int) {
+func (t *poolTask[T]) Run(_, lo, hi int) {
 	g := &t.g
 	inv := 1 / T(g.K*g.K)
 	for pl := lo; pl < hi; pl++ {

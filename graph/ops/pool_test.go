@@ -31,17 +31,24 @@ var poolCases = []poolCase{
 	{3, 2, 7, 5, 3, 3, 0},
 }
 
-// poolWithKnobs runs fn serially and with every kernel split across workers.
-func poolWithKnobs(t *testing.T, fn func(t *testing.T)) {
-	t.Run("serial", fn)
-	old := convMinParallelWork
-	defer func() { convMinParallelWork = old }()
-	convMinParallelWork = 0
-	t.Run("parallel", fn)
+// poolWithKnobs runs fn, in parallel, with the default kernels (serial on
+// these small shapes) and with every kernel split across workers.
+func poolWithKnobs(t *testing.T, fn func(t *testing.T, e *Env)) {
+	par := DefaultKernels()
+	par.MinParallelWork = 0
+	for _, c := range []struct {
+		name string
+		k    Kernels
+	}{{"serial", DefaultKernels()}, {"parallel", par}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, testEnv(t, c.k))
+		})
+	}
 }
 
 func TestPoolGradients(t *testing.T) {
-	poolWithKnobs(t, func(t *testing.T) {
+	poolWithKnobs(t, func(t *testing.T, e *Env) {
 		rng := rand.New(rand.NewPCG(7, 8))
 		for _, pc := range poolCases {
 			for _, kind := range []string{"MaxPool2D", "AvgPool2D"} {
@@ -50,9 +57,9 @@ func TestPoolGradients(t *testing.T) {
 					Inputs: []*tensor.Dense{opcheck.Random(rng, pc.n, pc.c, pc.h, pc.w)},
 					Build: func(_ *gorgonia.ExprGraph, xs []*gorgonia.Node) (*gorgonia.Node, error) {
 						if kind == "MaxPool2D" {
-							return MaxPool2D(xs[0], pc.k, pc.s, pc.p)
+							return usingEnv(e)(MaxPool2D(xs[0], pc.k, pc.s, pc.p))
 						}
-						return AvgPool2D(xs[0], pc.k, pc.s, pc.p)
+						return usingEnv(e)(AvgPool2D(xs[0], pc.k, pc.s, pc.p))
 					},
 				}
 				opcheck.Gradients(t, c)

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 
 	"github.com/chewxy/hm"
@@ -100,7 +101,7 @@ func preluRun[T Float](a preluArgsT[T]) {
 		a.run(0, planes)
 		return
 	}
-	parallelItems(planes, a.inner, a.run)
+	cpu.ParallelItems(planes, a.inner, a.run)
 }
 
 func (a preluArgsT[T]) run(lo, hi int) {
@@ -257,7 +258,7 @@ func preluAlphaGrad[T Float](a preluRedArgs[T]) {
 		a.run(0, a.c)
 		return
 	}
-	parallelItems(a.c, a.n*a.inner, a.run)
+	cpu.ParallelItems(a.c, a.n*a.inner, a.run)
 }
 
 func (a preluRedArgs[T]) run(lo, hi int) {

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 	"math"
 
@@ -19,9 +20,10 @@ type ReLUOp struct {
 	rank int
 	id   uint64
 	outBuf
-	inPlace inPlace
-	k32     reluKernel[float32]
-	k64     reluKernel[float64]
+	withEnv
+	inPlace
+	k32 reluKernel[float32]
+	k64 reluKernel[float64]
 }
 
 // ReLU applies the rectifier to x.
@@ -35,8 +37,8 @@ func IsReLU(n *gorgonia.Node) bool {
 	return ok
 }
 
-func (op *ReLUOp) inPlaceCandidates() []int { return []int{0} }
-func (op *ReLUOp) inPlaceState() *inPlace   { return &op.inPlace }
+// InPlaceCandidates lists the inputs the op can write over (InPlacer).
+func (op *ReLUOp) InPlaceCandidates() []int { return []int{0} }
 
 func (op *ReLUOp) Arity() int { return 1 }
 func (op *ReLUOp) Type() hm.Type {
@@ -64,24 +66,28 @@ func (op *ReLUOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		y = op.out.get(x.Dtype(), x.Shape()...)
 	}
 	if x.Dtype() == tensor.Float32 {
-		op.k32 = reluKernel[float32]{y: y.Float32s(), x: x.Float32s()}
-		parallelRun(&op.k32, len(op.k32.x), 1)
+		op.k32 = reluKernel[float32]{y: y.Float32s(), x: x.Float32s(), simd: op.kern().k.simd()}
+		cpu.ParallelRun(&op.k32, len(op.k32.x), 1)
 		op.k32 = reluKernel[float32]{}
 	} else {
 		op.k64 = reluKernel[float64]{y: y.Float64s(), x: x.Float64s()}
-		parallelRun(&op.k64, len(op.k64.x), 1)
+		cpu.ParallelRun(&op.k64, len(op.k64.x), 1)
 		op.k64 = reluKernel[float64]{}
 	}
 	return y, nil
 }
 
-// reluKernel writes y = x > 0 ? x : 0; y may be x.
-type reluKernel[T Float] struct{ y, x []T }
+// reluKernel writes y = x > 0 ? x : 0; y may be x. simd takes the AVX-512
+// kernel for float32.
+type reluKernel[T Float] struct {
+	y, x []T
+	simd bool
+}
 
-func (k *reluKernel[T]) runRange(lo, hi int) {
+func (k *reluKernel[T]) RunRange(lo, hi int) {
 	switch x := any(k.x).(type) {
 	case []float32:
-		if simdOK() {
+		if k.simd {
 			simdReLU32(any(k.y).([]float32)[lo:hi], x[lo:hi])
 			return
 		}
@@ -121,7 +127,7 @@ func reluMask64(dst, src, sel []float64) {
 
 func (op *ReLUOp) DiffWRT(int) []bool { return []bool{true} }
 func (op *ReLUOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
-	dx, err := gorgonia.ApplyOp(&reluBackwardOp{rank: op.rank, id: nextID()}, output, grad)
+	dx, err := gorgonia.ApplyOp(&reluBackwardOp{rank: op.rank, id: nextID(), withEnv: op.withEnv}, output, grad)
 	if err != nil {
 		return nil, fmt.Errorf("ReLU backward: %w", err)
 	}
@@ -136,13 +142,14 @@ type reluBackwardOp struct {
 	rank int
 	id   uint64
 	outBuf
-	inPlace inPlace
-	k32     reluGradKernel[float32]
-	k64     reluGradKernel[float64]
+	withEnv
+	inPlace
+	k32 reluGradKernel[float32]
+	k64 reluGradKernel[float64]
 }
 
-func (op *reluBackwardOp) inPlaceCandidates() []int { return []int{1} }
-func (op *reluBackwardOp) inPlaceState() *inPlace   { return &op.inPlace }
+// InPlaceCandidates lists the inputs the op can write over (InPlacer).
+func (op *reluBackwardOp) InPlaceCandidates() []int { return []int{1} }
 
 func (op *reluBackwardOp) Arity() int { return 2 }
 func (op *reluBackwardOp) Type() hm.Type {
@@ -171,24 +178,28 @@ func (op *reluBackwardOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		dx = op.out.get(y.Dtype(), y.Shape()...)
 	}
 	if y.Dtype() == tensor.Float32 {
-		op.k32 = reluGradKernel[float32]{dx: dx.Float32s(), y: y.Float32s(), dy: dy.Float32s()}
-		parallelRun(&op.k32, len(op.k32.y), 1)
+		op.k32 = reluGradKernel[float32]{dx: dx.Float32s(), y: y.Float32s(), dy: dy.Float32s(), simd: op.kern().k.simd()}
+		cpu.ParallelRun(&op.k32, len(op.k32.y), 1)
 		op.k32 = reluGradKernel[float32]{}
 	} else {
 		op.k64 = reluGradKernel[float64]{dx: dx.Float64s(), y: y.Float64s(), dy: dy.Float64s()}
-		parallelRun(&op.k64, len(op.k64.y), 1)
+		cpu.ParallelRun(&op.k64, len(op.k64.y), 1)
 		op.k64 = reluGradKernel[float64]{}
 	}
 	return dx, nil
 }
 
-// reluGradKernel writes dx = y > 0 ? dy : 0; dx may be dy.
-type reluGradKernel[T Float] struct{ dx, y, dy []T }
+// reluGradKernel writes dx = y > 0 ? dy : 0; dx may be dy. simd takes the
+// AVX-512 kernel for float32.
+type reluGradKernel[T Float] struct {
+	dx, y, dy []T
+	simd      bool
+}
 
-func (k *reluGradKernel[T]) runRange(lo, hi int) {
+func (k *reluGradKernel[T]) RunRange(lo, hi int) {
 	switch y := any(k.y).(type) {
 	case []float32:
-		if simdOK() {
+		if k.simd {
 			simdReLUGrad32(any(k.dx).([]float32)[lo:hi], y[lo:hi], any(k.dy).([]float32)[lo:hi])
 			return
 		}

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"github.com/eraserelu/eraserelu/graph/ops/cpu"
 	"hash"
 
 	"github.com/chewxy/hm"
@@ -136,10 +137,10 @@ func zpRun[T Float](a *zpArgs[T]) {
 	if a.back {
 		planes, size = a.n*a.c, a.h*a.w
 	}
-	parallelRun(a, planes, size)
+	cpu.ParallelRun(a, planes, size)
 }
 
-func (a *zpArgs[T]) runRange(lo, hi int) {
+func (a *zpArgs[T]) RunRange(lo, hi int) {
 	st := a.stride
 	if !a.back {
 		for p := lo; p < hi; p++ {

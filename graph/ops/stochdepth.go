@@ -148,9 +148,9 @@ type stochDepthBackwardOp struct {
 	outBuf
 }
 
-// ordersOnly: the forward output is an input only to order the op after
+// OrdersOnly: the forward output is an input only to order the op after
 // the forward pass (the mask is private state).
-func (op *stochDepthBackwardOp) ordersOnly(i int) bool { return i == 0 }
+func (op *stochDepthBackwardOp) OrdersOnly(i int) bool { return i == 0 }
 
 func (op *stochDepthBackwardOp) Arity() int { return 2 }
 func (op *stochDepthBackwardOp) Type() hm.Type {

@@ -7,11 +7,17 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
+
+// gorgoniaTurn makes checks take turns: Gorgonia's Grad and tape machines
+// share package-level constant nodes whose hashes they cache without a
+// lock, so checks from parallel tests would race on them.
+var gorgoniaTurn sync.Mutex
 
 // Case describes one op application to check.
 type Case struct {
@@ -133,6 +139,8 @@ func scalar(n *gorgonia.Node) float64 {
 // Gradients checks the symbolic gradients of c against central differences in float64.
 func Gradients(t testing.TB, c Case) {
 	t.Helper()
+	gorgoniaTurn.Lock()
+	defer gorgoniaTurn.Unlock()
 	eps, tol := c.Eps, c.Tol
 	if eps == 0 {
 		eps = 1e-6
@@ -202,6 +210,8 @@ func relErr(a, b float64) float64 {
 // the gradients agree within tol (relative, as in Gradients).
 func Float32Agrees(t testing.TB, c Case, tol float64) {
 	t.Helper()
+	gorgoniaTurn.Lock()
+	defer gorgoniaTurn.Unlock()
 	var wrt []int
 	if c.WRT != nil {
 		wrt = c.WRT

@@ -1,6 +1,6 @@
 //go:build purego
 
-package ops
+package cpu
 
 import (
 	"gonum.org/v1/gonum/blas"

@@ -1,4 +1,4 @@
-package ops
+package cpu
 
 import (
 	"math"
@@ -8,8 +8,9 @@ import (
 )
 
 // TestGEMMSplit checks the pool-split GEMM against one GEMM call for every
-// transpose combination, on sizes large enough to be split.
+// transpose combination, split whatever the size.
 func TestGEMMSplit(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(9, 9))
 	m, n, k := 96, 130, 70
 	rnd := func(size int) []float32 {
@@ -31,10 +32,10 @@ func TestGEMMSplit(t *testing.T) {
 			}
 			want, got := rnd(m*n), make([]float32, m*n)
 			copy(got, want)
-			gemm(ta, tb, m, n, k, 1, a, lda, b, ldb, 0.5, want, n)
-			var task gemmTask[float32]
+			Gemm(ta, tb, m, n, k, 1, a, lda, b, ldb, 0.5, want, n)
+			var task GemmTask[float32]
 			var wg sync.WaitGroup
-			gemmSplit(&task, &wg, ta, tb, m, n, k, 1, a, lda, b, ldb, 0.5, got, n)
+			GemmSplit(&task, &wg, 0, ta, tb, m, n, k, 1, a, lda, b, ldb, 0.5, got, n)
 			for i := range got {
 				if d := math.Abs(float64(got[i] - want[i])); d > 1e-4*(1+math.Abs(float64(want[i]))) {
 					t.Fatalf("transA=%v transB=%v: element %d is %v, want %v", ta, tb, i, got[i], want[i])

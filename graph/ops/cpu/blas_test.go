@@ -1,4 +1,4 @@
-package ops
+package cpu
 
 import (
 	"math"
@@ -46,8 +46,8 @@ func TestGemm(t *testing.T) {
 			for i := range b {
 				b32[i] = float32(b[i])
 			}
-			gemm(ta, tb, m, n, k, 2, a, lda, b, ldb, 0.5, c, n)
-			gemm(ta, tb, m, n, k, 2, a32, lda, b32, ldb, 0.5, c32, n)
+			Gemm(ta, tb, m, n, k, 2, a, lda, b, ldb, 0.5, c, n)
+			Gemm(ta, tb, m, n, k, 2, a32, lda, b32, ldb, 0.5, c32, n)
 			for i := 0; i < m; i++ {
 				for j := 0; j < n; j++ {
 					want := 0.5

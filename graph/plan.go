@@ -1,19 +1,22 @@
-package ops
+package graph
 
 import (
 	"fmt"
 
+	"github.com/eraserelu/eraserelu/graph/ops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
 // This file is the memory plan of a compiled machine: which ops may write
 // their output over an input (in place), and which backward ops share
-// storage because their values are never alive at the same time.
+// storage because their values are never alive at the same time. The ops
+// obey it through a small interface (graph/ops/storage.go: ops.InPlacer,
+// ops.OutputOwner with ops.Slot, ops.OrderOnly).
 //
 // The plan works on the machine's instruction order and on value readers:
 // node b reads node a when a is an input of b, except the inputs an op only
-// takes to be ordered after a node (orderOnly). Two rules keep it safe:
+// takes to be ordered after a node (ops.OrderOnly). Two rules keep it safe:
 //
 //   - In place: an op may overwrite input a when a is the output of an op of
 //     this library, of the same shape and dtype, that nothing else reads. The
@@ -27,59 +30,8 @@ import (
 //     not overlap. A value read by an op outside this library lives to the
 //     end of the run, as such an op may return a view of it.
 //
-// Forward ops are shared by the machines of a graph and of its rewrites
-// (graph.Rewrite reuses ops): their in-place permission is granted only
-// while every plan that saw them agreed, and never again once one did not.
-
-// ownsOutput is implemented by ops whose value is their output buffer (or,
-// in place, the storage of one of their inputs): every op of this library
-// but Pin.
-type ownsOutput interface{ outBuffer() *buffer }
-
-// outBuf is the output buffer of an op, embedded so that op.out and
-// outBuffer both reach it.
-type outBuf struct{ out buffer }
-
-func (o *outBuf) outBuffer() *buffer { return &o.out }
-
-// inPlacer is implemented by element-wise ops that can write over one of
-// their inputs: candidates lists those inputs, preferred first.
-type inPlacer interface {
-	ownsOutput
-	inPlaceCandidates() []int
-	inPlaceState() *inPlace
-}
-
-// orderOnly is implemented by ops that take some inputs only to run after
-// them, never reading their values.
-type orderOnly interface{ ordersOnly(i int) bool }
-
-// inPlace is an op's permission to write its output over one input.
-type inPlace struct {
-	state int8 // 0: never planned, 1: allowed, -1: forbidden for good
-	input int8
-}
-
-// on reports whether the op writes over input i.
-func (p *inPlace) on(i int) bool { return p.state == 1 && int(p.input) == i }
-
-func (p *inPlace) allow(i int) {
-	switch {
-	case p.state == 0:
-		p.state, p.input = 1, int8(i)
-	case p.state == 1 && int(p.input) != i:
-		p.state = -1
-	}
-}
-
-func (p *inPlace) forbid() { p.state = -1 }
-
-// slot is storage shared by the output buffers of several backward ops.
-type slot struct {
-	f32 []float32
-	f64 []float64
-	gen uint64 // bumped whenever the storage is reallocated
-}
+// A graph is compiled once and its rewrites have ops of their own (Rewrite
+// clones them), so no other plan ever directs the same op.
 
 // MemoryPlan is what PlanMemory decided, for reports and tests.
 type MemoryPlan struct {
@@ -99,11 +51,11 @@ func (p *MemoryPlan) String() string {
 		p.InPlace, p.Shared, p.Slots, float64(p.SlotBytes)/(1<<20), float64(p.PrivateBytes)/(1<<20))
 }
 
-// PlanMemory plans the machine whose instructions run the op nodes of order
+// planMemory plans the machine whose instructions run the op nodes of order
 // in that order; backward tells the nodes added by differentiation. It sets
 // the in-place permissions and slots of the ops and returns a summary. Call
 // it once per machine, before the machine first runs.
-func PlanMemory(order gorgonia.Nodes, backward func(*gorgonia.Node) bool) *MemoryPlan {
+func planMemory(order gorgonia.Nodes, backward func(*gorgonia.Node) bool) *MemoryPlan {
 	plan := &MemoryPlan{}
 	idx := make(map[*gorgonia.Node]int, len(order))
 	for i, n := range order {
@@ -116,13 +68,13 @@ func PlanMemory(order gorgonia.Nodes, backward func(*gorgonia.Node) bool) *Memor
 	last := map[*gorgonia.Node]int{}
 	escapes := map[*gorgonia.Node]bool{}
 	for i, n := range order {
-		oo, _ := n.Op().(orderOnly)
-		_, lib := n.Op().(ownsOutput)
-		if _, pin := n.Op().(*PinOp); pin {
+		oo, _ := n.Op().(ops.OrderOnly)
+		_, lib := n.Op().(ops.OutputOwner)
+		if isPinNode(n) {
 			lib = true // a pin copies its input and keeps no reference to it
 		}
-		for j, k := range planChildren(n) {
-			if oo != nil && oo.ordersOnly(j) {
+		for j, k := range Children(n) {
+			if oo != nil && oo.OrdersOnly(j) {
 				continue
 			}
 			readers[k]++
@@ -137,13 +89,13 @@ func PlanMemory(order gorgonia.Nodes, backward func(*gorgonia.Node) bool) *Memor
 	root := map[*gorgonia.Node]*gorgonia.Node{} // node -> the node whose buffer holds its value
 	for _, n := range order {
 		root[n] = n
-		ip, ok := n.Op().(inPlacer)
+		ip, ok := n.Op().(ops.InPlacer)
 		if !ok {
 			continue
 		}
-		kids := planChildren(n)
+		kids := Children(n)
 		chosen := -1
-		for _, j := range ip.inPlaceCandidates() {
+		for _, j := range ip.InPlaceCandidates() {
 			if j >= len(kids) {
 				continue
 			}
@@ -151,7 +103,7 @@ func PlanMemory(order gorgonia.Nodes, backward func(*gorgonia.Node) bool) *Memor
 			if _, ok := idx[k]; !ok || readers[k] != 1 || escapes[k] {
 				continue
 			}
-			if _, ok := k.Op().(ownsOutput); !ok {
+			if _, ok := k.Op().(ops.OutputOwner); !ok {
 				continue
 			}
 			if backward(k) != backward(n) || k.Dtype() != n.Dtype() || !k.Shape().Eq(n.Shape()) {
@@ -160,13 +112,8 @@ func PlanMemory(order gorgonia.Nodes, backward func(*gorgonia.Node) bool) *Memor
 			chosen = j
 			break
 		}
-		st := ip.inPlaceState()
-		if chosen < 0 {
-			st.forbid()
-			continue
-		}
-		st.allow(chosen)
-		if st.on(chosen) {
+		ip.SetInPlace(chosen)
+		if chosen >= 0 {
 			root[n] = root[kids[chosen]]
 			plan.InPlace++
 		}
@@ -198,20 +145,20 @@ func PlanMemory(order gorgonia.Nodes, backward func(*gorgonia.Node) bool) *Memor
 	// Slots for backward roots, greedily: a life takes the smallest free
 	// slot that fits, else the largest free one (grown), else a new one.
 	type planSlot struct {
-		s    *slot
+		o    []ops.OutputOwner // the ops whose outputs live in it
 		size int
 		dt   tensor.Dtype
 		busy int // index of the last read of its current value
 	}
 	var slots []*planSlot
 	for _, l := range roots {
-		o, ok := l.root.Op().(ownsOutput)
+		o, ok := l.root.Op().(ops.OutputOwner)
 		if !ok {
 			continue
 		}
 		bytes := int64(l.size) * int64(l.dt.Size())
 		if !backward(l.root) || l.end == end || (l.dt != tensor.Float32 && l.dt != tensor.Float64) {
-			o.outBuffer().slot = nil
+			o.UseSlot(nil)
 			plan.PrivateBytes += bytes
 			continue
 		}
@@ -231,35 +178,22 @@ func PlanMemory(order gorgonia.Nodes, backward func(*gorgonia.Node) bool) *Memor
 			best = largest
 		}
 		if best == nil {
-			best = &planSlot{s: &slot{}, dt: l.dt}
+			best = &planSlot{dt: l.dt}
 			slots = append(slots, best)
 		}
 		best.size = max(best.size, l.size)
 		best.busy = l.end
-		o.outBuffer().slot = best.s
+		best.o = append(best.o, o)
 		plan.Shared++
 	}
 	plan.Slots = len(slots)
 	for _, s := range slots {
 		plan.SlotBytes += int64(s.size) * int64(s.dt.Size())
-		// allocate now, at the planned size, so that runs never grow them
-		switch s.dt {
-		case tensor.Float32:
-			s.s.f32 = make([]float32, s.size)
-		case tensor.Float64:
-			s.s.f64 = make([]float64, s.size)
+		// allocated now, at the planned size, so that runs never grow it
+		shared := ops.NewSlot(s.dt, s.size)
+		for _, o := range s.o {
+			o.UseSlot(shared)
 		}
-		s.s.gen++
 	}
 	return plan
-}
-
-// planChildren are the inputs of n in order.
-func planChildren(n *gorgonia.Node) []*gorgonia.Node {
-	it := n.Graph().From(n.ID())
-	out := make([]*gorgonia.Node, 0, it.Len())
-	for it.Next() {
-		out = append(out, it.Node().(*gorgonia.Node))
-	}
-	return out
 }
