@@ -251,15 +251,11 @@ func BuildNet(s NetSpec) (*graph.Graph, error) {
 	if err != nil {
 		return nil, err
 	}
-	opt := erase.Options{Proportion: s.Erase, Location: loc}
-	switch s.Replacement {
-	case "", "identity":
-	case "prelu":
-		opt.Replacement = erase.PReLU
-	default:
-		return nil, fmt.Errorf("unknown replacement %q (valid: identity, prelu)", s.Replacement)
+	repl, err := erase.ParseReplacement(s.Replacement)
+	if err != nil {
+		return nil, err
 	}
-	out, _, err := erase.Apply(g, opt)
+	out, _, err := erase.Apply(g, erase.Options{Proportion: s.Erase, Location: loc, Replacement: repl})
 	return out, err
 }
 
