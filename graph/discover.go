@@ -376,18 +376,24 @@ func (d *dataFlow) region(join, fork int) ([]int, bool) {
 }
 
 // preActivation is the normalisation → ReLU that opens a pre-activation
-// block whose shortcut reads the pre-activated input (the fork): the chain
-// back from the fork's ReLU to the previous module's output, a weighted
-// layer or an input, when that chain holds no weighted layer.
+// block whose shortcut reads the pre-activated input: when the fork is a
+// ReLU read only by weighted layers (the shortcut's projection and the
+// branch's first layer), the chain back from it to the previous module's
+// output, an activation, a dropout, a weighted layer or an input.
 func (d *dataFlow) preActivation(fork int) []int {
 	if !IsReLU(d.nodes[fork]) {
 		return nil
+	}
+	for _, r := range d.readers[fork] {
+		if !d.weighted(r) {
+			return nil
+		}
 	}
 	out := []int{fork}
 	for i := fork; ; {
 		k := d.dataChild(i)
 		if k < 0 || d.inputs[k] || d.weighted(k) || d.outputs[d.nodes[k]] != nil || d.claimed[d.nodes[k]] != nil ||
-			len(d.readers[k]) != 1 || d.isJoin(k) {
+			len(d.readers[k]) != 1 || d.isJoin(k) || ops.IsDropout(d.nodes[k]) {
 			return out
 		}
 		if _, act := activationInput(d.nodes[k]); act {

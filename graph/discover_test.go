@@ -9,7 +9,6 @@ import (
 	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
 	"gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
 )
 
 // stripped wraps g's expression graph again with its parameters, inputs
@@ -72,36 +71,40 @@ func TestDiscoverMatchesAnnotations(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := g.Leaves()
-			got, err := graph.DiscoverModules(stripped(t, g))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != len(want) {
-				t.Fatalf("discovered %d modules, annotated %d", len(got), len(want))
-			}
-			for i, m := range got {
-				w := want[i]
-				if m.Output != w.Output || m.Kind != w.Kind {
-					t.Fatalf("module %d: discovered %s (%s) ending at %v, annotated %s (%s) ending at %v", i, m.Name, m.Kind, m.Output, w.Name, w.Kind, w.Output)
-				}
-				if !sameNodes(m.Members, w.Members) {
-					t.Fatalf("module %d (%s): members differ:\n discovered %v\n annotated  %v", i, w.Name, names(m.Members), names(w.Members))
-				}
-				for _, loc := range []erase.Location{erase.Last, erase.First} {
-					a, errA := erase.Locate(m, loc)
-					b, errB := erase.Locate(w, loc)
-					if (errA == nil) != (errB == nil) || !slices.Equal(a, b) {
-						t.Fatalf("module %d (%s) %v ReLU: discovered %v (%v), annotated %v (%v)", i, w.Name, loc, names(a), errA, names(b), errB)
-					}
-				}
-			}
+			sameModules(t, g)
 		})
 	}
 }
 
-func sameNodes(a, b []*gorgonia.Node) bool {
-	return slices.Equal(a, b)
+// sameModules discovers the modules of g with its annotations stripped
+// and fails unless they are g's leaf modules: the same count and order,
+// outputs, kinds, members, and trailing and first ReLUs.
+func sameModules(t *testing.T, g *graph.Graph) {
+	t.Helper()
+	want := g.Leaves()
+	got, err := graph.DiscoverModules(stripped(t, g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("discovered %d modules, annotated %d", len(got), len(want))
+	}
+	for i, m := range got {
+		w := want[i]
+		if m.Output != w.Output || m.Kind != w.Kind {
+			t.Fatalf("module %d: discovered %s (%s) ending at %v, annotated %s (%s) ending at %v", i, m.Name, m.Kind, m.Output, w.Name, w.Kind, w.Output)
+		}
+		if !slices.Equal(m.Members, w.Members) {
+			t.Fatalf("module %d (%s): members differ:\n discovered %v\n annotated  %v", i, w.Name, names(m.Members), names(w.Members))
+		}
+		for _, loc := range []erase.Location{erase.Last, erase.First} {
+			a, errA := erase.Locate(m, loc)
+			b, errB := erase.Locate(w, loc)
+			if (errA == nil) != (errB == nil) || !slices.Equal(a, b) {
+				t.Fatalf("module %d (%s) %v ReLU: discovered %v (%v), annotated %v (%v)", i, w.Name, loc, names(a), errA, names(b), errB)
+			}
+		}
+	}
 }
 
 func names(ns []*gorgonia.Node) []string {
@@ -111,5 +114,3 @@ func names(ns []*gorgonia.Node) []string {
 	}
 	return out
 }
-
-var _ = tensor.Float64
