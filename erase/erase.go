@@ -161,6 +161,8 @@ func (r *Report) Write(w io.Writer) error {
 		}
 		erased := "no"
 		switch {
+		case m.Erased && slices.Equal(r.Nodes[m.Name], m.Trailing):
+			erased = "yes"
 		case m.Erased:
 			erased = "yes: " + strings.Join(r.Nodes[m.Name], ", ")
 		case !m.Candidate:
