@@ -193,13 +193,11 @@ func Select(n int, p float64) []int {
 func ceil(x float64) float64 { return math.Ceil(x - 1e-9) }
 
 // Apply erases ReLUs from g as opt says and returns the rewritten graph,
-// ready to compile. g itself is not modified. The result is canonical
-// (graph.Canonicalize): every remaining rectifier is one ops.ReLU node.
+// ready to compile. g itself is not modified. Modules are chosen, and the
+// report and errors name nodes, in g as the caller built it; the result is
+// canonical (graph.Canonicalize): every remaining rectifier is one ops.ReLU
+// node.
 func Apply(g *graph.Graph, opt Options) (*graph.Graph, *Report, error) {
-	g, err := graph.Canonicalize(g)
-	if err != nil {
-		return nil, nil, fmt.Errorf("erase: %w", err)
-	}
 	chosen, candidates, err := choose(g, opt)
 	if err != nil {
 		return nil, nil, err
@@ -219,6 +217,17 @@ func Apply(g *graph.Graph, opt Options) (*graph.Graph, *Report, error) {
 			rep.Nodes[m.Name] = append(rep.Nodes[m.Name], r.Name())
 		}
 	}
+	canon, canonOf, err := graph.Canonicalize(g)
+	if err != nil {
+		return nil, nil, fmt.Errorf("erase: %w", err)
+	}
+	if canonOf != nil {
+		mapped := make(map[*gorgonia.Node]*graph.Module, len(targets))
+		for r, m := range targets {
+			mapped[canonOf[r]] = m
+		}
+		targets = mapped
+	}
 	for _, m := range g.Leaves() {
 		line := ModuleReport{Name: m.Name, Kind: m.Kind, Erased: picked[m], Candidate: isCandidate(m, opt.Kinds)}
 		if trailing, err := trailingReLUs(m.Output, memberSet(m)); err == nil {
@@ -233,13 +242,20 @@ func Apply(g *graph.Graph, opt Options) (*graph.Graph, *Report, error) {
 		if !ok {
 			return nil, nil
 		}
+		x, _ := graph.ReLUInput(n)
+		for i, k := range graph.Children(n) {
+			if k == x {
+				x = children[i]
+				break
+			}
+		}
 		if opt.Replacement == Identity {
-			return children[0], nil
+			return x, nil
 		}
 		var out *gorgonia.Node
 		err := dst.Within(m.Name, func() error {
 			var err error
-			out, err = layers.PReLU(dst, children[0], layers.Name("erase_prelu"), layers.NoDecay(true))
+			out, err = layers.PReLU(dst, x, layers.Name("erase_prelu"), layers.NoDecay(true))
 			return err
 		})
 		if err != nil {
@@ -247,7 +263,7 @@ func Apply(g *graph.Graph, opt Options) (*graph.Graph, *Report, error) {
 		}
 		return out, nil
 	}
-	out, _, err := graph.Rewrite(g, subst, graph.RewriteOptions{CopyParams: opt.CopyParams})
+	out, _, err := graph.Rewrite(canon, subst, graph.RewriteOptions{CopyParams: opt.CopyParams})
 	if err != nil {
 		return nil, nil, fmt.Errorf("erase: %w", err)
 	}

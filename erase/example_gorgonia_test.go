@@ -85,8 +85,9 @@ func bindRandom(g *graph.Graph, seed uint64) {
 }
 
 // A ResNet written with plain Gorgonia calls, with no annotations: find
-// its modules, erase the trailing ReLU of half of them, read the report,
-// and train the result with the project's executor.
+// its modules, erase the trailing ReLU of half of them, read the report
+// (which names the nodes of the graph as built: a gorgonia.Rectify is its
+// "⊙" node), and train the result with the project's executor.
 func Example_gorgoniaResNet() {
 	g := gorgoniaResNet(8)
 	modules, err := graph.DiscoverModules(g)
@@ -128,11 +129,11 @@ func Example_gorgoniaResNet() {
 	fmt.Println("loss fell:", prog.Loss() < first/2)
 	// Output:
 	// discovered 4 modules
-	// MODULE     KIND      TRAILING RELU  ERASED
-	// residual1  residual  ReLU(%29)      yes
-	// residual2  residual  ReLU(%44)      no
-	// residual3  residual  ReLU(%5f)      yes
-	// residual4  residual  ReLU(%7a)      no
+	// MODULE     KIND      TRAILING RELU      ERASED
+	// residual1  residual  ⊙ false(%2b, %2c)  yes
+	// residual2  residual  ⊙ false(%48, %49)  no
+	// residual3  residual  ⊙ false(%65, %66)  yes
+	// residual4  residual  ⊙ false(%82, %83)  no
 	//
 	// 2 of 4 candidate modules erased; ReLUs 9 -> 7; params 38380 -> 38380
 	// loss fell: true

@@ -141,10 +141,11 @@ func Describe(n *gorgonia.Node) string {
 // ops.ReLU node, so that every pass (the erase pass, the ReLU counts, the
 // inference fusion, the CUDA lowering) sees one ReLU op per rectifier. The
 // modules carry over: a module whose output was the pattern's last node
-// ends in the ReLU. A graph without such patterns is returned as is; else
-// the result is a Rewrite sharing g's parameters and ops, and g is not
-// modified. erase.Apply canonicalises before it erases.
-func Canonicalize(g *Graph) (*Graph, error) {
+// ends in the ReLU. A graph without such patterns is returned as is, with
+// a nil Mapping; else the result is a Rewrite sharing g's parameters and
+// ops, with the mapping from g's nodes (a pattern's two nodes map to its
+// ReLU), and g is not modified. erase.Apply canonicalises before it erases.
+func Canonicalize(g *Graph) (*Graph, Mapping, error) {
 	keep := g.forwardSet()
 	readers := map[*gorgonia.Node]int{}
 	rectifier := map[*gorgonia.Node]*gorgonia.Node{} // comparison node -> its pattern's last node
@@ -160,7 +161,14 @@ func Canonicalize(g *Graph) (*Graph, error) {
 		}
 	}
 	if len(rectifier) == 0 {
-		return g, nil
+		return g, nil, nil
+	}
+	// A named output or a module's output is read from outside.
+	for _, n := range g.outputs {
+		readers[n]++
+	}
+	for _, m := range g.modules {
+		readers[m.Output]++
 	}
 	// A comparison read by anything but its rectifier stays; the pattern's
 	// last node still becomes a ReLU.
@@ -189,9 +197,9 @@ func Canonicalize(g *Graph) (*Graph, error) {
 		}
 		return nil, nil
 	}
-	out, _, err := Rewrite(g, subst, RewriteOptions{})
+	out, m, err := Rewrite(g, subst, RewriteOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("canonicalize: %w", err)
+		return nil, nil, fmt.Errorf("canonicalize: %w", err)
 	}
-	return out, nil
+	return out, m, nil
 }
