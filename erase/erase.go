@@ -139,15 +139,15 @@ type Report struct {
 
 // ModuleReport is one module's line of the report.
 type ModuleReport struct {
-	Name string
-	Kind graph.Kind
+	Name string     `json:"name"`
+	Kind graph.Kind `json:"kind"`
 	// Trailing names the module's trailing ReLU nodes, empty when it has
 	// none (a pre-activation block ends in its addition).
-	Trailing []string
+	Trailing []string `json:"trailing_relus"`
 	// Candidate says whether the module's kind made it a candidate.
-	Candidate bool
+	Candidate bool `json:"candidate"`
 	// Erased says whether the pass chose the module.
-	Erased bool
+	Erased bool `json:"erased"`
 }
 
 // Write prints the report as a table, one module a line, then the totals.
