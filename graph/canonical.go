@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/eraserelu/eraserelu/graph/ops"
@@ -146,6 +147,10 @@ func Describe(n *gorgonia.Node) string {
 // ops, with the mapping from g's nodes (a pattern's two nodes map to its
 // ReLU), and g is not modified. erase.Apply canonicalises before it erases.
 func Canonicalize(g *Graph) (*Graph, Mapping, error) {
+	// Most graphs have no Rectify: find that out by op strings alone.
+	if !slices.ContainsFunc(g.expr.AllNodes(), func(n *gorgonia.Node) bool { _, _, ok := rectifyPattern(n); return ok }) {
+		return g, nil, nil
+	}
 	keep := g.forwardSet()
 	readers := map[*gorgonia.Node]int{}
 	rectifier := map[*gorgonia.Node]*gorgonia.Node{} // comparison node -> its pattern's last node

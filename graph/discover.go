@@ -75,11 +75,12 @@ const root = -1
 type dataFlow struct {
 	nodes   []*gorgonia.Node // forward nodes in graph (topological) order
 	index   map[*gorgonia.Node]int
-	readers [][]int // effective readers (see top) of each node
-	data    []bool  // carries data: depends on an input and is not a scalar
-	derived []bool  // computed from parameters alone (parameters included)
-	idom    []int   // immediate dominator over data edges, or root
-	inputs  []bool  // a data input
+	kids    [][]*gorgonia.Node // Children of each node, read once
+	readers [][]int            // effective readers (see top) of each node
+	data    []bool             // carries data: depends on an input and is not a scalar
+	derived []bool             // computed from parameters alone (parameters included)
+	idom    []int              // immediate dominator over data edges, or root
+	inputs  []bool             // a data input
 	// top maps each inner node of an activation pattern (gorgonia.Rectify's
 	// comparison, gorgonia.LeakyRelu's halves) to the pattern's last node;
 	// readers go to that node, so a pattern reads as one op.
@@ -91,12 +92,13 @@ type dataFlow struct {
 
 func newDataFlow(g *Graph) *dataFlow {
 	keep := g.forwardSet()
-	d := &dataFlow{index: map[*gorgonia.Node]int{}, top: map[*gorgonia.Node]*gorgonia.Node{},
+	d := &dataFlow{index: make(map[*gorgonia.Node]int, len(keep)), top: map[*gorgonia.Node]*gorgonia.Node{},
 		inner: map[*gorgonia.Node][]*gorgonia.Node{}, claimed: map[*gorgonia.Node]*Module{}, outputs: map[*gorgonia.Node]*Module{}}
 	for _, n := range g.expr.AllNodes() {
 		if keep[n] {
 			d.index[n] = len(d.nodes)
 			d.nodes = append(d.nodes, n)
+			d.kids = append(d.kids, Children(n))
 		}
 	}
 	params := map[*gorgonia.Node]bool{}
@@ -136,7 +138,7 @@ func newDataFlow(g *Graph) *dataFlow {
 		}
 		dom := root - 1 // none yet
 		derived := false
-		for _, k := range Children(n) {
+		for _, k := range d.kids[i] {
 			j := d.index[k]
 			derived = derived || d.derived[j]
 			if !d.data[j] {
@@ -149,17 +151,17 @@ func newDataFlow(g *Graph) *dataFlow {
 			}
 		}
 		d.data[i] = dom != root-1 && !n.IsScalar()
-		d.derived[i] = derived && dom == root-1 && !d.dependsOnInput(n)
+		d.derived[i] = derived && dom == root-1 && !d.dependsOnInput(i)
 		if d.data[i] {
 			d.idom[i] = dom
 		}
 	}
-	for _, n := range d.nodes {
+	for i, n := range d.nodes {
 		r := n
 		if t, ok := d.top[n]; ok {
 			r = t
 		}
-		for _, k := range Children(n) {
+		for _, k := range d.kids[i] {
 			j := d.index[k]
 			if r == k || d.top[k] == r {
 				continue // inside one pattern
@@ -174,8 +176,8 @@ func newDataFlow(g *Graph) *dataFlow {
 
 // dependsOnInput reports whether a node with no data child still depends
 // on an input through a scalar (a size, a mean).
-func (d *dataFlow) dependsOnInput(n *gorgonia.Node) bool {
-	for _, k := range Children(n) {
+func (d *dataFlow) dependsOnInput(i int) bool {
+	for _, k := range d.kids[i] {
 		j := d.index[k]
 		if d.data[j] || (!d.derived[j] && !k.IsVar() && !isConstant(k)) {
 			return true
@@ -252,7 +254,7 @@ func (d *dataFlow) weighted(i int) bool {
 	if !d.data[i] || n.IsVar() || elementwise(n) {
 		return false
 	}
-	for _, k := range Children(n) {
+	for _, k := range d.kids[i] {
 		if d.derived[d.index[k]] && k.Dims() >= 2 {
 			return true
 		}
@@ -270,7 +272,7 @@ func (d *dataFlow) isJoin(i int) bool {
 		return false
 	}
 	inputs := 0
-	for _, k := range Children(n) {
+	for _, k := range d.kids[i] {
 		if d.data[d.index[k]] {
 			inputs++
 		}
@@ -359,7 +361,7 @@ func (d *dataFlow) region(join, fork int) ([]int, bool) {
 		if d.nodes[i].IsScalar() && !d.derived[i] {
 			continue
 		}
-		for _, k := range Children(d.nodes[i]) {
+		for _, k := range d.kids[i] {
 			j := d.index[k]
 			if j == fork || seen[j] || k.IsVar() || isConstant(k) {
 				continue
@@ -410,7 +412,7 @@ func (d *dataFlow) dataChild(i int) int {
 		return d.index[x]
 	}
 	found := -1
-	for _, k := range Children(d.nodes[i]) {
+	for _, k := range d.kids[i] {
 		if j := d.index[k]; d.data[j] {
 			if found >= 0 && found != j {
 				return -1
@@ -483,7 +485,7 @@ func (d *dataFlow) parameterSide(i int) []int {
 	for len(stack) > 0 {
 		j := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		for _, k := range Children(d.nodes[j]) {
+		for _, k := range d.kids[j] {
 			kj := d.index[k]
 			if d.data[kj] || k.IsVar() || isConstant(k) || slices.Contains(out, kj) {
 				continue
