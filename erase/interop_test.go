@@ -206,3 +206,4 @@ func TestUnsupportedActivationNamed(t *testing.T) {
 		}
 	}
 }
+
