@@ -206,4 +206,3 @@ func TestUnsupportedActivationNamed(t *testing.T) {
 		}
 	}
 }
-
