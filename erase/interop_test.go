@@ -8,6 +8,7 @@ import (
 
 	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
+	"github.com/eraserelu/eraserelu/graph/ops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -204,5 +205,41 @@ func TestUnsupportedActivationNamed(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "residual1") || !strings.Contains(err.Error(), fmt.Sprintf("%s node %q", c.name, h.Name())) {
 			t.Fatalf("%s: error %v, want it to name module residual1 and the %s node", c.name, err, c.name)
 		}
+	}
+}
+
+// TestRectifyErasedWhole: erasing a gorgonia.Rectify leaves nothing of its
+// pattern, and a PReLU can take its place.
+func TestRectifyErasedWhole(t *testing.T) {
+	for _, repl := range []erase.Replacement{erase.Identity, erase.PReLU} {
+		g := fourLayers(t, false)
+		_, err := graph.DiscoverModules(g)
+		must(t, err)
+		h, rep, err := erase.Apply(g, erase.Options{Proportion: 1, Replacement: repl})
+		must(t, err)
+		prelus := 0
+		for _, n := range h.Expr().AllNodes() {
+			if n.Op() == nil {
+				continue
+			}
+			if n.Op().String() == ">= true" || graph.IsReLU(n) {
+				t.Fatalf("%v: node %v of a Rectify is left", repl, n)
+			}
+			if ops.IsPReLU(n) {
+				prelus++
+			}
+		}
+		want := 0
+		if repl == erase.PReLU {
+			want = 4
+		}
+		if prelus != want || rep.ReLUsAfter != 0 || rep.ParamsAfter != rep.ParamsBefore+8*want {
+			t.Fatalf("%v: %d PReLUs, ReLUs %d -> %d, params %d -> %d; want %d PReLUs of 8 slopes", repl, prelus,
+				rep.ReLUsBefore, rep.ReLUsAfter, rep.ParamsBefore, rep.ParamsAfter, want)
+		}
+		p, err := graph.Compile(h, "loss")
+		must(t, err)
+		must(t, p.Train())
+		p.Close()
 	}
 }
