@@ -8,7 +8,10 @@ import (
 	"github.com/eraserelu/eraserelu/arch"
 	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
+	"github.com/eraserelu/eraserelu/graph/ops"
+	"github.com/eraserelu/eraserelu/layers"
 	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
 )
 
 // stripped wraps g's expression graph again with its parameters, inputs
@@ -77,15 +80,16 @@ func TestDiscoverMatchesAnnotations(t *testing.T) {
 }
 
 // sameModules discovers the modules of g with its annotations stripped
-// and fails unless they are g's leaf modules: the same count and order,
+// and fails unless the leaves found are g's leaf modules: the same count and order,
 // outputs, kinds, members, and trailing and first ReLUs.
 func sameModules(t *testing.T, g *graph.Graph) {
 	t.Helper()
 	want := g.Leaves()
-	got, err := graph.DiscoverModules(stripped(t, g))
-	if err != nil {
+	s := stripped(t, g)
+	if _, err := graph.DiscoverModules(s); err != nil {
 		t.Fatal(err)
 	}
+	got := s.Leaves()
 	if len(got) != len(want) {
 		t.Fatalf("discovered %d modules, annotated %d", len(got), len(want))
 	}
@@ -113,4 +117,40 @@ func names(ns []*gorgonia.Node) []string {
 		out = append(out, fmt.Sprintf("%d:%v", n.ID(), n.Op()))
 	}
 	return out
+}
+
+// TestDiscoverNestedResidual: a residual block inside another's branch is
+// found as the outer one's child, and the leaves are the inner blocks.
+func TestDiscoverNestedResidual(t *testing.T) {
+	g := graph.New(tensor.Float64, 1)
+	h := g.NewInput("x", tensor.Float64, 2, 6)
+	y := g.NewInput("y", tensor.Int, 2)
+	var inner []*gorgonia.Node
+	outer, err := g.Build("outer", graph.Residual, func() (*gorgonia.Node, error) {
+		r := h
+		for i := 0; i < 2; i++ {
+			in := r
+			r = gorgonia.Must(g.Build(fmt.Sprintf("inner%d", i), graph.Residual, func() (*gorgonia.Node, error) {
+				return ops.ReLU(gorgonia.Must(ops.Add(in, gorgonia.Must(layers.Dense(g, in, 6)))))
+			}))
+			inner = append(inner, r)
+		}
+		return ops.ReLU(gorgonia.Must(ops.Add(h, gorgonia.Must(layers.Dense(g, r, 6)))))
+	})
+	must(t, err)
+	loss, _, err := ops.SoftmaxCrossEntropy(gorgonia.Must(layers.Dense(g, outer, 3)), y)
+	must(t, err)
+	g.SetOutput("loss", loss)
+	s := stripped(t, g)
+	found, err := graph.DiscoverModules(s)
+	must(t, err)
+	if len(found) != 3 || found[2].Output != outer {
+		t.Fatalf("discovered %d modules, want the two inner blocks and the outer one last", len(found))
+	}
+	leaves := s.Leaves()
+	if len(leaves) != 2 || leaves[0].Output != inner[0] || leaves[1].Output != inner[1] ||
+		leaves[0].Parent != found[2] || leaves[1].Parent != found[2] {
+		t.Fatalf("leaves %v, want the inner blocks, children of the outer one", leaves)
+	}
+	sameModules(t, g)
 }
