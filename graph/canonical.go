@@ -35,6 +35,16 @@ func opString(n *gorgonia.Node) string {
 	return n.Op().String()
 }
 
+// binaryString is the String of a Gorgonia binary op (gorgonia.BinaryOp:
+// element-wise and matrix products), "" for any other node: most ops print
+// their parameters, so the type is checked first.
+func binaryString(n *gorgonia.Node) string {
+	if _, ok := n.Op().(gorgonia.BinaryOp); !ok {
+		return ""
+	}
+	return n.Op().String()
+}
+
 // IsReLU reports whether n is a rectifier: the library's ops.ReLU, or the
 // last node of gorgonia.Rectify's pattern.
 func IsReLU(n *gorgonia.Node) bool {
@@ -56,7 +66,7 @@ func ReLUInput(n *gorgonia.Node) (*gorgonia.Node, bool) {
 // rectifyPattern matches n = x ⊙ (x >= 0) (either operand order) and
 // returns x and the comparison node.
 func rectifyPattern(n *gorgonia.Node) (x, cmp *gorgonia.Node, ok bool) {
-	if opString(n) != gorgoniaMul {
+	if binaryString(n) != gorgoniaMul {
 		return nil, nil, false
 	}
 	kids := Children(n)
@@ -74,7 +84,7 @@ func rectifyPattern(n *gorgonia.Node) (x, cmp *gorgonia.Node, ok bool) {
 // compareWithZero matches n = v <op> 0 for a comparison op string such as
 // ">= true", with 0 a scalar constant, and returns v.
 func compareWithZero(n *gorgonia.Node, op string) (*gorgonia.Node, bool) {
-	if opString(n) != op {
+	if binaryString(n) != op {
 		return nil, false
 	}
 	kids := Children(n)
@@ -98,6 +108,9 @@ func Activation(n *gorgonia.Node) string {
 		return "gorgonia.LeakyRelu"
 	}
 	// Gorgonia's element-wise unary ops print their function's name.
+	if n.Op() == nil || n.Op().Arity() != 1 {
+		return ""
+	}
 	switch s := opString(n); s {
 	case "sigmoid", "tanh", "softplus", "exp", "log1p", "expm1":
 		return "gorgonia." + strings.ToUpper(s[:1]) + s[1:]
@@ -109,7 +122,7 @@ func Activation(n *gorgonia.Node) string {
 // (x ⊙ (x >= 0)) + ((x ⊙ (x < 0)) ⊙ alpha), with the rectified half
 // possibly already a ReLU op (after Canonicalize).
 func isLeakyReLU(n *gorgonia.Node) bool {
-	if opString(n) != gorgoniaAdd {
+	if binaryString(n) != gorgoniaAdd {
 		return false
 	}
 	kids := Children(n)
@@ -117,11 +130,11 @@ func isLeakyReLU(n *gorgonia.Node) bool {
 		return false
 	}
 	x, ok := ReLUInput(kids[0])
-	if !ok || opString(kids[1]) != gorgoniaMul {
+	if !ok || binaryString(kids[1]) != gorgoniaMul {
 		return false
 	}
 	neg := Children(kids[1])[0]
-	if opString(neg) != gorgoniaMul {
+	if binaryString(neg) != gorgoniaMul {
 		return false
 	}
 	nk := Children(neg)

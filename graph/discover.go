@@ -241,10 +241,7 @@ func elementwise(n *gorgonia.Node) bool {
 	if ops.IsAdd(n) {
 		return true
 	}
-	if _, ok := n.Op().(gorgonia.BinaryOp); !ok {
-		return false
-	}
-	s := opString(n)
+	s := binaryString(n)
 	return strings.HasSuffix(s, " false") || strings.HasSuffix(s, " true")
 }
 
@@ -262,13 +259,11 @@ func (d *dataFlow) weighted(i int) bool {
 	return false
 }
 
+// isJoin reports whether node i adds or concatenates two or more data
+// values that share a dominator other than the root.
 func (d *dataFlow) isJoin(i int) bool {
 	n := d.nodes[i]
-	if !d.data[i] || d.idom[i] == root || Activation(n) != "" {
-		return false
-	}
-	s := opString(n)
-	if !ops.IsAdd(n) && s != gorgoniaAdd && !ops.IsConcat(n) && !strings.HasPrefix(s, "Concat(") {
+	if !d.data[i] || d.idom[i] == root {
 		return false
 	}
 	inputs := 0
@@ -277,7 +272,13 @@ func (d *dataFlow) isJoin(i int) bool {
 			inputs++
 		}
 	}
-	return inputs >= 2
+	if inputs < 2 || ops.IsAdd(n) || ops.IsConcat(n) {
+		return inputs >= 2
+	}
+	if binaryString(n) == gorgoniaAdd {
+		return !isLeakyReLU(n)
+	}
+	return strings.HasPrefix(opString(n), "Concat(") // gorgonia.Concat
 }
 
 // single is the only effective reader of node i, or -1.
@@ -326,7 +327,7 @@ func (d *dataFlow) joinModules() []*Module {
 			continue
 		}
 		kind := Residual
-		if !ops.IsAdd(d.nodes[j]) && opString(d.nodes[j]) != gorgoniaAdd {
+		if !ops.IsAdd(d.nodes[j]) && binaryString(d.nodes[j]) != gorgoniaAdd {
 			kind = Inception
 		}
 		out, tail, activated := d.trailing(j)
