@@ -29,8 +29,9 @@ import (
 //     module holds every node from the input (excluded) to the addition and
 //     the addition's trailing activation, when that is its only reader,
 //     with a dropout after it; a block with no trailing activation
-//     (pre-activation) also holds the normalisation and ReLU that open it,
-//     when its input is that ReLU.
+//     (pre-activation) also holds the normalisation and ReLU that open it
+//     when its input is that ReLU and only weighted layers read it (its
+//     projection shortcut and its first layer).
 //   - An inception (concatenation) module is the same with a
 //     concatenation of parallel branches in place of the addition.
 //   - A plain unit is a chain weighted layer → [normalisation, pooling,
