@@ -58,11 +58,10 @@ func NewBackend(open func(*Step) (Executor, error)) train.BackendFactory {
 		if !ok {
 			return nil, fmt.Errorf("cuda: the graph has no output \"loss\"")
 		}
-		if _, ok := ln.Op().(*ops.CrossEntropyOp); !ok {
-			return nil, fmt.Errorf("cuda: the device path needs the softmax cross-entropy loss (ops.CrossEntropyOp), this graph's loss is %v", ln.Op())
+		if ops.Describe(ln.Op()).Kind != ops.KindCrossEntropy {
+			return nil, fmt.Errorf("cuda: the device path needs the softmax cross-entropy loss (ops.SoftmaxCrossEntropy), this graph's loss is %v", ln.Op())
 		}
-		o := cfg.SGDOptions()
-		s, err := Lower(prog, SGDConfig{Momentum: o.Momentum, Dampening: o.Dampening, WeightDecay: o.WeightDecay, Nesterov: o.Nesterov})
+		s, err := Lower(prog, cfg.SGDOptions())
 		if err != nil {
 			return nil, err
 		}

@@ -317,7 +317,7 @@ func TestBackendRefusals(t *testing.T) {
 		name string
 		g    *graph.Graph
 		want string
-	}{{"float64", f64, "only float32"}, {"tanh", tanh, "no lowering for op type"}} {
+	}{{"float64", f64, "only float32"}, {"tanh", tanh, "no lowering for op tanh"}} {
 		p, err := graph.Compile(tc.g, "loss")
 		if err != nil {
 			t.Fatal(err)

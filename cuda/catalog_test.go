@@ -1,95 +1,46 @@
 package cuda
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"os"
-	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/eraserelu/eraserelu/graph/ops"
 )
 
-// opTypes lists the types of graph/ops with a Do method: every op of the library.
-func opTypes(t *testing.T) []string {
-	t.Helper()
-	fset := token.NewFileSet()
-	files, err := filepath.Glob("../graph/ops/*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		af, err := parser.ParseFile(fset, f, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range af.Decls {
-			fd, ok := d.(*ast.FuncDecl)
-			if !ok || fd.Recv == nil || fd.Name.Name != "Do" {
-				continue
-			}
-			typ := fd.Recv.List[0].Type
-			if st, ok := typ.(*ast.StarExpr); ok {
-				typ = st.X
-			}
-			if id, ok := typ.(*ast.Ident); ok {
-				seen[id.Name] = true
-			}
-		}
-	}
-	var out []string
-	for k := range seen {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// TestEveryOpHasALowering fails when graph/ops gains an op that has neither
-// device kernels (lowerers) nor an entry in pending saying why not.
+// TestEveryOpHasALowering fails when graph/ops gains a kind of op that has
+// neither device kernels (lowerings) nor an entry in pending saying why not.
+// (graph/ops's TestEveryOpDescribesItself checks every op has a kind.)
 func TestEveryOpHasALowering(t *testing.T) {
-	types := opTypes(t)
-	if len(types) < 30 {
-		t.Fatalf("found only %d op types in graph/ops: %v", len(types), types)
+	kinds := ops.Kinds()
+	if len(kinds) < 30 {
+		t.Fatalf("found only %d kinds of op in graph/ops: %v", len(kinds), kinds)
 	}
-	for _, name := range types {
-		if name == "PinOp" {
+	for _, k := range kinds {
+		if k == ops.KindPin {
 			continue // pins alias their input's buffer
 		}
-		_, low := lowerers[name]
-		_, pend := pending[name]
+		_, low := lowerings[k]
+		_, pend := pending[k]
 		switch {
 		case !low && !pend:
-			t.Errorf("op %s of graph/ops has no device lowering (add it to lowerers in cuda/lower.go, or to pending with the reason)", name)
+			t.Errorf("op kind %v of graph/ops has no device lowering (add it to lowerings in cuda/lower.go, or to pending with the reason)", k)
 		case low && pend:
-			t.Errorf("op %s is both lowered and pending", name)
+			t.Errorf("op kind %v is both lowered and pending", k)
 		}
 	}
-	for name := range lowerers {
-		if !contains(types, name) {
-			t.Errorf("lowerers names %s, which graph/ops no longer has", name)
+	for k := range lowerings {
+		if !slices.Contains(kinds, k) || k == ops.KindPin {
+			t.Errorf("lowerings names %v, which graph/ops does not lower", k)
 		}
 	}
-	for name := range pending {
-		if !contains(types, name) {
-			t.Errorf("pending names %s, which graph/ops no longer has", name)
+	for k := range pending {
+		if !slices.Contains(kinds, k) {
+			t.Errorf("pending names %v, which graph/ops no longer has", k)
 		}
 	}
-}
-
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 // TestCatalogMatchesSource checks every kernel of kernels/ops.cu against
@@ -159,5 +110,35 @@ func TestPTXIsCurrent(t *testing.T) {
 		if !strings.Contains(string(ptx), ".entry "+name+"(") {
 			t.Errorf("ops.ptx has no entry %s: run go generate ./cuda/kernels", name)
 		}
+	}
+}
+
+// TestKernelArgsRoundTrip: every kernel of the catalog has reference
+// semantics, and an argument struct's encoding decodes to itself (one
+// params list serves both ways).
+func TestKernelArgsRoundTrip(t *testing.T) {
+	for name, k := range Kernels {
+		if k.ref == nil || k.Launch == nil {
+			t.Errorf("kernel %s has no reference semantics or launch rule", name)
+		}
+	}
+	a := Im2colArgs{N: 1, C: 2, H: 3, W: 4, KH: 5, KW: 6, SH: 7, SW: 8, PH: 9, PW: 10, OH: 11, OW: 12}
+	in := im2col.instr(a, []int{0, 1}, []int{1})
+	if in.Kernel != "im2col" || len(in.Ints) != Kernels["im2col"].Ints || in.Ints[0] != 1 || in.Ints[11] != 12 {
+		t.Fatalf("im2col encodes as %v", in)
+	}
+	if got, err := decodeArgs[Im2colArgs](in.Ints, in.Floats); err != nil || got != a {
+		t.Errorf("im2col decodes to %+v, %v; want %+v", got, err, a)
+	}
+	d := DropoutArgs{N: 5, SeedLo: 6, SeedHi: 7, Slot: 8, Threshold: 9, Scale: 1.25}
+	in = dropoutApply.instr(d, []int{0, 1, 2}, []int{2})
+	if got, err := decodeArgs[DropoutArgs](in.Ints, in.Floats); err != nil || got != d {
+		t.Errorf("dropout_apply decodes to %+v, %v; want %+v", got, err, d)
+	}
+	if _, err := decodeArgs[DropoutArgs](in.Ints[1:], in.Floats); err == nil {
+		t.Error("decoding accepted too few ints")
+	}
+	if err := NewRef(&Step{}).exec(Instr{Kernel: "relu_fwd", Ints: []int{1, 2}, Bufs: []int{0, 1}}); err == nil {
+		t.Error("the interpreter ran a kernel with the wrong argument count")
 	}
 }

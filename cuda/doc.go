@@ -6,14 +6,17 @@
 //
 //   - Lower turns a compiled *graph.Program (forward, loss, backward, the tape's
 //     node order) into a Step: a flat list of kernel launches (Instr) over
-//     buffers (Buf), plus the SGD update. Every op type of graph/ops maps to
-//     kernels here (lowerers); TestEveryOpHasALowering fails when an op has none.
+//     buffers (Buf), plus the SGD update. Every op kind of graph/ops
+//     (ops.Describe) maps to kernels here (lowerings); TestEveryOpHasALowering
+//     fails when a kind has none. Each op family's file (conv.go,
+//     batchnorm.go, ...) holds its kernels' typed arguments, catalog entries
+//     with their reference semantics, and its lowering.
 //   - Plan assigns every buffer an offset in one device arena, once: persistent
 //     state (parameters, gradients, velocities, running statistics, the input
 //     batch) in a fixed region, activations and scratch packed by liveness.
 //   - The kernel catalog (Kernels) gives each CUDA kernel of kernels/ops.cu its
-//     parameter list and launch configuration; a test checks it against the
-//     .cu source.
+//     parameter list (from its argument struct, args.go), launch configuration
+//     and reference semantics; a test checks it against the .cu source.
 //   - LowerInference turns the inference pass (batch norm on its running
 //     statistics, no backward, no optimizer) into a Step over the training
 //     step's parameters and statistics, planned into the same arena.

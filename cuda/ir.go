@@ -4,6 +4,8 @@ import (
 	endian "encoding/binary"
 	"fmt"
 	"math"
+
+	"github.com/eraserelu/eraserelu/train"
 )
 
 // BufKind says where a buffer lives and how long.
@@ -109,7 +111,7 @@ type Step struct {
 	ArenaBytes int64
 	// Batch and Classes of the graph.
 	Batch, Classes int
-	SGD            SGDConfig
+	SGD            train.SGDOptions
 	// NoShare gives every transient buffer its own memory (for debugging
 	// the planner: a result that changes with it is a liveness bug).
 	NoShare bool
@@ -129,12 +131,6 @@ type Step struct {
 	// metrics) to the Base buffer it is: Plan gives it the same offset.
 	Base   *Step
 	Shared map[int]int
-}
-
-// SGDConfig is the optimizer the step applies (PyTorch's SGD; see train.SGD).
-type SGDConfig struct {
-	Momentum, Dampening, WeightDecay float64
-	Nesterov                         bool
 }
 
 // StepMetrics are the loss and counts of one step (the Metrics buffer).

@@ -34,86 +34,20 @@ func perItem(n int) Dim {
 func perBlock(n int) Dim { return Dim{Grid: max(1, n), Block: BlockSize} }
 
 // Kernel is one entry of the catalog: a kernel of kernels/ops.cu with its
-// parameter counts (ints, then floats, then buffers) and launch rule.
+// parameter counts (ints, then floats, then buffers), launch rule and
+// reference semantics. Each op family's file defines its kernels
+// (defKernel) beside its lowering.
 type Kernel struct {
 	Name                  string
 	Ints, Floats, Buffers int
 	// Launch computes the configuration from the int arguments.
 	Launch func(ints []int) Dim
-}
-
-func prod(ints []int, idx ...int) int {
-	p := 1
-	for _, i := range idx {
-		p *= ints[i]
-	}
-	return p
+	ref    func(r *Ref, in Instr, b [][]float32) error
 }
 
 // Kernels is the catalog, keyed by name. "gemm" is not a kernel of ops.cu
 // but a cuBLAS call (see GemmArgs).
 var Kernels = map[string]Kernel{}
-
-func reg(name string, ints, floats, bufs int, launch func([]int) Dim) {
-	Kernels[name] = Kernel{Name: name, Ints: ints, Floats: floats, Buffers: bufs, Launch: launch}
-}
-
-func init() {
-	gs := func(idx ...int) func([]int) Dim { return func(v []int) Dim { return gridStride(prod(v, idx...)) } }
-	pi := func(idx ...int) func([]int) Dim { return func(v []int) Dim { return perItem(prod(v, idx...)) } }
-	pb := func(i int) func([]int) Dim { return func(v []int) Dim { return perBlock(v[i]) } }
-	one := func([]int) Dim { return Dim{Grid: 1, Block: 1} }
-
-	reg("fill", 1, 1, 1, gs(0))
-	reg("copy2d", 6, 0, 2, gs(0, 1))
-	reg("add", 1, 0, 3, gs(0))
-	reg("add_relu", 1, 0, 3, gs(0))
-	reg("relu_fwd", 1, 0, 2, gs(0))
-	reg("relu_bwd", 1, 0, 3, gs(0))
-	reg("prelu_fwd", 3, 0, 3, gs(0, 1, 2))
-	reg("prelu_dx", 3, 0, 4, gs(0, 1, 2))
-	reg("prelu_dalpha", 3, 0, 3, pb(1))
-	reg("bias_nchw", 3, 0, 2, gs(0, 1, 2))
-	reg("bias_rows", 2, 0, 2, gs(0, 1))
-	reg("sum_rows", 2, 0, 2, pi(1))
-	reg("channel_sum", 3, 0, 2, pb(1))
-	// parts: one block per (channel, chunk of images); ints n c inner chunk
-	parts := func(v []int) Dim { return perBlock(v[1] * ChannelParts(v[0], v[3])) }
-	reg("bn_stats_part", 4, 0, 2, parts)
-	reg("bn_stats_final", 4, 2, 5, pi(1))
-	reg("bn_infer", 1, 1, 3, pi(0))
-	reg("bn_apply", 3, 0, 5, gs(0, 1, 2))
-	reg("bn_apply_relu", 3, 0, 5, gs(0, 1, 2))
-	reg("bn_param_part", 4, 0, 4, parts)
-	reg("bn_param_final", 2, 0, 3, pi(0))
-	reg("bn_input_grad", 4, 0, 6, gs(0, 1, 2))
-	// im2col ints: nimg c h w kh kw sh sw ph pw oh ow
-	reg("im2col", 12, 0, 2, gs(0, 1, 10, 11))
-	reg("col2im", 12, 0, 2, gs(0, 1, 2, 3))
-	// zeropad ints: n c outc lo h w ho wo s
-	reg("zeropad_fwd", 9, 0, 2, gs(0, 2, 6, 7))
-	reg("zeropad_bwd", 9, 0, 2, gs(0, 1, 4, 5))
-	reg("gap_fwd", 2, 0, 2, pi(0))
-	reg("gap_bwd", 2, 0, 2, gs(0, 1))
-	// pool ints: planes h w oh ow k s pad
-	reg("maxpool_fwd", 8, 0, 2, gs(0, 3, 4))
-	reg("maxpool_bwd", 8, 0, 3, pi(0))
-	reg("avgpool_fwd", 8, 0, 2, gs(0, 3, 4))
-	reg("avgpool_bwd", 8, 0, 2, pi(0))
-	reg("ce_fwd", 2, 0, 5, pi(0))
-	reg("ce_reduce", 1, 0, 5, one)
-	reg("ce_bwd", 2, 0, 5, gs(0, 1))
-	reg("sgd", 3, 3, 4, gs(0))
-	// random ops (random.go): ints n seed_lo seed_hi slot threshold(s); one
-	// thread per pair of elements for dropout (one 64-bit draw per pair)
-	reg("rng_advance", 1, 0, 1, pi(0))
-	reg("dropout_apply", 5, 1, 3, func(v []int) Dim { return gridStride((v[0] + 1) / 2) })
-	reg("stochdepth_apply", 6, 0, 3, gs(0))
-	// layer norm (layernorm.go): ints rows d; a block per row, a thread per column
-	reg("ln_fwd", 4, 0, 5, pb(0))
-	reg("ln_input_grad", 2, 0, 5, pb(0))
-	reg("ln_param_grad", 2, 0, 4, pi(1))
-}
 
 // reduceChunk is about how many elements one block of a two-launch channel
 // reduction (bn_stats_part, bn_param_part) sums: enough to hide the block's

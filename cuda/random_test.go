@@ -12,6 +12,7 @@ import (
 	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
 	"github.com/eraserelu/eraserelu/graph/ops"
+	"github.com/eraserelu/eraserelu/graph/ops/rng"
 	"github.com/eraserelu/eraserelu/layers"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -19,16 +20,17 @@ import (
 
 // gateStep is a hand-made step: y = apply(x) with the op's counter, then
 // rng_advance, as Lower ends a backward pass.
-func gateStep(t *testing.T, n int, op gorgonia.Op, kernel string, ints []int, floats []float64) (*Step, *Ref, int, int) {
+func gateStep(t *testing.T, n int, op gorgonia.Op, apply func(x, rng, y int) Instr) (*Step, *Ref, int, int) {
 	t.Helper()
 	s := &Step{States: map[string]int{}, RNG: -1, X: -1, Y: -1, Loss: -1, Logits: -1}
 	x := s.buf("x", n, Input)
 	y := s.buf("y", n, Activation)
 	s.Metrics, s.Hyper = s.buf("metrics", metricsLen, Metrics), s.buf("hyper", hyperLen, Hyper)
 	s.RNG = s.buf("rng", 2, Hyper)
-	s.Randoms = []RandomOp{{Name: kernel, Op: op.(RNGStater)}}
-	s.emit(Instr{Kernel: kernel, Ints: ints, Floats: floats, Bufs: []int{x, s.RNG, y}, Writes: []int{y}})
-	s.emit(Instr{Kernel: "rng_advance", Ints: []int{1}, Bufs: []int{s.RNG}, Writes: []int{s.RNG}})
+	in := apply(x, s.RNG, y)
+	s.Randoms = []RandomOp{{Name: in.Kernel, Op: op.(RNGStater)}}
+	s.emit(in)
+	s.emit(rngAdvance.instr(ElemArgs{N: 1}, []int{s.RNG}, []int{s.RNG}))
 	s.OptStart = len(s.Instrs)
 	if err := s.Plan(); err != nil {
 		t.Fatal(err)
@@ -75,8 +77,9 @@ func TestDropoutMaskMatchesCPU(t *testing.T) {
 			if err := op.SetRNGState(endian.LittleEndian.AppendUint64(nil, tc.start)); err != nil {
 				t.Fatal(err)
 			}
-			ints, floats := dropoutArgs(op, tc.n, 0)
-			s, r, x, y := gateStep(t, tc.n, op, "dropout_apply", ints, floats)
+			s, r, x, y := gateStep(t, tc.n, op, func(x, rng, y int) Instr {
+				return dropoutApply.instr(dropoutArgs(op.Describe().Random, tc.n, 0), []int{x, rng, y}, []int{y})
+			})
 			kept := 0
 			for step := 0; step < 4; step++ {
 				xv := randomInput(tc.n, uint64(step))
@@ -118,7 +121,9 @@ func TestStochDepthGateMatchesCPU(t *testing.T) {
 				t.Fatal(err)
 			}
 			op := yn.Op().(*ops.StochasticDepthOp)
-			s, r, x, y := gateStep(t, 5, op, "stochdepth_apply", stochDepthArgs(op, 5, 0), nil)
+			s, r, x, y := gateStep(t, 5, op, func(x, rng, y int) Instr {
+				return stochDepthApply.instr(stochDepthArgs(op.Describe().Random, 5, 0), []int{x, rng, y}, []int{y})
+			})
 			xv := randomInput(5, 1)
 			copy(r.Buf(x), xv.Float32s())
 			const steps = 400
@@ -145,30 +150,6 @@ func TestStochDepthGateMatchesCPU(t *testing.T) {
 			}
 			t.Logf("kept %d of %d", kept, steps)
 		})
-	}
-}
-
-// TestStochDepthThreshold: m/2^53 < s exactly when m < ceil(s*2^53), at
-// the boundary too.
-func TestStochDepthThreshold(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	for k := 0; k < 10000; k++ {
-		s := rng.Float64()
-		if k%3 == 0 {
-			s = float64(rng.Uint64N(1<<20)) / (1 << 20) // dyadic: the threshold is s*2^53 itself
-		}
-		thr := stochDepthThreshold(s)
-		for _, m := range []uint64{thr - 1, thr, thr + 1, rng.Uint64N(1 << 53)} {
-			if m >= 1<<53 {
-				continue
-			}
-			if cpu, dev := float64(m)/(1<<53) < s, m < thr; cpu != dev {
-				t.Fatalf("survival %v, m %d: cpu %v, device %v", s, m, cpu, dev)
-			}
-		}
-	}
-	if stochDepthThreshold(1) != 1<<53 {
-		t.Error("survival 1 must keep every draw")
 	}
 }
 
@@ -298,7 +279,7 @@ func TestRandomNetsMatchCPU(t *testing.T) {
 			st, _ := op.RNGState()
 			last := endian.LittleEndian.Uint64(st)
 			for k := uint64(1); k <= steps; k++ {
-				if !stochDepthKeep(rngBase(field(op, "seed").Uint(), last-k), stochDepthThreshold(op.Survival())) {
+				if !rng.Survives(rng.Base(op.Describe().Random.Seed, last-k), rng.SurvivalThreshold(op.Survival())) {
 					dropped++
 				}
 			}

@@ -13,7 +13,7 @@ import (
 	"gorgonia.org/tensor"
 )
 
-var benchSGD = SGDConfig{Momentum: 0.9, WeightDecay: 1e-4, Nesterov: true}
+var benchSGD = train.SGDOptions{Momentum: 0.9, WeightDecay: 1e-4, Nesterov: true}
 
 // build compiles an architecture and binds a random batch.
 func build(t testing.TB, name string, batch int, eraseAll bool) (*graph.Graph, *graph.Program, []float32, []int) {

@@ -117,6 +117,10 @@ type Options struct {
 	// CopyParams gives the erased graph its own copy of the parameters;
 	// by default it shares them with the original.
 	CopyParams bool
+	// OutsideModules also replaces the ReLUs that belong to no module (a
+	// stem's), so that Location All reaches every ReLU of the net: Table 1's
+	// PReLU-all replaces "all ReLU layers".
+	OutsideModules bool
 }
 
 // Report says what Apply did.
@@ -203,7 +207,8 @@ func Apply(g *graph.Graph, opt Options) (*graph.Graph, *Report, error) {
 		return nil, nil, err
 	}
 	rep := &Report{Candidates: candidates, Nodes: map[string][]string{}, ParamsBefore: g.ParamCount()}
-	targets := map[*gorgonia.Node]*graph.Module{}
+	// targets maps each ReLU to replace to the scope its PReLU slopes live in.
+	targets := map[*gorgonia.Node]string{}
 	picked := map[*graph.Module]bool{}
 	for _, m := range chosen {
 		relus, err := Locate(m, opt.Location)
@@ -213,8 +218,15 @@ func Apply(g *graph.Graph, opt Options) (*graph.Graph, *Report, error) {
 		picked[m] = true
 		rep.Erased = append(rep.Erased, m.Name)
 		for _, r := range relus {
-			targets[r] = m
+			targets[r] = m.Name
 			rep.Nodes[m.Name] = append(rep.Nodes[m.Name], r.Name())
+		}
+	}
+	if opt.OutsideModules {
+		for i, r := range reLUsOutsideModules(g) {
+			scope := fmt.Sprintf("outside%d", i)
+			targets[r] = scope
+			rep.Nodes[scope] = append(rep.Nodes[scope], r.Name())
 		}
 	}
 	canon, canonOf, err := graph.Canonicalize(g)
@@ -222,9 +234,9 @@ func Apply(g *graph.Graph, opt Options) (*graph.Graph, *Report, error) {
 		return nil, nil, fmt.Errorf("erase: %w", err)
 	}
 	if canonOf != nil {
-		mapped := make(map[*gorgonia.Node]*graph.Module, len(targets))
-		for r, m := range targets {
-			mapped[canonOf[r]] = m
+		mapped := make(map[*gorgonia.Node]string, len(targets))
+		for r, scope := range targets {
+			mapped[canonOf[r]] = scope
 		}
 		targets = mapped
 	}
@@ -238,7 +250,7 @@ func Apply(g *graph.Graph, opt Options) (*graph.Graph, *Report, error) {
 		rep.Modules = append(rep.Modules, line)
 	}
 	subst := func(n *gorgonia.Node, children []*gorgonia.Node, dst *graph.Graph) (*gorgonia.Node, error) {
-		m, ok := targets[n]
+		scope, ok := targets[n]
 		if !ok {
 			return nil, nil
 		}
@@ -253,13 +265,13 @@ func Apply(g *graph.Graph, opt Options) (*graph.Graph, *Report, error) {
 			return x, nil
 		}
 		var out *gorgonia.Node
-		err := dst.Within(m.Name, func() error {
+		err := dst.Within(scope, func() error {
 			var err error
 			out, err = layers.PReLU(dst, x, layers.Name("erase_prelu"), layers.NoDecay(true))
 			return err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("module %s: %w", m.Name, err)
+			return nil, fmt.Errorf("%s: %w", scope, err)
 		}
 		return out, nil
 	}
@@ -410,6 +422,24 @@ func trailingReLUs(n *gorgonia.Node, members map[*gorgonia.Node]bool) ([]*gorgon
 		return nil, fmt.Errorf("its output is %s, an activation the pass does not erase (it erases ReLUs: ops.ReLU, gorgonia.Rectify)", graph.Describe(n))
 	}
 	return nil, fmt.Errorf("its output is %s, not a ReLU (nor a dropout or concatenation of ReLUs)", graph.Describe(n))
+}
+
+// reLUsOutsideModules returns the ReLU nodes of g that no module holds, in
+// graph order.
+func reLUsOutsideModules(g *graph.Graph) []*gorgonia.Node {
+	inModule := map[*gorgonia.Node]bool{}
+	for _, m := range g.Modules() {
+		for _, n := range m.Members {
+			inModule[n] = true
+		}
+	}
+	var out []*gorgonia.Node
+	for _, x := range g.Expr().AllNodes() {
+		if graph.IsReLU(x) && !inModule[x] {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // CountReLUs counts the ReLUs in g's forward graph (see graph.IsReLU: a

@@ -50,7 +50,7 @@ type Experiment struct {
 
 // Catalog lists every experiment in the paper's order.
 func Catalog() []*Experiment {
-	return []*Experiment{fig3a(), fig3b(), fig3c(), fig3d(), fig4(), table1(), table2(), fig5(), table3(), table4()}
+	return []*Experiment{fig3a(), fig3b(), fig3c(), fig3d(), fig4(), table1(), table2(), fig5(), table3(), fig6(), table4()}
 }
 
 // Find returns the experiment of that name.

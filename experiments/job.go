@@ -33,6 +33,9 @@ type Job struct {
 	// Location is last, first or all; Replacement identity or prelu.
 	Location    string `json:"location,omitempty"`
 	Replacement string `json:"replacement,omitempty"`
+	// EveryReLU extends the erase to the ReLUs outside modules (the stem's):
+	// with Location all and Replacement prelu, Table 1's PReLU-all.
+	EveryReLU bool `json:"every_relu,omitempty"`
 	// AfterActivation converts a pre-activation net before erasing (section 3.1).
 	AfterActivation bool `json:"after_activation,omitempty"`
 	StochasticDepth bool `json:"stochastic_depth,omitempty"`
@@ -49,10 +52,19 @@ type Job struct {
 	// TrainPerClass and TestPerClass keep the first k images of each class
 	// (0 keeps all); Fraction keeps a seeded random fraction of the
 	// training set (the ImageNet subsets; 0 keeps all).
+	// The fraction applies to the test (validation) set too, as the paper's
+	// ImageNet subsets sample both.
 	TrainPerClass int     `json:"train_per_class,omitempty"`
 	TestPerClass  int     `json:"test_per_class,omitempty"`
 	Fraction      float64 `json:"fraction,omitempty"`
-	Seed          uint64  `json:"seed"`
+	// Validation, when > 0, holds out that stratified fraction of the
+	// training set, trains on the rest and evaluates on the held-out part
+	// instead of the test set (the proportion selection's candidate runs).
+	Validation float64 `json:"validation,omitempty"`
+	// Selection, when set, chooses Erase by validation error first
+	// (select.go); the finished job's Selection records the choice.
+	Selection *Selection `json:"selection,omitempty"`
+	Seed      uint64     `json:"seed"`
 }
 
 // Env says where data sets are and how to report.
@@ -113,6 +125,13 @@ func RunJob(ctx context.Context, env Env, job Job, dir string) (train.Result, er
 	if r, err := readResult(runDir); err == nil {
 		return r, nil // finished before
 	}
+	if job.Selection != nil {
+		sel, err := runSelection(ctx, env, job, dir)
+		if err != nil {
+			return train.Result{}, fmt.Errorf("job %s: %w", job.ID, err)
+		}
+		job.Selection, job.Erase = sel, sel.Chosen
+	}
 	cfg, err := train.RecipeConfig(job.Recipe)
 	if err != nil {
 		return train.Result{}, err
@@ -160,7 +179,7 @@ func RunJob(ctx context.Context, env Env, job Job, dir string) (train.Result, er
 	}
 	c, h, w := trainB.OutShape()
 	g, err := BuildNet(NetSpec{Arch: job.Arch, Classes: trainSet.NumClasses(), Batch: cfg.BatchSize, Input: [3]int{c, h, w},
-		Seed: job.Seed, Erase: job.Erase, Location: job.Location, Replacement: job.Replacement,
+		Seed: job.Seed, Erase: job.Erase, Location: job.Location, Replacement: job.Replacement, EveryReLU: job.EveryReLU,
 		AfterActivation: job.AfterActivation, StochasticDepth: job.StochasticDepth, Dropout: job.Dropout})
 	if err != nil {
 		return train.Result{}, fmt.Errorf("job %s: %w", job.ID, err)
@@ -215,9 +234,14 @@ func openSplits(env Env, name, path string, job Job) (trainSet, testSet loaders.
 	}
 	if job.Fraction > 0 && job.Fraction < 1 {
 		trainSet = loaders.RandomFraction(trainSet, job.Fraction, 2017)
+		testSet = loaders.RandomFraction(testSet, job.Fraction, 2017)
 	}
 	if job.TestPerClass > 0 {
 		testSet = loaders.FirstPerClass(testSet, job.TestPerClass)
+	}
+	if job.Validation > 0 {
+		// One fixed split, so every candidate of a selection sees the same one.
+		trainSet, testSet = loaders.Split(trainSet, job.Validation, 2017)
 	}
 	return trainSet, testSet, nil
 }
@@ -232,6 +256,7 @@ type NetSpec struct {
 	Erase           float64
 	Location        string
 	Replacement     string
+	EveryReLU       bool
 	AfterActivation bool
 	StochasticDepth bool
 	Dropout         float64
@@ -255,7 +280,7 @@ func BuildNet(s NetSpec) (*graph.Graph, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, _, err := erase.Apply(g, erase.Options{Proportion: s.Erase, Location: loc, Replacement: repl})
+	out, _, err := erase.Apply(g, erase.Options{Proportion: s.Erase, Location: loc, Replacement: repl, OutsideModules: s.EveryReLU})
 	return out, err
 }
 
@@ -291,16 +316,12 @@ func Collect(dir string) ([]JobResult, error) {
 			continue
 		}
 		runDir := filepath.Join(dir, e.Name())
-		var job Job
-		b, err := os.ReadFile(filepath.Join(runDir, jobFile))
+		job, err := readJob(runDir)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return nil, err
-		}
-		if err := json.Unmarshal(b, &job); err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Join(runDir, jobFile), err)
 		}
 		r, err := readResult(runDir)
 		if errors.Is(err, os.ErrNotExist) {
@@ -312,6 +333,19 @@ func Collect(dir string) ([]JobResult, error) {
 		out = append(out, JobResult{Job: job, Result: r})
 	}
 	return out, nil
+}
+
+// readJob reads the job a run directory was trained for.
+func readJob(runDir string) (Job, error) {
+	var job Job
+	b, err := os.ReadFile(filepath.Join(runDir, jobFile))
+	if err != nil {
+		return job, err
+	}
+	if err := json.Unmarshal(b, &job); err != nil {
+		return job, fmt.Errorf("%s: %w", filepath.Join(runDir, jobFile), err)
+	}
+	return job, nil
 }
 
 func readResult(runDir string) (train.Result, error) {

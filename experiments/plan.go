@@ -37,6 +37,28 @@ func (c PlanConfig) validate() error {
 	case c.GPUs > 1:
 		return fmt.Errorf("plan: --gpus %d: a shard trains on one GPU (the CUDA path is single-device); use --gpus 1 and more --shards", c.GPUs)
 	}
+	// The experiment and scale are checked here, before anything is written:
+	// a plan that names neither correctly fails on every node.
+	e, err := Find(c.Experiment)
+	if err != nil {
+		return fmt.Errorf("plan: %w", err)
+	}
+	if _, err := ParseScale(string(c.Scale)); err != nil {
+		return fmt.Errorf("plan: %w", err)
+	}
+	if e.Jobs == nil {
+		if c.Shards > 1 {
+			return fmt.Errorf("plan: %s is measured directly, not made of training jobs: it cannot be sharded; use --shards 1", c.Experiment)
+		}
+		return nil
+	}
+	jobs, err := e.Jobs(c.Scale)
+	if err != nil {
+		return fmt.Errorf("plan: %s: %w", c.Experiment, err)
+	}
+	if c.Shards > len(jobs) {
+		return fmt.Errorf("plan: --shards %d: %s has only %d jobs at %s scale; use --shards %d or fewer", c.Shards, c.Experiment, len(jobs), c.Scale, len(jobs))
+	}
 	return nil
 }
 

@@ -66,10 +66,10 @@ func TestPlans(t *testing.T) {
 			t.Errorf("k8s manifest lacks %q:\n%s", want, b.String())
 		}
 	}
-	if err := WriteSlurm(&b, PlanConfig{Experiment: "x", Shards: 0, Results: "r"}); err == nil || !strings.Contains(err.Error(), "--shards") {
+	if err := WriteSlurm(&b, PlanConfig{Experiment: "table1", Scale: Paper, Shards: 0, Results: "r"}); err == nil || !strings.Contains(err.Error(), "--shards") {
 		t.Errorf("zero shards: %v", err)
 	}
-	if err := WriteSlurm(&b, PlanConfig{Experiment: "x", Shards: 2, Results: "r", GPUs: 2}); err == nil || !strings.Contains(err.Error(), "--gpus") {
+	if err := WriteSlurm(&b, PlanConfig{Experiment: "table1", Scale: Paper, Shards: 2, Results: "r", GPUs: 2}); err == nil || !strings.Contains(err.Error(), "--gpus") {
 		t.Errorf("two GPUs per shard: %v", err)
 	}
 	// Without a GPU the shard trains on the CPU: no --device flag.
@@ -79,5 +79,37 @@ func TestPlans(t *testing.T) {
 	}
 	if strings.Contains(b.String(), "--device") || strings.Contains(b.String(), "--gres") {
 		t.Errorf("CPU plan asks for a device:\n%s", b.String())
+	}
+}
+
+// TestPlanValidatesBeforeWriting: a plan for an unknown experiment or
+// scale, or with more shards than jobs, is an error and writes nothing.
+func TestPlanValidatesBeforeWriting(t *testing.T) {
+	for _, c := range []struct {
+		cfg  PlanConfig
+		want string
+	}{
+		{PlanConfig{Experiment: "nosuch", Scale: Paper, Shards: 2, Results: "r"}, `unknown experiment "nosuch"`},
+		{PlanConfig{Experiment: "table1", Scale: "huge", Shards: 2, Results: "r"}, `--scale "huge"`},
+		{PlanConfig{Experiment: "fig4", Scale: Paper, Shards: 2, Results: "r"}, "cannot be sharded"},
+		{PlanConfig{Experiment: "fig3c", Scale: Smoke, Shards: 5, Results: "r"}, "has only 2 jobs"},
+	} {
+		for _, write := range []func(*bytes.Buffer, PlanConfig) error{
+			func(b *bytes.Buffer, c PlanConfig) error { return WriteSlurm(b, c) },
+			func(b *bytes.Buffer, c PlanConfig) error { return WriteK8s(b, c) },
+		} {
+			var b bytes.Buffer
+			err := write(&b, c.cfg)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%+v: error %v, want %q", c.cfg, err, c.want)
+			}
+			if b.Len() != 0 {
+				t.Errorf("%+v: wrote %d bytes before failing", c.cfg, b.Len())
+			}
+		}
+	}
+	var b bytes.Buffer
+	if err := WriteSlurm(&b, PlanConfig{Experiment: "fig4", Scale: Paper, Shards: 1, Results: "r"}); err != nil {
+		t.Errorf("fig4 as one shard: %v", err)
 	}
 }

@@ -73,3 +73,44 @@ func TestTable1Smoke(t *testing.T) {
 		}
 	}
 }
+
+// TestTable2SmokeSelects runs Table 2 at smoke scale: the EraseReLU columns
+// choose their proportion on a validation split first, and the report shows
+// every candidate, the choice and the comparison with its verdict.
+func TestTable2SmokeSelects(t *testing.T) {
+	env := Env{DataDir: sharedData(t)}
+	if _, err := os.Stat(filepath.Join(env.DataDir, "cifar10-jpeg.tar.gz")); err != nil {
+		t.Skip("no CIFAR-10 copy")
+	}
+	e, _ := Find("table2")
+	out := t.TempDir()
+	md, err := Run(context.Background(), env, e, RunOptions{Scale: Smoke, Shard: All, Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"(validation)", "Validation error by proportion", "| inception-v2-3 | cifar10 |", "50%: ", "100%: ",
+		"inconclusive (n too small)", "Paper's choice"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	results, err := Collect(filepath.Join(out, "table2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range results {
+		sel := r.Job.Selection
+		if sel == nil {
+			continue
+		}
+		best := 0
+		for i, v := range sel.ValErr {
+			if v < sel.ValErr[best] {
+				best = i
+			}
+		}
+		if len(sel.ValErr) != 2 || r.Job.Erase != sel.Candidates[best] || sel.Chosen != r.Job.Erase {
+			t.Errorf("job %s: erase %v, selection %+v", r.Job.ID, r.Job.Erase, sel)
+		}
+	}
+}

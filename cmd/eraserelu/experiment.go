@@ -37,16 +37,22 @@ func experimentCommand() *cobra.Command {
 	var shards, gpus int
 	var names []string
 	var dev deviceFlags
+	var list strings.Builder
 	for _, e := range experiments.Catalog() {
 		names = append(names, e.Name)
+		fmt.Fprintf(&list, "  %-6s %s\n", e.Name, e.Title)
 	}
+	fmt.Fprintf(&list, "  %-6s %s\n", "main", "the README's main job: fig3c and fig4 at quick scale")
 	cmd := &cobra.Command{
 		Use:   "experiment NAME",
 		Short: "Run one of the paper's figures or tables (" + strings.Join(names, ", ") + ", or main)",
 		Long: `Run an experiment at a scale: smoke (seconds), quick (minutes on 2 CPU cores)
-or paper (the paper's settings). "main" is the README's main job: fig3c and fig4 at quick scale.
+or paper (the paper's settings). Experiments:
+
+` + list.String() + `
 With --shard i/n only that slice of the jobs runs; "eraserelu report" merges the shards.
-With --plan slurm|k8s nothing runs: a job-array script or Indexed Job manifest is printed.`,
+With --plan slurm|k8s nothing runs: a job-array script or Indexed Job manifest is
+printed, after the experiment, scale and shard count are checked.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			backend, err := dev.backend()

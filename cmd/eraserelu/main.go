@@ -23,6 +23,6 @@ func rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(archCommand(), dataCommand(), trainCommand(), experimentCommand(), reportCommand(), benchCommand(), gpuCommand())
+	root.AddCommand(archCommand(), dataCommand(), trainCommand(), selectCommand(), experimentCommand(), reportCommand(), benchCommand(), gpuCommand())
 	return root
 }

@@ -27,7 +27,7 @@ import (
 	"gorgonia.org/tensor"
 )
 
-var sgdOpts = cuda.SGDConfig{Momentum: 0.9, WeightDecay: 1e-4, Nesterov: true}
+var sgdOpts = train.SGDOptions{Momentum: 0.9, WeightDecay: 1e-4, Nesterov: true}
 
 // Main runs one check: args are the command and its flags. A failed check
 // is an error whose text starts with the check's name.

@@ -1,9 +1,11 @@
-// Kernels of the CUDA execution path (package cuda). Each kernel mirrors one
-// Go function of cuda/ref.go, which mirrors the CPU op of graph/ops.
+// Kernels of the CUDA execution path (package cuda). Each kernel mirrors the
+// reference semantics its defKernel entry gives in its op family's file of
+// package cuda (conv.go, batchnorm.go, ...), which mirror the CPU ops of
+// graph/ops.
 //
-// Parameter convention (checked by cuda/kernels_test.go against the Go
-// catalog): all int parameters first, then all float parameters, then the
-// buffers. Reductions accumulate in double, as the CPU kernels do, and are
+// Parameter convention (checked by cuda/catalog_test.go against the Go
+// catalog): all int parameters first, in the order of the kernel's argument
+// struct's params, then all float parameters, then the buffers. Reductions accumulate in double, as the CPU kernels do, and are
 // deterministic (fixed block size, fixed tree order, no atomics).
 //
 // Compiled to PTX for sm_90 by `go generate ./cuda/kernels` (nvcc 11.8, see

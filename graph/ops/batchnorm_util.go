@@ -137,18 +137,3 @@ func normSplitRows(red *gorgonia.Node) (*gorgonia.Node, *gorgonia.Node, error) {
 	}
 	return r0, r1, nil
 }
-
-// normSplitmix is the SplitMix64 finaliser: a fast, well-mixed 64-bit hash,
-// used as a counter-based random generator (the same counter always gives
-// the same number, so masks are reproducible and can be drawn in parallel).
-func normSplitmix(z uint64) uint64 {
-	z += 0x9e3779b97f4a7c15
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
-}
-
-// normStream is the base counter of draw number step of the generator seeded with seed.
-func normStream(seed, step uint64) uint64 {
-	return normSplitmix(normSplitmix(seed) ^ normSplitmix(step+0x632be59bd9b4e019))
-}

@@ -3,9 +3,9 @@ package ops
 import (
 	"fmt"
 	"hash"
-	"math"
 
 	"github.com/chewxy/hm"
+	"github.com/eraserelu/eraserelu/graph/ops/rng"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -108,12 +108,11 @@ func (op *DropoutOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	op.keep = normGrow(op.keep, n)
 	var base uint64
 	if draw {
-		base = normStream(op.seed, op.step)
+		base = rng.Base(op.seed, op.step)
 		op.step++
 		op.hasMask = true
 	}
-	// keep iff the 32-bit draw is at least thr: probability 1-p up to 2^-32
-	thr := uint32(math.Min(math.Round(op.p*(1<<32)), math.MaxUint32))
+	thr := rng.DropThreshold(op.p)
 	scale := 1 / (1 - op.p)
 	if x.Dtype() == tensor.Float32 {
 		dropoutForward(dropArgs[float32]{x: x.Float32s(), y: y.Float32s(), keep: op.keep, scale: float32(scale), base: base, thr: thr, draw: draw})
@@ -147,7 +146,7 @@ func (a dropArgs[T]) run(lo, hi int) {
 	for j := lo; j < hi; j++ {
 		i := 2 * j
 		if a.draw {
-			h := normSplitmix(a.base + uint64(j)*0x9e3779b97f4a7c15)
+			h := rng.Pair(a.base, j)
 			a.keep[i] = dropKeep(uint32(h) >= a.thr)
 			if i+1 < n {
 				a.keep[i+1] = dropKeep(uint32(h>>32) >= a.thr)

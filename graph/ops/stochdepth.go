@@ -5,6 +5,7 @@ import (
 	"hash"
 
 	"github.com/chewxy/hm"
+	"github.com/eraserelu/eraserelu/graph/ops/rng"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -105,8 +106,7 @@ func (op *StochasticDepthOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	op.training, op.size = op.mode.Training(), x.Size()
 	if op.training && !(op.frozen && op.drawn) {
-		u := float64(normStream(op.seed, op.step)>>11) / (1 << 53)
-		op.kept = u < op.survival
+		op.kept = rng.Survives(rng.Base(op.seed, op.step), rng.SurvivalThreshold(op.survival))
 		op.step++
 		op.drawn = true
 	}
