@@ -15,7 +15,6 @@ import (
 	"fmt"
 
 	"github.com/eraserelu/eraserelu/graph"
-	"github.com/eraserelu/eraserelu/graph/ops"
 	"github.com/eraserelu/eraserelu/layers"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -157,7 +156,8 @@ type Stats struct {
 	MACs int64
 	// Modules is the number of leaf modules (the paper's f_i).
 	Modules int
-	// ReLUs is the number of ReLU nodes in the forward graph.
+	// ReLUs is the number of ReLUs in the forward graph (graph.IsReLU: a
+	// gorgonia.Rectify counts once).
 	ReLUs int
 }
 
@@ -191,7 +191,7 @@ func Count(g *graph.Graph) Stats {
 		if n.IsVar() {
 			continue
 		}
-		if ops.IsReLU(n) {
+		if graph.IsReLU(n) {
 			st.ReLUs++
 		}
 		kids := graph.Children(n)

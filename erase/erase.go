@@ -8,16 +8,25 @@
 // every ReLU of the module; it is removed (identity) or replaced by a
 // per-channel PReLU (the PReLU columns of Table 1). The result is a new graph
 // that shares the original's parameters unless asked to copy them.
+//
+// A ReLU is the library's ops.ReLU or Gorgonia's own gorgonia.Rectify
+// (several nodes, which Apply first turns into one ReLU with
+// graph.Canonicalize). The modules come from the graph's builder, from
+// graph.Graph.MarkModule, or from graph.DiscoverModules on a graph with no
+// annotations at all.
 package erase
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/eraserelu/eraserelu/graph"
 	"github.com/eraserelu/eraserelu/graph/ops"
+	"github.com/eraserelu/eraserelu/layers"
 	"gorgonia.org/gorgonia"
 )
 
@@ -71,6 +80,27 @@ const (
 	PReLU
 )
 
+func (r Replacement) String() string {
+	switch r {
+	case Identity:
+		return "identity"
+	case PReLU:
+		return "prelu"
+	}
+	return fmt.Sprintf("Replacement(%d)", int(r))
+}
+
+// ParseReplacement reads "identity" (or "") or "prelu".
+func ParseReplacement(s string) (Replacement, error) {
+	switch strings.ToLower(s) {
+	case "identity", "":
+		return Identity, nil
+	case "prelu":
+		return PReLU, nil
+	}
+	return 0, fmt.Errorf("unknown replacement %q (valid: identity, prelu)", s)
+}
+
 // Options select what to erase. Exactly one of Proportion or Modules chooses
 // the modules; Kinds narrows the candidates first.
 type Options struct {
@@ -95,6 +125,9 @@ type Options struct {
 
 // Report says what Apply did.
 type Report struct {
+	// Modules is every leaf module of the graph in graph order: what the
+	// proportion chose from and what it picked.
+	Modules []ModuleReport
 	// Candidates is the number of modules the proportion applied to.
 	Candidates int
 	// Erased names the chosen modules in graph order.
@@ -106,6 +139,44 @@ type Report struct {
 	// ParamsBefore and ParamsAfter count trainable scalars; they differ only
 	// by the PReLU slopes a PReLU replacement adds.
 	ParamsBefore, ParamsAfter int
+}
+
+// ModuleReport is one module's line of the report.
+type ModuleReport struct {
+	Name string     `json:"name"`
+	Kind graph.Kind `json:"kind"`
+	// Trailing names the module's trailing ReLU nodes, empty when it has
+	// none (a pre-activation block ends in its addition).
+	Trailing []string `json:"trailing_relus"`
+	// Candidate says whether the module's kind made it a candidate.
+	Candidate bool `json:"candidate"`
+	// Erased says whether the pass chose the module.
+	Erased bool `json:"erased"`
+}
+
+// Write prints the report as a table, one module a line, then the totals.
+func (r *Report) Write(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODULE\tKIND\tTRAILING RELU\tERASED")
+	for _, m := range r.Modules {
+		trailing := strings.Join(m.Trailing, ", ")
+		if trailing == "" {
+			trailing = "none"
+		}
+		erased := "no"
+		switch {
+		case m.Erased && slices.Equal(r.Nodes[m.Name], m.Trailing):
+			erased = "yes"
+		case m.Erased:
+			erased = "yes: " + strings.Join(r.Nodes[m.Name], ", ")
+		case !m.Candidate:
+			erased = "no (not a candidate kind)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Name, m.Kind, trailing, erased)
+	}
+	fmt.Fprintf(tw, "\n%d of %d candidate modules erased; ReLUs %d -> %d; params %d -> %d\n",
+		len(r.Erased), r.Candidates, r.ReLUsBefore, r.ReLUsAfter, r.ParamsBefore, r.ParamsAfter)
+	return tw.Flush()
 }
 
 // Select returns the 0-based indices of the modules erased out of n at
@@ -126,7 +197,10 @@ func Select(n int, p float64) []int {
 func ceil(x float64) float64 { return math.Ceil(x - 1e-9) }
 
 // Apply erases ReLUs from g as opt says and returns the rewritten graph,
-// ready to compile. g itself is not modified.
+// ready to compile. g itself is not modified. Modules are chosen, and the
+// report and errors name nodes, in g as the caller built it; the result is
+// canonical (graph.Canonicalize): every remaining rectifier is one ops.ReLU
+// node.
 func Apply(g *graph.Graph, opt Options) (*graph.Graph, *Report, error) {
 	chosen, candidates, err := choose(g, opt)
 	if err != nil {
@@ -135,11 +209,13 @@ func Apply(g *graph.Graph, opt Options) (*graph.Graph, *Report, error) {
 	rep := &Report{Candidates: candidates, Nodes: map[string][]string{}, ParamsBefore: g.ParamCount()}
 	// targets maps each ReLU to replace to the scope its PReLU slopes live in.
 	targets := map[*gorgonia.Node]string{}
+	picked := map[*graph.Module]bool{}
 	for _, m := range chosen {
 		relus, err := Locate(m, opt.Location)
 		if err != nil {
 			return nil, nil, err
 		}
+		picked[m] = true
 		rep.Erased = append(rep.Erased, m.Name)
 		for _, r := range relus {
 			targets[r] = m.Name
@@ -153,28 +229,53 @@ func Apply(g *graph.Graph, opt Options) (*graph.Graph, *Report, error) {
 			rep.Nodes[scope] = append(rep.Nodes[scope], r.Name())
 		}
 	}
+	canon, canonOf, err := graph.Canonicalize(g)
+	if err != nil {
+		return nil, nil, fmt.Errorf("erase: %w", err)
+	}
+	if canonOf != nil {
+		mapped := make(map[*gorgonia.Node]string, len(targets))
+		for r, scope := range targets {
+			mapped[canonOf[r]] = scope
+		}
+		targets = mapped
+	}
+	for _, m := range g.Leaves() {
+		line := ModuleReport{Name: m.Name, Kind: m.Kind, Erased: picked[m], Candidate: isCandidate(m, opt.Kinds)}
+		if trailing, err := trailingReLUs(m.Output, memberSet(m)); err == nil {
+			for _, r := range trailing {
+				line.Trailing = append(line.Trailing, r.Name())
+			}
+		}
+		rep.Modules = append(rep.Modules, line)
+	}
 	subst := func(n *gorgonia.Node, children []*gorgonia.Node, dst *graph.Graph) (*gorgonia.Node, error) {
 		scope, ok := targets[n]
 		if !ok {
 			return nil, nil
 		}
-		if opt.Replacement == Identity {
-			return children[0], nil
+		x, _ := graph.ReLUInput(n)
+		for i, k := range graph.Children(n) {
+			if k == x {
+				x = children[i]
+				break
+			}
 		}
-		x := children[0]
-		if x.Dims() < 2 {
-			return nil, fmt.Errorf("%s: PReLU needs a (N, C, ...) input, got shape %v", scope, x.Shape())
+		if opt.Replacement == Identity {
+			return x, nil
 		}
 		var out *gorgonia.Node
 		err := dst.Within(scope, func() error {
-			alpha := dst.NewParam("erase_prelu", []int{x.Shape()[1]}, graph.Constant(0.25), true)
 			var err error
-			out, err = ops.PReLU(x, alpha)
+			out, err = layers.PReLU(dst, x, layers.Name("erase_prelu"), layers.NoDecay(true))
 			return err
 		})
-		return out, err
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", scope, err)
+		}
+		return out, nil
 	}
-	out, _, err := graph.Rewrite(g, subst, graph.RewriteOptions{CopyParams: opt.CopyParams})
+	out, _, err := graph.Rewrite(canon, subst, graph.RewriteOptions{CopyParams: opt.CopyParams})
 	if err != nil {
 		return nil, nil, fmt.Errorf("erase: %w", err)
 	}
@@ -194,7 +295,7 @@ func choose(g *graph.Graph, opt Options) ([]*graph.Module, int, error) {
 	}
 	var candidates []*graph.Module
 	for _, m := range g.Leaves() {
-		if len(opt.Kinds) == 0 || slices.Contains(opt.Kinds, m.Kind) {
+		if isCandidate(m, opt.Kinds) {
 			candidates = append(candidates, m)
 		}
 	}
@@ -220,13 +321,17 @@ func choose(g *graph.Graph, opt Options) ([]*graph.Module, int, error) {
 		return out, len(candidates), nil
 	}
 	if len(candidates) == 0 && opt.Proportion > 0 {
-		return nil, 0, fmt.Errorf("erase: the graph has no modules%s to erase from; mark them with graph.MarkModule", kindsNote(opt.Kinds))
+		return nil, 0, fmt.Errorf("erase: the graph has no modules%s to erase from; find them with graph.DiscoverModules or mark them with graph.MarkModule", kindsNote(opt.Kinds))
 	}
 	var out []*graph.Module
 	for _, i := range Select(len(candidates), opt.Proportion) {
 		out = append(out, candidates[i])
 	}
 	return out, len(candidates), nil
+}
+
+func isCandidate(m *graph.Module, kinds []graph.Kind) bool {
+	return len(kinds) == 0 || slices.Contains(kinds, m.Kind)
 }
 
 func kindsNote(kinds []graph.Kind) string {
@@ -251,13 +356,18 @@ func moduleNames(ms []*graph.Module, most int) string {
 	return strings.Join(names, ", ")
 }
 
-// Locate returns the ReLU nodes of m at the location.
-func Locate(m *graph.Module, loc Location) ([]*gorgonia.Node, error) {
-	members := map[*gorgonia.Node]bool{}
+func memberSet(m *graph.Module) map[*gorgonia.Node]bool {
+	members := make(map[*gorgonia.Node]bool, len(m.Members))
 	for _, n := range m.Members {
 		members[n] = true
 	}
-	trailing, err := trailingReLUs(m.Output, members)
+	return members
+}
+
+// Locate returns the ReLU nodes of m at the location (see graph.IsReLU for
+// what a ReLU is).
+func Locate(m *graph.Module, loc Location) ([]*gorgonia.Node, error) {
+	trailing, err := trailingReLUs(m.Output, memberSet(m))
 	switch loc {
 	case Last:
 		if err != nil {
@@ -266,7 +376,7 @@ func Locate(m *graph.Module, loc Location) ([]*gorgonia.Node, error) {
 		return trailing, nil
 	case First:
 		for _, n := range m.Members {
-			if ops.IsReLU(n) && !slices.Contains(trailing, n) {
+			if graph.IsReLU(n) && !slices.Contains(trailing, n) {
 				return []*gorgonia.Node{n}, nil
 			}
 		}
@@ -274,7 +384,7 @@ func Locate(m *graph.Module, loc Location) ([]*gorgonia.Node, error) {
 	case All:
 		var all []*gorgonia.Node
 		for _, n := range m.Members {
-			if ops.IsReLU(n) {
+			if graph.IsReLU(n) {
 				all = append(all, n)
 			}
 		}
@@ -293,7 +403,7 @@ func trailingReLUs(n *gorgonia.Node, members map[*gorgonia.Node]bool) ([]*gorgon
 		return nil, fmt.Errorf("node %v is outside the module", n)
 	}
 	switch {
-	case ops.IsReLU(n):
+	case graph.IsReLU(n):
 		return []*gorgonia.Node{n}, nil
 	case ops.IsDropout(n):
 		return trailingReLUs(graph.Children(n)[0], members)
@@ -308,7 +418,10 @@ func trailingReLUs(n *gorgonia.Node, members map[*gorgonia.Node]bool) ([]*gorgon
 		}
 		return out, nil
 	}
-	return nil, fmt.Errorf("its output is %v, not a ReLU (nor a dropout or concatenation of ReLUs)", n.Op())
+	if a := graph.Activation(n); a != "" {
+		return nil, fmt.Errorf("its output is %s, an activation the pass does not erase (it erases ReLUs: ops.ReLU, gorgonia.Rectify)", graph.Describe(n))
+	}
+	return nil, fmt.Errorf("its output is %s, not a ReLU (nor a dropout or concatenation of ReLUs)", graph.Describe(n))
 }
 
 // reLUsOutsideModules returns the ReLU nodes of g that no module holds, in
@@ -322,18 +435,19 @@ func reLUsOutsideModules(g *graph.Graph) []*gorgonia.Node {
 	}
 	var out []*gorgonia.Node
 	for _, x := range g.Expr().AllNodes() {
-		if ops.IsReLU(x) && !inModule[x] {
+		if graph.IsReLU(x) && !inModule[x] {
 			out = append(out, x)
 		}
 	}
 	return out
 }
 
-// CountReLUs counts the ReLU nodes in g's forward graph.
+// CountReLUs counts the ReLUs in g's forward graph (see graph.IsReLU: a
+// gorgonia.Rectify counts once).
 func CountReLUs(g *graph.Graph) int {
 	n := 0
 	for _, x := range g.Expr().AllNodes() {
-		if ops.IsReLU(x) {
+		if graph.IsReLU(x) {
 			n++
 		}
 	}

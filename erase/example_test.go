@@ -5,13 +5,13 @@ import (
 
 	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
-	"github.com/eraserelu/eraserelu/graph/ops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
-// A network built with plain Gorgonia calls: mark its modules by their
-// output nodes, erase half of them, and train the result.
+// A network built with plain Gorgonia calls (gorgonia.Rectify is its ReLU):
+// mark its modules by their output nodes, erase half of them, and train
+// the result. Example_gorgoniaResNet finds the modules instead.
 func Example_plainGorgonia() {
 	eg := gorgonia.NewGraph()
 	x := gorgonia.NewMatrix(eg, tensor.Float64, gorgonia.WithShape(4, 8), gorgonia.WithName("x"),
@@ -25,7 +25,7 @@ func Example_plainGorgonia() {
 			panic(err)
 		}
 		in := h
-		h = gorgonia.Must(ops.ReLU(gorgonia.Must(gorgonia.Add(in, gorgonia.Must(gorgonia.Mul(in, w))))))
+		h = gorgonia.Must(gorgonia.Rectify(gorgonia.Must(gorgonia.Add(in, gorgonia.Must(gorgonia.Mul(in, w))))))
 		if err := g.MarkModule(fmt.Sprintf("layer%d", i), graph.Residual, h, in); err != nil {
 			panic(err)
 		}

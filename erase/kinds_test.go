@@ -97,12 +97,12 @@ func TestPReLUReplacement(t *testing.T) {
 	}
 	var last *graph.Param
 	for _, p := range h.Params() {
-		if p.Name == "block4/erase_prelu" {
+		if p.Name == "block4/erase_prelu/alpha" {
 			last = p
 		}
 	}
 	if last == nil || !last.NoDecay {
-		t.Fatalf("no parameter block4/erase_prelu without weight decay")
+		t.Fatalf("no parameter block4/erase_prelu/alpha without weight decay")
 	}
 	x, _ := h.Input("x")
 	gx, _ := g.Input("x")

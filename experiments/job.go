@@ -280,15 +280,11 @@ func JobNet(job Job, classes, batch int, input [3]int) (pipeline.Net, error) {
 	if err != nil {
 		return n, err
 	}
-	opt := erase.Options{Proportion: job.Erase, Location: loc, OutsideModules: job.EveryReLU}
-	switch job.Replacement {
-	case "", "identity":
-	case "prelu":
-		opt.Replacement = erase.PReLU
-	default:
-		return n, fmt.Errorf("unknown replacement %q (valid: identity, prelu)", job.Replacement)
+	repl, err := erase.ParseReplacement(job.Replacement)
+	if err != nil {
+		return n, err
 	}
-	n.Erase = &opt
+	n.Erase = &erase.Options{Proportion: job.Erase, Location: loc, Replacement: repl, OutsideModules: job.EveryReLU}
 	return n, nil
 }
 

@@ -6,8 +6,11 @@
 // The annotations are what make a finished graph rewritable: the erase pass
 // selects modules by number, name or kind and asks each for its trailing ReLU.
 // A graph built with this package's builder records modules as it goes
-// (Module); a graph built with plain Gorgonia calls is wrapped (Wrap) and its
-// modules marked afterwards by their output nodes (MarkModule).
+// (Build); a graph built with plain Gorgonia calls is wrapped (Wrap) and its
+// modules marked afterwards by their output nodes (MarkModule) or found
+// from its structure (DiscoverModules). A rectifier is the library's ReLU op
+// or gorgonia.Rectify's node pattern (IsReLU); Canonicalize makes each one
+// op.
 //
 // Rewrite re-emits a graph into a fresh ExprGraph node by node, sharing (or
 // copying) parameters, with a hook to substitute nodes; the erase pass is one
@@ -94,8 +97,9 @@ func New(dtype tensor.Dtype, seed uint64) *Graph {
 }
 
 // Wrap annotates an existing expression graph, e.g. one built with plain
-// Gorgonia calls. Declare its parameters with AddParam and its modules with
-// MarkModule before erasing it.
+// Gorgonia calls. Declare its parameters with AddParam, its inputs and
+// outputs with SetInput and SetOutput, and its modules with MarkModule or
+// DiscoverModules before erasing it.
 func Wrap(expr *gorgonia.ExprGraph, dtype tensor.Dtype, seed uint64) *Graph {
 	return &Graph{
 		expr:    expr,

@@ -63,6 +63,9 @@ type archShow struct {
 	Proportion      float64  `json:"erase"`
 	Location        string   `json:"location"`
 	Erased          []string `json:"erased"`
+	// ModuleReport is every module with its trailing ReLU and whether it
+	// was erased (with --erase).
+	ModuleReport []erase.ModuleReport `json:"module_report,omitempty"`
 }
 
 func archShowCommand() *cobra.Command {
@@ -121,16 +124,22 @@ func archShowCommand() *cobra.Command {
 				ReLUsBefore: st.ReLUs, ReLUsAfter: st.ReLUs, Proportion: prop, Location: loc.String(),
 				Erased: []string{},
 			}
-			if rep := nw.Report; rep != nil {
+			rep := nw.Report
+			if rep != nil {
 				out.ReLUsBefore, out.ReLUsAfter = rep.ReLUsBefore, rep.ReLUsAfter
 				out.Erased = append(out.Erased, rep.Erased...)
+				out.ModuleReport = rep.Modules
 			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
 				return enc.Encode(out)
 			}
-			return printShow(cmd.OutOrStdout(), out)
+			if err := printShow(cmd.OutOrStdout(), out); err != nil || rep == nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout())
+			return rep.Write(cmd.OutOrStdout())
 		},
 	}
 	f := cmd.Flags()

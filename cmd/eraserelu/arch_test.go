@@ -119,3 +119,40 @@ func TestArchShowErase(t *testing.T) {
 		}
 	}
 }
+
+// TestArchShowModuleReport: with --erase the output lists every module
+// with its kind, trailing ReLU and whether the proportion picked it.
+func TestArchShowModuleReport(t *testing.T) {
+	out, err := runArch(t, "show", "--arch", "fig3-vgg-7", "--erase", "0.5", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Report []struct {
+			Name     string   `json:"name"`
+			Kind     string   `json:"kind"`
+			Trailing []string `json:"trailing_relus"`
+			Erased   bool     `json:"erased"`
+		} `json:"module_report"`
+	}
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Report) != 6 {
+		t.Fatalf("%d modules reported, want 6: %s", len(m.Report), out)
+	}
+	for i, r := range m.Report {
+		if r.Kind != "plain" || len(r.Trailing) != 1 || !strings.HasPrefix(r.Trailing[0], "ReLU") || r.Erased != (i%2 == 0) {
+			t.Errorf("module %d: %+v; want a plain module with one trailing ReLU, erased %v", i, r, i%2 == 0)
+		}
+	}
+	text, err := runArch(t, "show", "--arch", "fig3-vgg-7", "--erase", "0.5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"MODULE", "TRAILING RELU", "stage1/block1  plain", "stage3/block2"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text output lacks %q:\n%s", want, text)
+		}
+	}
+}
