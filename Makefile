@@ -87,16 +87,16 @@ cuda-build: $(CUDA_STUBS)/libcublas.so $(CUDA_STUBS)/libcuda.so
 	mkdir -p $(GPU_DIR)
 	rm -f $(GPU_DIR)/cudacheck
 	$(GPU_BUILD) -o $(GPU_DIR)/eraserelu ./cmd/eraserelu
-	cp ../shared/bench/torch_resnet_bench.py $(GPU_DIR)/
+	cp bench/torch_resnet_bench.py bench/gpu_ratios.py $(GPU_DIR)/
 	bash scripts/check-gpu-symbols.sh $(GPU_DIR)/eraserelu $(CUDA_SHARED)
 	@du -ch $(GPU_DIR)/* | tail -n 1
 
 bench-gpu: cuda-build
 	mkdir -p data
 	[ -f data/cifar10-jpeg.tar.gz ] || cp ../shared/datasets/cifar10-jpeg.tar.gz data/
-	@echo "Run on the GPU machine in one device call (15 minutes of device time in all):"
+	@echo "Run on the GPU machine in one device call (15 minutes of device time in all; 2-3 minutes of it):"
 	@echo "  run(command=\"bash scripts/gpu-check.sh\", carry=[\"$(GPU_DIR)\", \"data/cifar10-jpeg.tar.gz\"], timeout_s=240)"
-	@echo "Logs come back under \$$OUT: summary.txt env.log check.log profile.log bench.log torch.log cifar.log cifar-run.tar.gz"
+	@echo "Logs come back under \$$OUT: summary.txt (the same-call ratios at its end) env.log check.log profile.log bench.log torch.log cifar.log cifar-run.tar.gz"
 
 # train-gpu: the GPU eraserelu and the data sets a device call can carry
 # (MNIST, the CIFAR-10 JPEG copy) under data/; prints the device command.

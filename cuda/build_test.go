@@ -27,25 +27,3 @@ func TestGPUTagVets(t *testing.T) {
 		t.Fatalf("go vet -tags gpu,purego: %v\n%s", err, out.String())
 	}
 }
-
-// TestPTXMatchesSource regenerates the PTX where nvcc is installed and
-// checks the committed ops.ptx is what ops.cu compiles to.
-func TestPTXMatchesSource(t *testing.T) {
-	if testing.Short() {
-		t.Skip("short")
-	}
-	nvcc, err := exec.LookPath("nvcc")
-	if err != nil {
-		t.Skip("no nvcc (make cuda-deps)")
-	}
-	out := t.TempDir() + "/ops.ptx"
-	cmd := exec.Command(nvcc, "-arch=sm_90", "-ptx", "-fmad=false", "-O3", "-o", out, "kernels/ops.cu")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("nvcc: %v\n%s", err, msg)
-	}
-	got, _ := os.ReadFile(out)
-	want, _ := os.ReadFile("kernels/ops.ptx")
-	if !bytes.Equal(got, want) {
-		t.Error("kernels/ops.ptx is stale: run `make cuda-ptx` (go generate ./cuda/kernels)")
-	}
-}

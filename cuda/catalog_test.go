@@ -97,14 +97,12 @@ func TestCatalogMatchesSource(t *testing.T) {
 	}
 }
 
-// TestPTXIsCurrent checks the committed PTX has an entry for every kernel.
+// TestPTXIsCurrent checks the committed PTX has an entry for every kernel
+// (its targets and source hash: package kernels' tests).
 func TestPTXIsCurrent(t *testing.T) {
 	ptx, err := os.ReadFile("kernels/ops.ptx")
 	if err != nil {
 		t.Fatal(err)
-	}
-	if !strings.Contains(string(ptx), ".target sm_90") {
-		t.Error("ops.ptx is not for sm_90")
 	}
 	for name := range Kernels {
 		if !strings.Contains(string(ptx), ".entry "+name+"(") {

@@ -26,7 +26,10 @@ import (
 	_ "embed"
 	"fmt"
 	"runtime"
+	"time"
 	"unsafe"
+
+	"github.com/eraserelu/eraserelu/cuda/kernels"
 )
 
 //go:embed kernels/ops.ptx
@@ -47,16 +50,6 @@ func blasCheck(what string, s C.cublasStatus_t) error {
 		return fmt.Errorf("%s: cuBLAS status %d", what, int(s))
 	}
 	return nil
-}
-
-// Options tune the executor.
-type Options struct {
-	// Graph captures the step (all kernels and GEMMs) once as a CUDA graph
-	// and replays it: one launch per step.
-	Graph bool
-	// TF32 lets cuBLAS use TF32 tensor cores for the GEMMs (PyTorch's
-	// default for convolutions through cuDNN). Off: exact float32 GEMMs.
-	TF32 bool
 }
 
 // launch is one prepared instruction: the function and its argument
@@ -91,6 +84,11 @@ type Device struct {
 	graph    C.CUgraph
 	first    bool
 	Name     string
+	// Capability is the GPU's compute capability (major, minor).
+	Capability [2]int
+	// ModuleLoad is how long loading the PTX took: the driver's JIT
+	// compilation for this GPU, unless its compute cache had it.
+	ModuleLoad time.Duration
 	// evals holds the prepared launches of inference steps lowered onto S.
 	evals map[*Step][]launch
 }
@@ -111,6 +109,19 @@ func Open(s *Step, opt Options) (*Device, error) {
 	var name [256]C.char
 	C.cuDeviceGetName(&name[0], 256, d.dev)
 	d.Name = C.GoString(&name[0])
+	var major, minor C.int
+	if err := cuCheck("cuDeviceGetAttribute (compute capability major)",
+		C.cuDeviceGetAttribute(&major, C.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, d.dev)); err != nil {
+		return nil, err
+	}
+	if err := cuCheck("cuDeviceGetAttribute (compute capability minor)",
+		C.cuDeviceGetAttribute(&minor, C.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, d.dev)); err != nil {
+		return nil, err
+	}
+	d.Capability = [2]int{int(major), int(minor)}
+	if err := CheckCapability(d.Name, d.Capability[0], d.Capability[1]); err != nil {
+		return nil, err
+	}
 	if err := cuCheck("cuDevicePrimaryCtxRetain", C.cuDevicePrimaryCtxRetain(&d.ctx, d.dev)); err != nil {
 		return nil, err
 	}
@@ -119,9 +130,13 @@ func Open(s *Step, opt Options) (*Device, error) {
 	}
 	cptx := C.CString(opsPTX)
 	defer C.free(unsafe.Pointer(cptx))
-	if err := cuCheck("cuModuleLoadData (ops.ptx, sm_90)", C.cuModuleLoadData(&d.mod, unsafe.Pointer(cptx))); err != nil {
+	// The driver JIT-compiles the PTX for this GPU here (or takes it from
+	// its compute cache).
+	t0 := time.Now()
+	if err := cuCheck("cuModuleLoadData (ops.ptx, "+kernels.Arch+")", C.cuModuleLoadData(&d.mod, unsafe.Pointer(cptx))); err != nil {
 		return nil, err
 	}
+	d.ModuleLoad = time.Since(t0)
 	if err := cuCheck("cuStreamCreate", C.cuStreamCreate(&d.stream, C.CU_STREAM_NON_BLOCKING)); err != nil {
 		return nil, err
 	}
@@ -132,7 +147,7 @@ func Open(s *Step, opt Options) (*Device, error) {
 		return nil, err
 	}
 	mode := C.cublasMath_t(C.CUBLAS_DEFAULT_MATH)
-	if opt.TF32 {
+	if opt.Precision == TF32 {
 		mode = C.CUBLAS_TF32_TENSOR_OP_MATH
 	}
 	if err := blasCheck("cublasSetMathMode", C.cublasSetMathMode(d.blas, mode)); err != nil {

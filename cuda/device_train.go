@@ -31,7 +31,7 @@ func (d *Device) String() string {
 	if d.opt.Graph {
 		mode = ", CUDA graph"
 	}
-	if d.opt.TF32 {
+	if d.opt.Precision == TF32 {
 		mode += ", TF32"
 	}
 	return fmt.Sprintf("cuda (%s%s)", d.Name, mode)

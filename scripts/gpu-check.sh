@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
 # The CUDA path's device check, run on the GPU machine in ONE device call:
 #   run(command="bash scripts/gpu-check.sh", carry=["bin/gpu", "data/cifar10-jpeg.tar.gz"], timeout_s=240)
-# after `make bench-gpu` here (it builds bin/gpu/eraserelu, copies
-# torch_resnet_bench.py beside it and the CIFAR-10 JPEG copy into data/).
+# after `make bench-gpu` here (it builds bin/gpu/eraserelu with the stubs,
+# copies bench/torch_resnet_bench.py and bench/gpu_ratios.py beside it and
+# the CIFAR-10 JPEG copy into data/). About 2-3 minutes of wall time (the
+# 2026-11-28 version, a subset, took 90 s); the optional steps (ResNet-1202,
+# WRN-28-10, the CIFAR-10 run) start only while the call is under BUDGET
+# seconds (default 150), so that it ends within the 240 s it is given.
+#
+# It measures, in the same call: the probe (compute capability, the driver's
+# JIT of the compute_70 PTX, kernels and SGEMM against the CPU), the
+# numerics (trace, check), then training img/s of ours in fp32 and tf32
+# beside PyTorch eager in exact fp32 (--tf32 off), eager with PyTorch's
+# defaults (TF32 cuDNN convolutions) and AMP bf16 + channels-last (cuDNN
+# autotuning on), for ResNet-20/56/110 at batch 128, then ResNet-1202 and
+# WRN-28-10; the ratios end summary.txt (bench/gpu_ratios.py).
+#
 # Every step has its own time limit so a hang cannot eat the budget. The
 # device tool returns at most 8 files, so the logs are grouped: summary.txt,
 # env.log, check.log (probe, trace, check), profile.log, bench.log,
@@ -10,42 +23,81 @@
 # metrics.csv, results.json). CIFAR=0 skips the training run.
 set -u
 OUT=${OUT:-/tmp/gpu-out}
-BIN=bin/gpu/eraserelu
+BIN=${BIN:-bin/gpu/eraserelu}
+TORCH=${TORCH:-"python3 bin/gpu/torch_resnet_bench.py --device cuda"}
+BUDGET=${BUDGET:-150}
 . "$(dirname "$0")/device-lib.sh"
 {
-  date -u; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader
+  date -u; nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader
   ldd "$BIN" | grep -E "cuda|cublas|not found"; ldd --version | head -1
+  # Whether `make gpu` could build here: the toolkit's headers and a C compiler.
+  ls -d /usr/local/cuda*/include/cuda.h /usr/local/cuda*/include/cublas_v2.h 2>&1; command -v gcc nvcc go
 } > "$OUT/env.log" 2>&1
 cat "$OUT/env.log" >> "$S"
 
-# 1. Sanity: driver API, PTX (nvcc 11.8, sm_90) JIT by driver 580, kernels, cuBLAS 13 SGEMM vs the CPU.
+# ratios TITLE: the same-call ratios so far, into the summary.
+ratios() {
+  echo "$1" >> "$S"
+  python3 bin/gpu/gpu_ratios.py "$OUT/bench.log" "$OUT/torch.log" >> "$S" 2>&1
+}
+
+# optional NAME: true while the call's budget lasts, else says what it skips.
+optional() {
+  if [ "$SECONDS" -lt "$BUDGET" ]; then return 0; fi
+  echo "$1 skipped: ${SECONDS}s of the ${BUDGET}s budget spent" | tee -a "$S"
+  return 1
+}
+
+# 1. Sanity: driver API, compute capability, the compute_70 PTX (nvcc 11.8)
+# JIT-compiled by the driver for this GPU (load time printed), kernels,
+# cuBLAS SGEMM against the CPU.
 step check.log probe 60 "$BIN" gpu probe || { echo "probe failed: stopping (see check.log)" | tee -a "$S"; exit 1; }
+grep -m1 "^device:" "$OUT/check.log" >> "$S"
 # 2. Every kernel of a ResNet-20 step (batch 16) on identical inputs vs the CPU interpreter, then the drift and ReLU flips.
 step check.log trace 120 "$BIN" gpu trace --arch resnet-20 --batch 16 --tol 1e-5
 # 3. The acceptance check: one float32 training step of ResNet-20, batch 128, device vs CPU float32 and float64.
 step check.log check 180 "$BIN" gpu check --arch resnet-20 --batch 128 --tol 1e-4
 # 4. Where the device time goes (CUDA events between launches).
 step profile.log profile-resnet-20 60 "$BIN" gpu profile --arch resnet-20 --batch 128 --reps 5
-# 5. Throughput beside PyTorch (same device call): ours with a CUDA graph, then without, then TF32.
+# 5. Throughput beside PyTorch, same call: ours fp32 and tf32 (CUDA graph),
+# then PyTorch in its three modes.
 for a in 20 56 110; do
-  step bench.log "bench-resnet-$a" 90 "$BIN" gpu bench --arch "resnet-$a" --batch 128 --steps 50 --warmup 5 --graph=true
+  for p in fp32 tf32; do
+    step bench.log "bench-resnet-$a-$p" 90 "$BIN" gpu bench --arch "resnet-$a" --batch 128 --steps 50 --warmup 5 --precision "$p"
+  done
 done
 step bench.log bench-resnet-20-nograph 60 "$BIN" gpu bench --arch resnet-20 --batch 128 --steps 50 --warmup 5 --graph=false
-step bench.log bench-resnet-20-tf32 60 "$BIN" gpu bench --arch resnet-20 --batch 128 --steps 50 --warmup 5 --tf32
-# The erased network (every block's trailing ReLU removed) and the deepest CIFAR net of the paper.
 step bench.log bench-resnet-110-erased 90 "$BIN" gpu bench --arch resnet-110 --batch 128 --steps 50 --warmup 5 --erase 1
-step bench.log bench-resnet-1202 120 "$BIN" gpu bench --arch resnet-1202 --batch 128 --steps 10 --warmup 2
-step torch.log torch 240 python3 bin/gpu/torch_resnet_bench.py 20 56 110 --device cuda --steps 50 --warmup 5
-step torch.log torch-erased 60 python3 bin/gpu/torch_resnet_bench.py 110 --erase --device cuda --steps 50 --warmup 5
-step torch.log torch-1202 120 python3 bin/gpu/torch_resnet_bench.py 1202 --device cuda --steps 10 --warmup 2
+step torch.log torch-fp32 120 $TORCH 20 56 110 --steps 50 --warmup 5 --tf32 off
+step torch.log torch-default 120 $TORCH 20 56 110 --steps 50 --warmup 5
+step torch.log torch-amp-bf16-cl 120 $TORCH 20 56 110 --steps 50 --warmup 5 --amp bf16 --channels-last --cudnn-benchmark
+step torch.log torch-erased 60 $TORCH 110 --erase --steps 50 --warmup 5
+ratios "ResNet-20/56/110 (${SECONDS}s):"
+# The deepest CIFAR ResNet of the paper and the widest net, as the budget allows.
+if optional "resnet-1202"; then
+  for p in fp32 tf32; do
+    step bench.log "bench-resnet-1202-$p" 120 "$BIN" gpu bench --arch resnet-1202 --batch 128 --steps 10 --warmup 2 --precision "$p"
+  done
+  step torch.log torch-1202-default 90 $TORCH 1202 --steps 10 --warmup 2
+  step torch.log torch-1202-amp-bf16-cl 90 $TORCH 1202 --steps 10 --warmup 2 --amp bf16 --channels-last --cudnn-benchmark
+fi
+if optional "wrn-28-10"; then
+  for p in fp32 tf32; do
+    step bench.log "bench-wrn-28-10-$p" 90 "$BIN" gpu bench --arch wrn-28-10 --batch 128 --steps 20 --warmup 3 --precision "$p"
+  done
+  step torch.log torch-wrn-28-10-fp32 90 $TORCH wrn-28-10 --steps 20 --warmup 3 --tf32 off
+  step torch.log torch-wrn-28-10-default 90 $TORCH wrn-28-10 --steps 20 --warmup 3
+  step torch.log torch-wrn-28-10-amp-bf16-cl 90 $TORCH wrn-28-10 --steps 20 --warmup 3 --amp bf16 --channels-last --cudnn-benchmark
+fi
+grep -q "^=== bench-resnet-1202\|^=== bench-wrn" "$OUT/bench.log" && ratios "with ResNet-1202 and WRN-28-10 (${SECONDS}s):"
 # 6. A real run through the trainer: ResNet-20 on CIFAR-10 (50,000 training
 # images with the paper's augmentation), 10 epochs, the he-resnet recipe with
 # its learning-rate drops moved to epochs 5 and 8, evaluated on the 10,000
 # test images after every epoch, on the device.
-if [ "${CIFAR:-1}" = 1 ] && [ -f data/cifar10-jpeg.tar.gz ]; then
+if [ "${CIFAR:-1}" = 1 ] && [ -f data/cifar10-jpeg.tar.gz ] && optional "cifar10-resnet-20"; then
   step cifar.log cifar10-resnet-20 110 "$BIN" train --device cuda --arch resnet-20 --recipe he-resnet --dataset cifar10 --data data \
     --epochs 10 --milestones 5,8 --milestone-unit epoch --seed 1 --out /tmp/cifar-run
   (cd /tmp && tar czf "$OUT/cifar-run.tar.gz" cifar-run/train.log cifar-run/metrics.csv cifar-run/results.json 2>/dev/null)
 fi
 nvidia-smi >> "$OUT/env.log" 2>&1
-echo "done $(date -u)" | tee -a "$S"
+echo "done $(date -u) (${SECONDS}s)" | tee -a "$S"

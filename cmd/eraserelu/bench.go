@@ -13,11 +13,15 @@ import (
 func benchCommand() *cobra.Command {
 	var cfg bench.Config
 	var asJSON, f64 bool
+	var precision string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Train and eval images/s and peak RSS of one architecture on random data",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := precisionFor(precision, "cpu"); err != nil {
+				return fmt.Errorf("bench (the CPU; the GPU's is eraserelu gpu bench): %w", err)
+			}
 			cfg.Dtype = tensor.Float32
 			if f64 {
 				cfg.Dtype = tensor.Float64
@@ -42,5 +46,6 @@ func benchCommand() *cobra.Command {
 	f.Float64Var(&cfg.Erase, "erase", 0, "EraseReLU proportion applied before compiling")
 	f.BoolVar(&f64, "float64", false, "run in float64")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
+	addPrecisionFlag(f, &precision)
 	return cmd
 }

@@ -12,23 +12,49 @@ import (
 type deviceFlags struct {
 	device    string
 	cudaGraph bool
+	precision string
 }
 
 func (d *deviceFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&d.device, "device", "cpu", "where training runs: cpu; cuda (GPU 0, in the GPU binary bin/gpu/eraserelu that make cuda-build makes); "+
 		"cuda-ref (the CUDA path on its CPU reference interpreter: slow, for checks)")
 	f.BoolVar(&d.cudaGraph, "cuda-graph", true, "with --device cuda: replay each training step as one captured CUDA graph")
+	addPrecisionFlag(f, &d.precision)
+}
+
+// addPrecisionFlag is --precision, the same on every command that has it.
+func addPrecisionFlag(f *pflag.FlagSet, v *string) {
+	f.StringVar(v, "precision", string(cuda.FP32), "arithmetic of the GEMMs: fp32 (exact float32, every device); "+
+		"tf32 (TF32 tensor cores, --device cuda only); bf16 is not implemented yet")
+}
+
+// precisionFor checks a --precision value against where the step runs: the
+// CPU, and the CUDA path's CPU interpreter, compute in fp32 only.
+func precisionFor(value, device string) (cuda.Precision, error) {
+	p, err := cuda.ParsePrecision(value)
+	if err != nil {
+		return "", fmt.Errorf("--precision: %w", err)
+	}
+	if p != cuda.FP32 && device != "cuda" {
+		return "", fmt.Errorf("--precision %s: %s computes in fp32 only (%s needs --device cuda, in the GPU binary)", p, device, p)
+	}
+	return p, nil
 }
 
 // backend is the trainer backend the flags ask for (nil: the CPU).
 func (d *deviceFlags) backend() (train.BackendFactory, error) {
+	if d.device != "cpu" && d.device != "cuda" && d.device != "cuda-ref" {
+		return nil, fmt.Errorf("--device %q: unknown device (valid: cpu, cuda, cuda-ref)", d.device)
+	}
+	prec, err := precisionFor(d.precision, d.device)
+	if err != nil {
+		return nil, err
+	}
 	switch d.device {
-	case "cpu":
-		return nil, nil
 	case "cuda":
-		return cudaBackend(d.cudaGraph)
+		return cudaBackend(cuda.Options{Graph: d.cudaGraph, Precision: prec})
 	case "cuda-ref":
 		return cuda.NewBackend(cuda.NewRefExecutor), nil
 	}
-	return nil, fmt.Errorf("--device %q: unknown device (valid: cpu, cuda, cuda-ref)", d.device)
+	return nil, nil
 }

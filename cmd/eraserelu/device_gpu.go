@@ -12,8 +12,8 @@ import (
 // gpuBuild says this binary has the CUDA executor (-tags gpu).
 const gpuBuild = true
 
-func cudaBackend(graph bool) (train.BackendFactory, error) {
-	return cuda.DeviceBackend(cuda.Options{Graph: graph}), nil
+func cudaBackend(opt cuda.Options) (train.BackendFactory, error) {
+	return cuda.DeviceBackend(opt), nil
 }
 
 // gpuCommand runs the CUDA path's device checks and benchmarks (package
@@ -28,7 +28,7 @@ func gpuCommand() *cobra.Command {
   gpu check   --arch resnet-20   one training step against the CPU in float32 and float64
   gpu profile --arch resnet-20   device time per kernel of one step (CUDA events)
   gpu bench   --arch resnet-20   training images/s, step time, device memory (JSON)
-Flags: --arch --batch --steps --warmup --graph --tf32 --tol --erase --reps.`,
+Flags: --arch --batch --steps --warmup --graph --precision --tol --erase --reps.`,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {

@@ -5,6 +5,8 @@ package main
 import (
 	"errors"
 
+	"github.com/eraserelu/eraserelu/cuda"
+
 	"github.com/eraserelu/eraserelu/train"
 	"github.com/spf13/cobra"
 )
@@ -12,7 +14,7 @@ import (
 // gpuBuild says this binary has the CUDA executor (-tags gpu).
 const gpuBuild = false
 
-func cudaBackend(bool) (train.BackendFactory, error) {
+func cudaBackend(cuda.Options) (train.BackendFactory, error) {
 	return nil, errors.New("--device cuda: this eraserelu binary was built without CUDA support (build tag gpu); " +
 		"build the GPU binary with `make cuda-build` (it writes bin/gpu/eraserelu) and run that on the GPU machine")
 }

@@ -77,3 +77,37 @@ func TestTrainOnDevicePath(t *testing.T) {
 		}
 	}
 }
+
+// TestPrecisionFlagErrors: --precision bf16 is refused as not implemented
+// yet, an unknown value as unknown, and tf32 wherever the step runs on the
+// CPU (train and experiment on --device cpu or cuda-ref, bench), each
+// naming the flag, before anything is written.
+func TestPrecisionFlagErrors(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "run")
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"train", "--precision", "bf16"}, "--precision: bf16 mixed precision is not implemented yet"},
+		{[]string{"train", "--device", "cuda", "--precision", "bf16"}, "--precision: bf16 mixed precision is not implemented yet"},
+		{[]string{"train", "--precision", "fp64"}, `--precision: unknown precision "fp64"`},
+		{[]string{"train", "--precision", "tf32"}, "--precision tf32: cpu computes in fp32 only"},
+		{[]string{"train", "--device", "cuda-ref", "--precision", "tf32"}, "--precision tf32: cuda-ref computes in fp32 only"},
+		{[]string{"experiment", "fig3c", "--precision", "tf32"}, "--precision tf32: cpu computes in fp32 only"},
+		{[]string{"bench", "--precision", "tf32"}, "--precision tf32: cpu computes in fp32 only"},
+		{[]string{"bench", "--precision", "bf16"}, "--precision: bf16 mixed precision is not implemented yet"},
+	}
+	for _, c := range cases {
+		args := c.args
+		if args[0] != "bench" {
+			args = append(args, "--out", out)
+		}
+		_, err := run(t, args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want %q", c.args, err, c.want)
+		}
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a refused run created %s", out)
+	}
+}

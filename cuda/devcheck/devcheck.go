@@ -21,6 +21,7 @@ import (
 
 	"github.com/eraserelu/eraserelu/arch"
 	"github.com/eraserelu/eraserelu/cuda"
+	"github.com/eraserelu/eraserelu/cuda/kernels"
 	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
 	"github.com/eraserelu/eraserelu/train"
@@ -41,12 +42,16 @@ func Main(args []string) error {
 	steps := fs.Int("steps", 50, "timed steps (bench)")
 	warmup := fs.Int("warmup", 5, "untimed steps (bench)")
 	useGraph := fs.Bool("graph", true, "run the step as one CUDA graph (bench)")
-	tf32 := fs.Bool("tf32", false, "TF32 tensor cores for the GEMMs")
+	precision := fs.String("precision", "fp32", "GEMM arithmetic (bench): fp32 exact, tf32 TF32 tensor cores; bf16 is not implemented yet")
 	tol := fs.Float64("tol", 1e-4, "relative tolerance (check; trace on identical inputs)")
 	eraseP := fs.Float64("erase", 0, "proportion of modules whose trailing ReLU is erased (bench)")
 	reps := fs.Int("reps", 5, "profiled steps averaged (profile)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	prec, err := cuda.ParsePrecision(*precision)
+	if err != nil {
+		return fmt.Errorf("gpu %s --precision: %w", args[0], err)
 	}
 	switch args[0] {
 	case "probe":
@@ -58,7 +63,7 @@ func Main(args []string) error {
 	case "profile":
 		return profile(*archName, *batch, *reps)
 	case "bench":
-		return bench(*archName, *batch, *steps, *warmup, *useGraph, *tf32, *eraseP)
+		return bench(*archName, *batch, *steps, *warmup, *useGraph, prec, *eraseP)
 	}
 	return fmt.Errorf("unknown gpu command %q (probe, trace, check, profile, bench)", args[0])
 }
@@ -103,7 +108,7 @@ func probe() error {
 		return err
 	}
 	defer d.Close()
-	fmt.Println("device:", d.Name)
+	fmt.Printf("device: %s, compute capability %d.%d, PTX for %s JIT-loaded in %.0f ms\n", d.Name, d.Capability[0], d.Capability[1], kernels.Arch, d.ModuleLoad.Seconds()*1e3)
 	if err := d.Write(a, av); err != nil {
 		return err
 	}
@@ -515,7 +520,7 @@ type benchResult struct {
 	Device    string  `json:"device"`
 	Erase     float64 `json:"erase"`
 	Graph     bool    `json:"cuda_graph"`
-	TF32      bool    `json:"tf32"`
+	Precision string  `json:"precision"`
 	TrainImgS float64 `json:"train_img_s"`
 	EvalImgS  float64 `json:"eval_img_s"`
 	StepMs    float64 `json:"step_ms"`
@@ -525,12 +530,12 @@ type benchResult struct {
 	Loss      float64 `json:"loss_last"`
 }
 
-func bench(name string, batch, steps, warmup int, useGraph, tf32 bool, eraseP float64) error {
+func bench(name string, batch, steps, warmup int, useGraph bool, prec cuda.Precision, eraseP float64) error {
 	su, err := prepare(name, batch, eraseP)
 	if err != nil {
 		return err
 	}
-	d, err := su.open(cuda.Options{Graph: useGraph, TF32: tf32}, nil)
+	d, err := su.open(cuda.Options{Graph: useGraph, Precision: prec}, nil)
 	if err != nil {
 		return err
 	}
@@ -573,7 +578,7 @@ func bench(name string, batch, steps, warmup int, useGraph, tf32 bool, eraseP fl
 	if err != nil {
 		return err
 	}
-	r := benchResult{Arch: name, Batch: batch, Device: d.Name, Erase: eraseP, Graph: useGraph, TF32: tf32,
+	r := benchResult{Arch: name, Batch: batch, Device: d.Name, Erase: eraseP, Graph: useGraph, Precision: string(prec),
 		TrainImgS: float64(steps*batch) / dt, EvalImgS: float64(steps*batch) / evalDt, StepMs: dt * 1e3 / float64(steps), Launches: len(su.s.Instrs),
 		ArenaMiB: float64(su.s.ArenaBytes) / (1 << 20), DeviceMiB: float64(used) / (1 << 20), Loss: m.Loss}
 	js, _ := json.Marshal(r)
