@@ -51,7 +51,8 @@ type Backend struct {
 // ops that have device kernels) with the config's SGD, lowers its
 // inference pass onto the same buffers, plans both, and opens an executor
 // on the training step with open (for example OpenDevice, or NewRefExecutor).
-func NewBackend(open func(*Step) (Executor, error)) train.BackendFactory {
+// prec BF16 lowers the bf16 mixed-precision steps (Lower).
+func NewBackend(open func(*Step) (Executor, error), prec Precision) train.BackendFactory {
 	return func(prog *graph.Program, cfg train.Config, opt *train.SGD) (train.Backend, error) {
 		g := prog.Graph()
 		ln, ok := g.Output("loss")
@@ -61,7 +62,7 @@ func NewBackend(open func(*Step) (Executor, error)) train.BackendFactory {
 		if ops.Describe(ln.Op()).Kind != ops.KindCrossEntropy {
 			return nil, fmt.Errorf("cuda: the device path needs the softmax cross-entropy loss (ops.SoftmaxCrossEntropy), this graph's loss is %v", ln.Op())
 		}
-		s, err := Lower(prog, cfg.SGDOptions())
+		s, err := Lower(prog, cfg.SGDOptions(), prec)
 		if err != nil {
 			return nil, err
 		}

@@ -63,7 +63,7 @@ func TestGemmColumnMajor(t *testing.T) {
 // persistent buffers are disjoint from everything, and that sharing saves memory.
 func TestPlanInvariants(t *testing.T) {
 	_, p, _, _ := build(t, "resnet-20", 8, false)
-	s, err := Lower(p, benchSGD)
+	s, err := Lower(p, benchSGD, FP32)
 	if err != nil {
 		t.Fatal(err)
 	}

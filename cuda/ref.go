@@ -27,9 +27,11 @@ func NewRef(s *Step) *Ref {
 	return r
 }
 
+// buf is the arena words of b (a bf16 buffer's elements two to a word:
+// view them with halves).
 func (r *Ref) buf(b *Buf) []float32 {
 	o := b.Offset / ElemSize
-	return r.Arena[o : o+int64(b.Elems)]
+	return r.Arena[o : o+(b.Bytes()+ElemSize-1)/ElemSize]
 }
 
 // Buf is the contents of buffer id.

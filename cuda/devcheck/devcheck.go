@@ -179,7 +179,7 @@ func prepare(name string, batch int, eraseP float64) (*setup, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := cuda.Lower(p, sgdOpts)
+	s, err := cuda.Lower(p, sgdOpts, prec)
 	if err != nil {
 		return nil, err
 	}

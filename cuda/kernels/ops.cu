@@ -304,6 +304,47 @@ __global__ void im2col(int nimg, int c, int h, int w, int kh, int kw, int sh, in
     }
 }
 
+// ---- bf16 mixed precision (cuda/bf16.go) ------------------------------------
+// bf16 values are stored as unsigned short bits; rounding is to nearest,
+// ties to even, by integer operations on the float's bits (no bf16
+// intrinsics, which need sm_80: these compile for compute_70), exactly as
+// cuda.RoundBF16 rounds.
+
+__device__ __forceinline__ unsigned short bf16_round(float f) {
+    unsigned int u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u); // NaN stays NaN
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (unsigned short)(u >> 16);
+}
+
+__global__ void to_bf16(int n, const float* x, unsigned short* y) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) y[i] = bf16_round(x[i]);
+}
+
+// im2col writing bf16 columns (the GEMM operand of a bf16 step).
+__global__ void im2col_bf16(int nimg, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow,
+                            const float* x, unsigned short* col) {
+    int p = oh * ow;
+    long total = (long)nimg * c * p;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        int q = (int)(i % p);
+        long bc = i / p;
+        int ox = q % ow, oy = q / ow;
+        int iy0 = oy * sh - ph, ix0 = ox * sw - pw;
+        const float* xp = x + bc * h * w;
+        unsigned short* cp = col + bc * kh * kw * (long)p + q;
+        for (int ky = 0; ky < kh; ky++) {
+            int iy = iy0 + ky;
+            bool rowIn = iy >= 0 && iy < h;
+            for (int kx = 0; kx < kw; kx++) {
+                int ix = ix0 + kx;
+                *cp = bf16_round((rowIn && ix >= 0 && ix < w) ? xp[iy * w + ix] : 0.f);
+                cp += p;
+            }
+        }
+    }
+}
+
 // x[b, ch, iy, ix] = sum of the column entries that read it (gather, no atomics).
 __global__ void col2im(int nimg, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow,
                        const float* col, float* x) {
