@@ -172,3 +172,37 @@ func (s *Step) checkOperands(a, b, c int) error {
 	}
 	return nil
 }
+
+// The accuracy a bf16 step is held to against a float64 step of the same
+// graph (TestBF16StepMatchesFloat64 on the reference interpreter, and
+// eraserelu gpu check --precision bf16 on the device; docs/CUDA.md "bf16
+// mixed precision").
+const (
+	// BF16ForwardTol bounds the relative error of the forward quantities
+	// (the loss, the running statistics). A bf16 operand carries a relative
+	// rounding error of at most 2^-8 (RMS about 2^-9), a product of two at
+	// most 2^-7; a running variance is a mean of squares of such sums
+	// (2^-6 at worst); 2^-5 leaves a factor 2 over that worst case.
+	BF16ForwardTol = 1.0 / 32
+	// BF16UnitRatio is the ratio of bf16's unit roundoff to float32's,
+	// 2^-8 / 2^-24: how much larger every rounding error of a bf16 GEMM
+	// operand is than the float32 rounding it replaces.
+	BF16UnitRatio = 1 << 16
+	// BF16GradFactor: a gradient of the bf16 step may be at most
+	// BF16GradFactor * BF16UnitRatio times as far from float64 as the
+	// float32 step's worst gradient is (or BF16ForwardTol, if larger).
+	// The float32 step's distance measures how much the network at this
+	// batch amplifies rounding (tiny batches make batch norm's backward a
+	// difference of nearly equal terms), and to first order the error
+	// scales with the unit roundoff; the bf16 step rounds at fewer points
+	// (only the GEMM inputs) but each GEMM input twice as often as it is
+	// reused. Measured on ResNet-20, ResNet-20 erased, MLP-12 and ImageNet
+	// ResNet-18: 0.8 to 3.9 times the unit ratio; 8 leaves a factor 2.
+	BF16GradFactor = 8
+)
+
+// BF16GradLimit is the largest distance to float64 a bf16 step's gradient
+// may have, given the float32 step's worst distance e32.
+func BF16GradLimit(e32 float64) float64 {
+	return max(BF16ForwardTol, BF16GradFactor*BF16UnitRatio*e32)
+}
