@@ -199,3 +199,43 @@ func TestBF16Plan(t *testing.T) {
 		t.Errorf("bf16 arena %d bytes, fp32 %d: want smaller", arena[BF16], arena[FP32])
 	}
 }
+
+// TestBackendBF16: the trainer on the bf16 device path (the reference
+// interpreter): training and evaluation (the bf16 inference step) run; the
+// first step, from the CPU's weights, has the CPU's loss within
+// BF16ForwardTol, later steps drift no more than bf16 rounding amplified
+// by training allows (10%), and the weights read back differ from the
+// CPU's (the GEMMs rounded; small parameters such as batch-norm shifts
+// differ relatively much after 12 steps, so only the losses are bounded).
+func TestBackendBF16(t *testing.T) {
+	net := tinyNets[0]
+	cfg := tinyConfig(3)
+	cpu := runTiny(t, net, t.TempDir(), cfg, nil, false, nil)
+	dev := runTiny(t, net, t.TempDir(), cfg, NewBackend(NewRefExecutor, BF16), false, nil)
+	if cpu.err != nil || dev.err != nil {
+		t.Fatalf("cpu: %v, device: %v", cpu.err, dev.err)
+	}
+	if len(dev.losses) != len(cpu.losses) || len(dev.losses) == 0 {
+		t.Fatalf("%d and %d steps", len(cpu.losses), len(dev.losses))
+	}
+	if !near(dev.losses[0], cpu.losses[0], BF16ForwardTol) {
+		t.Errorf("first step: loss %.7g in bf16, %.7g on the CPU", dev.losses[0], cpu.losses[0])
+	}
+	for i := range cpu.losses {
+		if !near(dev.losses[i], cpu.losses[i], 0.1) || math.IsNaN(dev.losses[i]) {
+			t.Errorf("step %d: loss %.7g in bf16, %.7g on the CPU", i, dev.losses[i], cpu.losses[i])
+		}
+	}
+	last := len(cpu.res.History) - 1
+	if d, c := dev.res.History[last].Test, cpu.res.History[last].Test; d.Examples != c.Examples || !near(d.Loss, c.Loss, 0.1) {
+		t.Errorf("test metrics: bf16 %+v, CPU %+v", d, c)
+	}
+	worst := 0.0
+	for name, w := range cpu.params {
+		worst = max(worst, RelDiff(dev.params[name], w))
+	}
+	t.Logf("losses bf16 %.5g, CPU %.5g; worst weight difference %.3g", dev.losses, cpu.losses, worst)
+	if worst == 0 {
+		t.Errorf("weights after training equal the CPU's: the bf16 path did not round")
+	}
+}
