@@ -255,7 +255,12 @@ func NewRefExecutor(s *Step) (Executor, error) {
 	return &RefExecutor{R: NewRef(s)}, nil
 }
 
-func (e *RefExecutor) String() string { return "cuda-ref (the device path on the CPU interpreter)" }
+func (e *RefExecutor) String() string {
+	if e.R.S.Precision == BF16 {
+		return "cuda-ref (the device path on the CPU interpreter, bf16 mixed precision)"
+	}
+	return "cuda-ref (the device path on the CPU interpreter)"
+}
 
 // Write copies v into buffer id.
 func (e *RefExecutor) Write(id int, v []float32) error { return e.R.Write(id, v) }
