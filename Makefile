@@ -78,6 +78,14 @@ $(CUDA_STUBS)/libcuda.so: $(CUDA_SHARED)/libcuda580.symbols
 cuda-ptx:
 	cd cuda/kernels && go generate
 
+# The GPU binary for this machine: against the CUDA toolkit installed here
+# (CUDA_HOME: /usr/local/cuda, /usr/local/cuda-12.4, /usr for Debian's;
+# CUDA 11.8 to 13.x), cuBLAS by its real soname; the CPU parts use OpenBLAS
+# as the default build does. Fails naming what is missing.
+CUDA_HOME ?= /usr/local/cuda
+gpu: deps
+	GO=$(GO) bash scripts/gpu-build.sh "$(CUDA_HOME)" $(GPU_DIR)/eraserelu
+
 # The device binary: the GPU variant of the command line (`bin/gpu/eraserelu
 # train --device cuda`, `bin/gpu/eraserelu gpu check|bench|...`), pure-Go BLAS for its CPU parts
 # (the GPU machine has no OpenBLAS), stripped, each checked to ask only for
@@ -88,6 +96,12 @@ cuda-build: $(CUDA_STUBS)/libcublas.so $(CUDA_STUBS)/libcuda.so
 	rm -f $(GPU_DIR)/cudacheck
 	$(GPU_BUILD) -o $(GPU_DIR)/eraserelu ./cmd/eraserelu
 	cp bench/torch_resnet_bench.py bench/gpu_ratios.py $(GPU_DIR)/
+	# The executor's cgo calls as C (cgo's own output), so that the GPU
+	# machine can compile them against its CUDA headers (gpu-check.sh).
+	rm -rf $(GPU_DIR)/cgo $(GPU_DIR)/cgo_cgo_*.o
+	mkdir -p $(GPU_DIR)/cgo
+	$(GO) tool cgo -objdir $(GPU_DIR)/cgo/ -importpath github.com/eraserelu/eraserelu/cuda cuda/device.go
+	find $(GPU_DIR)/cgo -type f ! -name device.cgo2.c ! -name _cgo_export.h -delete
 	bash scripts/check-gpu-symbols.sh $(GPU_DIR)/eraserelu $(CUDA_SHARED)
 	@du -ch $(GPU_DIR)/* | tail -n 1
 
@@ -108,7 +122,7 @@ train-gpu: cuda-build
 	@echo "  run(command=\"bash scripts/gpu-train.sh\", carry=[\"$(GPU_DIR)/eraserelu\", \"data/mnist\", \"data/cifar10-jpeg.tar.gz\"], timeout_s=420)"
 	@echo "Logs come back under \$$OUT: summary.txt env.log agree.log mnist.log resume.log cifar.log runs.tar.gz"
 
-.PHONY: cuda-deps cuda-ptx cuda-build bench-gpu train-gpu
+.PHONY: cuda-deps cuda-ptx gpu cuda-build bench-gpu train-gpu
 
 # The package's device tests (cuda/device_ops_test.go: the random-op and
 # layer-norm kernels against the reference, CUDA-graph replay) as a binary for

@@ -6,13 +6,14 @@
 # Measure on an otherwise idle machine: ours and PyTorch run back to back.
 #
 # Environment: STEPS (timed training steps, default 5), ARCHS, TORCH_PY
-# (default /usr/bin/python3), TORCH_SCRIPT (default ../shared/bench/torch_resnet_bench.py).
+# (default /usr/bin/python3), TORCH_SCRIPT (default bench/torch_resnet_bench.py, the
+# project's copy of ../shared/bench/torch_resnet_bench.py, the same without its mode flags).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${STEPS:-5}
 ARCHS=${ARCHS:-"resnet-20 resnet-56 resnet-110 mlp-12"}
 TORCH_PY=${TORCH_PY:-/usr/bin/python3}
-TORCH_SCRIPT=${TORCH_SCRIPT:-../shared/bench/torch_resnet_bench.py}
+TORCH_SCRIPT=${TORCH_SCRIPT:-bench/torch_resnet_bench.py}
 BIN=bin/eraserelu
 go build -o "$BIN" ./cmd/eraserelu
 

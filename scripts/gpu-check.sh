@@ -8,7 +8,9 @@
 # WRN-28-10, the CIFAR-10 run) start only while the call is under BUDGET
 # seconds (default 150), so that it ends within the 240 s it is given.
 #
-# It measures, in the same call: the probe (compute capability, the driver's
+# It measures, in the same call: whether the executor's cgo calls compile
+# against the machine's CUDA headers (12.x/13.x: `make gpu` there), the probe
+# (compute capability, the driver's
 # JIT of the compute_70 PTX, kernels and SGEMM against the CPU), the
 # numerics (trace, check), then training img/s of ours in fp32 and tf32
 # beside PyTorch eager in exact fp32 (--tf32 off), eager with PyTorch's
@@ -34,6 +36,16 @@ BUDGET=${BUDGET:-150}
   ls -d /usr/local/cuda*/include/cuda.h /usr/local/cuda*/include/cublas_v2.h 2>&1; command -v gcc nvcc go
 } > "$OUT/env.log" 2>&1
 cat "$OUT/env.log" >> "$S"
+# The executor's cgo calls (bin/gpu/cgo, from make cuda-build) against every
+# CUDA toolkit's headers here: does `make gpu` compile with CUDA 12/13?
+if command -v gcc >/dev/null && [ -f bin/gpu/cgo/device.cgo2.c ]; then
+  for inc in /usr/local/cuda*/include; do
+    [ -f "$inc/cuda.h" ] || continue
+    v=$(awk '$1 == "#define" && $2 == "CUDA_VERSION" {print $3}' "$inc/cuda.h")
+    if gcc -fsyntax-only -Werror -I bin/gpu/cgo -I "$inc" bin/gpu/cgo/device.cgo2.c >> "$OUT/env.log" 2>&1; then r=OK; else r=FAILED; fi
+    echo "cgo calls against $inc (CUDA_VERSION $v): $r" | tee -a "$OUT/env.log" >> "$S"
+  done
+fi
 
 # ratios TITLE: the same-call ratios so far, into the summary.
 ratios() {
