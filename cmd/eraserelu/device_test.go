@@ -47,23 +47,9 @@ func TestTrainOnDevicePath(t *testing.T) {
 	data := sharedData(t)
 	res := map[string]train.Result{}
 	for _, dev := range []string{"cpu", "cuda-ref"} {
-		out := filepath.Join(t.TempDir(), dev)
-		_, err := run(t, "train", "--device", dev, "--arch", "resnet-8", "--dataset", "mnist", "--data", data,
-			"--train-per-class", "10", "--test-per-class", "5", "--epochs", "1", "--batch-size", "20", "--out", out)
-		if err != nil {
-			t.Fatalf("--device %s: %v", dev, err)
-		}
-		b, err := os.ReadFile(filepath.Join(out, train.ResultsFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r train.Result
-		if err := json.Unmarshal(b, &r); err != nil {
-			t.Fatal(err)
-		}
+		r, log := trainMNISTTiny(t, data, "--device", dev)
 		res[dev] = r
-		log, _ := os.ReadFile(filepath.Join(out, train.LogFile))
-		if want := `"backend":"` + dev; !strings.Contains(string(log), want) {
+		if want := `"backend":"` + dev; !strings.Contains(log, want) {
 			t.Errorf("--device %s: train.log does not name the backend (%s)", dev, want)
 		}
 	}
@@ -122,30 +108,14 @@ func TestTrainBF16OnDevicePath(t *testing.T) {
 	data := sharedData(t)
 	res := map[string]train.Result{}
 	for _, prec := range []string{"fp32", "bf16"} {
-		out := filepath.Join(t.TempDir(), prec)
 		dev := "cuda-ref"
 		if prec == "fp32" {
 			dev = "cpu"
 		}
-		_, err := run(t, "train", "--device", dev, "--precision", prec, "--arch", "resnet-8", "--dataset", "mnist", "--data", data,
-			"--train-per-class", "10", "--test-per-class", "5", "--epochs", "1", "--batch-size", "20", "--out", out)
-		if err != nil {
-			t.Fatalf("--precision %s: %v", prec, err)
-		}
-		b, err := os.ReadFile(filepath.Join(out, train.ResultsFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r train.Result
-		if err := json.Unmarshal(b, &r); err != nil {
-			t.Fatal(err)
-		}
+		r, log := trainMNISTTiny(t, data, "--device", dev, "--precision", prec)
 		res[prec] = r
-		if prec == "bf16" {
-			log, _ := os.ReadFile(filepath.Join(out, train.LogFile))
-			if !strings.Contains(string(log), "bf16") {
-				t.Errorf("train.log does not say bf16")
-			}
+		if prec == "bf16" && !strings.Contains(log, "bf16") {
+			t.Errorf("train.log does not say bf16")
 		}
 	}
 	c, d := res["fp32"].Final, res["bf16"].Final
@@ -157,4 +127,27 @@ func TestTrainBF16OnDevicePath(t *testing.T) {
 			t.Errorf("bf16 %+v, cpu %+v: want within 5%%, not equal", m[0], m[1])
 		}
 	}
+}
+
+// trainMNISTTiny trains ResNet-8 for one epoch on 100 MNIST images (5
+// steps), tested on 50, with the extra flags, and returns its results and
+// its train.log.
+func trainMNISTTiny(t *testing.T, data string, flags ...string) (train.Result, string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "run")
+	args := append([]string{"train", "--arch", "resnet-8", "--dataset", "mnist", "--data", data,
+		"--train-per-class", "10", "--test-per-class", "5", "--epochs", "1", "--batch-size", "20", "--out", out}, flags...)
+	if _, err := run(t, args...); err != nil {
+		t.Fatalf("%v: %v", flags, err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, train.ResultsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r train.Result
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	log, _ := os.ReadFile(filepath.Join(out, train.LogFile))
+	return r, string(log)
 }
