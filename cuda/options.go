@@ -45,8 +45,8 @@ func ParsePrecision(s string) (Precision, error) {
 	return "", fmt.Errorf("unknown precision %q (valid: fp32, tf32, bf16)", s)
 }
 
-// lowered is the precision a step is lowered with: TF32 is a cuBLAS mode
-// over the fp32 step.
+// lowered is the precision a step is lowered with: TF32 (and the zero
+// value) is a cuBLAS mode over the fp32 step.
 func (p Precision) lowered() Precision {
 	if p == BF16 {
 		return BF16
