@@ -319,8 +319,8 @@ func (d *Device) launch(s *Step, launches []launch, lo, hi int) error {
 // Write copies host floats into buffer id and waits until they are there.
 func (d *Device) Write(id int, v []float32) error {
 	b := d.S.Bufs[id]
-	if len(v) > b.Elems {
-		return fmt.Errorf("write %s: %d values into %d", b.Name, len(v), b.Elems)
+	if len(v) > b.Words() {
+		return fmt.Errorf("write %s: %d values into %d", b.Name, len(v), b.Words())
 	}
 	if len(v) == 0 {
 		return nil
@@ -341,7 +341,7 @@ func (d *Device) Read(id int) ([]float32, error) {
 		return nil, err
 	}
 	b := d.S.Bufs[id]
-	out := make([]float32, b.Elems)
+	out := make([]float32, b.Words())
 	return out, cuCheck("cuMemcpyDtoH "+b.Name, C.cuMemcpyDtoH(unsafe.Pointer(&out[0]), d.ptr(id), C.size_t(4*len(out))))
 }
 

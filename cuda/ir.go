@@ -80,6 +80,10 @@ func (b *Buf) Bytes() int64 {
 	return int64(b.Elems) * ElemSize
 }
 
+// Words is the number of 4-byte words the buffer covers: what Read returns
+// and Write takes (its elements, or a bf16 buffer's elements two to a word).
+func (b *Buf) Words() int { return int((b.Bytes() + ElemSize - 1) / ElemSize) }
+
 // Instr is one kernel launch (or one cuBLAS GEMM, Kernel "gemm") with its
 // integer and float arguments and its buffers, in the kernel's parameter
 // order (see Kernels).
