@@ -52,6 +52,10 @@ func halves(w []float32) []uint16 {
 	return unsafe.Slice((*uint16)(unsafe.Pointer(&w[0])), 2*len(w))
 }
 
+// BF16Values is the float32 values of the first n bf16 elements held in
+// words w (a bf16 buffer as Read returns it).
+func BF16Values(w []float32, n int) []float32 { return bf16Floats(w, n) }
+
 // bf16Floats is the float32 values of the first n bf16 elements in words w.
 func bf16Floats(w []float32, n int) []float32 {
 	out := make([]float32, n)

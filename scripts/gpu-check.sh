@@ -73,8 +73,11 @@ grep -m1 "^device:" "$OUT/check.log" >> "$S"
 step check.log trace 120 "$BIN" gpu trace --arch resnet-20 --batch 16 --tol 1e-5
 # 3. The acceptance check: one float32 training step of ResNet-20, batch 128, device vs CPU float32 and float64.
 step check.log check 180 "$BIN" gpu check --arch resnet-20 --batch 128 --tol 1e-4
-# 3b. The same step in bf16 mixed precision, judged against float64 with the
-# bf16 reference interpreter (same rounding points) as the peer.
+# 3b. The same in bf16 mixed precision: every kernel of the bf16 step on
+# identical inputs (the roundings bit for bit, the GEMMs to fp32 summation
+# order), then the step judged against float64 with the bf16 reference
+# interpreter (same rounding points) as the peer.
+step check.log trace-bf16 120 "$BIN" gpu trace --arch resnet-20 --batch 16 --tol 1e-4 --precision bf16
 step check.log check-bf16 180 "$BIN" gpu check --arch resnet-20 --batch 128 --precision bf16
 # 4. Where the device time goes (CUDA events between launches).
 step profile.log profile-resnet-20 60 "$BIN" gpu profile --arch resnet-20 --batch 128 --reps 5

@@ -57,7 +57,10 @@ func Main(args []string) error {
 	case "probe":
 		return probe()
 	case "trace":
-		return trace(*archName, *batch, *tol)
+		if prec == cuda.TF32 {
+			return fmt.Errorf("gpu trace --precision tf32: trace compares fp32 and bf16 steps only")
+		}
+		return trace(*archName, *batch, *tol, prec)
 	case "check":
 		if prec == cuda.TF32 {
 			return fmt.Errorf("gpu check --precision tf32: check judges fp32 and bf16 steps only")
@@ -243,13 +246,17 @@ func (su *setup) upload(d *cuda.Device, ref *cuda.Ref) error {
 //     ReLU, which moves that element's gradient from dy to 0. The drift pass
 //     counts those flips, so a large end-to-end difference can be told apart
 //     from a wrong kernel.
-func trace(name string, batch int, tol float64) error {
-	su, err := prepare(name, batch, 0, cuda.FP32)
+//
+// With prec BF16 the bf16 step is traced: the roundings (to_bf16,
+// im2col_bf16) must be bit-identical, the GEMMs on bf16 operands agree as
+// the fp32 ones do (exact products, fp32 sums in another order).
+func trace(name string, batch int, tol float64, prec cuda.Precision) error {
+	su, err := prepare(name, batch, 0, prec)
 	if err != nil {
 		return err
 	}
 	ref := cuda.NewRef(su.s)
-	d, err := su.open(cuda.Options{}, ref)
+	d, err := su.open(cuda.Options{Precision: prec}, ref)
 	if err != nil {
 		return err
 	}
@@ -294,13 +301,17 @@ func trace(name string, batch int, tol float64) error {
 				return err
 			}
 			diff := cuda.RelDiff(got, ref.Buf(w))
-			if b.Double {
+			switch {
+			case b.Double:
 				diff = cuda.RelDiff(doubles(got), doubles(ref.Buf(w)))
+			case b.BF16:
+				diff = cuda.RelDiff(cuda.BF16Values(got, b.Elems), cuda.BF16Values(ref.Buf(w), b.Elems))
 			}
 			if diff > st.worst || math.IsNaN(diff) {
 				st.worst, st.at = diff, fmt.Sprintf("#%d %s", i, in.Node)
 			}
-			if (diff > tol || math.IsNaN(diff)) && len(bad) < 10 {
+			// A rounding to bf16 is bit for bit the interpreter's.
+			if (diff > tol || math.IsNaN(diff) || b.BF16 && diff != 0) && len(bad) < 10 {
 				bad = append(bad, fmt.Sprintf("instruction %d %v: %s differs by %.3g", i, in, b.Name, diff))
 			}
 		}
