@@ -51,7 +51,8 @@ type Backend struct {
 // ops that have device kernels) with the config's SGD, lowers its
 // inference pass onto the same buffers, plans both, and opens an executor
 // on the training step with open (for example OpenDevice, or NewRefExecutor).
-func NewBackend(open func(*Step) (Executor, error)) train.BackendFactory {
+// prec BF16 lowers the bf16 mixed-precision steps (Lower).
+func NewBackend(open func(*Step) (Executor, error), prec Precision) train.BackendFactory {
 	return func(prog *graph.Program, cfg train.Config, opt *train.SGD) (train.Backend, error) {
 		g := prog.Graph()
 		ln, ok := g.Output("loss")
@@ -61,7 +62,7 @@ func NewBackend(open func(*Step) (Executor, error)) train.BackendFactory {
 		if ops.Describe(ln.Op()).Kind != ops.KindCrossEntropy {
 			return nil, fmt.Errorf("cuda: the device path needs the softmax cross-entropy loss (ops.SoftmaxCrossEntropy), this graph's loss is %v", ln.Op())
 		}
-		s, inf, err := LowerProgram(prog, cfg.SGDOptions())
+		s, inf, err := LowerProgram(prog, cfg.SGDOptions(), prec)
 		if err != nil {
 			return nil, err
 		}
@@ -91,8 +92,8 @@ func NewBackend(open func(*Step) (Executor, error)) train.BackendFactory {
 // loss, backward and the SGD update sgd describes) and its inference step
 // lowered onto the training step's buffers, both planned: what a device
 // backend and the device checks run.
-func LowerProgram(prog *graph.Program, sgd train.SGDOptions) (trainStep, inferStep *Step, err error) {
-	s, err := Lower(prog, sgd)
+func LowerProgram(prog *graph.Program, sgd train.SGDOptions, prec Precision) (trainStep, inferStep *Step, err error) {
+	s, err := Lower(prog, sgd, prec)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -266,7 +267,12 @@ func NewRefExecutor(s *Step) (Executor, error) {
 	return &RefExecutor{R: NewRef(s)}, nil
 }
 
-func (e *RefExecutor) String() string { return "cuda-ref (the device path on the CPU interpreter)" }
+func (e *RefExecutor) String() string {
+	if e.R.S.Precision == BF16 {
+		return "cuda-ref (the device path on the CPU interpreter, bf16 mixed precision)"
+	}
+	return "cuda-ref (the device path on the CPU interpreter)"
+}
 
 // Write copies v into buffer id.
 func (e *RefExecutor) Write(id int, v []float32) error { return e.R.Write(id, v) }

@@ -16,3 +16,22 @@ func CheckCapability(name string, major, minor int) error {
 	}
 	return nil
 }
+
+// BF16Major is the compute capability (major; minor 0) from which bf16
+// tensor-core GEMMs exist (Ampere).
+const BF16Major = 8
+
+// CheckPrecision refuses to run step s with precision prec on a GPU of
+// this compute capability: a bf16 step needs bf16 tensor cores (8.0 or
+// newer), and the step and the executor's option must agree (a bf16 step
+// is lowered with BF16, Lower; TF32 is a cuBLAS mode over the fp32 step).
+func CheckPrecision(s *Step, prec Precision, name string, major, minor int) error {
+	if s.Precision.lowered() != prec.lowered() {
+		return fmt.Errorf("cuda: the step was lowered for %s, the executor was opened for %s", s.Precision.lowered(), prec.lowered())
+	}
+	if prec == BF16 && major < BF16Major {
+		return fmt.Errorf("cuda: --precision bf16 needs bf16 tensor cores (compute capability %d.0 or newer, Ampere or later); GPU 0 (%s) has %d.%d: use --precision fp32",
+			BF16Major, name, major, minor)
+	}
+	return nil
+}

@@ -21,3 +21,40 @@ func TestCheckCapability(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckPrecision: a bf16 step runs from compute capability 8.0 on and
+// is refused on Volta and Turing naming the GPU and its capability; fp32
+// and tf32 run anywhere the kernels do; a step lowered for one precision
+// is refused by an executor opened for another (TF32 and the zero value
+// are the fp32 step).
+func TestCheckPrecision(t *testing.T) {
+	bf16, fp32, hand := &Step{Precision: BF16}, &Step{Precision: FP32}, &Step{}
+	for _, c := range [][2]int{{8, 0}, {8, 6}, {8, 9}, {9, 0}, {12, 0}} {
+		if err := CheckPrecision(bf16, BF16, "gpu", c[0], c[1]); err != nil {
+			t.Errorf("bf16 on %d.%d: %v", c[0], c[1], err)
+		}
+	}
+	for _, c := range [][2]int{{7, 0}, {7, 5}} {
+		err := CheckPrecision(bf16, BF16, "Tesla V100-SXM2-16GB", c[0], c[1])
+		if err == nil || !strings.Contains(err.Error(), "Tesla V100-SXM2-16GB") || !strings.Contains(err.Error(), "8.0 or newer") ||
+			!strings.Contains(err.Error(), "--precision bf16") {
+			t.Errorf("bf16 on %d.%d: %v", c[0], c[1], err)
+		}
+		for _, p := range []Precision{FP32, TF32, ""} {
+			if err := CheckPrecision(fp32, p, "Tesla V100", c[0], c[1]); err != nil {
+				t.Errorf("%q on %d.%d: %v", p, c[0], c[1], err)
+			}
+		}
+	}
+	if err := CheckPrecision(hand, FP32, "gpu", 9, 0); err != nil {
+		t.Errorf("a hand-made step: %v", err)
+	}
+	for _, c := range []struct {
+		s *Step
+		p Precision
+	}{{bf16, FP32}, {bf16, TF32}, {fp32, BF16}, {hand, BF16}} {
+		if err := CheckPrecision(c.s, c.p, "gpu", 9, 0); err == nil || !strings.Contains(err.Error(), "lowered for") {
+			t.Errorf("step %q opened for %q: %v", c.s.Precision, c.p, err)
+		}
+	}
+}

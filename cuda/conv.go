@@ -84,12 +84,23 @@ func refGemm(r *Ref, in Instr) error {
 	if g.TransB {
 		tb = blas.Trans
 	}
-	A, B, C := r.whole(in.Bufs[0]), r.whole(in.Bufs[1]), r.whole(in.Bufs[2])
+	A, B, C := r.gemmOperand(in.Bufs[0]), r.gemmOperand(in.Bufs[1]), r.whole(in.Bufs[2])
 	for bi := 0; bi < g.Batch; bi++ {
 		gonum.Implementation{}.Sgemm(ta, tb, g.M, g.N, g.K, float32(in.Floats[0]),
 			A[g.AOff+bi*g.StrideA:], g.LDA, B[g.BOff+bi*g.StrideB:], g.LDB, float32(in.Floats[1]), C[g.COff+bi*g.StrideC:], g.LDC)
 	}
 	return nil
+}
+
+// gemmOperand is a GEMM input from buffer id's offset on: the arena, or
+// the float32 values of a bf16 buffer (exact), which the float32 GEMM
+// then multiplies exactly and sums in float32, as the tensor cores do.
+func (r *Ref) gemmOperand(id int) []float32 {
+	b := r.S.Bufs[id]
+	if !b.BF16 {
+		return r.whole(id)
+	}
+	return bf16Floats(r.buf(b), b.Elems)
 }
 
 type conv struct {
@@ -115,12 +126,20 @@ func convOf(xs, ws []int, p ops.ConvParams) conv {
 	return c
 }
 
-// columns returns the im2col buffer of x for c (x itself when pointwise).
+// columns returns the im2col buffer of x for c (x itself when pointwise),
+// bf16 in a bf16 step.
 func (l *lowerer) columns(c conv, x int, n *gorgonia.Node) int {
 	if c.pointwise() {
-		return x
+		col, _ := l.gemmOperand(x, n)
+		return col
 	}
-	col := l.scratch(nodeName(n)+"/col", c.N*c.colRows()*c.p())
+	name, size := nodeName(n)+"/col", c.N*c.colRows()*c.p()
+	if l.mixed() {
+		col := l.halfBuf(name, size)
+		l.emit(im2colBF16.instr(c.im2col(), []int{x, col}, []int{col}), n)
+		return col
+	}
+	col := l.scratch(name, size)
 	l.emit(im2col.instr(c.im2col(), []int{x, col}, []int{col}), n)
 	return col
 }
@@ -131,11 +150,12 @@ func lowerConv(l *lowerer, n *gorgonia.Node, d ops.Desc, in []int) (int, error) 
 	c := convOf(shapeOf(ch[0]), shapeOf(ch[1]), d.Conv)
 	y := l.out(n)
 	col := l.columns(c, in[0], n)
+	w, woff := l.gemmOperand(in[1], n)
 	for gi := 0; gi < c.G; gi++ {
 		ga := GemmArgs{M: c.fg(), N: c.p(), K: c.kg(), LDA: c.kg(), LDB: c.p(), LDC: c.p(), Batch: c.N,
 			StrideA: 0, StrideB: c.colRows() * c.p(), StrideC: c.F * c.p(),
-			AOff: gi * c.fg() * c.kg(), BOff: gi * c.kg() * c.p(), COff: gi * c.fg() * c.p()}
-		if err := l.gemm(ga, 1, 0, in[1], col, y, n); err != nil {
+			AOff: woff + gi*c.fg()*c.kg(), BOff: gi * c.kg() * c.p(), COff: gi * c.fg() * c.p()}
+		if err := l.gemm(ga, 1, 0, w, col, y, n); err != nil {
 			return 0, err
 		}
 	}
@@ -154,11 +174,13 @@ func lowerConvData(l *lowerer, n *gorgonia.Node, d ops.Desc, in []int) (int, err
 	if !c.pointwise() {
 		dcol = l.scratch(nodeName(n)+"/dcol", c.N*c.colRows()*c.p())
 	}
+	w, woff := l.gemmOperand(in[0], n)
+	dy, _ := l.gemmOperand(in[1], n)
 	for gi := 0; gi < c.G; gi++ {
 		ga := GemmArgs{TransA: true, M: c.kg(), N: c.p(), K: c.fg(), LDA: c.kg(), LDB: c.p(), LDC: c.p(), Batch: c.N,
 			StrideA: 0, StrideB: c.F * c.p(), StrideC: c.colRows() * c.p(),
-			AOff: gi * c.fg() * c.kg(), BOff: gi * c.fg() * c.p(), COff: gi * c.kg() * c.p()}
-		if err := l.gemm(ga, 1, 0, in[0], in[1], dcol, n); err != nil {
+			AOff: woff + gi*c.fg()*c.kg(), BOff: gi * c.fg() * c.p(), COff: gi * c.kg() * c.p()}
+		if err := l.gemm(ga, 1, 0, w, dy, dcol, n); err != nil {
 			return 0, err
 		}
 	}
@@ -174,12 +196,13 @@ func lowerConvFilter(l *lowerer, n *gorgonia.Node, d ops.Desc, in []int) (int, e
 	c := convOf(shapeOf(ch[0]), shapeOf(n), d.Conv)
 	dw := l.out(n)
 	col := l.columns(c, in[0], n)
+	dy, _ := l.gemmOperand(in[1], n)
 	part := l.scratch(nodeName(n)+"/partial", c.N*c.F*c.kg())
 	for gi := 0; gi < c.G; gi++ {
 		ga := GemmArgs{TransB: true, M: c.fg(), N: c.kg(), K: c.p(), LDA: c.p(), LDB: c.p(), LDC: c.kg(), Batch: c.N,
 			StrideA: c.F * c.p(), StrideB: c.colRows() * c.p(), StrideC: c.F * c.kg(),
 			AOff: gi * c.fg() * c.p(), BOff: gi * c.kg() * c.p(), COff: gi * c.fg() * c.kg()}
-		if err := l.gemm(ga, 1, 0, in[1], col, part, n); err != nil {
+		if err := l.gemm(ga, 1, 0, dy, col, part, n); err != nil {
 			return 0, err
 		}
 	}

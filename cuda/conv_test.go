@@ -69,7 +69,7 @@ func TestConvGeometries(t *testing.T) {
 			}
 			gorgonia.Let(x, tensor.New(tensor.WithShape(x.Shape()...), tensor.WithBacking(append([]float32(nil), xs...))))
 			gorgonia.Let(y, tensor.New(tensor.WithShape(tc.n), tensor.WithBacking(append([]int(nil), ys...))))
-			s, err := Lower(p, benchSGD)
+			s, err := Lower(p, benchSGD, FP32)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -59,6 +59,7 @@ type launch struct {
 	dim    Dim
 	params *unsafe.Pointer // C array of pointers into vals
 	gemm   *GemmArgs
+	bf16   bool // bf16 operands (cublasGemmStridedBatchedEx), fp32 output
 	alpha  float32
 	beta   float32
 	ptrs   [3]C.CUdeviceptr
@@ -120,6 +121,9 @@ func Open(s *Step, opt Options) (*Device, error) {
 	}
 	d.Capability = [2]int{int(major), int(minor)}
 	if err := CheckCapability(d.Name, d.Capability[0], d.Capability[1]); err != nil {
+		return nil, err
+	}
+	if err := CheckPrecision(s, opt.Precision, d.Name, d.Capability[0], d.Capability[1]); err != nil {
 		return nil, err
 	}
 	if err := cuCheck("cuDevicePrimaryCtxRetain", C.cuDevicePrimaryCtxRetain(&d.ctx, d.dev)); err != nil {
@@ -215,7 +219,7 @@ func (d *Device) prepare(s *Step) ([]launch, error) {
 			if err != nil {
 				return nil, err
 			}
-			l := launch{gemm: &g, alpha: float32(in.Floats[0]), beta: float32(in.Floats[1])}
+			l := launch{gemm: &g, bf16: s.Bufs[in.Bufs[0]].BF16, alpha: float32(in.Floats[0]), beta: float32(in.Floats[1])}
 			for i := 0; i < 3; i++ {
 				l.ptrs[i] = d.bufPtr(s.Bufs[in.Bufs[i]])
 			}
@@ -277,14 +281,28 @@ func (d *Device) launch(s *Step, launches []launch, lo, hi int) error {
 				return C.CUBLAS_OP_N
 			}
 			// Column-major: first operand is the row-major B, second A.
-			pa := l.ptrs[1] + C.CUdeviceptr(4*ga.BOff)
-			pb := l.ptrs[0] + C.CUdeviceptr(4*ga.AOff)
+			in := C.CUdeviceptr(ElemSize)
+			if l.bf16 {
+				in = BF16Bytes
+			}
+			pa := l.ptrs[1] + in*C.CUdeviceptr(ga.BOff)
+			pb := l.ptrs[0] + in*C.CUdeviceptr(ga.AOff)
 			pc := l.ptrs[2] + C.CUdeviceptr(4*ga.COff)
 			alpha, beta := C.float(l.alpha), C.float(l.beta)
-			st := C.cublasSgemmStridedBatched(d.blas, op(g.TransA), op(g.TransB), C.int(g.M), C.int(g.N), C.int(g.K),
-				&alpha, C.fptr(pa), C.int(g.LDA), C.longlong(ga.StrideB),
-				C.fptr(pb), C.int(g.LDB), C.longlong(ga.StrideA),
-				&beta, C.fptr(pc), C.int(g.LDC), C.longlong(ga.StrideC), C.int(ga.Batch))
+			var st C.cublasStatus_t
+			if l.bf16 {
+				// bf16 inputs on tensor cores, fp32 accumulation and output.
+				st = C.cublasGemmStridedBatchedEx(d.blas, op(g.TransA), op(g.TransB), C.int(g.M), C.int(g.N), C.int(g.K),
+					unsafe.Pointer(&alpha), C.dptr(pa), C.CUDA_R_16BF, C.int(g.LDA), C.longlong(ga.StrideB),
+					C.dptr(pb), C.CUDA_R_16BF, C.int(g.LDB), C.longlong(ga.StrideA),
+					unsafe.Pointer(&beta), C.dptr(pc), C.CUDA_R_32F, C.int(g.LDC), C.longlong(ga.StrideC), C.int(ga.Batch),
+					C.CUBLAS_COMPUTE_32F, C.CUBLAS_GEMM_DEFAULT)
+			} else {
+				st = C.cublasSgemmStridedBatched(d.blas, op(g.TransA), op(g.TransB), C.int(g.M), C.int(g.N), C.int(g.K),
+					&alpha, C.fptr(pa), C.int(g.LDA), C.longlong(ga.StrideB),
+					C.fptr(pb), C.int(g.LDB), C.longlong(ga.StrideA),
+					&beta, C.fptr(pc), C.int(g.LDC), C.longlong(ga.StrideC), C.int(ga.Batch))
+			}
 			if err := blasCheck(fmt.Sprintf("instruction %d %v", i, s.Instrs[i]), st); err != nil {
 				return err
 			}
@@ -301,8 +319,8 @@ func (d *Device) launch(s *Step, launches []launch, lo, hi int) error {
 // Write copies host floats into buffer id and waits until they are there.
 func (d *Device) Write(id int, v []float32) error {
 	b := d.S.Bufs[id]
-	if len(v) > b.Elems {
-		return fmt.Errorf("write %s: %d values into %d", b.Name, len(v), b.Elems)
+	if len(v) > b.Words() {
+		return fmt.Errorf("write %s: %d values into %d", b.Name, len(v), b.Words())
 	}
 	if len(v) == 0 {
 		return nil
@@ -323,7 +341,7 @@ func (d *Device) Read(id int) ([]float32, error) {
 		return nil, err
 	}
 	b := d.S.Bufs[id]
-	out := make([]float32, b.Elems)
+	out := make([]float32, b.Words())
 	return out, cuCheck("cuMemcpyDtoH "+b.Name, C.cuMemcpyDtoH(unsafe.Pointer(&out[0]), d.ptr(id), C.size_t(4*len(out))))
 }
 

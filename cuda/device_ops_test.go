@@ -93,7 +93,7 @@ func TestDeviceKernels(t *testing.T) {
 	for _, tc := range deviceCases {
 		t.Run(tc.name, func(t *testing.T) {
 			g, p, xs, ys := tc.build(t)
-			s, err := Lower(p, benchSGD)
+			s, err := Lower(p, benchSGD, FP32)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -157,7 +157,7 @@ func TestDeviceGraphSteps(t *testing.T) {
 	for _, tc := range deviceCases {
 		t.Run(tc.name, func(t *testing.T) {
 			g, p, xs, ys := tc.build(t)
-			s, err := Lower(p, benchSGD)
+			s, err := Lower(p, benchSGD, FP32)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -23,7 +23,9 @@ func OpenDevice(opt Options) func(*Step) (Executor, error) {
 }
 
 // DeviceBackend is the trainer's backend on GPU 0 (eraserelu train --device cuda).
-func DeviceBackend(opt Options) train.BackendFactory { return NewBackend(OpenDevice(opt)) }
+func DeviceBackend(opt Options) train.BackendFactory {
+	return NewBackend(OpenDevice(opt), opt.Precision)
+}
 
 // String names the device.
 func (d *Device) String() string {
@@ -31,8 +33,11 @@ func (d *Device) String() string {
 	if d.opt.Graph {
 		mode = ", CUDA graph"
 	}
-	if d.opt.Precision == TF32 {
+	switch d.opt.Precision {
+	case TF32:
 		mode += ", TF32"
+	case BF16:
+		mode += ", bf16 mixed precision"
 	}
 	return fmt.Sprintf("cuda (%s%s)", d.Name, mode)
 }

@@ -16,7 +16,7 @@ func TestDiagNodes(t *testing.T) {
 	}
 	cfg := arch.Config{Arch: "imagenet-resnext-50-32x4d", Batch: 4, InputShape: [3]int{3, 64, 64}, Classes: 10}
 	g, p, xs, ys := buildWith(t, cfg, false, erase.Identity)
-	s, err := Lower(p, benchSGD)
+	s, err := Lower(p, benchSGD, FP32)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 // lowerBoth lowers and plans the training step of p and its inference step.
 func lowerBoth(t testing.TB, p *graph.Program) (*Step, *Step) {
 	t.Helper()
-	s, err := Lower(p, benchSGD)
+	s, err := Lower(p, benchSGD, FP32)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestLowerInferenceNeedsAPlannedBase(t *testing.T) {
 	if _, err := LowerInference(p, nil); err == nil {
 		t.Error("no base accepted")
 	}
-	s, err := Lower(p, benchSGD)
+	s, err := Lower(p, benchSGD, FP32)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,8 @@ func (k BufKind) String() string {
 // across steps (and so is never shared with another buffer).
 func (k BufKind) Persistent() bool { return k != Activation && k != Scratch }
 
-// ElemSize is the size of every element: float32, or int32 for labels.
+// ElemSize is the size of an element: float32, or int32 for labels (bf16
+// buffers have elements of BF16Bytes).
 const ElemSize = 4
 
 // Buf is one device tensor of the step.
@@ -62,14 +63,26 @@ type Buf struct {
 	// Double: float64 values stored as pairs of 4-byte elements (partial
 	// sums of the channel reductions); compare with Float64At, not as floats.
 	Double bool
-	Init   []float32 // initial contents of a Const buffer
+	// BF16: bfloat16 elements, two bytes each (the GEMM operands of a
+	// bf16 step, bf16.go).
+	BF16 bool
+	Init []float32 // initial contents of a Const buffer
 	// Set by Plan:
 	Offset      int64 // bytes from the arena base
 	First, Last int   // instruction indices of the first write and last read (-1: persistent)
 }
 
 // Bytes is the size of the buffer.
-func (b *Buf) Bytes() int64 { return int64(b.Elems) * ElemSize }
+func (b *Buf) Bytes() int64 {
+	if b.BF16 {
+		return int64(b.Elems) * BF16Bytes
+	}
+	return int64(b.Elems) * ElemSize
+}
+
+// Words is the number of 4-byte words the buffer covers: what Read returns
+// and Write takes (its elements, or a bf16 buffer's elements two to a word).
+func (b *Buf) Words() int { return int((b.Bytes() + ElemSize - 1) / ElemSize) }
 
 // Instr is one kernel launch (or one cuBLAS GEMM, Kernel "gemm") with its
 // integer and float arguments and its buffers, in the kernel's parameter
@@ -112,6 +125,9 @@ type Step struct {
 	// Batch and Classes of the graph.
 	Batch, Classes int
 	SGD            train.SGDOptions
+	// Precision the step was lowered with: FP32, or BF16 (GEMMs on bf16
+	// operands, bf16.go).
+	Precision Precision
 	// NoShare gives every transient buffer its own memory (for debugging
 	// the planner: a result that changes with it is a liveness bug).
 	NoShare bool

@@ -40,8 +40,10 @@ func lowerLinear(l *lowerer, n *gorgonia.Node, d ops.Desc, in []int) (int, error
 		l.emit(biasRows.instr(RowsArgs{Rows: rows, Cols: outN}, []int{in[2], y}, []int{y}), n)
 		beta = 1
 	}
-	ga := GemmArgs{TransB: true, M: rows, N: outN, K: inN, LDA: inN, LDB: inN, LDC: outN, Batch: 1}
-	if err := l.gemm(ga, 1, beta, in[0], in[1], y, n); err != nil {
+	x, _ := l.gemmOperand(in[0], n)
+	w, woff := l.gemmOperand(in[1], n)
+	ga := GemmArgs{TransB: true, M: rows, N: outN, K: inN, LDA: inN, LDB: inN, LDC: outN, Batch: 1, BOff: woff}
+	if err := l.gemm(ga, 1, beta, x, w, y, n); err != nil {
 		return 0, err
 	}
 	return y, nil
@@ -51,16 +53,20 @@ func lowerLinear(l *lowerer, n *gorgonia.Node, d ops.Desc, in []int) (int, error
 func lowerLinearDataGrad(l *lowerer, n *gorgonia.Node, _ ops.Desc, in []int) (int, error) {
 	dx := l.out(n)
 	ws, dys := shapeOf(graph.Children(n)[0]), shapeOf(graph.Children(n)[1])
-	ga := GemmArgs{M: dys[0], N: ws[1], K: ws[0], LDA: ws[0], LDB: ws[1], LDC: ws[1], Batch: 1}
-	return dx, l.gemm(ga, 1, 0, in[1], in[0], dx, n)
+	dy, _ := l.gemmOperand(in[1], n)
+	w, woff := l.gemmOperand(in[0], n)
+	ga := GemmArgs{M: dys[0], N: ws[1], K: ws[0], LDA: ws[0], LDB: ws[1], LDC: ws[1], Batch: 1, BOff: woff}
+	return dx, l.gemm(ga, 1, 0, dy, w, dx, n)
 }
 
 // (x, dy) -> dw (Out,In) = dyᵀ · x
 func lowerLinearWeightGrad(l *lowerer, n *gorgonia.Node, _ ops.Desc, in []int) (int, error) {
 	dw := l.out(n)
 	xs, dys := shapeOf(graph.Children(n)[0]), shapeOf(graph.Children(n)[1])
+	dy, _ := l.gemmOperand(in[1], n)
+	x, _ := l.gemmOperand(in[0], n)
 	ga := GemmArgs{TransA: true, M: dys[1], N: xs[1], K: xs[0], LDA: dys[1], LDB: xs[1], LDC: xs[1], Batch: 1}
-	return dw, l.gemm(ga, 1, 0, in[1], in[0], dw, n)
+	return dw, l.gemm(ga, 1, 0, dy, x, dw, n)
 }
 
 // (dy) -> db: column sums

@@ -95,6 +95,10 @@ type lowerer struct {
 	// base is the training step an inference step is lowered onto (nil
 	// when lowering a training step).
 	base *Step
+	// bf16 steps: halfOf maps a buffer to its bf16 copy; weights is the
+	// packed bf16 copy of the parameters (-1 until a GEMM needs it).
+	halfOf  map[int]int
+	weights int
 }
 
 // inference reports whether the step being lowered is an inference step.
@@ -155,14 +159,20 @@ func (l *lowerer) gemm(g GemmArgs, alpha, beta float64, a, b, c int, n *gorgonia
 	if err := g.Validate(l.s.Bufs[a].Elems, l.s.Bufs[b].Elems, l.s.Bufs[c].Elems); err != nil {
 		return fmt.Errorf("%s: %w", nodeName(n), err)
 	}
+	if err := l.s.checkOperands(a, b, c); err != nil {
+		return fmt.Errorf("%s: %w", nodeName(n), err)
+	}
 	l.emit(Instr{Kernel: "gemm", Ints: g.Ints(), Floats: []float64{alpha, beta}, Bufs: []int{a, b, c}, Writes: []int{c}}, n)
 	return nil
 }
 
 // Lower turns the training machine of a compiled float32 program into a
 // Step: the nodes the loss and the parameter gradients need, in the tape's
-// (topological) order, then the SGD update of every parameter.
-func Lower(p *graph.Program, sgd train.SGDOptions) (*Step, error) { return lower(p, sgd, nil) }
+// (topological) order, then the SGD update of every parameter. prec BF16
+// lowers the mixed-precision step (bf16.go); FP32 and TF32 the float32 one.
+func Lower(p *graph.Program, sgd train.SGDOptions, prec Precision) (*Step, error) {
+	return lower(p, sgd, prec.lowered(), nil)
+}
 
 // LowerInference turns the inference machine of p into a Step over the
 // buffers of base, the planned training step Lower made of the same
@@ -181,18 +191,18 @@ func LowerInference(p *graph.Program, base *Step) (*Step, error) {
 	if base.ArenaBytes == 0 {
 		return nil, fmt.Errorf("cuda: lower inference: plan the training step first")
 	}
-	return lower(p, base.SGD, base)
+	return lower(p, base.SGD, base.Precision, base)
 }
 
-func lower(p *graph.Program, sgd train.SGDOptions, base *Step) (*Step, error) {
+func lower(p *graph.Program, sgd train.SGDOptions, prec Precision, base *Step) (*Step, error) {
 	g := p.Graph()
 	if g.Dtype() != tensor.Float32 {
 		return nil, fmt.Errorf("cuda: only float32 graphs run on the device, this one is %v", g.Dtype())
 	}
-	s := &Step{States: map[string]int{}, SGD: sgd, Loss: -1, Logits: -1, X: -1, Y: -1, Hyper: -1, RNG: -1}
+	s := &Step{States: map[string]int{}, SGD: sgd, Precision: prec, Loss: -1, Logits: -1, X: -1, Y: -1, Hyper: -1, RNG: -1}
 	l := &lowerer{s: s, g: g, nodes: map[*gorgonia.Node]int{}, saved: map[gorgonia.Op]int{},
 		state: map[*tensor.Dense]int{}, stateNames: map[*tensor.Dense]string{}, random: map[gorgonia.Op]int{}, randomFwdInstr: map[gorgonia.Op]Instr{},
-		base: base}
+		base: base, halfOf: map[int]int{}, weights: -1}
 	if base != nil {
 		s.Base, s.Shared = base, map[int]int{}
 	}

@@ -9,7 +9,8 @@ type Options struct {
 	// and replays it: one launch per step.
 	Graph bool
 	// Precision of the GEMMs: FP32 (the zero value too) exact float32,
-	// TF32 cuBLAS's TF32 tensor-core math.
+	// TF32 cuBLAS's TF32 tensor-core math, BF16 the mixed-precision step
+	// (which must also be lowered with BF16: Lower).
 	Precision Precision
 }
 
@@ -26,16 +27,29 @@ const (
 	// mantissa inputs, float32 accumulation), PyTorch's default for cuDNN
 	// convolutions (TF32 tensor cores exist from compute capability 8.0).
 	TF32 Precision = "tf32"
+	// BF16: mixed precision. Every GEMM (convolution, linear layer) reads
+	// bfloat16 operands (round-to-nearest-even copies of its fp32 inputs
+	// and of the fp32 master weights) on tensor cores and accumulates and
+	// writes fp32; everything else stays fp32 (bf16.go, docs/CUDA.md
+	// "bf16 mixed precision"). A lowering choice, not only a cuBLAS mode:
+	// the reference interpreter rounds at the same points.
+	BF16 Precision = "bf16"
 )
 
-// ParsePrecision reads a --precision value. bf16 is refused until the
-// bf16 mixed-precision step exists (issue 13, item 3).
+// ParsePrecision reads a --precision value.
 func ParsePrecision(s string) (Precision, error) {
 	switch p := Precision(s); p {
-	case FP32, TF32:
+	case FP32, TF32, BF16:
 		return p, nil
-	case "bf16":
-		return "", fmt.Errorf("bf16 mixed precision is not implemented yet (valid now: fp32, tf32)")
 	}
-	return "", fmt.Errorf("unknown precision %q (valid: fp32, tf32; bf16 is not implemented yet)", s)
+	return "", fmt.Errorf("unknown precision %q (valid: fp32, tf32, bf16)", s)
+}
+
+// lowered is the precision a step is lowered with: TF32 (and the zero
+// value) is a cuBLAS mode over the fp32 step.
+func (p Precision) lowered() Precision {
+	if p == BF16 {
+		return BF16
+	}
+	return FP32
 }

@@ -58,12 +58,19 @@ func TestGemmColumnMajor(t *testing.T) {
 	}
 }
 
-// TestPlanInvariants checks, on a planned ResNet-20 step, that buffers live
-// at the same time never overlap, that every buffer is aligned, that
-// persistent buffers are disjoint from everything, and that sharing saves memory.
+// TestPlanInvariants checks, on a planned ResNet-20 step (fp32 and bf16:
+// two-byte elements), that buffers live at the same time never overlap,
+// that every buffer is aligned, that persistent buffers are disjoint from
+// everything, and that sharing saves memory.
 func TestPlanInvariants(t *testing.T) {
+	for _, prec := range []Precision{FP32, BF16} {
+		t.Run(string(prec), func(t *testing.T) { checkPlanInvariants(t, prec) })
+	}
+}
+
+func checkPlanInvariants(t *testing.T, prec Precision) {
 	_, p, _, _ := build(t, "resnet-20", 8, false)
-	s, err := Lower(p, benchSGD)
+	s, err := Lower(p, benchSGD, prec)
 	if err != nil {
 		t.Fatal(err)
 	}

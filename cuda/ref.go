@@ -27,9 +27,11 @@ func NewRef(s *Step) *Ref {
 	return r
 }
 
+// buf is the arena words of b (a bf16 buffer's elements two to a word:
+// view them with halves).
 func (r *Ref) buf(b *Buf) []float32 {
 	o := b.Offset / ElemSize
-	return r.Arena[o : o+int64(b.Elems)]
+	return r.Arena[o : o+int64(b.Words())]
 }
 
 // Buf is the contents of buffer id.
@@ -38,8 +40,8 @@ func (r *Ref) Buf(id int) []float32 { return r.buf(r.S.Bufs[id]) }
 // Write copies v into buffer id (the Executor's and the Device's Write).
 func (r *Ref) Write(id int, v []float32) error {
 	b := r.S.Bufs[id]
-	if len(v) > b.Elems {
-		return fmt.Errorf("write %s: %d values into %d", b.Name, len(v), b.Elems)
+	if len(v) > b.Words() {
+		return fmt.Errorf("write %s: %d values into %d", b.Name, len(v), b.Words())
 	}
 	copy(r.Buf(id), v)
 	return nil

@@ -153,7 +153,7 @@ func checkSteps(t *testing.T, g *graph.Graph, p *graph.Program, xs []float32, ys
 func checkStepsTwin(t *testing.T, g *graph.Graph, p *graph.Program, xs []float32, ys []int, gradTol float64, steps int, tw *twin64) *Step {
 	t.Helper()
 	batch := len(ys)
-	s, err := Lower(p, benchSGD)
+	s, err := Lower(p, benchSGD, FP32)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,11 +241,15 @@ func checkStepsTwin(t *testing.T, g *graph.Graph, p *graph.Program, xs []float32
 			}
 		}
 	}
-	// The optimizer: both from the same gradients (the CPU's).
-	for i, sl := range s.Params {
-		want, _ := p.Grad(g.Params()[i])
-		copy(r.Buf(sl.Grad), want.Float32s())
-	}
+	checkSGD(t, g, p, s, r)
+	return s
+}
+
+// checkSGD runs the step's SGD update twice (first-step and momentum
+// paths) on the reference interpreter and train.SGD from the CPU's
+// gradients: the parameters must be bit-identical.
+func checkSGD(t *testing.T, g *graph.Graph, p *graph.Program, s *Step, r *Ref) {
+	t.Helper()
 	opt, err := train.NewSGD(g.Params(), train.SGDOptions{Momentum: benchSGD.Momentum, WeightDecay: benchSGD.WeightDecay, Nesterov: true})
 	if err != nil {
 		t.Fatal(err)
@@ -274,5 +278,4 @@ func checkStepsTwin(t *testing.T, g *graph.Graph, p *graph.Program, xs []float32
 			}
 		}
 	}
-	return s
 }

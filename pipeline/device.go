@@ -16,20 +16,25 @@ type Device struct {
 	// CUDAGraph replays each training step as one captured CUDA graph
 	// (cuda only).
 	CUDAGraph bool
-	// Precision is the GEMMs' arithmetic on cuda (cuda.FP32 when empty).
+	// Precision is the device path's arithmetic (cuda.FP32 when empty): tf32
+	// on cuda, bf16 mixed precision on cuda and cuda-ref.
 	Precision cuda.Precision
 }
 
 // Backend is the trainer's backend for the device (train.Options.Backend;
 // nil: the CPU backend).
 func (d Device) Backend() (train.BackendFactory, error) {
+	prec := d.Precision
+	if prec == "" {
+		prec = cuda.FP32
+	}
 	switch d.Name {
 	case "", "cpu":
 		return nil, nil
 	case "cuda":
-		return cudaBackend(cuda.Options{Graph: d.CUDAGraph, Precision: d.Precision})
+		return cudaBackend(cuda.Options{Graph: d.CUDAGraph, Precision: prec})
 	case "cuda-ref":
-		return cuda.NewBackend(cuda.NewRefExecutor), nil
+		return cuda.NewBackend(cuda.NewRefExecutor, prec), nil
 	}
 	return nil, fmt.Errorf("%q: unknown device (valid: cpu, cuda, cuda-ref)", d.Name)
 }

@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # The CUDA path's device check, run on the GPU machine in ONE device call:
-#   run(command="bash scripts/gpu-check.sh", carry=["bin/gpu", "data/cifar10-jpeg.tar.gz"], timeout_s=240)
+#   run(command="BUDGET=200 bash scripts/gpu-check.sh", carry=["bin/gpu", "data/cifar10-jpeg.tar.gz"], timeout_s=330)
 # after `make bench-gpu` here (it builds bin/gpu/eraserelu with the stubs,
 # copies bench/torch_resnet_bench.py and bench/gpu_ratios.py beside it and
 # the CIFAR-10 JPEG copy into data/). About 2-3 minutes of wall time (the
-# 2026-11-28 version, a subset, took 90 s); the optional steps (ResNet-1202,
-# WRN-28-10, the CIFAR-10 run) start only while the call is under BUDGET
-# seconds (default 150), so that it ends within the 240 s it is given.
+# 2026-11-28 version, a subset, took 90 s; the bf16 check and benches add
+# about a minute); the optional steps (ResNet-1202, WRN-28-10, the CIFAR-10
+# runs) start only while the call is under BUDGET seconds (default 150), so
+# that it ends within the time it is given (BUDGET=200 with timeout_s=330).
 #
 # It measures, in the same call: whether the executor's cgo calls compile
 # against the machine's CUDA headers (12.x/13.x: `make gpu` there), the probe
 # (compute capability, the driver's
 # JIT of the compute_70 PTX, kernels and SGEMM against the CPU), the
-# numerics (trace, check), then training img/s of ours in fp32 and tf32
-# beside PyTorch eager in exact fp32 (--tf32 off), eager with PyTorch's
-# defaults (TF32 cuDNN convolutions) and AMP bf16 + channels-last (cuDNN
-# autotuning on), for ResNet-20/56/110 at batch 128, then ResNet-1202 and
-# WRN-28-10; the ratios end summary.txt (bench/gpu_ratios.py).
+# numerics (trace, check in fp32 and in bf16 mixed precision), then training
+# img/s of ours in fp32, tf32 and bf16 beside PyTorch eager in exact fp32
+# (--tf32 off), eager with PyTorch's defaults (TF32 cuDNN convolutions) and
+# AMP bf16 + channels-last (cuDNN autotuning on), for ResNet-20/56/110 at
+# batch 128, then ResNet-1202 and WRN-28-10; the ratios end summary.txt
+# (bench/gpu_ratios.py). The CIFAR-10 run trains in fp32, then (budget
+# allowing) the same run in bf16, for the "bf16 ends within noise of fp32"
+# comparison (both runs' files in cifar-run.tar.gz).
 #
 # Every step has its own time limit so a hang cannot eat the budget. The
 # device tool returns at most 8 files, so the logs are grouped: summary.txt,
@@ -69,12 +73,18 @@ grep -m1 "^device:" "$OUT/check.log" >> "$S"
 step check.log trace 120 "$BIN" gpu trace --arch resnet-20 --batch 16 --tol 1e-5
 # 3. The acceptance check: one float32 training step of ResNet-20, batch 128, device vs CPU float32 and float64.
 step check.log check 180 "$BIN" gpu check --arch resnet-20 --batch 128 --tol 1e-4
+# 3b. The same in bf16 mixed precision: every kernel of the bf16 step on
+# identical inputs (the roundings bit for bit, the GEMMs to fp32 summation
+# order), then the step judged against float64 with the bf16 reference
+# interpreter (same rounding points) as the peer.
+step check.log trace-bf16 120 "$BIN" gpu trace --arch resnet-20 --batch 16 --tol 1e-4 --precision bf16
+step check.log check-bf16 180 "$BIN" gpu check --arch resnet-20 --batch 128 --precision bf16
 # 4. Where the device time goes (CUDA events between launches).
 step profile.log profile-resnet-20 60 "$BIN" gpu profile --arch resnet-20 --batch 128 --reps 5
 # 5. Throughput beside PyTorch, same call: ours fp32 and tf32 (CUDA graph),
 # then PyTorch in its three modes.
 for a in 20 56 110; do
-  for p in fp32 tf32; do
+  for p in fp32 tf32 bf16; do
     step bench.log "bench-resnet-$a-$p" 90 "$BIN" gpu bench --arch "resnet-$a" --batch 128 --steps 50 --warmup 5 --precision "$p"
   done
 done
@@ -87,14 +97,14 @@ step torch.log torch-erased 60 $TORCH 110 --erase --steps 50 --warmup 5
 ratios "ResNet-20/56/110 (${SECONDS}s):"
 # The deepest CIFAR ResNet of the paper and the widest net, as the budget allows.
 if optional "resnet-1202"; then
-  for p in fp32 tf32; do
+  for p in fp32 tf32 bf16; do
     step bench.log "bench-resnet-1202-$p" 120 "$BIN" gpu bench --arch resnet-1202 --batch 128 --steps 10 --warmup 2 --precision "$p"
   done
   step torch.log torch-1202-default 90 $TORCH 1202 --steps 10 --warmup 2
   step torch.log torch-1202-amp-bf16-cl 90 $TORCH 1202 --steps 10 --warmup 2 --amp bf16 --channels-last --cudnn-benchmark
 fi
 if optional "wrn-28-10"; then
-  for p in fp32 tf32; do
+  for p in fp32 tf32 bf16; do
     step bench.log "bench-wrn-28-10-$p" 90 "$BIN" gpu bench --arch wrn-28-10 --batch 128 --steps 20 --warmup 3 --precision "$p"
   done
   step torch.log torch-wrn-28-10-fp32 90 $TORCH wrn-28-10 --steps 20 --warmup 3 --tf32 off
@@ -109,7 +119,13 @@ grep -q "^=== bench-resnet-1202\|^=== bench-wrn" "$OUT/bench.log" && ratios "wit
 if [ "${CIFAR:-1}" = 1 ] && [ -f data/cifar10-jpeg.tar.gz ] && optional "cifar10-resnet-20"; then
   step cifar.log cifar10-resnet-20 110 "$BIN" train --device cuda --arch resnet-20 --recipe he-resnet --dataset cifar10 --data data \
     --epochs 10 --milestones 5,8 --milestone-unit epoch --seed 1 --out /tmp/cifar-run
-  (cd /tmp && tar czf "$OUT/cifar-run.tar.gz" cifar-run/train.log cifar-run/metrics.csv cifar-run/results.json 2>/dev/null)
+  runs="cifar-run/train.log cifar-run/metrics.csv cifar-run/results.json"
+  if optional "cifar10-resnet-20-bf16"; then
+    step cifar.log cifar10-resnet-20-bf16 110 "$BIN" train --device cuda --precision bf16 --arch resnet-20 --recipe he-resnet --dataset cifar10 --data data \
+      --epochs 10 --milestones 5,8 --milestone-unit epoch --seed 1 --out /tmp/cifar-run-bf16
+    runs="$runs cifar-run-bf16/train.log cifar-run-bf16/metrics.csv cifar-run-bf16/results.json"
+  fi
+  (cd /tmp && tar czf "$OUT/cifar-run.tar.gz" $runs 2>/dev/null)
 fi
 nvidia-smi >> "$OUT/env.log" 2>&1
 echo "done $(date -u) (${SECONDS}s)" | tee -a "$S"

@@ -47,23 +47,9 @@ func TestTrainOnDevicePath(t *testing.T) {
 	data := sharedData(t)
 	res := map[string]train.Result{}
 	for _, dev := range []string{"cpu", "cuda-ref"} {
-		out := filepath.Join(t.TempDir(), dev)
-		_, err := run(t, "train", "--device", dev, "--arch", "resnet-8", "--dataset", "mnist", "--data", data,
-			"--train-per-class", "10", "--test-per-class", "5", "--epochs", "1", "--batch-size", "20", "--out", out)
-		if err != nil {
-			t.Fatalf("--device %s: %v", dev, err)
-		}
-		b, err := os.ReadFile(filepath.Join(out, train.ResultsFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r train.Result
-		if err := json.Unmarshal(b, &r); err != nil {
-			t.Fatal(err)
-		}
+		r, log := trainMNISTTiny(t, data, "--device", dev)
 		res[dev] = r
-		log, _ := os.ReadFile(filepath.Join(out, train.LogFile))
-		if want := `"backend":"` + dev; !strings.Contains(string(log), want) {
+		if want := `"backend":"` + dev; !strings.Contains(log, want) {
 			t.Errorf("--device %s: train.log does not name the backend (%s)", dev, want)
 		}
 	}
@@ -78,24 +64,26 @@ func TestTrainOnDevicePath(t *testing.T) {
 	}
 }
 
-// TestPrecisionFlagErrors: --precision bf16 is refused as not implemented
-// yet, an unknown value as unknown, and tf32 wherever the step runs on the
-// CPU (train and experiment on --device cpu or cuda-ref, bench), each
-// naming the flag, before anything is written.
+// TestPrecisionFlagErrors: an unknown --precision is refused as unknown,
+// tf32 wherever the step runs on the CPU (train and experiment on --device
+// cpu or cuda-ref, bench), bf16 on the CPU trainer and bench (cuda-ref
+// runs it: TestTrainBF16OnDevicePath), and bf16 on --device cuda in the
+// default build as the device is, each naming the flag, before anything is
+// written.
 func TestPrecisionFlagErrors(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "run")
 	cases := []struct {
 		args []string
 		want string
 	}{
-		{[]string{"train", "--precision", "bf16"}, "--precision: bf16 mixed precision is not implemented yet"},
-		{[]string{"train", "--device", "cuda", "--precision", "bf16"}, "--precision: bf16 mixed precision is not implemented yet"},
+		{[]string{"train", "--precision", "bf16"}, "--precision bf16: cpu computes in fp32 only"},
+		{[]string{"train", "--device", "cuda", "--precision", "bf16"}, "--device cuda"},
 		{[]string{"train", "--precision", "fp64"}, `--precision: unknown precision "fp64"`},
 		{[]string{"train", "--precision", "tf32"}, "--precision tf32: cpu computes in fp32 only"},
 		{[]string{"train", "--device", "cuda-ref", "--precision", "tf32"}, "--precision tf32: cuda-ref computes in fp32 only"},
 		{[]string{"experiment", "fig3c", "--precision", "tf32"}, "--precision tf32: cpu computes in fp32 only"},
 		{[]string{"bench", "--precision", "tf32"}, "--precision tf32: cpu computes in fp32 only"},
-		{[]string{"bench", "--precision", "bf16"}, "--precision: bf16 mixed precision is not implemented yet"},
+		{[]string{"bench", "--precision", "bf16"}, "--precision bf16: cpu computes in fp32 only"},
 	}
 	for _, c := range cases {
 		args := c.args
@@ -110,4 +98,56 @@ func TestPrecisionFlagErrors(t *testing.T) {
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("a refused run created %s", out)
 	}
+}
+
+// TestTrainBF16OnDevicePath: train --device cuda-ref --precision bf16 (the
+// bf16 step on the CPU interpreter) trains and evaluates the run of
+// TestTrainOnDevicePath within bf16's distance of the CPU's: the losses
+// within 5% (cuda.TestBackendBF16 bounds a step's), and the log says bf16.
+func TestTrainBF16OnDevicePath(t *testing.T) {
+	data := sharedData(t)
+	res := map[string]train.Result{}
+	for _, prec := range []string{"fp32", "bf16"} {
+		dev := "cuda-ref"
+		if prec == "fp32" {
+			dev = "cpu"
+		}
+		r, log := trainMNISTTiny(t, data, "--device", dev, "--precision", prec)
+		res[prec] = r
+		if prec == "bf16" && !strings.Contains(log, "bf16") {
+			t.Errorf("train.log does not say bf16")
+		}
+	}
+	c, d := res["fp32"].Final, res["bf16"].Final
+	if d.Test.Examples != 50 || res["bf16"].Steps != 5 {
+		t.Fatalf("bf16 %+v", res["bf16"])
+	}
+	for _, m := range [][2]train.Metrics{{d.Train, c.Train}, {d.Test, c.Test}} {
+		if diff := (m[0].Loss - m[1].Loss) / m[1].Loss; diff > 0.05 || diff < -0.05 || diff == 0 {
+			t.Errorf("bf16 %+v, cpu %+v: want within 5%%, not equal", m[0], m[1])
+		}
+	}
+}
+
+// trainMNISTTiny trains ResNet-8 for one epoch on 100 MNIST images (5
+// steps), tested on 50, with the extra flags, and returns its results and
+// its train.log.
+func trainMNISTTiny(t *testing.T, data string, flags ...string) (train.Result, string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "run")
+	args := append([]string{"train", "--arch", "resnet-8", "--dataset", "mnist", "--data", data,
+		"--train-per-class", "10", "--test-per-class", "5", "--epochs", "1", "--batch-size", "20", "--out", out}, flags...)
+	if _, err := run(t, args...); err != nil {
+		t.Fatalf("%v: %v", flags, err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, train.ResultsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r train.Result
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	log, _ := os.ReadFile(filepath.Join(out, train.LogFile))
+	return r, string(log)
 }

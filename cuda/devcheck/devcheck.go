@@ -42,7 +42,7 @@ func Main(args []string) error {
 	steps := fs.Int("steps", 50, "timed steps (bench)")
 	warmup := fs.Int("warmup", 5, "untimed steps (bench)")
 	useGraph := fs.Bool("graph", true, "run the step as one CUDA graph (bench)")
-	precision := fs.String("precision", "fp32", "GEMM arithmetic (bench): fp32 exact, tf32 TF32 tensor cores; bf16 is not implemented yet")
+	precision := fs.String("precision", "fp32", "GEMM arithmetic (bench, check): fp32 exact, tf32 TF32 tensor cores (bench), bf16 mixed precision")
 	tol := fs.Float64("tol", 1e-4, "relative tolerance (check; trace on identical inputs)")
 	eraseP := fs.Float64("erase", 0, "proportion of modules whose trailing ReLU is erased (bench)")
 	reps := fs.Int("reps", 5, "profiled steps averaged (profile)")
@@ -57,9 +57,15 @@ func Main(args []string) error {
 	case "probe":
 		return probe()
 	case "trace":
-		return trace(*archName, *batch, *tol)
+		if prec == cuda.TF32 {
+			return fmt.Errorf("gpu trace --precision tf32: trace compares fp32 and bf16 steps only")
+		}
+		return trace(*archName, *batch, *tol, prec)
 	case "check":
-		return check(*archName, *batch, *tol)
+		if prec == cuda.TF32 {
+			return fmt.Errorf("gpu check --precision tf32: check judges fp32 and bf16 steps only")
+		}
+		return check(*archName, *batch, *tol, prec)
 	case "profile":
 		return profile(*archName, *batch, *reps)
 	case "bench":
@@ -171,7 +177,7 @@ func checkNet(name string, batch int, dtype tensor.Dtype, eraseP float64) pipeli
 // prepare builds the architecture (with the trailing ReLU of the given
 // proportion of its modules erased), compiles, lowers and plans it, and
 // draws a batch.
-func prepare(name string, batch int, eraseP float64) (*setup, error) {
+func prepare(name string, batch int, eraseP float64, prec cuda.Precision) (*setup, error) {
 	nw, err := pipeline.Compile(checkNet(name, batch, tensor.Float32, eraseP))
 	if err != nil {
 		return nil, err
@@ -181,7 +187,7 @@ func prepare(name string, batch int, eraseP float64) (*setup, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, inf, err := cuda.LowerProgram(p, sgdOpts)
+	s, inf, err := cuda.LowerProgram(p, sgdOpts, prec)
 	if err != nil {
 		return nil, err
 	}
@@ -232,13 +238,17 @@ func (su *setup) upload(d *cuda.Device, ref *cuda.Ref) error {
 //     ReLU, which moves that element's gradient from dy to 0. The drift pass
 //     counts those flips, so a large end-to-end difference can be told apart
 //     from a wrong kernel.
-func trace(name string, batch int, tol float64) error {
-	su, err := prepare(name, batch, 0)
+//
+// With prec BF16 the bf16 step is traced: the roundings (to_bf16,
+// im2col_bf16) must be bit-identical, the GEMMs on bf16 operands agree as
+// the fp32 ones do (exact products, fp32 sums in another order).
+func trace(name string, batch int, tol float64, prec cuda.Precision) error {
+	su, err := prepare(name, batch, 0, prec)
 	if err != nil {
 		return err
 	}
 	ref := cuda.NewRef(su.s)
-	d, err := su.open(cuda.Options{}, ref)
+	d, err := su.open(cuda.Options{Precision: prec}, ref)
 	if err != nil {
 		return err
 	}
@@ -283,13 +293,17 @@ func trace(name string, batch int, tol float64) error {
 				return err
 			}
 			diff := cuda.RelDiff(got, ref.Buf(w))
-			if b.Double {
+			switch {
+			case b.Double:
 				diff = cuda.RelDiff(doubles(got), doubles(ref.Buf(w)))
+			case b.BF16:
+				diff = cuda.RelDiff(cuda.BF16Values(got, b.Elems), cuda.BF16Values(ref.Buf(w), b.Elems))
 			}
 			if diff > st.worst || math.IsNaN(diff) {
 				st.worst, st.at = diff, fmt.Sprintf("#%d %s", i, in.Node)
 			}
-			if (diff > tol || math.IsNaN(diff)) && len(bad) < 10 {
+			// A rounding to bf16 is bit for bit the interpreter's.
+			if (diff > tol || math.IsNaN(diff) || b.BF16 && diff != 0) && len(bad) < 10 {
 				bad = append(bad, fmt.Sprintf("instruction %d %v: %s differs by %.3g", i, in, b.Name, diff))
 			}
 		}
@@ -391,12 +405,20 @@ func (su *setup) twin64(name string, batch int) (*graph.Graph, *graph.Program, e
 // two correct float32 implementations differ by more than tol at batch 128;
 // the test is that the device is no less accurate than the CPU kernels
 // (at most 2x the CPU's float32 error, or tol, whichever is larger).
-func check(name string, batch int, tol float64) error {
-	su, err := prepare(name, batch, 0)
+//
+// A bf16 step (prec BF16) is judged by the criterion of the reference
+// interpreter's test (cuda.TestBF16StepMatchesFloat64): the forward
+// quantities within cuda.BF16ForwardTol of float64; gradients and the
+// update no further from float64 than 2x the reference interpreter's bf16
+// step on the same inputs is (the same rounding points, other summation
+// orders), or BF16ForwardTol; the CPU float32 step's distance is printed
+// beside them.
+func check(name string, batch int, tol float64, prec cuda.Precision) error {
+	su, err := prepare(name, batch, 0, prec)
 	if err != nil {
 		return err
 	}
-	d, err := su.open(cuda.Options{}, nil)
+	d, err := su.open(cuda.Options{Precision: prec}, nil)
 	if err != nil {
 		return err
 	}
@@ -404,6 +426,26 @@ func check(name string, batch int, tol float64) error {
 	g64, p64, err := su.twin64(name, batch)
 	if err != nil {
 		return err
+	}
+	// The peer whose own distance to float64 sets the limit: the CPU
+	// float32 step, or for bf16 the reference interpreter's bf16 step, set
+	// up before the CPU steps update the graph's running statistics.
+	peer := "CPU float32"
+	var ref *cuda.Ref
+	if prec == cuda.BF16 {
+		peer, tol = "bf16 reference interpreter", cuda.BF16ForwardTol
+		ref = cuda.NewRef(su.s)
+		if err := cuda.WriteWeights(su.s, su.g, ref.Write); err != nil {
+			return err
+		}
+		if err := ref.SetBatch(su.xs, su.ys); err != nil {
+			return err
+		}
+		t0 := time.Now()
+		if err := ref.Run(0, su.s.OptStart); err != nil {
+			return err
+		}
+		fmt.Printf("check: bf16 reference interpreter forward+backward %.2f s\n", time.Since(t0).Seconds())
 	}
 	t0 := time.Now()
 	if err := su.p.Train(); err != nil {
@@ -417,8 +459,14 @@ func check(name string, batch int, tol float64) error {
 		return err
 	}
 	fail := 0
-	exact := func(what string, got, want []float32) {
-		if diff := cuda.RelDiff(got, want); diff > tol || math.IsNaN(diff) {
+	// exact: forward quantities against the CPU float32 step, or for bf16
+	// against float64.
+	exact := func(what string, got []float32, want32 []float32, want64 []float64) {
+		diff := cuda.RelDiff(got, want32)
+		if ref != nil {
+			diff = cuda.RelDiff(got, want64)
+		}
+		if diff > tol || math.IsNaN(diff) {
 			fail++
 			fmt.Printf("check: %s relative difference %.3g > %.0e\n", what, diff, tol)
 		}
@@ -427,21 +475,25 @@ func check(name string, batch int, tol float64) error {
 	if err != nil {
 		return err
 	}
-	exact("loss", loss, []float32{float32(su.p.Loss())})
+	exact("loss", loss, []float32{float32(su.p.Loss())}, []float64{p64.Loss()})
 	fmt.Printf("check: loss device %.7f CPU float32 %.7f CPU float64 %.7f\n", loss[0], su.p.Loss(), p64.Loss())
+	st64 := map[string][]float64{}
+	for _, b := range g64.Buffers() {
+		st64[b.Name] = b.Value.Float64s()
+	}
 	for _, b := range su.g.Buffers() {
 		if id, ok := su.s.States[b.Name]; ok {
 			got, err := d.Read(id)
 			if err != nil {
 				return err
 			}
-			exact("running statistic "+b.Name, got, b.Value.Float32s())
+			exact("running statistic "+b.Name, got, b.Value.Float32s(), st64[b.Name])
 		}
 	}
 	// compare gathers, per parameter, the device's and the CPU float32's
 	// distance to float64 and to each other, and applies the accuracy test.
-	compare := func(what string, dev func(i int) ([]float32, error), cpu32 func(i int) []float32, cpu64 func(i int) []float64) error {
-		var floor, devErr, devCPU float64
+	compare := func(what string, dev func(i int) ([]float32, error), cpu32 func(i int) []float32, cpu64 func(i int) []float64, refOf func(sl cuda.ParamSlot) int) error {
+		var floor, devErr, devPeer, cpu32Err float64
 		worstName := ""
 		for i, sl := range su.s.Params {
 			got, err := dev(i)
@@ -449,25 +501,30 @@ func check(name string, batch int, tol float64) error {
 				return err
 			}
 			c32, c64 := cpu32(i), cpu64(i)
+			cpu32Err = max(cpu32Err, cuda.RelDiff(c32, c64))
+			if ref != nil {
+				c32 = ref.Buf(refOf(sl))
+			}
 			floor = max(floor, cuda.RelDiff(c32, c64))
 			if e := cuda.RelDiff(got, c64); e > devErr || math.IsNaN(e) {
 				devErr, worstName = e, sl.Name
 			}
-			devCPU = max(devCPU, cuda.RelDiff(got, c32))
+			devPeer = max(devPeer, cuda.RelDiff(got, c32))
 		}
 		limit := max(tol, 2*floor)
-		fmt.Printf("check: %s: worst relative difference to float64: device %.3g (%s), CPU float32 %.3g; device vs CPU float32 %.3g\n",
-			what, devErr, worstName, floor, devCPU)
+		fmt.Printf("check: %s: worst relative difference to float64: device %.3g (%s), %s %.3g, CPU float32 %.3g; device vs %s %.3g\n",
+			what, devErr, worstName, peer, floor, cpu32Err, peer, devPeer)
 		if devErr > limit || math.IsNaN(devErr) {
 			fail++
-			fmt.Printf("check: %s: device error %.3g exceeds max(tol, 2 x CPU float32 error) = %.3g\n", what, devErr, limit)
+			fmt.Printf("check: %s: device error %.3g exceeds max(tol, 2 x %s error) = %.3g\n", what, devErr, peer, limit)
 		}
 		return nil
 	}
 	err = compare("gradients",
 		func(i int) ([]float32, error) { return d.Read(su.s.Params[i].Grad) },
 		func(i int) []float32 { g, _ := su.p.Grad(su.g.Params()[i]); return g.Float32s() },
-		func(i int) []float64 { g, _ := p64.Grad(g64.Params()[i]); return g.Float64s() })
+		func(i int) []float64 { g, _ := p64.Grad(g64.Params()[i]); return g.Float64s() },
+		func(sl cuda.ParamSlot) int { return sl.Grad })
 	if err != nil {
 		return err
 	}
@@ -489,17 +546,25 @@ func check(name string, batch int, tol float64) error {
 	if err := d.Optimize(0.1); err != nil {
 		return err
 	}
+	if ref != nil { // its SGD: the forward and backward ran above
+		h := ref.Buf(su.s.Hyper)
+		h[cuda.HyperLR], h[cuda.HyperFirst] = 0.1, 1
+		if err := ref.Run(su.s.OptStart, len(su.s.Instrs)); err != nil {
+			return err
+		}
+	}
 	err = compare("parameters after SGD",
 		func(i int) ([]float32, error) { return d.Read(su.s.Params[i].Param) },
 		func(i int) []float32 { return su.g.Params()[i].Node.Value().Data().([]float32) },
-		func(i int) []float64 { return g64.Params()[i].Node.Value().Data().([]float64) })
+		func(i int) []float64 { return g64.Params()[i].Node.Value().Data().([]float64) },
+		func(sl cuda.ParamSlot) int { return sl.Param })
 	if err != nil {
 		return err
 	}
 	if fail > 0 {
 		return fmt.Errorf("check: %d comparisons failed", fail)
 	}
-	fmt.Printf("check: %s batch %d one training step: forward within %.0e of the CPU, gradients and update as accurate as the CPU's float32: OK\n", name, batch, tol)
+	fmt.Printf("check: %s batch %d one %s training step: forward within %.0e, gradients and update as accurate as the %s: OK\n", name, batch, prec, tol, peer)
 	return nil
 }
 
@@ -515,12 +580,15 @@ type benchResult struct {
 	StepMs    float64 `json:"step_ms"`
 	Launches  int     `json:"launches"`
 	ArenaMiB  float64 `json:"arena_mib"`
-	DeviceMiB float64 `json:"device_used_mib"`
-	Loss      float64 `json:"loss_last"`
+	// ArenaFP32MiB: with --precision bf16, the fp32 step's planned arena
+	// for the same network and batch (the memory bf16 saves).
+	ArenaFP32MiB float64 `json:"arena_fp32_mib,omitempty"`
+	DeviceMiB    float64 `json:"device_used_mib"`
+	Loss         float64 `json:"loss_last"`
 }
 
 func bench(name string, batch, steps, warmup int, useGraph bool, prec cuda.Precision, eraseP float64) error {
-	su, err := prepare(name, batch, eraseP)
+	su, err := prepare(name, batch, eraseP, prec)
 	if err != nil {
 		return err
 	}
@@ -570,6 +638,16 @@ func bench(name string, batch, steps, warmup int, useGraph bool, prec cuda.Preci
 	r := benchResult{Arch: name, Batch: batch, Device: d.Name, Erase: eraseP, Graph: useGraph, Precision: string(prec),
 		TrainImgS: float64(steps*batch) / dt, EvalImgS: float64(steps*batch) / evalDt, StepMs: dt * 1e3 / float64(steps), Launches: len(su.s.Instrs),
 		ArenaMiB: float64(su.s.ArenaBytes) / (1 << 20), DeviceMiB: float64(used) / (1 << 20), Loss: m.Loss}
+	if prec == cuda.BF16 {
+		s32, err := cuda.Lower(su.p, sgdOpts, cuda.FP32)
+		if err != nil {
+			return err
+		}
+		if err := s32.Plan(); err != nil {
+			return err
+		}
+		r.ArenaFP32MiB = float64(s32.ArenaBytes) / (1 << 20)
+	}
 	js, _ := json.Marshal(r)
 	fmt.Println(string(js))
 	if math.IsNaN(m.Loss) {
@@ -582,7 +660,7 @@ func bench(name string, batch, steps, warmup int, useGraph bool, prec cuda.Preci
 // average of reps steps after a warm-up) and prints the time per kernel and
 // the most expensive launches: where the step's time goes on the device.
 func profile(name string, batch, reps int) error {
-	su, err := prepare(name, batch, 0)
+	su, err := prepare(name, batch, 0, cuda.FP32)
 	if err != nil {
 		return err
 	}

@@ -278,11 +278,32 @@ __global__ void bn_input_grad(int n, int c, int inner, int batch, const float* x
 // ---- convolution helpers (GEMMs are cuBLAS) ---------------------------------
 // col of image b: (C*KH*KW) x (OH*OW), images colStride apart; x images xStride apart.
 
+}  // extern "C"
+
+// ---- bf16 mixed precision (cuda/bf16.go) ------------------------------------
+// bf16 values are stored as unsigned short bits; rounding is to nearest,
+// ties to even, by integer operations on the float's bits (no bf16
+// intrinsics, which need sm_80: these compile for compute_70), exactly as
+// cuda.RoundBF16 rounds.
+
+__device__ __forceinline__ unsigned short bf16_round(float f) {
+    unsigned int u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u); // NaN stays NaN
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (unsigned short)(u >> 16);
+}
+
+// store writes v as a float, or rounded to bf16.
+__device__ __forceinline__ void store(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store(unsigned short* p, float v) { *p = bf16_round(v); }
+
 // One thread per (image, channel, output pixel) writes that pixel's kh*kw
 // column entries: one index decomposition per kh*kw stores, and stores of
-// neighbouring threads are neighbours (q is fastest).
-__global__ void im2col(int nimg, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow,
-                       const float* x, float* col) {
+// neighbouring threads are neighbours (q is fastest). T: float columns, or
+// bf16 ones (the GEMM operand of a bf16 step).
+template <typename T>
+__device__ void im2col_cols(int nimg, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow,
+                            const float* x, T* col) {
     int p = oh * ow;
     long total = (long)nimg * c * p;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
@@ -291,17 +312,33 @@ __global__ void im2col(int nimg, int c, int h, int w, int kh, int kw, int sh, in
         int ox = q % ow, oy = q / ow;
         int iy0 = oy * sh - ph, ix0 = ox * sw - pw;
         const float* xp = x + bc * h * w;
-        float* cp = col + bc * kh * kw * (long)p + q;
+        T* cp = col + bc * kh * kw * (long)p + q;
         for (int ky = 0; ky < kh; ky++) {
             int iy = iy0 + ky;
             bool rowIn = iy >= 0 && iy < h;
             for (int kx = 0; kx < kw; kx++) {
                 int ix = ix0 + kx;
-                *cp = (rowIn && ix >= 0 && ix < w) ? xp[iy * w + ix] : 0.f;
+                store(cp, (rowIn && ix >= 0 && ix < w) ? xp[iy * w + ix] : 0.f);
                 cp += p;
             }
         }
     }
+}
+
+extern "C" {
+
+__global__ void im2col(int nimg, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow,
+                       const float* x, float* col) {
+    im2col_cols(nimg, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, x, col);
+}
+
+__global__ void im2col_bf16(int nimg, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow,
+                            const float* x, unsigned short* col) {
+    im2col_cols(nimg, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, x, col);
+}
+
+__global__ void to_bf16(int n, const float* x, unsigned short* y) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) y[i] = bf16_round(x[i]);
 }
 
 // x[b, ch, iy, ix] = sum of the column entries that read it (gather, no atomics).
