@@ -268,6 +268,10 @@ func RunPool(ctx context.Context, state string, jobs []CampaignJob, launch Launc
 	out := make([]PoolOutcome, len(jobs))
 	sem := make(chan struct{}, slots)
 	var wg sync.WaitGroup
+	// The seeds of one group that selects its proportion share the
+	// candidates' run directories (select.go): they must not train them at
+	// the same time, so such jobs of one group take turns.
+	selecting := map[string]*sync.Mutex{}
 	logf := func(fields logrus.Fields, msg string) {
 		if opts.Logger != nil {
 			opts.Logger.WithFields(fields).Info(msg)
@@ -312,10 +316,22 @@ func RunPool(ctx context.Context, state string, jobs []CampaignJob, launch Launc
 			}
 		}
 		out[i].Started = true
+		var turn *sync.Mutex
+		if cj.Job.Selection != nil {
+			key := cj.Experiment + "/" + cj.Job.Group
+			if selecting[key] == nil {
+				selecting[key] = new(sync.Mutex)
+			}
+			turn = selecting[key]
+		}
 		wg.Add(1)
 		go func(i int, cj CampaignJob) {
 			defer wg.Done()
 			defer func() { <-sem }()
+			if turn != nil {
+				turn.Lock()
+				defer turn.Unlock()
+			}
 			start := time.Now()
 			logf(logrus.Fields{"experiment": cj.Experiment, "job": cj.Job.ID, "was": out[i].State}, "job started")
 			err := launch(ctx, cj.Job, cj.Dir(state))

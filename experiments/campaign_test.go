@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -164,6 +165,46 @@ func TestRunPool(t *testing.T) {
 	RunPool(context.Background(), state, jobs[:2], launch, PoolOptions{Slots: 2, RetryFailed: true})
 	if calls["jb"] != 2 {
 		t.Errorf("RetryFailed: the failed job ran %d times, want 2", calls["jb"])
+	}
+}
+
+// TestRunPoolSelectionTakesTurns: jobs of one group that select their
+// proportion share the candidates' runs, so they never run at once; other
+// groups still run beside them.
+func TestRunPoolSelectionTakesTurns(t *testing.T) {
+	state := t.TempDir()
+	var mu sync.Mutex
+	running, most, together := map[string]int{}, map[string]int{}, 0
+	total := 0
+	launch := func(ctx context.Context, job Job, dir string) error {
+		mu.Lock()
+		running[job.Group]++
+		total++
+		most[job.Group] = max(most[job.Group], running[job.Group])
+		together = max(together, total)
+		mu.Unlock()
+		time.Sleep(50 * time.Millisecond)
+		mu.Lock()
+		running[job.Group]--
+		total--
+		mu.Unlock()
+		touch(t, filepath.Join(dir, job.ID, train.ResultsFile), 2)
+		return nil
+	}
+	var jobs []CampaignJob
+	for seed := 1; seed <= 3; seed++ {
+		for _, g := range []string{"resnet-56-er", "resnet-110-er"} {
+			jobs = append(jobs, CampaignJob{Experiment: "table2", Job: Job{ID: fmt.Sprintf("%s-s%d", g, seed), Group: g, Seed: uint64(seed), Selection: &Selection{}}})
+		}
+	}
+	RunPool(context.Background(), state, jobs, launch, PoolOptions{Slots: 4})
+	for g, n := range most {
+		if n != 1 {
+			t.Errorf("group %s: %d selecting jobs ran at once, want 1", g, n)
+		}
+	}
+	if together < 2 {
+		t.Errorf("at most %d jobs ran at once: the two groups should run side by side", together)
 	}
 }
 
