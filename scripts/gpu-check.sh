@@ -32,6 +32,11 @@ OUT=${OUT:-/tmp/gpu-out}
 BIN=${BIN:-bin/gpu/eraserelu}
 TORCH=${TORCH:-"python3 bin/gpu/torch_resnet_bench.py --device cuda"}
 BUDGET=${BUDGET:-150}
+# QUICK=1: only the probe, the bf16 trace and check, and the ResNet-20/56/110
+# ratios (ours fp32/tf32/bf16, PyTorch exact fp32 and AMP bf16 +
+# channels-last): for a call that shares its minutes with a campaign.
+QUICK=${QUICK:-0}
+full() { [ "$QUICK" != 1 ]; }
 . "$(dirname "$0")/device-lib.sh"
 {
   date -u; nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader
@@ -70,9 +75,9 @@ optional() {
 step check.log probe 60 "$BIN" gpu probe || { echo "probe failed: stopping (see check.log)" | tee -a "$S"; exit 1; }
 grep -m1 "^device:" "$OUT/check.log" >> "$S"
 # 2. Every kernel of a ResNet-20 step (batch 16) on identical inputs vs the CPU interpreter, then the drift and ReLU flips.
-step check.log trace 120 "$BIN" gpu trace --arch resnet-20 --batch 16 --tol 1e-5
+full && step check.log trace 120 "$BIN" gpu trace --arch resnet-20 --batch 16 --tol 1e-5
 # 3. The acceptance check: one float32 training step of ResNet-20, batch 128, device vs CPU float32 and float64.
-step check.log check 180 "$BIN" gpu check --arch resnet-20 --batch 128 --tol 1e-4
+full && step check.log check 180 "$BIN" gpu check --arch resnet-20 --batch 128 --tol 1e-4
 # 3b. The same in bf16 mixed precision: every kernel of the bf16 step on
 # identical inputs (the roundings bit for bit, the GEMMs to fp32 summation
 # order), then the step judged against float64 with the bf16 reference
@@ -80,7 +85,7 @@ step check.log check 180 "$BIN" gpu check --arch resnet-20 --batch 128 --tol 1e-
 step check.log trace-bf16 120 "$BIN" gpu trace --arch resnet-20 --batch 16 --tol 1e-4 --precision bf16
 step check.log check-bf16 180 "$BIN" gpu check --arch resnet-20 --batch 128 --precision bf16
 # 4. Where the device time goes (CUDA events between launches).
-step profile.log profile-resnet-20 60 "$BIN" gpu profile --arch resnet-20 --batch 128 --reps 5
+full && step profile.log profile-resnet-20 60 "$BIN" gpu profile --arch resnet-20 --batch 128 --reps 5
 # 5. Throughput beside PyTorch, same call: ours fp32 and tf32 (CUDA graph),
 # then PyTorch in its three modes.
 for a in 20 56 110; do
@@ -88,12 +93,12 @@ for a in 20 56 110; do
     step bench.log "bench-resnet-$a-$p" 90 "$BIN" gpu bench --arch "resnet-$a" --batch 128 --steps 50 --warmup 5 --precision "$p"
   done
 done
-step bench.log bench-resnet-20-nograph 60 "$BIN" gpu bench --arch resnet-20 --batch 128 --steps 50 --warmup 5 --graph=false
-step bench.log bench-resnet-110-erased 90 "$BIN" gpu bench --arch resnet-110 --batch 128 --steps 50 --warmup 5 --erase 1
+full && step bench.log bench-resnet-20-nograph 60 "$BIN" gpu bench --arch resnet-20 --batch 128 --steps 50 --warmup 5 --graph=false
+full && step bench.log bench-resnet-110-erased 90 "$BIN" gpu bench --arch resnet-110 --batch 128 --steps 50 --warmup 5 --erase 1
 step torch.log torch-fp32 120 $TORCH 20 56 110 --steps 50 --warmup 5 --tf32 off
-step torch.log torch-default 120 $TORCH 20 56 110 --steps 50 --warmup 5
+full && step torch.log torch-default 120 $TORCH 20 56 110 --steps 50 --warmup 5
 step torch.log torch-amp-bf16-cl 120 $TORCH 20 56 110 --steps 50 --warmup 5 --amp bf16 --channels-last --cudnn-benchmark
-step torch.log torch-erased 60 $TORCH 110 --erase --steps 50 --warmup 5
+full && step torch.log torch-erased 60 $TORCH 110 --erase --steps 50 --warmup 5
 ratios "ResNet-20/56/110 (${SECONDS}s):"
 # The deepest CIFAR ResNet of the paper and the widest net, as the budget allows.
 if optional "resnet-1202"; then

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/eraserelu/eraserelu/train"
 )
 
 // TestTrainExtendsOrRefuses: `train --epochs 2` on a finished 1-epoch run
@@ -31,22 +27,7 @@ func TestTrainExtendsOrRefuses(t *testing.T) {
 	if err != nil || !strings.Contains(out, "2 epochs") {
 		t.Fatalf("extension: %v\n%s", err, out)
 	}
-	history := func(dir string) string {
-		b, err := os.ReadFile(filepath.Join(dir, train.ResultsFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r train.Result
-		if err := json.Unmarshal(b, &r); err != nil {
-			t.Fatal(err)
-		}
-		for i := range r.History {
-			r.History[i].Seconds, r.History[i].ImagesPerSec = 0, 0
-		}
-		h, _ := json.Marshal(r.History)
-		return string(h)
-	}
-	if a, b := history(straight), history(extended); a != b {
+	if a, b := readHistory(t, straight), readHistory(t, extended); a != b {
 		t.Errorf("extended run differs from the 2-epoch run:\n%s\n%s", b, a)
 	}
 	for _, c := range []struct {
