@@ -166,8 +166,16 @@ func Open(s *Step, opt Options) (*Device, error) {
 	if err := cuCheck(fmt.Sprintf("cuMemAlloc arena (%d bytes)", s.ArenaBytes), C.cuMemAlloc(&d.arena, C.size_t(s.ArenaBytes))); err != nil {
 		return nil, err
 	}
-	// Zero the arena: velocities and anything read before written.
-	if err := cuCheck("cuMemsetD8", C.cuMemsetD8(d.arena, 0, C.size_t(s.ArenaBytes))); err != nil {
+	// Zero the arena (velocities and anything read before written) on the
+	// executor's stream, and wait: cuMemsetD8 would run on the legacy
+	// stream, which the non-blocking stream does not wait for, and is
+	// asynchronous to the host, so the Const uploads below could land
+	// before it and be zeroed (on the H200 the loss gradient seed, near the
+	// end of a 130 MB arena, was: every gradient 0, training at chance).
+	if err := cuCheck("cuMemsetD8Async", C.cuMemsetD8Async(d.arena, 0, C.size_t(s.ArenaBytes), d.stream)); err != nil {
+		return nil, err
+	}
+	if err := cuCheck("cuStreamSynchronize", C.cuStreamSynchronize(d.stream)); err != nil {
 		return nil, err
 	}
 	for _, b := range s.Bufs {
@@ -335,14 +343,15 @@ func (d *Device) Write(id int, v []float32) error {
 	return cuCheck("cuStreamSynchronize", C.cuStreamSynchronize(d.stream))
 }
 
-// Read copies buffer id to the host (synchronously, after the stream drains).
+// Read copies buffer id to the host, after everything queued on the
+// executor's stream, and waits.
 func (d *Device) Read(id int) ([]float32, error) {
-	if err := cuCheck("cuStreamSynchronize", C.cuStreamSynchronize(d.stream)); err != nil {
-		return nil, err
-	}
 	b := d.S.Bufs[id]
 	out := make([]float32, b.Words())
-	return out, cuCheck("cuMemcpyDtoH "+b.Name, C.cuMemcpyDtoH(unsafe.Pointer(&out[0]), d.ptr(id), C.size_t(4*len(out))))
+	if err := cuCheck("cuMemcpyDtoHAsync "+b.Name, C.cuMemcpyDtoHAsync(unsafe.Pointer(&out[0]), d.ptr(id), C.size_t(4*len(out)), d.stream)); err != nil {
+		return nil, err
+	}
+	return out, cuCheck("cuStreamSynchronize", C.cuStreamSynchronize(d.stream))
 }
 
 // SetBatch stages the images and labels and queues their copy to the device

@@ -37,17 +37,6 @@ var deviceCases = []deviceCase{
 	}},
 }
 
-// settle waits for the synchronous host-to-device copies of Device.Write:
-// from pageable memory cuMemcpyHtoD may return before its DMA lands, and it
-// is ordered only on the legacy stream, not on the executor's non-blocking
-// one. A device-to-host copy on the legacy stream (Read) completes after it.
-func settle(t *testing.T, s *Step, d *Device) {
-	t.Helper()
-	if _, err := d.Read(s.Hyper); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func openOrSkip(t *testing.T, s *Step, opt Options) *Device {
 	t.Helper()
 	d, err := Open(s, opt)
@@ -82,7 +71,6 @@ func uploadBoth(t *testing.T, g *graph.Graph, s *Step, r *Ref, d *Device, xs []f
 	if err := d.SetBatch(xs, ys); err != nil {
 		t.Fatal(err)
 	}
-	settle(t, s, d)
 }
 
 // TestDeviceKernels runs every instruction of a forward and backward pass
@@ -113,7 +101,6 @@ func TestDeviceKernels(t *testing.T) {
 						}
 					}
 				}
-				settle(t, s, d)
 				if err := d.RunRange(i, i+1); err != nil {
 					t.Fatal(err)
 				}
@@ -176,7 +163,6 @@ func TestDeviceGraphSteps(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				settle(t, s, d)
 				m, err := d.Step(0.01)
 				if err != nil {
 					t.Fatal(err)
