@@ -121,6 +121,10 @@ func TestDeviceKernels(t *testing.T) {
 							}
 						}
 						checked[in.Kernel]++
+					} else if s.Bufs[w].Double {
+						if diff := RelDiff(float64s(got), float64s(want)); diff > 1e-4 || math.IsNaN(diff) {
+							t.Errorf("instruction %d %v: %s (float64) relative difference %.3g", i, in, s.Bufs[w].Name, diff)
+						}
 					} else if !s.Bufs[w].Int {
 						if diff := RelDiff(got, want); diff > 1e-4 || math.IsNaN(diff) {
 							t.Errorf("instruction %d %v: %s relative difference %.3g", i, in, s.Bufs[w].Name, diff)
@@ -188,4 +192,13 @@ func TestDeviceGraphSteps(t *testing.T) {
 			fmt.Printf("%s: %d graph steps, %d counters advanced in step\n", tc.name, steps, len(s.Randoms))
 		})
 	}
+}
+
+// float64s reads a Double buffer's words as the float64 values they hold.
+func float64s(words []float32) []float64 {
+	out := make([]float64, len(words)/2)
+	for i := range out {
+		out[i] = getF64(words, i)
+	}
+	return out
 }

@@ -71,8 +71,12 @@ func TestDeviceTrainerMatchesRef(t *testing.T) {
 // it: a new batch staged before every step, the optimizer's velocities and
 // the weights left on the device from step to step (nothing written over
 // them). After every step every parameter, gradient, velocity and
-// statistic is read back and compared with the reference interpreter's
-// element by element; a failure names every buffer that differs. (It found
+// statistic is read back and compared with the reference interpreter's; a
+// failure names every buffer more than 1e-2 apart (norm-wise). Two float32
+// executions of a deep net differ by up to ~1e-3 in their gradients (gpu
+// check measures float32 gradients 2e-3 from float64 on ResNet-20, the
+// device's and the CPU's alike), so the bound is for faults, which differ
+// by order 1: a lost upload, a stale batch, an update not applied. (It found
 // the arena's memset racing the loss-gradient seed's upload: every
 // gradient of MLP-12 was 0 on the device.)
 func TestDeviceStepsNewBatches(t *testing.T) {
@@ -117,6 +121,7 @@ func TestDeviceStepsNewBatches(t *testing.T) {
 					}
 					want := float64(r.Buf(s.Metrics)[MetricLoss])
 					var off []string
+					worst := 0.0
 					for id, b := range s.Bufs {
 						if b.Kind != Param && b.Kind != Grad && b.Kind != Velocity && b.Kind != State {
 							continue
@@ -126,28 +131,24 @@ func TestDeviceStepsNewBatches(t *testing.T) {
 							t.Fatal(err)
 						}
 						ref := r.Buf(id)
-						// Element-wise: 1e-3 relative, with a floor of 1e-4 of
-						// the buffer's RMS for elements near 0 (summation order
-						// differs between cuBLAS and the interpreter).
-						rms := 0.0
-						for _, v := range ref {
-							rms += float64(v) * float64(v)
-						}
-						rms = math.Sqrt(rms / float64(max(len(ref), 1)))
-						bad, first := 0, -1
-						for i := range ref {
-							if e := math.Abs(float64(got[i] - ref[i])); e > 1e-3*math.Abs(float64(ref[i]))+1e-4*rms || math.IsNaN(e) {
-								bad++
-								if first < 0 {
-									first = i
+						d := RelDiff(got, ref)
+						worst = max(worst, d)
+						if d > 1e-2 || math.IsNaN(d) {
+							bad, first := 0, -1
+							for i := range ref {
+								if e := math.Abs(float64(got[i] - ref[i])); e > 1e-2*math.Abs(float64(ref[i])) || math.IsNaN(e) {
+									bad++
+									if first < 0 {
+										first = i
+									}
 								}
 							}
-						}
-						if bad > 0 {
-							off = append(off, fmt.Sprintf("%s: %d of %d values (first [%d]: device %g, reference %g)", b.Name, bad, len(ref), first, got[first], ref[first]))
+							first = max(first, 0)
+							off = append(off, fmt.Sprintf("%s: relative difference %.3g, %d of %d values beyond 1e-2 (first [%d]: device %g, reference %g)",
+								b.Name, d, bad, len(ref), first, got[first], ref[first]))
 						}
 					}
-					t.Logf("step %d: loss device %.6f reference %.6f; %d buffers differ", k, m.Loss, want, len(off))
+					t.Logf("step %d: loss device %.6f reference %.6f; worst buffer relative difference %.3g; %d beyond 1e-2", k, m.Loss, want, worst, len(off))
 					if math.Abs(m.Loss-want) > 1e-3*math.Abs(want) || len(off) > 0 {
 						t.Fatalf("step %d: the device left the reference (loss %v vs %v); parameters, gradients, velocities or statistics differ:\n%s",
 							k, m.Loss, want, strings.Join(off[:min(len(off), 20)], "\n"))
