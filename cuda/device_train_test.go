@@ -71,7 +71,8 @@ func TestDeviceTrainerMatchesRef(t *testing.T) {
 // it: a new batch staged before every step, the optimizer's velocities and
 // the weights left on the device from step to step (nothing written over
 // them). After every step every parameter, gradient, velocity and
-// statistic is read back and compared with the reference interpreter's; a
+// statistic is read back and compared with the reference interpreter's
+// step from the same state (the reference takes the device's values); a
 // failure names every buffer more than 1e-2 apart (norm-wise). Two float32
 // executions of a deep net differ by up to ~1e-3 in their gradients (gpu
 // check measures float32 gradients 2e-3 from float64 on ResNet-20, the
@@ -147,6 +148,12 @@ func TestDeviceStepsNewBatches(t *testing.T) {
 							off = append(off, fmt.Sprintf("%s: relative difference %.3g, %d of %d values beyond 1e-2 (first [%d]: device %g, reference %g)",
 								b.Name, d, bad, len(ref), first, got[first], ref[first]))
 						}
+						// The next step starts from the device's state on both:
+						// a rounding-level difference (cuBLAS's order) that
+						// flips a ReLU would otherwise compound through the
+						// chaotic start of random-label training (MLP-12 on the
+						// H200: 5e-3 after step 1, 0.16 after step 2).
+						copy(ref, got)
 					}
 					t.Logf("step %d: loss device %.6f reference %.6f; worst buffer relative difference %.3g; %d beyond 1e-2", k, m.Loss, want, worst, len(off))
 					if math.Abs(m.Loss-want) > 1e-3*math.Abs(want) || len(off) > 0 {
