@@ -24,8 +24,10 @@ deps:
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq libopenblas-dev >/dev/null; \
 	fi
 
+# -buildvcs=auto: the binary records the commit it was built from (runs record
+# it), even where GOFLAGS turns stamping off; outside a git checkout it is skipped.
 build: deps
-	$(GO) build -o bin/eraserelu ./cmd/eraserelu
+	$(GO) build -buildvcs=auto -o bin/eraserelu ./cmd/eraserelu
 
 test: deps lint
 	$(GO) test $(TEST_FLAGS) $(PKGS)
@@ -114,7 +116,7 @@ gpu: deps
 # train --device cuda`, `bin/gpu/eraserelu gpu check|bench|...`), pure-Go BLAS for its CPU parts
 # (the GPU machine has no OpenBLAS), stripped, each checked to ask only for
 # symbols the GPU machine exports.
-GPU_BUILD = CGO_LDFLAGS="-L$(CURDIR)/$(CUDA_STUBS)" $(GO) build -tags gpu,purego -trimpath -ldflags="-s -w"
+GPU_BUILD = CGO_LDFLAGS="-L$(CURDIR)/$(CUDA_STUBS)" $(GO) build -buildvcs=auto -tags gpu,purego -trimpath -ldflags="-s -w"
 cuda-build: $(CUDA_STUBS)/libcublas.so $(CUDA_STUBS)/libcuda.so
 	mkdir -p $(GPU_DIR)
 	rm -f $(GPU_DIR)/cudacheck

@@ -56,6 +56,6 @@ done
 echo "make gpu: CUDA $((version / 1000)).$((version % 1000 / 10)) at $home; cuBLAS $blasdir/libcublas.so -> $(readlink -f "$blasdir/libcublas.so"); libcuda from $cudadir"
 mkdir -p "$(dirname "$out")"
 CGO_CFLAGS="-I$home/include" CGO_LDFLAGS="-L$blasdir -L$cudadir -Wl,-rpath,$blasdir" \
-	"$GO" build -tags gpu -trimpath -o "$out" ./cmd/eraserelu
+	"$GO" build -buildvcs=auto -tags gpu -trimpath -o "$out" ./cmd/eraserelu
 needed=$(readelf -d "$out" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | grep -E '^lib(cuda|cublas)' | tr '\n' ' ')
 echo "make gpu: wrote $out (needs $needed)"
