@@ -51,8 +51,9 @@ type Backend struct {
 // ops that have device kernels) with the config's SGD, lowers its
 // inference pass onto the same buffers, plans both, and opens an executor
 // on the training step with open (for example OpenDevice, or NewRefExecutor).
-// prec BF16 lowers the bf16 mixed-precision steps (Lower).
-func NewBackend(open func(*Step) (Executor, error), prec Precision) train.BackendFactory {
+// low chooses the precision (BF16: the mixed-precision steps, Lower) and
+// what the backward pass recomputes.
+func NewBackend(open func(*Step) (Executor, error), low Lowering) train.BackendFactory {
 	return func(prog *graph.Program, cfg train.Config, opt *train.SGD) (train.Backend, error) {
 		g := prog.Graph()
 		ln, ok := g.Output("loss")
@@ -62,7 +63,7 @@ func NewBackend(open func(*Step) (Executor, error), prec Precision) train.Backen
 		if ops.Describe(ln.Op()).Kind != ops.KindCrossEntropy {
 			return nil, fmt.Errorf("cuda: the device path needs the softmax cross-entropy loss (ops.SoftmaxCrossEntropy), this graph's loss is %v", ln.Op())
 		}
-		s, inf, err := LowerProgram(prog, cfg.SGDOptions(), prec)
+		s, inf, err := LowerProgram(prog, cfg.SGDOptions(), low)
 		if err != nil {
 			return nil, err
 		}
@@ -89,13 +90,16 @@ func NewBackend(open func(*Step) (Executor, error), prec Precision) train.Backen
 }
 
 // LowerProgram lowers a compiled program into its training step (forward,
-// loss, backward and the SGD update sgd describes) and its inference step
-// lowered onto the training step's buffers, both planned: what a device
-// backend and the device checks run.
-func LowerProgram(prog *graph.Program, sgd train.SGDOptions, prec Precision) (trainStep, inferStep *Step, err error) {
-	s, err := Lower(prog, sgd, prec)
+// loss, backward and the SGD update sgd describes, as low chooses) and its
+// inference step lowered onto the training step's buffers, both planned:
+// what a device backend and the device checks run.
+func LowerProgram(prog *graph.Program, sgd train.SGDOptions, low Lowering) (trainStep, inferStep *Step, err error) {
+	s, err := Lower(prog, sgd, low.Precision)
 	if err != nil {
 		return nil, nil, err
+	}
+	if low.RecomputeBN {
+		s.RecomputeBN()
 	}
 	if err := s.Plan(); err != nil {
 		return nil, nil, err

@@ -105,7 +105,7 @@ func tinyData() (trainData, testData train.Data) {
 		blobs{n: 12, batch: 8, c: 3, h: 8, w: 8, classes: 10, seed: 2}
 }
 
-var refBackend = NewBackend(NewRefExecutor, FP32)
+var refBackend = NewBackend(NewRefExecutor, Lowering{Precision: FP32})
 
 type tinyRun struct {
 	res    train.Result

@@ -211,7 +211,7 @@ func TestBackendBF16(t *testing.T) {
 	net := tinyNets[0]
 	cfg := tinyConfig(3)
 	cpu := runTiny(t, net, t.TempDir(), cfg, nil, false, nil)
-	dev := runTiny(t, net, t.TempDir(), cfg, NewBackend(NewRefExecutor, BF16), false, nil)
+	dev := runTiny(t, net, t.TempDir(), cfg, NewBackend(NewRefExecutor, Lowering{Precision: BF16}), false, nil)
 	if cpu.err != nil || dev.err != nil {
 		t.Fatalf("cpu: %v, device: %v", cpu.err, dev.err)
 	}

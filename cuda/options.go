@@ -12,6 +12,10 @@ type Options struct {
 	// TF32 cuBLAS's TF32 tensor-core math, BF16 the mixed-precision step
 	// (which must also be lowered with BF16: Lower).
 	Precision Precision
+	// RecomputeBN: the training step recomputes batch-norm outputs in the
+	// backward pass instead of keeping them (a lowering choice, like
+	// Precision: Lowering.RecomputeBN).
+	RecomputeBN bool
 }
 
 // Precision is the arithmetic of a device step's GEMMs (convolutions and

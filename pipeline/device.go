@@ -19,6 +19,10 @@ type Device struct {
 	// Precision is the device path's arithmetic (cuda.FP32 when empty): tf32
 	// on cuda, bf16 mixed precision on cuda and cuda-ref.
 	Precision cuda.Precision
+	// RecomputeBN recomputes batch-norm outputs in the backward pass
+	// instead of keeping them (cuda and cuda-ref: a smaller arena, the
+	// same results bit for bit; cuda.Lowering).
+	RecomputeBN bool
 }
 
 // Backend is the trainer's backend for the device (train.Options.Backend;
@@ -30,11 +34,14 @@ func (d Device) Backend() (train.BackendFactory, error) {
 	}
 	switch d.Name {
 	case "", "cpu":
+		if d.RecomputeBN {
+			return nil, fmt.Errorf("%q: recomputing batch-norm outputs is a choice of the CUDA path (cuda, cuda-ref)", d.Name)
+		}
 		return nil, nil
 	case "cuda":
-		return cudaBackend(cuda.Options{Graph: d.CUDAGraph, Precision: prec})
+		return cudaBackend(cuda.Options{Graph: d.CUDAGraph, Precision: prec, RecomputeBN: d.RecomputeBN})
 	case "cuda-ref":
-		return cuda.NewBackend(cuda.NewRefExecutor, prec), nil
+		return cuda.NewBackend(cuda.NewRefExecutor, cuda.Lowering{Precision: prec, RecomputeBN: d.RecomputeBN}), nil
 	}
 	return nil, fmt.Errorf("%q: unknown device (valid: cpu, cuda, cuda-ref)", d.Name)
 }

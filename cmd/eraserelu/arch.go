@@ -9,9 +9,11 @@ import (
 	"text/tabwriter"
 
 	"github.com/eraserelu/eraserelu/arch"
+	"github.com/eraserelu/eraserelu/cuda"
 	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
 	"github.com/eraserelu/eraserelu/pipeline"
+	"github.com/eraserelu/eraserelu/train"
 	"github.com/spf13/cobra"
 )
 
@@ -66,6 +68,48 @@ type archShow struct {
 	// ModuleReport is every module with its trailing ReLU and whether it
 	// was erased (with --erase).
 	ModuleReport []erase.ModuleReport `json:"module_report,omitempty"`
+	// DeviceArena is the CUDA path's planned arena for one training step
+	// (with --device-arena BATCH).
+	DeviceArena *deviceArena `json:"device_arena,omitempty"`
+}
+
+// deviceArena is the device memory the CUDA path plans for a training step
+// (parameters, gradients, velocities, statistics and every activation, as
+// the GPU allocates it; the CUDA context and cuBLAS's workspace come on top).
+type deviceArena struct {
+	Batch            int     `json:"batch"`
+	FP32MiB          float64 `json:"fp32_mib"`
+	FP32RecomputeMiB float64 `json:"fp32_recompute_bn_mib"`
+	BF16MiB          float64 `json:"bf16_mib"`
+	BF16RecomputeMiB float64 `json:"bf16_recompute_bn_mib"`
+}
+
+// planArena lowers the training step at batch for each precision, keeping
+// and recomputing batch-norm outputs, and returns the planned arenas.
+func planArena(net pipeline.Net, batch int) (*deviceArena, error) {
+	net.Batch = batch
+	nw, err := pipeline.Compile(net)
+	if err != nil {
+		return nil, err
+	}
+	defer nw.Program.Close()
+	a := &deviceArena{Batch: batch}
+	for _, c := range []struct {
+		low cuda.Lowering
+		mib *float64
+	}{
+		{cuda.Lowering{Precision: cuda.FP32}, &a.FP32MiB},
+		{cuda.Lowering{Precision: cuda.FP32, RecomputeBN: true}, &a.FP32RecomputeMiB},
+		{cuda.Lowering{Precision: cuda.BF16}, &a.BF16MiB},
+		{cuda.Lowering{Precision: cuda.BF16, RecomputeBN: true}, &a.BF16RecomputeMiB},
+	} {
+		s, _, err := cuda.LowerProgram(nw.Program, train.SGDOptions{Momentum: 0.9}, c.low)
+		if err != nil {
+			return nil, fmt.Errorf("device arena: %w", err)
+		}
+		*c.mib = float64(s.ArenaBytes) / (1 << 20)
+	}
+	return a, nil
 }
 
 func archShowCommand() *cobra.Command {
@@ -76,6 +120,7 @@ func archShowCommand() *cobra.Command {
 		location string
 		asJSON   bool
 		after    bool
+		arena    int
 	)
 	cmd := &cobra.Command{
 		Use:   "show --arch NAME",
@@ -130,6 +175,14 @@ func archShowCommand() *cobra.Command {
 				out.Erased = append(out.Erased, rep.Erased...)
 				out.ModuleReport = rep.Modules
 			}
+			if arena < 0 {
+				return fmt.Errorf("arch show: --device-arena %d: want a batch size (0: off)", arena)
+			}
+			if arena > 0 {
+				if out.DeviceArena, err = planArena(net, arena); err != nil {
+					return err
+				}
+			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -149,6 +202,8 @@ func archShowCommand() *cobra.Command {
 	f.StringVar(&location, "location", "last", "which ReLU of a module to erase: last (EraseReLU), first (ER*) or all")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	f.BoolVar(&after, "after-activation", false, "convert a pre-activation net to after-activation (section 3.1; implied by --erase)")
+	f.IntVar(&arena, "device-arena", 0, "plan the CUDA path's training step at this batch size and print its device arena "+
+		"(fp32 and bf16, keeping and recomputing batch-norm outputs; no GPU needed)")
 	return cmd
 }
 
@@ -187,6 +242,10 @@ func printShow(w io.Writer, s archShow) error {
 		erased = fmt.Sprintf("%d (%s ReLU, %g of modules): %s", len(s.Erased), s.Location, s.Proportion, strings.Join(s.Erased, ", "))
 	}
 	fmt.Fprintf(tw, "erased\t%s\n", erased)
+	if a := s.DeviceArena; a != nil {
+		fmt.Fprintf(tw, "device arena\tbatch %d: fp32 %.0f MiB (%.0f with --recompute-bn), bf16 %.0f MiB (%.0f)\n",
+			a.Batch, a.FP32MiB, a.FP32RecomputeMiB, a.BF16MiB, a.BF16RecomputeMiB)
+	}
 	return tw.Flush()
 }
 

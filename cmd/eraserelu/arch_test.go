@@ -156,3 +156,31 @@ func TestArchShowModuleReport(t *testing.T) {
 		}
 	}
 }
+
+// TestArchShowDeviceArena: --device-arena plans the CUDA path's training
+// step without a GPU; recomputing batch-norm outputs shrinks the arena in
+// both precisions; a negative batch is refused naming the flag.
+func TestArchShowDeviceArena(t *testing.T) {
+	out, err := runArch(t, "show", "--arch", "resnet-20", "--device-arena", "16", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s archShow
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatal(err)
+	}
+	a := s.DeviceArena
+	if a == nil || a.Batch != 16 {
+		t.Fatalf("device arena %+v", a)
+	}
+	if !(a.FP32RecomputeMiB > 0 && a.FP32RecomputeMiB < a.FP32MiB && a.BF16RecomputeMiB > 0 && a.BF16RecomputeMiB < a.BF16MiB) {
+		t.Errorf("device arena %+v: recomputing should shrink both", a)
+	}
+	text, err := runArch(t, "show", "--arch", "resnet-20", "--device-arena", "16")
+	if err != nil || !strings.Contains(text, "device arena") {
+		t.Errorf("text output: %v\n%s", err, text)
+	}
+	if _, err := runArch(t, "show", "--arch", "resnet-20", "--device-arena", "-1"); err == nil || !strings.Contains(err.Error(), "--device-arena") {
+		t.Errorf("--device-arena -1: %v", err)
+	}
+}

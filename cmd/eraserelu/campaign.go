@@ -284,8 +284,7 @@ func (w worker) args(job experiments.Job, dir string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []string{"campaign", "worker", "--dir", dir, "--job", string(b), "--data", w.dataDir,
-		"--device", w.device.device, fmt.Sprintf("--cuda-graph=%v", w.device.cudaGraph)}, nil
+	return append([]string{"campaign", "worker", "--dir", dir, "--job", string(b), "--data", w.dataDir}, w.device.args()...), nil
 }
 
 func (w worker) launch(ctx context.Context, job experiments.Job, dir string) error {

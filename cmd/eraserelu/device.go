@@ -11,9 +11,10 @@ import (
 
 // deviceFlags choose where training runs.
 type deviceFlags struct {
-	device    string
-	cudaGraph bool
-	precision string
+	device      string
+	cudaGraph   bool
+	precision   string
+	recomputeBN bool
 }
 
 func (d *deviceFlags) add(f *pflag.FlagSet) {
@@ -21,6 +22,15 @@ func (d *deviceFlags) add(f *pflag.FlagSet) {
 		"cuda-ref (the CUDA path on its CPU reference interpreter: slow, for checks)")
 	f.BoolVar(&d.cudaGraph, "cuda-graph", true, "with --device cuda: replay each training step as one captured CUDA graph")
 	addPrecisionFlag(f, &d.precision)
+	f.BoolVar(&d.recomputeBN, "recompute-bn", false, "with --device cuda or cuda-ref: recompute batch-norm outputs in the backward pass "+
+		"instead of keeping them (a smaller device arena, one more pass per batch norm, the same results bit for bit)")
+}
+
+// args are the flags again, for a process started with the same choice
+// (a campaign's workers).
+func (d *deviceFlags) args() []string {
+	return []string{"--device", d.device, fmt.Sprintf("--cuda-graph=%v", d.cudaGraph), "--precision", d.precision,
+		fmt.Sprintf("--recompute-bn=%v", d.recomputeBN)}
 }
 
 // addPrecisionFlag is --precision, the same on every command that has it.
@@ -53,7 +63,7 @@ func (d *deviceFlags) backend() (train.BackendFactory, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := pipeline.Device{Name: d.device, CUDAGraph: d.cudaGraph, Precision: prec}.Backend()
+	b, err := pipeline.Device{Name: d.device, CUDAGraph: d.cudaGraph, Precision: prec, RecomputeBN: d.recomputeBN}.Backend()
 	if err != nil {
 		return nil, fmt.Errorf("--device %w", err)
 	}

@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eraserelu/eraserelu/experiments"
 	"github.com/eraserelu/eraserelu/train"
+	"github.com/spf13/pflag"
 )
 
 // TestDeviceFlagErrors: an unknown --device, and --device cuda in a binary
@@ -150,4 +152,44 @@ func trainMNISTTiny(t *testing.T, data string, flags ...string) (train.Result, s
 	}
 	log, _ := os.ReadFile(filepath.Join(out, train.LogFile))
 	return r, string(log)
+}
+
+// TestWorkerKeepsDeviceChoice: a campaign's worker process is started with
+// every device flag of the campaign (before, --precision was dropped and
+// bf16 campaigns trained in fp32), and the worker command parses them back
+// to the same choice.
+func TestWorkerKeepsDeviceChoice(t *testing.T) {
+	for _, argv := range [][]string{
+		{"--device", "cuda-ref", "--precision", "bf16", "--recompute-bn", "--cuda-graph=false"},
+		{"--device", "cuda", "--precision", "tf32"},
+		{},
+	} {
+		var d deviceFlags
+		f := pflag.NewFlagSet("campaign", pflag.ContinueOnError)
+		d.add(f)
+		if err := f.Parse(argv); err != nil {
+			t.Fatal(err)
+		}
+		w := worker{binary: "eraserelu", dataDir: "data", device: d}
+		args, err := w.args(experiments.Job{ID: "j"}, "dir")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := campaignWorkerCommand()
+		if err := cmd.ParseFlags(args[2:]); err != nil {
+			t.Fatalf("%v: the worker does not parse its arguments %v: %v", argv, args, err)
+		}
+		var back deviceFlags
+		g := pflag.NewFlagSet("worker", pflag.ContinueOnError)
+		back.add(g)
+		g.String("dir", "", "")
+		g.String("job", "", "")
+		g.String("data", "", "")
+		if err := g.Parse(args[2:]); err != nil {
+			t.Fatal(err)
+		}
+		if back != d {
+			t.Errorf("%v: the worker gets %+v, the campaign chose %+v", argv, back, d)
+		}
+	}
 }

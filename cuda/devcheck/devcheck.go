@@ -46,6 +46,7 @@ func Main(args []string) error {
 	tol := fs.Float64("tol", 1e-4, "relative tolerance (check; trace on identical inputs)")
 	eraseP := fs.Float64("erase", 0, "proportion of modules whose trailing ReLU is erased (bench)")
 	reps := fs.Int("reps", 5, "profiled steps averaged (profile)")
+	recompute := fs.Bool("recompute-bn", false, "recompute batch-norm outputs in the backward pass instead of keeping them (bench, check, trace)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -53,6 +54,7 @@ func Main(args []string) error {
 	if err != nil {
 		return fmt.Errorf("gpu %s --precision: %w", args[0], err)
 	}
+	low := cuda.Lowering{Precision: prec, RecomputeBN: *recompute}
 	switch args[0] {
 	case "probe":
 		return probe()
@@ -60,16 +62,16 @@ func Main(args []string) error {
 		if prec == cuda.TF32 {
 			return fmt.Errorf("gpu trace --precision tf32: trace compares fp32 and bf16 steps only")
 		}
-		return trace(*archName, *batch, *tol, prec)
+		return trace(*archName, *batch, *tol, low)
 	case "check":
 		if prec == cuda.TF32 {
 			return fmt.Errorf("gpu check --precision tf32: check judges fp32 and bf16 steps only")
 		}
-		return check(*archName, *batch, *tol, prec)
+		return check(*archName, *batch, *tol, low)
 	case "profile":
 		return profile(*archName, *batch, *reps)
 	case "bench":
-		return bench(*archName, *batch, *steps, *warmup, *useGraph, prec, *eraseP)
+		return bench(*archName, *batch, *steps, *warmup, *useGraph, prec, *recompute, *eraseP)
 	}
 	return fmt.Errorf("unknown gpu command %q (probe, trace, check, profile, bench)", args[0])
 }
@@ -177,7 +179,7 @@ func checkNet(name string, batch int, dtype tensor.Dtype, eraseP float64) pipeli
 // prepare builds the architecture (with the trailing ReLU of the given
 // proportion of its modules erased), compiles, lowers and plans it, and
 // draws a batch.
-func prepare(name string, batch int, eraseP float64, prec cuda.Precision) (*setup, error) {
+func prepare(name string, batch int, eraseP float64, low cuda.Lowering) (*setup, error) {
 	nw, err := pipeline.Compile(checkNet(name, batch, tensor.Float32, eraseP))
 	if err != nil {
 		return nil, err
@@ -187,7 +189,7 @@ func prepare(name string, batch int, eraseP float64, prec cuda.Precision) (*setu
 	if err != nil {
 		return nil, err
 	}
-	s, inf, err := cuda.LowerProgram(p, sgdOpts, prec)
+	s, inf, err := cuda.LowerProgram(p, sgdOpts, low)
 	if err != nil {
 		return nil, err
 	}
@@ -242,8 +244,9 @@ func (su *setup) upload(d *cuda.Device, ref *cuda.Ref) error {
 // With prec BF16 the bf16 step is traced: the roundings (to_bf16,
 // im2col_bf16) must be bit-identical, the GEMMs on bf16 operands agree as
 // the fp32 ones do (exact products, fp32 sums in another order).
-func trace(name string, batch int, tol float64, prec cuda.Precision) error {
-	su, err := prepare(name, batch, 0, prec)
+func trace(name string, batch int, tol float64, low cuda.Lowering) error {
+	prec := low.Precision
+	su, err := prepare(name, batch, 0, low)
 	if err != nil {
 		return err
 	}
@@ -413,8 +416,9 @@ func (su *setup) twin64(name string, batch int) (*graph.Graph, *graph.Program, e
 // step on the same inputs is (the same rounding points, other summation
 // orders), or BF16ForwardTol; the CPU float32 step's distance is printed
 // beside them.
-func check(name string, batch int, tol float64, prec cuda.Precision) error {
-	su, err := prepare(name, batch, 0, prec)
+func check(name string, batch int, tol float64, low cuda.Lowering) error {
+	prec := low.Precision
+	su, err := prepare(name, batch, 0, low)
 	if err != nil {
 		return err
 	}
@@ -575,6 +579,7 @@ type benchResult struct {
 	Erase     float64 `json:"erase"`
 	Graph     bool    `json:"cuda_graph"`
 	Precision string  `json:"precision"`
+	Recompute bool    `json:"recompute_bn"`
 	TrainImgS float64 `json:"train_img_s"`
 	EvalImgS  float64 `json:"eval_img_s"`
 	StepMs    float64 `json:"step_ms"`
@@ -587,12 +592,12 @@ type benchResult struct {
 	Loss         float64 `json:"loss_last"`
 }
 
-func bench(name string, batch, steps, warmup int, useGraph bool, prec cuda.Precision, eraseP float64) error {
-	su, err := prepare(name, batch, eraseP, prec)
+func bench(name string, batch, steps, warmup int, useGraph bool, prec cuda.Precision, recompute bool, eraseP float64) error {
+	su, err := prepare(name, batch, eraseP, cuda.Lowering{Precision: prec, RecomputeBN: recompute})
 	if err != nil {
 		return err
 	}
-	d, err := su.open(cuda.Options{Graph: useGraph, Precision: prec}, nil)
+	d, err := su.open(cuda.Options{Graph: useGraph, Precision: prec, RecomputeBN: recompute}, nil)
 	if err != nil {
 		return err
 	}
@@ -635,13 +640,16 @@ func bench(name string, batch, steps, warmup int, useGraph bool, prec cuda.Preci
 	if err != nil {
 		return err
 	}
-	r := benchResult{Arch: name, Batch: batch, Device: d.Name, Erase: eraseP, Graph: useGraph, Precision: string(prec),
+	r := benchResult{Arch: name, Batch: batch, Device: d.Name, Erase: eraseP, Graph: useGraph, Precision: string(prec), Recompute: recompute,
 		TrainImgS: float64(steps*batch) / dt, EvalImgS: float64(steps*batch) / evalDt, StepMs: dt * 1e3 / float64(steps), Launches: len(su.s.Instrs),
 		ArenaMiB: float64(su.s.ArenaBytes) / (1 << 20), DeviceMiB: float64(used) / (1 << 20), Loss: m.Loss}
 	if prec == cuda.BF16 {
 		s32, err := cuda.Lower(su.p, sgdOpts, cuda.FP32)
 		if err != nil {
 			return err
+		}
+		if recompute {
+			s32.RecomputeBN()
 		}
 		if err := s32.Plan(); err != nil {
 			return err
@@ -660,7 +668,7 @@ func bench(name string, batch, steps, warmup int, useGraph bool, prec cuda.Preci
 // average of reps steps after a warm-up) and prints the time per kernel and
 // the most expensive launches: where the step's time goes on the device.
 func profile(name string, batch, reps int) error {
-	su, err := prepare(name, batch, 0, cuda.FP32)
+	su, err := prepare(name, batch, 0, cuda.Lowering{Precision: cuda.FP32})
 	if err != nil {
 		return err
 	}
