@@ -29,7 +29,7 @@ def ours(path):
             r = json.loads(line)
         except ValueError:
             continue
-        if r.get("erase", 0) != 0 or not r.get("cuda_graph", True) or "train_img_s" not in r:
+        if r.get("erase", 0) != 0 or not r.get("cuda_graph", True) or r.get("recompute_bn") or "train_img_s" not in r:
             continue
         # Logs before --precision had "tf32": true|false.
         prec = r.get("precision") or ("tf32" if r.get("tf32") else "fp32")
