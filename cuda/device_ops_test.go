@@ -54,13 +54,6 @@ func openOrSkip(t *testing.T, s *Step, opt Options) *Device {
 func uploadBoth(t *testing.T, g *graph.Graph, s *Step, r *Ref, d *Device, xs []float32, ys []int) {
 	t.Helper()
 	upload(t, g, s, r, xs, ys)
-	if len(s.Randoms) > 0 {
-		st, err := s.RNGState()
-		if err != nil {
-			t.Fatal(err)
-		}
-		copy(r.Buf(s.RNG), st)
-	}
 	for id, b := range s.Bufs {
 		if b.Kind == Param || b.Kind == State || (b.Kind == Hyper && id == s.RNG) {
 			if err := d.Write(id, r.Buf(id)); err != nil {

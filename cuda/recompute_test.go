@@ -48,13 +48,6 @@ func TestRecomputeBNBitIdentical(t *testing.T) {
 				}
 				r := NewRef(s)
 				upload(t, g, s, r, xs, ys)
-				if len(s.Randoms) > 0 {
-					st, err := s.RNGState()
-					if err != nil {
-						t.Fatal(err)
-					}
-					copy(r.Buf(s.RNG), st)
-				}
 				steps[i], refs[i] = s, r
 			}
 			keep, re := steps[0], steps[1]

@@ -51,11 +51,19 @@ func bindBatch(t testing.TB, g *graph.Graph, batch int) ([]float32, []int) {
 	return xs, ys
 }
 
-// upload copies the graph's parameters, state and the batch into a Ref.
+// upload copies the graph's parameters, state, the random ops' draw
+// counters and the batch into a Ref.
 func upload(t testing.TB, g *graph.Graph, s *Step, r *Ref, xs []float32, ys []int) {
 	t.Helper()
 	if err := WriteWeights(s, g, r.Write); err != nil {
 		t.Fatal(err)
+	}
+	if len(s.Randoms) > 0 {
+		st, err := s.RNGState()
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(r.Buf(s.RNG), st)
 	}
 	if err := r.SetBatch(xs, ys); err != nil {
 		t.Fatal(err)
@@ -164,14 +172,6 @@ func checkStepsTwin(t *testing.T, g *graph.Graph, p *graph.Program, xs []float32
 	t.Log(s.Describe())
 	r := NewRef(s)
 	upload(t, g, s, r, xs, ys)
-
-	if len(s.Randoms) > 0 {
-		st, err := s.RNGState()
-		if err != nil {
-			t.Fatal(err)
-		}
-		copy(r.Buf(s.RNG), st)
-	}
 
 	const tol = 1e-4
 	for step := 0; step < steps; step++ {
