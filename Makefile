@@ -131,7 +131,7 @@ cuda-build: $(CUDA_STUBS)/libcublas.so $(CUDA_STUBS)/libcuda.so
 	bash scripts/check-gpu-symbols.sh $(GPU_DIR)/eraserelu $(CUDA_SHARED)
 	@du -ch $(GPU_DIR)/* | tail -n 1
 
-bench-gpu: cuda-build
+bench-gpu: cuda-build cuda-test-build
 	mkdir -p data
 	[ -f data/cifar10-jpeg.tar.gz ] || cp ../shared/datasets/cifar10-jpeg.tar.gz data/
 	@echo "Run on the GPU machine in one device call (15 minutes of device time in all; 2-3 minutes of it):"
@@ -168,12 +168,15 @@ campaign-gpu: cuda-build
 
 .PHONY: cuda-deps cuda-ptx gpu cuda-build bench-gpu train-gpu campaign-gpu
 
-# The package's device tests (cuda/device_ops_test.go: the random-op and
-# layer-norm kernels against the reference, CUDA-graph replay) as a binary for
-# the GPU machine: cd cuda && ../bin/gpu/cuda.test -test.run TestDevice -test.v
+# The package's device tests (cuda/device_*_test.go: every kernel against the
+# reference, CUDA-graph replay, the trainer and new-batch steps against the
+# reference) as a binary for the GPU machine, stripped and xz-compressed
+# (7.5 MB) so that it travels beside the GPU binary and CIFAR-10 in one call;
+# scripts/gpu-check.sh unpacks and runs it: cd cuda && ../bin/gpu/cuda.test -test.run TestDevice -test.v
 cuda-test-build: $(CUDA_STUBS)/libcublas.so $(CUDA_STUBS)/libcuda.so
 	mkdir -p $(GPU_DIR)
-	CGO_LDFLAGS="-L$(CURDIR)/$(CUDA_STUBS)" go test -c -tags gpu,purego -trimpath -o $(GPU_DIR)/cuda.test ./cuda
+	CGO_LDFLAGS="-L$(CURDIR)/$(CUDA_STUBS)" $(GO) test -c -tags gpu,purego -trimpath -ldflags="-s -w" -o $(GPU_DIR)/cuda.test ./cuda
 	bash scripts/check-gpu-symbols.sh $(GPU_DIR)/cuda.test $(CUDA_SHARED)
+	xz -T2 -6 -f $(GPU_DIR)/cuda.test
 
 .PHONY: cuda-test-build

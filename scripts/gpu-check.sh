@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The CUDA path's device check, run on the GPU machine in ONE device call:
 #   run(command="BUDGET=200 bash scripts/gpu-check.sh", carry=["bin/gpu", "data/cifar10-jpeg.tar.gz"], timeout_s=330)
-# after `make bench-gpu` here (it builds bin/gpu/eraserelu with the stubs,
+# after `make bench-gpu` here (it builds bin/gpu/eraserelu and the device
+# tests bin/gpu/cuda.test.xz with the stubs,
 # copies bench/torch_resnet_bench.py and bench/gpu_ratios.py beside it and
 # the CIFAR-10 JPEG copy into data/). About 2-3 minutes of wall time (the
 # 2026-11-28 version, a subset, took 90 s; the bf16 check and benches add
@@ -84,6 +85,13 @@ full && step check.log check 180 "$BIN" gpu check --arch resnet-20 --batch 128 -
 # interpreter (same rounding points) as the peer.
 step check.log trace-bf16 120 "$BIN" gpu trace --arch resnet-20 --batch 16 --tol 1e-4 --precision bf16
 step check.log check-bf16 180 "$BIN" gpu check --arch resnet-20 --batch 128 --precision bf16
+# 3c. The package's device tests (make cuda-test-build): the trainer on the
+# device against the reference interpreter, new batches every step, every
+# kernel, CUDA-graph replay.
+if [ -f bin/gpu/cuda.test.xz ]; then
+  xz -dkf bin/gpu/cuda.test.xz && chmod +x bin/gpu/cuda.test
+  (cd cuda && step check.log device-tests 90 ../bin/gpu/cuda.test -test.run TestDevice -test.v -test.count=1)
+fi
 # 4. Where the device time goes (CUDA events between launches).
 full && step profile.log profile-resnet-20 60 "$BIN" gpu profile --arch resnet-20 --batch 128 --reps 5
 # 5. Throughput beside PyTorch, same call: ours fp32 and tf32 (CUDA graph),
