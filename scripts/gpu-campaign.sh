@@ -79,9 +79,47 @@ EOF
     rm -f "$OUT"/kb.*
   done
 }
+# kbench_train: K trainer processes at once (one epoch of MLP-12 on all of
+# MNIST each, what a campaign's jobs do) for K = 1, 2, 4, 8: the trainer
+# leaves the GPU idle while it loads batches, evaluates and syncs each step,
+# which gpu bench (GPU-bound by construction) cannot show. Aggregate: all
+# training images over the launch's wall time (start-up and evaluation
+# included), and the sum of the runs' own train img/s.
+kbench_train() {
+  local k i t0 t1 pids
+  for k in 1 2 4 8; do
+    if [ $((SECONDS - T0)) -gt 150 ]; then echo "jobs-per-gpu trainer K=$k: skipped (over 150 s of measuring)" | tee -a "$S"; continue; fi
+    pids=()
+    t0=$(date +%s.%N)
+    for i in $(seq "$k"); do
+      rm -rf "/tmp/kt-$k-$i"
+      timeout -k 5 60 "$BIN" train --device cuda --arch mlp-12 --recipe mlp-mnist --dataset mnist --data "$DATA" \
+        --epochs 1 --seed "$i" --out "/tmp/kt-$k-$i" > "$OUT/kt.$i" 2>&1 &
+      pids+=($!)
+    done
+    wait "${pids[@]}"
+    t1=$(date +%s.%N)
+    python3 - "$k" "$t0" "$t1" /tmp/kt-"$k"-* <<'EOF2' 2>&1 | tee -a "$OUT/kbench.log" "$S"
+import json, sys
+k, t0, t1 = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+rs = []
+for d in sys.argv[4:]:
+    try:
+        rs.append(json.load(open(d + "/results.json")))
+    except OSError:
+        pass
+imgs = sum(r["history"][0]["train"]["examples"] for r in rs)
+own = sum(r["history"][0]["images_per_sec"] for r in rs)
+print(f"jobs-per-gpu trainer mlp-12 K={k}: {len(rs)}/{k} finished; all training images over the launch's wall time "
+      f"{imgs / (t1 - t0):,.0f} img/s ({t1 - t0:.1f} s); sum of the runs' own train img/s {own:,.0f}")
+EOF2
+    rm -f "$OUT"/kt.*
+  done
+}
 if [ "$KBENCH" = 1 ] && [ "$DEV" = cuda ]; then
   kbench resnet-20 600
   kbench mlp-12 8000
+  kbench_train
 fi
 
 # The campaign: BUDGET seconds from here, packing included.
