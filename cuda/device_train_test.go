@@ -132,9 +132,9 @@ func TestDeviceStepsNewBatches(t *testing.T) {
 							t.Fatal(err)
 						}
 						ref := r.Buf(id)
-						d := RelDiff(got, ref)
-						worst = max(worst, d)
-						if d > 1e-2 || math.IsNaN(d) {
+						diff := RelDiff(got, ref)
+						worst = max(worst, diff)
+						if diff > 1e-2 || math.IsNaN(diff) {
 							bad, first := 0, -1
 							for i := range ref {
 								if e := math.Abs(float64(got[i] - ref[i])); e > 1e-2*math.Abs(float64(ref[i])) || math.IsNaN(e) {
@@ -146,7 +146,7 @@ func TestDeviceStepsNewBatches(t *testing.T) {
 							}
 							first = max(first, 0)
 							off = append(off, fmt.Sprintf("%s: relative difference %.3g, %d of %d values beyond 1e-2 (first [%d]: device %g, reference %g)",
-								b.Name, d, bad, len(ref), first, got[first], ref[first]))
+								b.Name, diff, bad, len(ref), first, got[first], ref[first]))
 						}
 						// The next step starts from the device's state on both:
 						// a rounding-level difference (cuBLAS's order) that
