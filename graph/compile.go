@@ -26,7 +26,10 @@ type Program struct {
 	inGrads map[string]*tensor.Dense
 	plan    *MemoryPlan
 	fusions int
-	kernels ops.Kernels
+	// reluFusions counts the ReLUs the training machine skips
+	// (fuseTrainingReLU).
+	reluFusions int
+	kernels     ops.Kernels
 }
 
 // MemoryPlan is the summary of the training machine's memory plan (nil when
@@ -159,7 +162,14 @@ func Compile(g *Graph, loss string, opts ...CompileOption) (*Program, error) {
 		outNodes = append(outNodes, g.outputs[name])
 	}
 	order := machineOrder(g.expr, trainPins)
+	var inPlaceOver map[*gorgonia.Node]int
+	if !cc.noPlan {
+		p.plan, inPlaceOver = planMemory(order, func(n *gorgonia.Node) bool { return !forward[n] })
+	}
 	p.train = newMachine(order, outNodes, nil)
+	if kernels.TrainingReLUFusion {
+		p.reluFusions = p.train.passThrough(fuseTrainingReLU(order, inPlaceOver))
+	}
 	inferOrder := machineOrder(g.expr, outPins)
 	var fused map[*gorgonia.Node]fusedStep
 	if !cc.noFusion {
@@ -167,9 +177,6 @@ func Compile(g *Graph, loss string, opts ...CompileOption) (*Program, error) {
 	}
 	p.fusions = len(fused)
 	p.infer = newMachine(inferOrder, outNodes, fused)
-	if !cc.noPlan {
-		p.plan = planMemory(order, func(n *gorgonia.Node) bool { return !forward[n] })
-	}
 	// Every op of the graph (forward, backward and the convolutions fused
 	// steps run) runs with the program's Env.
 	for _, n := range g.expr.AllNodes() {
@@ -188,6 +195,11 @@ func (p *Program) Kernels() ops.Kernels { return p.kernels }
 // epilogue applies the batch norm (folded from its running statistics at
 // every run), the residual and the rectifier.
 func (p *Program) InferenceFusions() int { return p.fusions }
+
+// TrainingReLUFusions is the number of ReLUs the training machine skips
+// because the batch norm or add before them rectifies its output as it
+// writes it (ops.Kernels.TrainingReLUFusion).
+func (p *Program) TrainingReLUFusions() int { return p.reluFusions }
 
 // Graph is the compiled graph.
 func (p *Program) Graph() *Graph { return p.g }

@@ -37,6 +37,7 @@ type mstep struct {
 	from  []*gorgonia.Node // the argument nodes
 	in    []gorgonia.Value // reused argument slice
 	bind  bool
+	pass  bool // returns its first argument instead of running
 }
 
 // machineOrder is the order in which a machine computing roots runs the op
@@ -114,6 +115,19 @@ func newMachine(order gorgonia.Nodes, bind gorgonia.Nodes, fused map[*gorgonia.N
 	return m
 }
 
+// passThrough makes the steps of the nodes in skip return their first
+// argument instead of running their op, and returns how many it found.
+func (m *machine) passThrough(skip map[*gorgonia.Node]bool) int {
+	n := 0
+	for i := range m.steps {
+		if skip[m.steps[i].node] {
+			m.steps[i].pass = true
+			n++
+		}
+	}
+	return n
+}
+
 // run executes every step once.
 func (m *machine) run() error {
 	for i := range m.steps {
@@ -130,9 +144,12 @@ func (m *machine) run() error {
 		}
 		var v gorgonia.Value
 		var err error
-		if s.fused != nil {
+		switch {
+		case s.pass:
+			v = s.in[0]
+		case s.fused != nil:
 			v, err = s.fused.Run(s.in...)
-		} else {
+		default:
 			v, err = s.op.Do(s.in...)
 		}
 		if err != nil {

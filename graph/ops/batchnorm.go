@@ -45,6 +45,7 @@ type BatchNormOp struct {
 	id       uint64
 	outBuf
 	withEnv
+	rectifier
 	k32 bnFwdArgs[float32]
 	k64 bnFwdArgs[float64]
 
@@ -204,12 +205,12 @@ func (op *BatchNormOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	y := op.out.get(x.Dtype(), x.Shape()...)
 	if x.Dtype() == tensor.Float32 {
 		op.k32 = bnFwdArgs[float32]{x: x.Float32s(), y: y.Float32s(), gamma: gamma.Float32s(), beta: beta.Float32s(),
-			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training, simd: op.kern().k.simd()}
+			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training, relu: op.rectify, simd: op.kern().k.simd()}
 		cpu.ParallelRun(&op.k32, c, n*inner)
 		op.k32 = bnFwdArgs[float32]{}
 	} else {
 		op.k64 = bnFwdArgs[float64]{x: x.Float64s(), y: y.Float64s(), gamma: gamma.Float64s(), beta: beta.Float64s(),
-			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training}
+			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training, relu: op.rectify}
 		cpu.ParallelRun(&op.k64, c, n*inner)
 		op.k64 = bnFwdArgs[float64]{}
 	}
@@ -232,12 +233,13 @@ type bnFwdArgs[T Float] struct {
 	n, c, inner        int
 	eps                float64
 	stats              bool
+	relu               bool // rectify y as it is written
 	simd               bool // the AVX-512 kernel, for float32
 }
 
 // run normalises channels [lo, hi): with stats, one pass for the mean and
 // variance (shifted by the channel's first value, accumulated in float64),
-// then one pass writing y.
+// then one pass writing y (rectified with relu).
 func (a *bnFwdArgs[T]) RunRange(lo, hi int) {
 	if a32, ok := any(a).(*bnFwdArgs[float32]); ok && a.simd {
 		simdBNFwd32(a32, lo, hi)
@@ -271,6 +273,9 @@ func (a *bnFwdArgs[T]) RunRange(lo, hi int) {
 			ys = ys[:len(xs)]
 			for i, v := range xs {
 				ys[i] = (v-mean)*scale + shift
+			}
+			if a.relu {
+				rectifyInPlace(ys)
 			}
 		}
 	}

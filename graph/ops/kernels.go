@@ -36,6 +36,11 @@ type Kernels struct {
 	// channel and output per filter, so with 3 input channels (a network's
 	// first layer) the direct kernel is faster (0.89x measured).
 	WinogradMinC int
+	// TrainingReLUFusion lets the training machine skip each ReLU that runs
+	// in place over the output of a batch norm or an add, which then
+	// rectifies its output as it writes it (OutputRectifier): the same
+	// bits, one read and one write of the activation less.
+	TrainingReLUFusion bool
 	// DataGradViaForward computes the input gradient of stride-1
 	// convolutions as a forward convolution with flipped filters
 	// (convTransposedGeometry) instead of GEMM + col2im.
@@ -76,6 +81,7 @@ func DefaultKernels() Kernels {
 		Winograd:              true,
 		WinogradTrainForward:  true,
 		WinogradMinC:          8,
+		TrainingReLUFusion:    true,
 		DataGradViaForward:    true,
 		TargetCols:            64,
 		ColPad:                16,
