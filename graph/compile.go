@@ -26,8 +26,8 @@ type Program struct {
 	inGrads map[string]*tensor.Dense
 	plan    *MemoryPlan
 	fusions int
-	// reluFusions counts the ReLUs the training machine skips
-	// (fuseTrainingReLU).
+	// reluFusions counts the ReLUs and ReLU backward ops the training
+	// machine skips (fuseTrainingReLU).
 	reluFusions int
 	kernels     ops.Kernels
 }
@@ -196,9 +196,11 @@ func (p *Program) Kernels() ops.Kernels { return p.kernels }
 // every run), the residual and the rectifier.
 func (p *Program) InferenceFusions() int { return p.fusions }
 
-// TrainingReLUFusions is the number of ReLUs the training machine skips
-// because the batch norm or add before them rectifies its output as it
-// writes it (ops.Kernels.TrainingReLUFusion).
+// TrainingReLUFusions is the number of ReLUs and ReLU backward ops the
+// training machine skips because the batch norm or add before a ReLU
+// rectifies its output as it writes it, and the batch norm's
+// parameter-gradient op applies the ReLU's gradient mask as it sums
+// (ops.Kernels.TrainingReLUFusion).
 func (p *Program) TrainingReLUFusions() int { return p.reluFusions }
 
 // Graph is the compiled graph.

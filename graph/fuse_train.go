@@ -5,28 +5,64 @@ import (
 	"gorgonia.org/gorgonia"
 )
 
-// fuseTrainingReLU finds the ReLUs of the training machine's order that the
-// memory plan put in place over the output of an op that can rectify as it
-// writes (ops.OutputRectifier: batch norm, add), turns the rectification on
-// in that op, and returns those ReLUs, which the machine then passes
-// through (machine.passThrough). In place means the ReLU is the only
-// reader of that output (ops that take it only for ordering aside) and
-// writes over its storage, so the storage holds the rectified value either
-// way, and the ReLU's backward reads the same tensor; the bits are those of
-// the unfused machine. inPlaceOver is the plan's choice of overwritten
+// fuseTrainingReLU moves the rectifiers of the training machine into the
+// ops beside them, where the memory plan lets it change no bit, and
+// returns the nodes the machine then passes through (machine.passThrough)
+// with the argument each returns: the one its op would have written over
+// in place, so that the pass-through step's value is the tensor the op
+// would have returned. inPlaceOver is the plan's choice of overwritten
 // input per op (nil without a plan: nothing is fused).
-func fuseTrainingReLU(order gorgonia.Nodes, inPlaceOver map[*gorgonia.Node]int) map[*gorgonia.Node]bool {
-	skip := map[*gorgonia.Node]bool{}
+//
+//   - A ReLU in place over the output of an op that can rectify as it
+//     writes (ops.OutputRectifier: batch norm, add): in place means the ReLU
+//     is that output's only reader (ops that take it only for ordering
+//     aside), so its storage holds the rectified value either way, and the
+//     ReLU's backward reads the same tensor.
+//   - The backward of such a ReLU after a batch norm, when it runs in place
+//     over its incoming gradient and the batch norm's parameter-gradient op
+//     (ops.ReLUGradMasker) is the first reader of its value: that op masks
+//     the gradient in place as it sums it, so that it and every later reader
+//     see the masked gradient, as they would have.
+func fuseTrainingReLU(order gorgonia.Nodes, inPlaceOver map[*gorgonia.Node]int) map[*gorgonia.Node]int {
+	skip := map[*gorgonia.Node]int{}
+	firstReader := map[*gorgonia.Node]*gorgonia.Node{}
 	for _, n := range order {
-		if j, ok := inPlaceOver[n]; !ok || j != 0 || !ops.IsReLU(n) {
-			continue
+		for _, k := range Children(n) {
+			if _, ok := firstReader[k]; !ok {
+				firstReader[k] = n
+			}
 		}
-		r, ok := Children(n)[0].Op().(ops.OutputRectifier)
+	}
+	for _, n := range order {
+		j, ok := inPlaceOver[n]
 		if !ok {
 			continue
 		}
-		r.RectifyOutput(true)
-		skip[n] = true
+		kids := Children(n)
+		switch {
+		case j == 0 && ops.IsReLU(n):
+			r, ok := kids[0].Op().(ops.OutputRectifier)
+			if !ok {
+				continue
+			}
+			r.RectifyOutput(true)
+			skip[n] = j
+		case j == 1 && ops.Describe(n.Op()).Kind == ops.KindReLUGrad:
+			relu := kids[0]
+			if _, fused := skip[relu]; !fused || !ops.IsBatchNorm(Children(relu)[0]) {
+				continue
+			}
+			pg := firstReader[n]
+			m, ok := pg.Op().(ops.ReLUGradMasker)
+			if !ok {
+				continue
+			}
+			if in := Children(pg); len(in) != 3 || in[1] != Children(relu)[0] || in[2] != n {
+				continue
+			}
+			m.MaskReLUGrad(true)
+			skip[n] = j
+		}
 	}
 	return skip
 }

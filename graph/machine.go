@@ -37,7 +37,10 @@ type mstep struct {
 	from  []*gorgonia.Node // the argument nodes
 	in    []gorgonia.Value // reused argument slice
 	bind  bool
-	pass  bool // returns its first argument instead of running
+	pass  bool // returns its argument passArg instead of running
+	// passArg is the argument a passed-through step returns: the one its
+	// op writes over in place.
+	passArg int
 }
 
 // machineOrder is the order in which a machine computing roots runs the op
@@ -115,13 +118,13 @@ func newMachine(order gorgonia.Nodes, bind gorgonia.Nodes, fused map[*gorgonia.N
 	return m
 }
 
-// passThrough makes the steps of the nodes in skip return their first
-// argument instead of running their op, and returns how many it found.
-func (m *machine) passThrough(skip map[*gorgonia.Node]bool) int {
+// passThrough makes the step of each node in skip return its argument
+// skip[node] instead of running its op, and returns how many it found.
+func (m *machine) passThrough(skip map[*gorgonia.Node]int) int {
 	n := 0
 	for i := range m.steps {
-		if skip[m.steps[i].node] {
-			m.steps[i].pass = true
+		if j, ok := skip[m.steps[i].node]; ok {
+			m.steps[i].pass, m.steps[i].passArg = true, j
 			n++
 		}
 	}
@@ -146,7 +149,7 @@ func (m *machine) run() error {
 		var err error
 		switch {
 		case s.pass:
-			v = s.in[0]
+			v = s.in[s.passArg]
 		case s.fused != nil:
 			v, err = s.fused.Run(s.in...)
 		default:

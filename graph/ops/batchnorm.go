@@ -320,6 +320,10 @@ func (op *BatchNormOp) checkSaved(name string, x *tensor.Dense) (n, c, inner int
 // bnParamGradOp computes, from x, the forward output y (read only to order
 // it after the forward) and dy, the (2, C) tensor whose rows are the
 // gradients of gamma (sum of dy * xhat) and beta (sum of dy).
+//
+// With maskReLU (ReLUGradMasker), dy is the unmasked gradient of the ReLU
+// that rectified y in place, and the op first applies that ReLU's gradient
+// mask to dy in place (reluBackwardOp's bits), reading y for it.
 type bnParamGradOp struct {
 	noCommon
 	nonDiff
@@ -327,14 +331,31 @@ type bnParamGradOp struct {
 	id  uint64
 	outBuf
 	withEnv
-	k32 bnRedArgs[float32]
-	k64 bnRedArgs[float64]
+	maskReLU bool
+	k32      bnRedArgs[float32]
+	k64      bnRedArgs[float64]
 }
 
 // OrdersOnly: the forward output y is an input only to order the op after
 // the forward pass; the op never reads it (so the rectifier after a batch
-// norm may overwrite it).
+// norm may overwrite it), except with maskReLU, where it reads the
+// rectifier's output that overwrote it (a forward value, which the memory
+// plan never shares, so the plan need not know).
 func (op *bnParamGradOp) OrdersOnly(i int) bool { return i == 1 }
+
+// ReLUGradMasker is implemented by batch norm's parameter-gradient op. When
+// the batch norm's output is rectified in place by a ReLU and that ReLU's
+// backward runs in place over its incoming gradient, graph.Compile lets the
+// training machine skip that backward op (ops.Kernels.TrainingReLUFusion)
+// and tells this op, its first reader, to apply the gradient mask (from the
+// rectified output, its input 1) to the gradient (its input 2) in place as
+// it sums it: the same bits, one pass over the gradient less.
+type ReLUGradMasker interface {
+	MaskReLUGrad(on bool)
+}
+
+// MaskReLUGrad makes the op apply the ReLU's gradient mask (ReLUGradMasker).
+func (op *bnParamGradOp) MaskReLUGrad(on bool) { op.maskReLU = on }
 
 func (op *bnParamGradOp) Arity() int { return 3 }
 func (op *bnParamGradOp) Type() hm.Type {
@@ -372,15 +393,28 @@ func (op *bnParamGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, err
 	}
+	var reluOut *tensor.Dense
+	if op.maskReLU {
+		reluOut = args[1]
+		if !sameShape(reluOut.Shape(), x.Shape()) {
+			return nil, fmt.Errorf("%s: the rectified output has shape %v, x has %v", name, reluOut.Shape(), x.Shape())
+		}
+	}
 	red := op.out.get(x.Dtype(), 2, c)
 	if x.Dtype() == tensor.Float32 {
 		op.k32 = bnRedArgs[float32]{x: x.Float32s(), dy: dy.Float32s(), red: red.Float32s(),
 			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner, simd: op.kern().k.simd()}
+		if reluOut != nil {
+			op.k32.reluOut = reluOut.Float32s()
+		}
 		cpu.ParallelRun(&op.k32, c, n*inner)
 		op.k32 = bnRedArgs[float32]{}
 	} else {
 		op.k64 = bnRedArgs[float64]{x: x.Float64s(), dy: dy.Float64s(), red: red.Float64s(),
 			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner}
+		if reluOut != nil {
+			op.k64.reluOut = reluOut.Float64s()
+		}
 		cpu.ParallelRun(&op.k64, c, n*inner)
 		op.k64 = bnRedArgs[float64]{}
 	}
@@ -389,6 +423,7 @@ func (op *bnParamGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 
 type bnRedArgs[T Float] struct {
 	x, dy, red   []T
+	reluOut      []T // when not nil, dy is masked in place by reluOut > 0 first
 	mean, invstd []float64
 	n, c, inner  int
 	simd         bool // the AVX-512 kernel, for float32
@@ -404,6 +439,9 @@ func (a *bnRedArgs[T]) RunRange(lo, hi int) {
 		mean := T(a.mean[c])
 		var sdy, sdyx float64
 		for off := c * inner; off < len(a.x); off += stride {
+			if a.reluOut != nil {
+				reluGradInPlace(a.dy[off:off+inner], a.reluOut[off:off+inner])
+			}
 			p, q := bnDotSums(a.x[off:off+inner], a.dy[off:off+inner], mean)
 			sdy += p
 			sdyx += q

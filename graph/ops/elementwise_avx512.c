@@ -122,18 +122,27 @@ KERNEL void eraserelu_bn_fwd_f32(const float *x, float *y, const float *gamma, c
 	}
 }
 
-KERNEL void eraserelu_bn_red_f32(const float *x, const float *dy, float *red, const double *mean,
+KERNEL void eraserelu_bn_red_f32(const float *x, float *dy, const float *relu_out, float *red, const double *mean,
 	const double *invstd, int64_t n, int64_t c, int64_t inner, int64_t lo, int64_t hi) {
+	const __m512 zero = _mm512_setzero_ps();
 	int64_t stride = c * inner;
 	for (int64_t k = lo; k < hi; k++) {
 		__m512 mv = _mm512_set1_ps((float)mean[k]);
 		__m512d a0 = _mm512_setzero_pd(), a1 = a0, b0 = a0, b1 = a0;
 		for (int64_t j = 0; j < n; j++) {
 			const float *p = x + j * stride + k * inner;
-			const float *g = dy + j * stride + k * inner;
+			float *g = dy + j * stride + k * inner;
 			for (int64_t i = 0; i < inner; i += 16) {
 				__mmask16 m = tail(inner - i);
-				__m512 gv = _mm512_maskz_loadu_ps(m, g + i);
+				__m512 gv;
+				if (relu_out) {
+					// eraserelu_relu_grad_f32 in place: +0 where the output is not > 0
+					__mmask16 pos = _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, relu_out + j * stride + k * inner + i), zero, _CMP_GT_OQ);
+					gv = _mm512_maskz_loadu_ps(pos, g + i);
+					_mm512_mask_storeu_ps(g + i, m, gv);
+				} else {
+					gv = _mm512_maskz_loadu_ps(m, g + i);
+				}
 				__m512 t = _mm512_mul_ps(gv, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, p + i), mv));
 				a0 = _mm512_add_pd(a0, lo_pd(gv));
 				a1 = _mm512_add_pd(a1, hi_pd(gv));

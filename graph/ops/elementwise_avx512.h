@@ -23,8 +23,11 @@ void eraserelu_bn_fwd_f32(const float *x, float *y, const float *gamma, const fl
 	double *mean, double *invstd, double *bvar, int64_t n, int64_t c, int64_t inner,
 	double eps, int stats, int relu, int64_t lo, int64_t hi);
 // Batch-norm parameter gradients over channels [lo, hi): red[k] =
-// invstd[k] * sum dy*(x-mean[k]), red[c+k] = sum dy (float64 sums).
-void eraserelu_bn_red_f32(const float *x, const float *dy, float *red, const double *mean,
+// invstd[k] * sum dy*(x-mean[k]), red[c+k] = sum dy (float64 sums). With
+// relu_out (not NULL), dy is first masked in place as by
+// eraserelu_relu_grad_f32(dy, relu_out, dy): the gradient of a ReLU whose
+// output is relu_out.
+void eraserelu_bn_red_f32(const float *x, float *dy, const float *relu_out, float *red, const double *mean,
 	const double *invstd, int64_t n, int64_t c, int64_t inner, int64_t lo, int64_t hi);
 // Batch-norm input gradient over channels [lo, hi): dx = g*dy + b*(x-mean) + c0
 // with the per-channel g, b, c0 of bnDxArgs.

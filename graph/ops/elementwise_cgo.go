@@ -48,7 +48,7 @@ func simdBNFwd32(a *bnFwdArgs[float32], lo, hi int) {
 }
 
 func simdBNRed32(a *bnRedArgs[float32], lo, hi int) {
-	C.eraserelu_bn_red_f32(cf32(a.x), cf32(a.dy), cf32(a.red), cf64(a.mean), cf64(a.invstd),
+	C.eraserelu_bn_red_f32(cf32(a.x), cf32(a.dy), cf32(a.reluOut), cf32(a.red), cf64(a.mean), cf64(a.invstd),
 		C.int64_t(a.n), C.int64_t(a.c), C.int64_t(a.inner), C.int64_t(lo), C.int64_t(hi))
 }
 

@@ -81,8 +81,11 @@ func TestSIMDKernelsMatchGo(t *testing.T) {
 
 // TestRectifiedOutputs checks that batch norm and add with the rectifier
 // fused into their store (OutputRectifier) give, bit for bit, the ReLU
-// kernel applied to their unfused output, with the Go and (where the CPU
-// has them) the AVX-512 kernels, on data with tails, NaNs and signed zeros.
+// kernel applied to their unfused output, and batch norm's parameter
+// gradients with the ReLU's gradient mask fused (ReLUGradMasker) the ReLU
+// backward kernel followed by the unfused sums, with the Go and (where the
+// CPU has them) the AVX-512 kernels, on data with tails, NaNs and signed
+// zeros.
 func TestRectifiedOutputs(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(13, 14))
@@ -142,6 +145,26 @@ func TestRectifiedOutputs(t *testing.T) {
 				out[k] = y
 			}
 			same(fmt.Sprintf("batch norm, simd %v, shape %v", simd, sh), out[1], relu(out[0], simd))
+
+			// the parameter gradients with the ReLU's gradient mask applied
+			// in place against the ReLU backward kernel followed by the
+			// unmasked sums: the same masked gradient and sums
+			y, dy := out[1], rnd(len(x))
+			mean, invstd := make([]float64, c), make([]float64, c)
+			for i := range mean {
+				mean[i], invstd[i] = 0.3*float64(i), 1/(1+0.1*float64(i))
+			}
+			dz := make([]float32, len(dy))
+			g := reluGradKernel[float32]{dx: dz, y: y, dy: dy, simd: simd}
+			g.RunRange(0, len(dy))
+			want := make([]float32, 2*c)
+			r := bnRedArgs[float32]{x: x, dy: dz, red: want, mean: mean, invstd: invstd, n: n, c: c, inner: inner, simd: simd}
+			r.RunRange(0, c)
+			got := make([]float32, 2*c)
+			m := bnRedArgs[float32]{x: x, dy: dy, reluOut: y, red: got, mean: mean, invstd: invstd, n: n, c: c, inner: inner, simd: simd}
+			m.RunRange(0, c)
+			same(fmt.Sprintf("masked gradient, simd %v, shape %v", simd, sh), dy, dz)
+			same(fmt.Sprintf("masked parameter gradients, simd %v, shape %v", simd, sh), got, want)
 		}
 	}
 }
