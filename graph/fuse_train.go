@@ -18,20 +18,35 @@ import (
 //     is that output's only reader (ops that take it only for ordering
 //     aside), so its storage holds the rectified value either way, and the
 //     ReLU's backward reads the same tensor.
-//   - The backward of such a ReLU after a batch norm, when it runs in place
-//     over its incoming gradient and the batch norm's parameter-gradient op
-//     (ops.ReLUGradMasker) is the first reader of its value: that op masks
-//     the gradient in place as it sums it, so that it and every later reader
-//     see the masked gradient, as they would have.
+//   - The backward of a ReLU, when it runs in place over its incoming
+//     gradient and its first reader is the parameter-gradient op of a batch
+//     norm (ops.ReLUGradMasker) that reads that gradient and takes as its
+//     forward output a value whose storage ends up holding the ReLU's
+//     output (the ReLU and any add between them ran in place over the batch
+//     norm's output, and nothing wrote over the ReLU's output after it):
+//     that op masks the gradient in place as it sums it, so that it and
+//     every later reader see the masked gradient, as they would have.
 func fuseTrainingReLU(order gorgonia.Nodes, inPlaceOver map[*gorgonia.Node]int) map[*gorgonia.Node]int {
 	skip := map[*gorgonia.Node]int{}
 	firstReader := map[*gorgonia.Node]*gorgonia.Node{}
+	// root is the node whose storage holds a value; lastHeld the last value
+	// (in order) a storage holds.
+	root := map[*gorgonia.Node]*gorgonia.Node{}
+	lastHeld := map[*gorgonia.Node]*gorgonia.Node{}
 	for _, n := range order {
-		for _, k := range Children(n) {
+		kids := Children(n)
+		for _, k := range kids {
 			if _, ok := firstReader[k]; !ok {
 				firstReader[k] = n
 			}
 		}
+		root[n] = n
+		if j, ok := inPlaceOver[n]; ok {
+			if r, ok := root[kids[j]]; ok {
+				root[n] = r
+			}
+		}
+		lastHeld[root[n]] = n
 	}
 	for _, n := range order {
 		j, ok := inPlaceOver[n]
@@ -49,15 +64,12 @@ func fuseTrainingReLU(order gorgonia.Nodes, inPlaceOver map[*gorgonia.Node]int) 
 			skip[n] = j
 		case j == 1 && ops.Describe(n.Op()).Kind == ops.KindReLUGrad:
 			relu := kids[0]
-			if _, fused := skip[relu]; !fused || !ops.IsBatchNorm(Children(relu)[0]) {
-				continue
-			}
 			pg := firstReader[n]
 			m, ok := pg.Op().(ops.ReLUGradMasker)
-			if !ok {
+			if !ok || !ops.IsReLU(relu) || lastHeld[root[relu]] != relu {
 				continue
 			}
-			if in := Children(pg); len(in) != 3 || in[1] != Children(relu)[0] || in[2] != n {
+			if in := Children(pg); len(in) != 3 || root[in[1]] != root[relu] || in[2] != n {
 				continue
 			}
 			m.MaskReLUGrad(true)
