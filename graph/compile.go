@@ -26,10 +26,10 @@ type Program struct {
 	inGrads map[string]*tensor.Dense
 	plan    *MemoryPlan
 	fusions int
-	// reluFusions counts the ReLUs and ReLU backward ops the training
-	// machine skips (fuseTrainingReLU).
-	reluFusions int
-	kernels     ops.Kernels
+	// trainFusions counts the ops the training machine passes through
+	// (fuseTraining).
+	trainFusions int
+	kernels      ops.Kernels
 }
 
 // MemoryPlan is the summary of the training machine's memory plan (nil when
@@ -166,10 +166,13 @@ func Compile(g *Graph, loss string, opts ...CompileOption) (*Program, error) {
 	if !cc.noPlan {
 		p.plan, inPlaceOver = planMemory(order, func(n *gorgonia.Node) bool { return !forward[n] })
 	}
-	p.train = newMachine(order, outNodes, nil)
-	if kernels.TrainingReLUFusion {
-		p.reluFusions = p.train.passThrough(fuseTrainingReLU(order, inPlaceOver))
+	var skip map[*gorgonia.Node]int
+	var trainFused map[*gorgonia.Node]fusedStep
+	if kernels.TrainingFusion {
+		skip, trainFused = fuseTraining(order, inPlaceOver)
 	}
+	p.train = newMachine(order, outNodes, trainFused)
+	p.trainFusions = p.train.passThrough(skip)
 	inferOrder := machineOrder(g.expr, outPins)
 	var fused map[*gorgonia.Node]fusedStep
 	if !cc.noFusion {
@@ -196,12 +199,12 @@ func (p *Program) Kernels() ops.Kernels { return p.kernels }
 // every run), the residual and the rectifier.
 func (p *Program) InferenceFusions() int { return p.fusions }
 
-// TrainingReLUFusions is the number of ReLUs and ReLU backward ops the
-// training machine skips because the batch norm or add before a ReLU
-// rectifies its output as it writes it, and the batch norm's
-// parameter-gradient op applies the ReLU's gradient mask as it sums
-// (ops.Kernels.TrainingReLUFusion).
-func (p *Program) TrainingReLUFusions() int { return p.reluFusions }
+// TrainingFusions is the number of ops the training machine passes
+// through because the op before does their work as it writes
+// (ops.Kernels.TrainingFusion): residual adds done by the batch norm
+// before them, ReLUs done by the batch norm or add before them, and ReLU
+// backward ops done by a batch norm's parameter-gradient op.
+func (p *Program) TrainingFusions() int { return p.trainFusions }
 
 // Graph is the compiled graph.
 func (p *Program) Graph() *Graph { return p.g }

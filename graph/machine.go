@@ -29,10 +29,17 @@ type machine struct {
 	vals  []gorgonia.Value
 }
 
+// stepRunner is a machine step that stands for a chain of nodes (the fused
+// steps ops.FusedConv and ops.BatchNormAdd).
+type stepRunner interface {
+	Run(vs ...gorgonia.Value) (gorgonia.Value, error)
+	String() string
+}
+
 type mstep struct {
 	node  *gorgonia.Node
 	op    gorgonia.Op
-	fused *ops.FusedConv   // runs instead of op when not nil
+	fused stepRunner       // runs instead of op when not nil
 	args  []int            // index into vals, or -1: read from the node
 	from  []*gorgonia.Node // the argument nodes
 	in    []gorgonia.Value // reused argument slice

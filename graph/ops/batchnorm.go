@@ -174,7 +174,12 @@ func (op *BatchNormOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	x, gamma, beta := args[0], args[1], args[2]
+	return op.forward(name, args[0], args[1], args[2], nil, op.rectify)
+}
+
+// forward normalises x; with res (not nil) it adds res to the result, and
+// with relu it rectifies the result, before the store.
+func (op *BatchNormOp) forward(name string, x, gamma, beta, res *tensor.Dense, relu bool) (*tensor.Dense, error) {
 	n, c, inner, err := bnDims(name, x, op.rank)
 	if err != nil {
 		return nil, err
@@ -202,15 +207,24 @@ func (op *BatchNormOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 			op.invstd[k] = 1 / math.Sqrt(normGet(op.runVar, k)+op.eps)
 		}
 	}
+	if res != nil && (res.Dtype() != x.Dtype() || !sameShape(res.Shape(), x.Shape())) {
+		return nil, fmt.Errorf("%s: residual %v of shape %v, input %v of shape %v", name, res.Dtype(), res.Shape(), x.Dtype(), x.Shape())
+	}
 	y := op.out.get(x.Dtype(), x.Shape()...)
 	if x.Dtype() == tensor.Float32 {
 		op.k32 = bnFwdArgs[float32]{x: x.Float32s(), y: y.Float32s(), gamma: gamma.Float32s(), beta: beta.Float32s(),
-			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training, relu: op.rectify, simd: op.kern().k.simd()}
+			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training, relu: relu, simd: op.kern().k.simd()}
+		if res != nil {
+			op.k32.res = res.Float32s()
+		}
 		cpu.ParallelRun(&op.k32, c, n*inner)
 		op.k32 = bnFwdArgs[float32]{}
 	} else {
 		op.k64 = bnFwdArgs[float64]{x: x.Float64s(), y: y.Float64s(), gamma: gamma.Float64s(), beta: beta.Float64s(),
-			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training, relu: op.rectify}
+			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training, relu: relu}
+		if res != nil {
+			op.k64.res = res.Float64s()
+		}
 		cpu.ParallelRun(&op.k64, c, n*inner)
 		op.k64 = bnFwdArgs[float64]{}
 	}
@@ -229,6 +243,7 @@ func (op *BatchNormOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 
 type bnFwdArgs[T Float] struct {
 	x, y, gamma, beta  []T
+	res                []T // added to y before the rectifier, when not nil
 	mean, invstd, bvar []float64
 	n, c, inner        int
 	eps                float64
@@ -239,7 +254,7 @@ type bnFwdArgs[T Float] struct {
 
 // run normalises channels [lo, hi): with stats, one pass for the mean and
 // variance (shifted by the channel's first value, accumulated in float64),
-// then one pass writing y (rectified with relu).
+// then one pass writing y (plus res, then rectified with relu).
 func (a *bnFwdArgs[T]) RunRange(lo, hi int) {
 	if a32, ok := any(a).(*bnFwdArgs[float32]); ok && a.simd {
 		simdBNFwd32(a32, lo, hi)
@@ -273,6 +288,12 @@ func (a *bnFwdArgs[T]) RunRange(lo, hi int) {
 			ys = ys[:len(xs)]
 			for i, v := range xs {
 				ys[i] = (v-mean)*scale + shift
+			}
+			if a.res != nil {
+				rs := a.res[off : off+len(ys)]
+				for i := range ys {
+					ys[i] += rs[i]
+				}
 			}
 			if a.relu {
 				rectifyInPlace(ys)
@@ -346,7 +367,7 @@ func (op *bnParamGradOp) OrdersOnly(i int) bool { return i == 1 }
 // ReLUGradMasker is implemented by batch norm's parameter-gradient op. When
 // the batch norm's output is rectified in place by a ReLU and that ReLU's
 // backward runs in place over its incoming gradient, graph.Compile lets the
-// training machine skip that backward op (ops.Kernels.TrainingReLUFusion)
+// training machine skip that backward op (ops.Kernels.TrainingFusion)
 // and tells this op, its first reader, to apply the gradient mask (from the
 // rectified output, its input 1) to the gradient (its input 2) in place as
 // it sums it: the same bits, one pass over the gradient less.

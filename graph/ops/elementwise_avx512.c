@@ -79,7 +79,7 @@ static inline KERNEL __m512d hi_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_ext
 
 KERNEL void eraserelu_bn_fwd_f32(const float *x, float *y, const float *gamma, const float *beta,
 	double *mean, double *invstd, double *bvar, int64_t n, int64_t c, int64_t inner,
-	double eps, int stats, int relu, int64_t lo, int64_t hi) {
+	const float *res, double eps, int stats, int relu, int64_t lo, int64_t hi) {
 	int64_t stride = c * inner;
 	for (int64_t k = lo; k < hi; k++) {
 		if (stats) {
@@ -113,10 +113,14 @@ KERNEL void eraserelu_bn_fwd_f32(const float *x, float *y, const float *gamma, c
 		for (int64_t j = 0; j < n; j++) {
 			const float *p = x + j * stride + k * inner;
 			float *q = y + j * stride + k * inner;
+			const float *s = res ? res + j * stride + k * inner : 0;
 			for (int64_t i = 0; i < inner; i += 16) {
 				__mmask16 m = tail(inner - i);
-				__m512 r = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p + i), mv), sv);
-				_mm512_mask_storeu_ps(q + i, m, rectified(_mm512_add_ps(r, tv), relu));
+				__m512 r = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p + i), mv), sv), tv);
+				if (s) {
+					r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, s + i));
+				}
+				_mm512_mask_storeu_ps(q + i, m, rectified(r, relu));
 			}
 		}
 	}

@@ -18,10 +18,12 @@ void eraserelu_add_f32(float *y, const float *a, const float *b, int64_t n, int 
 // Batch-norm forward over channels [lo, hi) of x (n, c, inner): with stats,
 // mean[k], bvar[k] and invstd[k] from the batch (sums of x - x[k*inner]
 // and its square in float64); then y = (x - mean)*gamma*invstd + beta,
-// rectified as by eraserelu_relu_f32 when relu is set.
+// plus res[i] where res is not NULL (a residual, added as
+// eraserelu_add_f32 would), rectified as by eraserelu_relu_f32 when relu is
+// set.
 void eraserelu_bn_fwd_f32(const float *x, float *y, const float *gamma, const float *beta,
 	double *mean, double *invstd, double *bvar, int64_t n, int64_t c, int64_t inner,
-	double eps, int stats, int relu, int64_t lo, int64_t hi);
+	const float *res, double eps, int stats, int relu, int64_t lo, int64_t hi);
 // Batch-norm parameter gradients over channels [lo, hi): red[k] =
 // invstd[k] * sum dy*(x-mean[k]), red[c+k] = sum dy (float64 sums). With
 // relu_out (not NULL), dy is first masked in place as by

@@ -44,7 +44,7 @@ func cbool(b bool) C.int {
 
 func simdBNFwd32(a *bnFwdArgs[float32], lo, hi int) {
 	C.eraserelu_bn_fwd_f32(cf32(a.x), cf32(a.y), cf32(a.gamma), cf32(a.beta), cf64(a.mean), cf64(a.invstd), cf64(a.bvar),
-		C.int64_t(a.n), C.int64_t(a.c), C.int64_t(a.inner), C.double(a.eps), cbool(a.stats), cbool(a.relu), C.int64_t(lo), C.int64_t(hi))
+		C.int64_t(a.n), C.int64_t(a.c), C.int64_t(a.inner), cf32(a.res), C.double(a.eps), cbool(a.stats), cbool(a.relu), C.int64_t(lo), C.int64_t(hi))
 }
 
 func simdBNRed32(a *bnRedArgs[float32], lo, hi int) {

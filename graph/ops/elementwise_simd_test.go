@@ -81,7 +81,8 @@ func TestSIMDKernelsMatchGo(t *testing.T) {
 
 // TestRectifiedOutputs checks that batch norm and add with the rectifier
 // fused into their store (OutputRectifier) give, bit for bit, the ReLU
-// kernel applied to their unfused output, and batch norm's parameter
+// kernel applied to their unfused output, batch norm with a residual
+// (BatchNormAdd) the add kernel after it, and batch norm's parameter
 // gradients with the ReLU's gradient mask fused (ReLUGradMasker) the ReLU
 // backward kernel followed by the unfused sums, with the Go and (where the
 // CPU has them) the AVX-512 kernels, on data with tails, NaNs and signed
@@ -145,6 +146,21 @@ func TestRectifiedOutputs(t *testing.T) {
 				out[k] = y
 			}
 			same(fmt.Sprintf("batch norm, simd %v, shape %v", simd, sh), out[1], relu(out[0], simd))
+
+			// with a residual added (BatchNormAdd) against the add kernel
+			// after the batch norm, rectified or not
+			res := rnd(len(x))
+			for _, on := range []bool{false, true} {
+				mean, invstd, bvar := make([]float64, c), make([]float64, c), make([]float64, c)
+				y := make([]float32, len(x))
+				f := bnFwdArgs[float32]{x: x, y: y, gamma: gamma, beta: beta, mean: mean, invstd: invstd, bvar: bvar,
+					n: n, c: c, inner: inner, res: res, eps: 1e-5, stats: true, relu: on, simd: simd}
+				f.RunRange(0, c)
+				want := make([]float32, len(x))
+				add := resAddArgs[float32]{y: want, a: res, b: out[0], relu: on, simd: simd}
+				add.RunRange(0, len(x))
+				same(fmt.Sprintf("batch norm + residual, relu %v, simd %v, shape %v", on, simd, sh), y, want)
+			}
 
 			// the parameter gradients with the ReLU's gradient mask applied
 			// in place against the ReLU backward kernel followed by the

@@ -36,11 +36,14 @@ type Kernels struct {
 	// channel and output per filter, so with 3 input channels (a network's
 	// first layer) the direct kernel is faster (0.89x measured).
 	WinogradMinC int
-	// TrainingReLUFusion lets the training machine skip each ReLU that runs
-	// in place over the output of a batch norm or an add, which then
-	// rectifies its output as it writes it (OutputRectifier): the same
-	// bits, one read and one write of the activation less.
-	TrainingReLUFusion bool
+	// TrainingFusion lets the training machine fold memory-bound passes
+	// into the op before them where the memory plan runs them in place (the
+	// same bits, a read and a write of the activation less each): a
+	// residual add into the batch norm before it (BatchNormAdd), a ReLU into
+	// the batch norm or add before it (OutputRectifier), and a ReLU's
+	// backward into the batch norm's parameter-gradient op after it
+	// (ReLUGradMasker).
+	TrainingFusion bool
 	// DataGradViaForward computes the input gradient of stride-1
 	// convolutions as a forward convolution with flipped filters
 	// (convTransposedGeometry) instead of GEMM + col2im.
@@ -81,7 +84,7 @@ func DefaultKernels() Kernels {
 		Winograd:              true,
 		WinogradTrainForward:  true,
 		WinogradMinC:          8,
-		TrainingReLUFusion:    true,
+		TrainingFusion:        true,
 		DataGradViaForward:    true,
 		TargetCols:            64,
 		ColPad:                16,

@@ -55,7 +55,7 @@ type OrderOnly interface{ OrdersOnly(i int) bool }
 // OutputRectifier is implemented by ops that can apply the rectifier to
 // their output as they write it (batch norm, add). graph.Compile turns it
 // on when the ReLU that reads the op's output runs in place over it in the
-// training machine (ops.Kernels.TrainingReLUFusion), and that machine then
+// training machine (ops.Kernels.TrainingFusion), and that machine then
 // skips the ReLU: one pass over the activation less, the same bits. The
 // inference machine still runs the ReLU (rectifying twice changes nothing).
 type OutputRectifier interface {
