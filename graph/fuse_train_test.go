@@ -50,19 +50,7 @@ func fusionSteps(t *testing.T, cfg arch.Config, eraseP float64, k ops.Kernels, s
 	if err := p.Infer(); err != nil {
 		t.Fatal(err)
 	}
-	out := append(losses, grads...)
-	for _, name := range g.OutputNames() {
-		o, _ := p.Output(name)
-		switch d := o.Data().(type) {
-		case []float32:
-			for _, v := range d {
-				out = append(out, float64(v))
-			}
-		case []float64:
-			out = append(out, d...)
-		}
-	}
-	return out, p
+	return append(append(losses, grads...), fuseOutputs(t, g, p)...), p
 }
 
 // TestTrainingFusion checks that skipping the ReLUs that run in place
