@@ -31,6 +31,9 @@ type Config struct {
 	// Erase is the EraseReLU proportion applied before compiling.
 	Erase float64
 	Dtype tensor.Dtype
+	// Kernels, when not nil, is the kernel choice to compile with
+	// (ops.DefaultKernels otherwise): for benchmarks of one against another.
+	Kernels *ops.Kernels
 }
 
 // Result is what Run measured.
@@ -70,6 +73,9 @@ func NewSession(cfg Config) (*Session, error) {
 	net := pipeline.Net{Arch: cfg.Arch, Batch: cfg.Batch, Dtype: cfg.Dtype, Seed: 1}
 	if cfg.Erase > 0 {
 		net.Erase = &erase.Options{Proportion: cfg.Erase}
+	}
+	if cfg.Kernels != nil {
+		net.Compile = append(net.Compile, graph.WithKernels(*cfg.Kernels))
 	}
 	nw, err := pipeline.Compile(net)
 	if err != nil {

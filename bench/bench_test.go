@@ -7,6 +7,7 @@ import (
 	"github.com/eraserelu/eraserelu/arch"
 	"github.com/eraserelu/eraserelu/erase"
 	"github.com/eraserelu/eraserelu/graph"
+	"github.com/eraserelu/eraserelu/graph/ops"
 	"gorgonia.org/tensor"
 )
 
@@ -49,6 +50,50 @@ func BenchmarkResNet110Train(b *testing.B) { benchStep(b, "resnet-110", 128, fal
 func BenchmarkResNet110Eval(b *testing.B)  { benchStep(b, "resnet-110", 128, true) }
 func BenchmarkMLP12Train(b *testing.B)     { benchStep(b, "mlp-12", 128, false) }
 func BenchmarkMLP12Eval(b *testing.B)      { benchStep(b, "mlp-12", 128, true) }
+
+// BenchmarkTrainingFusion times training steps with the training fusion
+// (ops.Kernels.TrainingFusion) on and off, alternating step by step in one
+// process so that the load of the moment hits both alike, and reports the
+// wall and CPU milliseconds per step of each and their ratio (fused over
+// unfused, below 1 when the fusion pays).
+func BenchmarkTrainingFusion(b *testing.B) {
+	for _, a := range []string{"resnet-20", "resnet-110"} {
+		b.Run(a, func(b *testing.B) {
+			off := ops.DefaultKernels()
+			off.TrainingFusion = false
+			var ss [2]*Session
+			for k, kern := range []ops.Kernels{off, ops.DefaultKernels()} {
+				s, err := NewSession(Config{Arch: a, Batch: 128, Dtype: tensor.Float32, Kernels: &kern})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				if err := s.TrainStep(); err != nil {
+					b.Fatal(err)
+				}
+				ss[k] = s
+			}
+			var wall, cpuT [2]time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for k, s := range ss {
+					t0, c0 := time.Now(), CPUTime()
+					if err := s.TrainStep(); err != nil {
+						b.Fatal(err)
+					}
+					wall[k] += time.Since(t0)
+					cpuT[k] += CPUTime() - c0
+				}
+			}
+			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
+			b.ReportMetric(ms(wall[1]), "fused-ms/step")
+			b.ReportMetric(ms(wall[0]), "unfused-ms/step")
+			b.ReportMetric(ms(cpuT[1]), "fused-cpu-ms/step")
+			b.ReportMetric(ms(cpuT[0]), "unfused-cpu-ms/step")
+			b.ReportMetric(float64(wall[1])/float64(wall[0]), "fused/unfused")
+		})
+	}
+}
 
 // BenchmarkEraseResNet1202 times the erase pass (all ReLUs of the residual
 // blocks) on ResNet-1202; the goal is under 100 ms.

@@ -26,7 +26,10 @@ type Program struct {
 	inGrads map[string]*tensor.Dense
 	plan    *MemoryPlan
 	fusions int
-	kernels ops.Kernels
+	// trainFusions counts the ops the training machine passes through
+	// (fuseTraining).
+	trainFusions int
+	kernels      ops.Kernels
 }
 
 // MemoryPlan is the summary of the training machine's memory plan (nil when
@@ -159,7 +162,17 @@ func Compile(g *Graph, loss string, opts ...CompileOption) (*Program, error) {
 		outNodes = append(outNodes, g.outputs[name])
 	}
 	order := machineOrder(g.expr, trainPins)
-	p.train = newMachine(order, outNodes, nil)
+	var inPlaceOver map[*gorgonia.Node]int
+	if !cc.noPlan {
+		p.plan, inPlaceOver = planMemory(order, func(n *gorgonia.Node) bool { return !forward[n] })
+	}
+	var skip map[*gorgonia.Node]int
+	var trainFused map[*gorgonia.Node]fusedStep
+	if kernels.TrainingFusion {
+		skip, trainFused = fuseTraining(order, inPlaceOver)
+	}
+	p.train = newMachine(order, outNodes, trainFused)
+	p.trainFusions = p.train.passThrough(skip)
 	inferOrder := machineOrder(g.expr, outPins)
 	var fused map[*gorgonia.Node]fusedStep
 	if !cc.noFusion {
@@ -167,9 +180,6 @@ func Compile(g *Graph, loss string, opts ...CompileOption) (*Program, error) {
 	}
 	p.fusions = len(fused)
 	p.infer = newMachine(inferOrder, outNodes, fused)
-	if !cc.noPlan {
-		p.plan = planMemory(order, func(n *gorgonia.Node) bool { return !forward[n] })
-	}
 	// Every op of the graph (forward, backward and the convolutions fused
 	// steps run) runs with the program's Env.
 	for _, n := range g.expr.AllNodes() {
@@ -188,6 +198,13 @@ func (p *Program) Kernels() ops.Kernels { return p.kernels }
 // epilogue applies the batch norm (folded from its running statistics at
 // every run), the residual and the rectifier.
 func (p *Program) InferenceFusions() int { return p.fusions }
+
+// TrainingFusions is the number of ops the training machine passes
+// through because the op before does their work as it writes
+// (ops.Kernels.TrainingFusion): residual adds done by the batch norm
+// before them, ReLUs done by the batch norm or add before them, and ReLU
+// backward ops done by a batch norm's parameter-gradient op.
+func (p *Program) TrainingFusions() int { return p.trainFusions }
 
 // Graph is the compiled graph.
 func (p *Program) Graph() *Graph { return p.g }

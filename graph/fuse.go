@@ -8,7 +8,7 @@ import (
 // fusedStep is a step of the inference machine that stands for a chain of
 // nodes: run computes the chain's last node from args.
 type fusedStep struct {
-	run  *ops.FusedConv
+	run  stepRunner
 	args []*gorgonia.Node
 }
 

@@ -29,14 +29,25 @@ type machine struct {
 	vals  []gorgonia.Value
 }
 
+// stepRunner is a machine step that stands for a chain of nodes (the fused
+// steps ops.FusedConv and ops.BatchNormAdd).
+type stepRunner interface {
+	Run(vs ...gorgonia.Value) (gorgonia.Value, error)
+	String() string
+}
+
 type mstep struct {
 	node  *gorgonia.Node
 	op    gorgonia.Op
-	fused *ops.FusedConv   // runs instead of op when not nil
+	fused stepRunner       // runs instead of op when not nil
 	args  []int            // index into vals, or -1: read from the node
 	from  []*gorgonia.Node // the argument nodes
 	in    []gorgonia.Value // reused argument slice
 	bind  bool
+	pass  bool // returns its argument passArg instead of running
+	// passArg is the argument a passed-through step returns: the one its
+	// op writes over in place.
+	passArg int
 }
 
 // machineOrder is the order in which a machine computing roots runs the op
@@ -114,6 +125,19 @@ func newMachine(order gorgonia.Nodes, bind gorgonia.Nodes, fused map[*gorgonia.N
 	return m
 }
 
+// passThrough makes the step of each node in skip return its argument
+// skip[node] instead of running its op, and returns how many it found.
+func (m *machine) passThrough(skip map[*gorgonia.Node]int) int {
+	n := 0
+	for i := range m.steps {
+		if j, ok := skip[m.steps[i].node]; ok {
+			m.steps[i].pass, m.steps[i].passArg = true, j
+			n++
+		}
+	}
+	return n
+}
+
 // run executes every step once.
 func (m *machine) run() error {
 	for i := range m.steps {
@@ -130,9 +154,12 @@ func (m *machine) run() error {
 		}
 		var v gorgonia.Value
 		var err error
-		if s.fused != nil {
+		switch {
+		case s.pass:
+			v = s.in[s.passArg]
+		case s.fused != nil:
 			v, err = s.fused.Run(s.in...)
-		} else {
+		default:
 			v, err = s.op.Do(s.in...)
 		}
 		if err != nil {

@@ -53,10 +53,12 @@ func (p *MemoryPlan) String() string {
 
 // planMemory plans the machine whose instructions run the op nodes of order
 // in that order; backward tells the nodes added by differentiation. It sets
-// the in-place permissions and slots of the ops and returns a summary. Call
-// it once per machine, before the machine first runs.
-func planMemory(order gorgonia.Nodes, backward func(*gorgonia.Node) bool) *MemoryPlan {
+// the in-place permissions and slots of the ops and returns a summary and,
+// for each op it put in place, the input it writes over. Call it once per
+// machine, before the machine first runs.
+func planMemory(order gorgonia.Nodes, backward func(*gorgonia.Node) bool) (*MemoryPlan, map[*gorgonia.Node]int) {
 	plan := &MemoryPlan{}
+	over := map[*gorgonia.Node]int{}
 	idx := make(map[*gorgonia.Node]int, len(order))
 	for i, n := range order {
 		idx[n] = i
@@ -115,6 +117,7 @@ func planMemory(order gorgonia.Nodes, backward func(*gorgonia.Node) bool) *Memor
 		ip.SetInPlace(chosen)
 		if chosen >= 0 {
 			root[n] = root[kids[chosen]]
+			over[n] = chosen
 			plan.InPlace++
 		}
 	}
@@ -195,5 +198,5 @@ func planMemory(order gorgonia.Nodes, backward func(*gorgonia.Node) bool) *Memor
 			o.UseSlot(shared)
 		}
 	}
-	return plan
+	return plan, over
 }

@@ -23,6 +23,7 @@ type AddOp struct {
 	outBuf
 	withEnv
 	inPlace
+	rectifier
 	k32 resAddArgs[float32]
 	k64 resAddArgs[float64]
 }
@@ -94,33 +95,37 @@ func (op *AddOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		y = op.out.get(a.Dtype(), a.Shape()...)
 	}
 	if a.Dtype() == tensor.Float32 {
-		op.k32 = resAddArgs[float32]{y: y.Float32s(), a: a.Float32s(), b: b.Float32s(), simd: op.kern().k.simd()}
+		op.k32 = resAddArgs[float32]{y: y.Float32s(), a: a.Float32s(), b: b.Float32s(), relu: op.rectify, simd: op.kern().k.simd()}
 		cpu.ParallelRun(&op.k32, len(op.k32.y), 1)
 		op.k32 = resAddArgs[float32]{}
 	} else {
-		op.k64 = resAddArgs[float64]{y: y.Float64s(), a: a.Float64s(), b: b.Float64s()}
+		op.k64 = resAddArgs[float64]{y: y.Float64s(), a: a.Float64s(), b: b.Float64s(), relu: op.rectify}
 		cpu.ParallelRun(&op.k64, len(op.k64.y), 1)
 		op.k64 = resAddArgs[float64]{}
 	}
 	return y, nil
 }
 
-// resAddArgs writes y = a + b; y may be a or b. simd takes the AVX-512
-// kernel for float32.
+// resAddArgs writes y = a + b, rectified when relu is set; y may be a or
+// b. simd takes the AVX-512 kernel for float32.
 type resAddArgs[T Float] struct {
 	y, a, b []T
+	relu    bool
 	simd    bool
 }
 
 func (a *resAddArgs[T]) RunRange(lo, hi int) {
 	if y, ok := any(a.y).([]float32); ok && a.simd {
-		simdAdd32(y[lo:hi], any(a.a).([]float32)[lo:hi], any(a.b).([]float32)[lo:hi])
+		simdAdd32(y[lo:hi], any(a.a).([]float32)[lo:hi], any(a.b).([]float32)[lo:hi], a.relu)
 		return
 	}
 	ys, as, bs := a.y[lo:hi], a.a[lo:hi], a.b[lo:hi]
 	as, bs = as[:len(ys)], bs[:len(ys)]
 	for i := range ys {
 		ys[i] = as[i] + bs[i]
+	}
+	if a.relu {
+		rectifyInPlace(ys)
 	}
 }
 

@@ -45,6 +45,7 @@ type BatchNormOp struct {
 	id       uint64
 	outBuf
 	withEnv
+	rectifier
 	k32 bnFwdArgs[float32]
 	k64 bnFwdArgs[float64]
 
@@ -173,7 +174,12 @@ func (op *BatchNormOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	x, gamma, beta := args[0], args[1], args[2]
+	return op.forward(name, args[0], args[1], args[2], nil, op.rectify)
+}
+
+// forward normalises x; with res (not nil) it adds res to the result, and
+// with relu it rectifies the result, before the store.
+func (op *BatchNormOp) forward(name string, x, gamma, beta, res *tensor.Dense, relu bool) (*tensor.Dense, error) {
 	n, c, inner, err := bnDims(name, x, op.rank)
 	if err != nil {
 		return nil, err
@@ -201,15 +207,24 @@ func (op *BatchNormOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 			op.invstd[k] = 1 / math.Sqrt(normGet(op.runVar, k)+op.eps)
 		}
 	}
+	if res != nil && (res.Dtype() != x.Dtype() || !sameShape(res.Shape(), x.Shape())) {
+		return nil, fmt.Errorf("%s: residual %v of shape %v, input %v of shape %v", name, res.Dtype(), res.Shape(), x.Dtype(), x.Shape())
+	}
 	y := op.out.get(x.Dtype(), x.Shape()...)
 	if x.Dtype() == tensor.Float32 {
 		op.k32 = bnFwdArgs[float32]{x: x.Float32s(), y: y.Float32s(), gamma: gamma.Float32s(), beta: beta.Float32s(),
-			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training, simd: op.kern().k.simd()}
+			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training, relu: relu, simd: op.kern().k.simd()}
+		if res != nil {
+			op.k32.res = res.Float32s()
+		}
 		cpu.ParallelRun(&op.k32, c, n*inner)
 		op.k32 = bnFwdArgs[float32]{}
 	} else {
 		op.k64 = bnFwdArgs[float64]{x: x.Float64s(), y: y.Float64s(), gamma: gamma.Float64s(), beta: beta.Float64s(),
-			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training}
+			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training, relu: relu}
+		if res != nil {
+			op.k64.res = res.Float64s()
+		}
 		cpu.ParallelRun(&op.k64, c, n*inner)
 		op.k64 = bnFwdArgs[float64]{}
 	}
@@ -228,16 +243,18 @@ func (op *BatchNormOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 
 type bnFwdArgs[T Float] struct {
 	x, y, gamma, beta  []T
+	res                []T // added to y before the rectifier, when not nil
 	mean, invstd, bvar []float64
 	n, c, inner        int
 	eps                float64
 	stats              bool
+	relu               bool // rectify y as it is written
 	simd               bool // the AVX-512 kernel, for float32
 }
 
 // run normalises channels [lo, hi): with stats, one pass for the mean and
 // variance (shifted by the channel's first value, accumulated in float64),
-// then one pass writing y.
+// then one pass writing y (plus res, then rectified with relu).
 func (a *bnFwdArgs[T]) RunRange(lo, hi int) {
 	if a32, ok := any(a).(*bnFwdArgs[float32]); ok && a.simd {
 		simdBNFwd32(a32, lo, hi)
@@ -271,6 +288,15 @@ func (a *bnFwdArgs[T]) RunRange(lo, hi int) {
 			ys = ys[:len(xs)]
 			for i, v := range xs {
 				ys[i] = (v-mean)*scale + shift
+			}
+			if a.res != nil {
+				rs := a.res[off : off+len(ys)]
+				for i := range ys {
+					ys[i] += rs[i]
+				}
+			}
+			if a.relu {
+				rectifyInPlace(ys)
 			}
 		}
 	}
@@ -315,6 +341,10 @@ func (op *BatchNormOp) checkSaved(name string, x *tensor.Dense) (n, c, inner int
 // bnParamGradOp computes, from x, the forward output y (read only to order
 // it after the forward) and dy, the (2, C) tensor whose rows are the
 // gradients of gamma (sum of dy * xhat) and beta (sum of dy).
+//
+// With maskReLU (ReLUGradMasker), dy is the unmasked gradient of the ReLU
+// that rectified y in place, and the op first applies that ReLU's gradient
+// mask to dy in place (reluBackwardOp's bits), reading y for it.
 type bnParamGradOp struct {
 	noCommon
 	nonDiff
@@ -322,14 +352,31 @@ type bnParamGradOp struct {
 	id  uint64
 	outBuf
 	withEnv
-	k32 bnRedArgs[float32]
-	k64 bnRedArgs[float64]
+	maskReLU bool
+	k32      bnRedArgs[float32]
+	k64      bnRedArgs[float64]
 }
 
 // OrdersOnly: the forward output y is an input only to order the op after
 // the forward pass; the op never reads it (so the rectifier after a batch
-// norm may overwrite it).
+// norm may overwrite it), except with maskReLU, where it reads the
+// rectifier's output that overwrote it (a forward value, which the memory
+// plan never shares, so the plan need not know).
 func (op *bnParamGradOp) OrdersOnly(i int) bool { return i == 1 }
+
+// ReLUGradMasker is implemented by batch norm's parameter-gradient op. When
+// the batch norm's output is rectified in place by a ReLU and that ReLU's
+// backward runs in place over its incoming gradient, graph.Compile lets the
+// training machine skip that backward op (ops.Kernels.TrainingFusion)
+// and tells this op, its first reader, to apply the gradient mask (from the
+// rectified output, its input 1) to the gradient (its input 2) in place as
+// it sums it: the same bits, one pass over the gradient less.
+type ReLUGradMasker interface {
+	MaskReLUGrad(on bool)
+}
+
+// MaskReLUGrad makes the op apply the ReLU's gradient mask (ReLUGradMasker).
+func (op *bnParamGradOp) MaskReLUGrad(on bool) { op.maskReLU = on }
 
 func (op *bnParamGradOp) Arity() int { return 3 }
 func (op *bnParamGradOp) Type() hm.Type {
@@ -367,15 +414,28 @@ func (op *bnParamGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, err
 	}
+	var reluOut *tensor.Dense
+	if op.maskReLU {
+		reluOut = args[1]
+		if !sameShape(reluOut.Shape(), x.Shape()) {
+			return nil, fmt.Errorf("%s: the rectified output has shape %v, x has %v", name, reluOut.Shape(), x.Shape())
+		}
+	}
 	red := op.out.get(x.Dtype(), 2, c)
 	if x.Dtype() == tensor.Float32 {
 		op.k32 = bnRedArgs[float32]{x: x.Float32s(), dy: dy.Float32s(), red: red.Float32s(),
 			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner, simd: op.kern().k.simd()}
+		if reluOut != nil {
+			op.k32.reluOut = reluOut.Float32s()
+		}
 		cpu.ParallelRun(&op.k32, c, n*inner)
 		op.k32 = bnRedArgs[float32]{}
 	} else {
 		op.k64 = bnRedArgs[float64]{x: x.Float64s(), dy: dy.Float64s(), red: red.Float64s(),
 			mean: op.fwd.mean, invstd: op.fwd.invstd, n: n, c: c, inner: inner}
+		if reluOut != nil {
+			op.k64.reluOut = reluOut.Float64s()
+		}
 		cpu.ParallelRun(&op.k64, c, n*inner)
 		op.k64 = bnRedArgs[float64]{}
 	}
@@ -384,6 +444,7 @@ func (op *bnParamGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 
 type bnRedArgs[T Float] struct {
 	x, dy, red   []T
+	reluOut      []T // when not nil, dy is masked in place by reluOut > 0 first
 	mean, invstd []float64
 	n, c, inner  int
 	simd         bool // the AVX-512 kernel, for float32
@@ -399,6 +460,9 @@ func (a *bnRedArgs[T]) RunRange(lo, hi int) {
 		mean := T(a.mean[c])
 		var sdy, sdyx float64
 		for off := c * inner; off < len(a.x); off += stride {
+			if a.reluOut != nil {
+				reluGradInPlace(a.dy[off:off+inner], a.reluOut[off:off+inner])
+			}
 			p, q := bnDotSums(a.x[off:off+inner], a.dy[off:off+inner], mean)
 			sdy += p
 			sdyx += q

@@ -50,17 +50,24 @@ KERNEL void eraserelu_relu_grad_f32(float *dx, const float *y, const float *dy, 
 	}
 }
 
-KERNEL void eraserelu_add_f32(float *y, const float *a, const float *b, int64_t n) {
+// rectified applies the rectifier when relu is set: max(v, 0) returns its
+// second operand, +0, for NaN and -0, as eraserelu_relu_f32 does.
+static inline KERNEL __m512 rectified(__m512 v, int relu) {
+	return relu ? _mm512_max_ps(v, _mm512_setzero_ps()) : v;
+}
+
+KERNEL void eraserelu_add_f32(float *y, const float *a, const float *b, int64_t n, int relu) {
 	int64_t i = 0;
 	for (; i + 32 <= n; i += 32) {
 		__m512 s0 = _mm512_add_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
 		__m512 s1 = _mm512_add_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16));
-		_mm512_storeu_ps(y + i, s0);
-		_mm512_storeu_ps(y + i + 16, s1);
+		_mm512_storeu_ps(y + i, rectified(s0, relu));
+		_mm512_storeu_ps(y + i + 16, rectified(s1, relu));
 	}
 	for (; i < n; i += 16) {
 		__mmask16 m = tail(n - i);
-		_mm512_mask_storeu_ps(y + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i)));
+		__m512 s = _mm512_add_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i));
+		_mm512_mask_storeu_ps(y + i, m, rectified(s, relu));
 	}
 }
 
@@ -72,7 +79,7 @@ static inline KERNEL __m512d hi_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_ext
 
 KERNEL void eraserelu_bn_fwd_f32(const float *x, float *y, const float *gamma, const float *beta,
 	double *mean, double *invstd, double *bvar, int64_t n, int64_t c, int64_t inner,
-	double eps, int stats, int64_t lo, int64_t hi) {
+	const float *res, double eps, int stats, int relu, int64_t lo, int64_t hi) {
 	int64_t stride = c * inner;
 	for (int64_t k = lo; k < hi; k++) {
 		if (stats) {
@@ -106,27 +113,40 @@ KERNEL void eraserelu_bn_fwd_f32(const float *x, float *y, const float *gamma, c
 		for (int64_t j = 0; j < n; j++) {
 			const float *p = x + j * stride + k * inner;
 			float *q = y + j * stride + k * inner;
+			const float *s = res ? res + j * stride + k * inner : 0;
 			for (int64_t i = 0; i < inner; i += 16) {
 				__mmask16 m = tail(inner - i);
-				__m512 r = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p + i), mv), sv);
-				_mm512_mask_storeu_ps(q + i, m, _mm512_add_ps(r, tv));
+				__m512 r = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p + i), mv), sv), tv);
+				if (s) {
+					r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, s + i));
+				}
+				_mm512_mask_storeu_ps(q + i, m, rectified(r, relu));
 			}
 		}
 	}
 }
 
-KERNEL void eraserelu_bn_red_f32(const float *x, const float *dy, float *red, const double *mean,
+KERNEL void eraserelu_bn_red_f32(const float *x, float *dy, const float *relu_out, float *red, const double *mean,
 	const double *invstd, int64_t n, int64_t c, int64_t inner, int64_t lo, int64_t hi) {
+	const __m512 zero = _mm512_setzero_ps();
 	int64_t stride = c * inner;
 	for (int64_t k = lo; k < hi; k++) {
 		__m512 mv = _mm512_set1_ps((float)mean[k]);
 		__m512d a0 = _mm512_setzero_pd(), a1 = a0, b0 = a0, b1 = a0;
 		for (int64_t j = 0; j < n; j++) {
 			const float *p = x + j * stride + k * inner;
-			const float *g = dy + j * stride + k * inner;
+			float *g = dy + j * stride + k * inner;
 			for (int64_t i = 0; i < inner; i += 16) {
 				__mmask16 m = tail(inner - i);
-				__m512 gv = _mm512_maskz_loadu_ps(m, g + i);
+				__m512 gv;
+				if (relu_out) {
+					// eraserelu_relu_grad_f32 in place: +0 where the output is not > 0
+					__mmask16 pos = _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, relu_out + j * stride + k * inner + i), zero, _CMP_GT_OQ);
+					gv = _mm512_maskz_loadu_ps(pos, g + i);
+					_mm512_mask_storeu_ps(g + i, m, gv);
+				} else {
+					gv = _mm512_maskz_loadu_ps(m, g + i);
+				}
 				__m512 t = _mm512_mul_ps(gv, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, p + i), mv));
 				a0 = _mm512_add_pd(a0, lo_pd(gv));
 				a1 = _mm512_add_pd(a1, hi_pd(gv));

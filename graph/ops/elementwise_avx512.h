@@ -11,18 +11,25 @@
 void eraserelu_relu_f32(float *y, const float *x, int64_t n);
 // dx[i] = y[i] > 0 ? dy[i] : +0, i < n; dx may be dy.
 void eraserelu_relu_grad_f32(float *dx, const float *y, const float *dy, int64_t n);
-// y[i] = a[i] + b[i], i < n; y may be a or b.
-void eraserelu_add_f32(float *y, const float *a, const float *b, int64_t n);
+// y[i] = a[i] + b[i], i < n, rectified as by eraserelu_relu_f32 when relu
+// is set; y may be a or b.
+void eraserelu_add_f32(float *y, const float *a, const float *b, int64_t n, int relu);
 
 // Batch-norm forward over channels [lo, hi) of x (n, c, inner): with stats,
 // mean[k], bvar[k] and invstd[k] from the batch (sums of x - x[k*inner]
-// and its square in float64); then y = (x - mean)*gamma*invstd + beta.
+// and its square in float64); then y = (x - mean)*gamma*invstd + beta,
+// plus res[i] where res is not NULL (a residual, added as
+// eraserelu_add_f32 would), rectified as by eraserelu_relu_f32 when relu is
+// set.
 void eraserelu_bn_fwd_f32(const float *x, float *y, const float *gamma, const float *beta,
 	double *mean, double *invstd, double *bvar, int64_t n, int64_t c, int64_t inner,
-	double eps, int stats, int64_t lo, int64_t hi);
+	const float *res, double eps, int stats, int relu, int64_t lo, int64_t hi);
 // Batch-norm parameter gradients over channels [lo, hi): red[k] =
-// invstd[k] * sum dy*(x-mean[k]), red[c+k] = sum dy (float64 sums).
-void eraserelu_bn_red_f32(const float *x, const float *dy, float *red, const double *mean,
+// invstd[k] * sum dy*(x-mean[k]), red[c+k] = sum dy (float64 sums). With
+// relu_out (not NULL), dy is first masked in place as by
+// eraserelu_relu_grad_f32(dy, relu_out, dy): the gradient of a ReLU whose
+// output is relu_out.
+void eraserelu_bn_red_f32(const float *x, float *dy, const float *relu_out, float *red, const double *mean,
 	const double *invstd, int64_t n, int64_t c, int64_t inner, int64_t lo, int64_t hi);
 // Batch-norm input gradient over channels [lo, hi): dx = g*dy + b*(x-mean) + c0
 // with the per-channel g, b, c0 of bnDxArgs.

@@ -29,31 +29,30 @@ func simdReLUGrad32(dx, y, dy []float32) {
 	}
 }
 
-func simdAdd32(y, a, b []float32) {
+func simdAdd32(y, a, b []float32, relu bool) {
 	if len(y) > 0 {
-		C.eraserelu_add_f32(cf32(y), cf32(a[:len(y)]), cf32(b[:len(y)]), C.int64_t(len(y)))
+		C.eraserelu_add_f32(cf32(y), cf32(a[:len(y)]), cf32(b[:len(y)]), C.int64_t(len(y)), cbool(relu))
 	}
+}
+
+func cbool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func simdBNFwd32(a *bnFwdArgs[float32], lo, hi int) {
-	st := C.int(0)
-	if a.stats {
-		st = 1
-	}
 	C.eraserelu_bn_fwd_f32(cf32(a.x), cf32(a.y), cf32(a.gamma), cf32(a.beta), cf64(a.mean), cf64(a.invstd), cf64(a.bvar),
-		C.int64_t(a.n), C.int64_t(a.c), C.int64_t(a.inner), C.double(a.eps), st, C.int64_t(lo), C.int64_t(hi))
+		C.int64_t(a.n), C.int64_t(a.c), C.int64_t(a.inner), cf32(a.res), C.double(a.eps), cbool(a.stats), cbool(a.relu), C.int64_t(lo), C.int64_t(hi))
 }
 
 func simdBNRed32(a *bnRedArgs[float32], lo, hi int) {
-	C.eraserelu_bn_red_f32(cf32(a.x), cf32(a.dy), cf32(a.red), cf64(a.mean), cf64(a.invstd),
+	C.eraserelu_bn_red_f32(cf32(a.x), cf32(a.dy), cf32(a.reluOut), cf32(a.red), cf64(a.mean), cf64(a.invstd),
 		C.int64_t(a.n), C.int64_t(a.c), C.int64_t(a.inner), C.int64_t(lo), C.int64_t(hi))
 }
 
 func simdBNDx32(a *bnDxArgs[float32], lo, hi int) {
-	b := C.int(0)
-	if a.batch {
-		b = 1
-	}
 	C.eraserelu_bn_dx_f32(cf32(a.x), cf32(a.gamma), cf32(a.dy), cf32(a.red), cf32(a.dx), cf64(a.mean), cf64(a.invstd),
-		C.int64_t(a.n), C.int64_t(a.c), C.int64_t(a.inner), b, C.int64_t(lo), C.int64_t(hi))
+		C.int64_t(a.n), C.int64_t(a.c), C.int64_t(a.inner), cbool(a.batch), C.int64_t(lo), C.int64_t(hi))
 }

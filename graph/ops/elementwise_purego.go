@@ -7,7 +7,7 @@ package ops
 
 func simdReLU32(y, x []float32)                     { panic("ops: AVX-512 kernels need cgo") }
 func simdReLUGrad32(dx, y, dy []float32)            { panic("ops: AVX-512 kernels need cgo") }
-func simdAdd32(y, a, b []float32)                   { panic("ops: AVX-512 kernels need cgo") }
+func simdAdd32(y, a, b []float32, relu bool)        { panic("ops: AVX-512 kernels need cgo") }
 func simdBNFwd32(a *bnFwdArgs[float32], lo, hi int) { panic("ops: AVX-512 kernels need cgo") }
 func simdBNRed32(a *bnRedArgs[float32], lo, hi int) { panic("ops: AVX-512 kernels need cgo") }
 func simdBNDx32(a *bnDxArgs[float32], lo, hi int)   { panic("ops: AVX-512 kernels need cgo") }

@@ -186,3 +186,56 @@ func fuseFold[T Float](scale, shift []T, bn *BatchNormOp, gamma, beta, bias []T)
 		shift[f] = T(float64(beta[f]) - m*s)
 	}
 }
+
+// BatchNormAdd is, for the training machine, a batch norm in training mode
+// whose output's only reader is a residual add running in place over it:
+// the batch norm adds the residual (and, where a ReLU follows the add and is
+// fused too, rectifies) before its single store, and the machine passes
+// the add through. The same float32 operations in the same order as the
+// batch norm, the add and the ReLU run apart, so the same bits, with one
+// read and one write of the activation less. Like FusedConv it is a step of
+// a machine, not an op of the graph: the batch norm's backward ops are
+// unchanged, and the inference machine runs the ops themselves.
+type BatchNormAdd struct {
+	rectifier
+	bn *BatchNormOp
+}
+
+// FuseBatchNormAdd returns the step standing for bn → add and its inputs:
+// the batch norm's (x, gamma, beta) and the add's other input, the
+// residual. The caller checks that the add runs in place over bn's output
+// and that the residual is computed before bn.
+func FuseBatchNormAdd(bn, add *gorgonia.Node) (*BatchNormAdd, []*gorgonia.Node, error) {
+	bop, ok := bn.Op().(*BatchNormOp)
+	if !ok {
+		return nil, nil, fmt.Errorf("fuse: %v is not a batch norm", bn)
+	}
+	if !IsAdd(add) {
+		return nil, nil, fmt.Errorf("fuse: %v is not an add", add)
+	}
+	in := Inputs(add)
+	var res *gorgonia.Node
+	switch {
+	case len(in) != 2:
+		return nil, nil, fmt.Errorf("fuse: %v has %d inputs", add, len(in))
+	case in[0] == bn && in[1] != bn:
+		res = in[1]
+	case in[1] == bn && in[0] != bn:
+		res = in[0]
+	default:
+		return nil, nil, fmt.Errorf("fuse: %v does not add %v to another value", add, bn)
+	}
+	return &BatchNormAdd{bn: bop}, append(Inputs(bn), res), nil
+}
+
+func (f *BatchNormAdd) String() string { return "BatchNorm+Add" }
+
+// Run computes the batch norm of (x, gamma, beta) plus the residual.
+func (f *BatchNormAdd) Run(vs ...gorgonia.Value) (gorgonia.Value, error) {
+	const name = "BatchNorm+Add"
+	args, err := floatArgs(name, 4, vs)
+	if err != nil {
+		return nil, err
+	}
+	return f.bn.forward(name, args[0], args[1], args[2], args[3], f.rectify)
+}

@@ -36,6 +36,14 @@ type Kernels struct {
 	// channel and output per filter, so with 3 input channels (a network's
 	// first layer) the direct kernel is faster (0.89x measured).
 	WinogradMinC int
+	// TrainingFusion lets the training machine fold memory-bound passes
+	// into the op before them where the memory plan runs them in place (the
+	// same bits, a read and a write of the activation less each): a
+	// residual add into the batch norm before it (BatchNormAdd), a ReLU into
+	// the batch norm or add before it (OutputRectifier), and a ReLU's
+	// backward into the batch norm's parameter-gradient op after it
+	// (ReLUGradMasker).
+	TrainingFusion bool
 	// DataGradViaForward computes the input gradient of stride-1
 	// convolutions as a forward convolution with flipped filters
 	// (convTransposedGeometry) instead of GEMM + col2im.
@@ -76,6 +84,7 @@ func DefaultKernels() Kernels {
 		Winograd:              true,
 		WinogradTrainForward:  true,
 		WinogradMinC:          8,
+		TrainingFusion:        true,
 		DataGradViaForward:    true,
 		TargetCols:            64,
 		ColPad:                16,

@@ -113,6 +113,28 @@ func reluMask32(dst, src, sel []float32) {
 	}
 }
 
+// rectifyInPlace applies the rectifier to y in place, with the bits of
+// ReLUOp's kernels.
+func rectifyInPlace[T Float](y []T) {
+	switch v := any(y).(type) {
+	case []float32:
+		reluMask32(v, v, v)
+	case []float64:
+		reluMask64(v, v, v)
+	}
+}
+
+// reluGradInPlace masks dy in place by y > 0, with the bits of
+// reluBackwardOp's kernels.
+func reluGradInPlace[T Float](dy, y []T) {
+	switch v := any(dy).(type) {
+	case []float32:
+		reluMask32(v, v, any(y).([]float32))
+	case []float64:
+		reluMask64(v, v, any(y).([]float64))
+	}
+}
+
 // reluMask64 is reluMask32 for float64.
 func reluMask64(dst, src, sel []float64) {
 	src, sel = src[:len(dst)], sel[:len(dst)]

@@ -52,6 +52,22 @@ func (p *inPlace) on(i int) bool { return int(p.input) == i+1 }
 // them, never reading their values.
 type OrderOnly interface{ OrdersOnly(i int) bool }
 
+// OutputRectifier is implemented by ops that can apply the rectifier to
+// their output as they write it (batch norm, add). graph.Compile turns it
+// on when the ReLU that reads the op's output runs in place over it in the
+// training machine (ops.Kernels.TrainingFusion), and that machine then
+// skips the ReLU: one pass over the activation less, the same bits. The
+// inference machine still runs the ReLU (rectifying twice changes nothing).
+type OutputRectifier interface {
+	RectifyOutput(on bool)
+}
+
+// rectifier is an OutputRectifier's decision, embedded.
+type rectifier struct{ rectify bool }
+
+// RectifyOutput makes the op rectify its output (OutputRectifier).
+func (r *rectifier) RectifyOutput(on bool) { r.rectify = on }
+
 // Slot is storage shared by the output buffers of several ops whose values
 // are never alive at the same time.
 type Slot struct {

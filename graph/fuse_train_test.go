@@ -1,0 +1,99 @@
+package graph_test
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/eraserelu/eraserelu/arch"
+	"github.com/eraserelu/eraserelu/graph"
+	"github.com/eraserelu/eraserelu/graph/ops"
+	"gorgonia.org/tensor"
+)
+
+// fusionSteps compiles arch (erased by eraseP) with the kernels k, runs
+// steps training steps, each followed by a plain SGD update (lr 0.05) of
+// every parameter, and returns the losses, the last step's gradients and
+// the outputs of an inference pass after the last update, flattened.
+func fusionSteps(t *testing.T, cfg arch.Config, eraseP float64, k ops.Kernels, steps int) ([]float64, *graph.Program) {
+	t.Helper()
+	g, p := compileArch(t, cfg, eraseP, 9, graph.WithKernels(k))
+	var losses, grads []float64
+	for s := 0; s < steps; s++ {
+		if err := p.Train(); err != nil {
+			t.Fatal(err)
+		}
+		losses = append(losses, p.Loss())
+		grads = grads[:0]
+		for _, prm := range g.Params() {
+			gr, err := p.Grad(prm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := prm.Node.Value().(*tensor.Dense)
+			switch d := gr.Data().(type) {
+			case []float32:
+				wd := w.Data().([]float32)
+				for i, v := range d {
+					grads = append(grads, float64(v))
+					wd[i] -= 0.05 * v
+				}
+			case []float64:
+				wd := w.Data().([]float64)
+				for i, v := range d {
+					grads = append(grads, v)
+					wd[i] -= 0.05 * v
+				}
+			}
+		}
+	}
+	if err := p.Infer(); err != nil {
+		t.Fatal(err)
+	}
+	return append(append(losses, grads...), fuseOutputs(t, g, p)...), p
+}
+
+// TestTrainingFusion checks that skipping the ReLUs that run in place
+// over a batch norm's or an add's output (which then rectifies as it
+// writes) changes no bit of the losses of a few SGD steps, the gradients
+// or the outputs, that it fused where the net has such ReLUs (both kinds
+// in plain ResNets; batch norm only in pre-activation ones; none after the
+// adds of an erased net, where no ReLU follows them), and that the
+// switch in ops.Kernels turns it off.
+func TestTrainingFusion(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		arch  string
+		erase float64
+		dtype tensor.Dtype
+		steps int
+	}{
+		{"resnet-20", 0, tensor.Float32, 3}, {"resnet-20", 1, tensor.Float32, 3}, {"resnet-110", 0, tensor.Float32, 2},
+		{"preact-resnet-20", 0, tensor.Float32, 2}, {"wrn-16-1-d", 0, tensor.Float32, 2},
+		{"resnet-29-bottleneck", 0, tensor.Float32, 2}, {"fig3-vgg-7", 0, tensor.Float32, 2},
+		{"resnet-20", 0, tensor.Float64, 2},
+	} {
+		t.Run(fmt.Sprintf("%s/erase%g/%v", c.arch, c.erase, c.dtype), func(t *testing.T) {
+			cfg := arch.Config{Arch: c.arch, Batch: 2, Dtype: c.dtype, Seed: 7}
+			off := ops.DefaultKernels()
+			off.TrainingFusion = false
+			want, pw := fusionSteps(t, cfg, c.erase, off, c.steps)
+			got, pg := fusionSteps(t, cfg, c.erase, ops.DefaultKernels(), c.steps)
+			if pw.TrainingFusions() != 0 {
+				t.Errorf("%d ops passed through with the switch off", pw.TrainingFusions())
+			}
+			if pg.TrainingFusions() == 0 {
+				t.Error("nothing fused")
+			}
+			t.Logf("%d ops passed through", pg.TrainingFusions())
+			if len(got) != len(want) {
+				t.Fatalf("%d values, want %d", len(got), len(want))
+			}
+			for i := range got {
+				if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+					t.Fatalf("value %d (the first %d are losses): %v fused, %v unfused", i, c.steps, got[i], want[i])
+				}
+			}
+		})
+	}
+}
