@@ -22,4 +22,11 @@ func TestDeviceBackend(t *testing.T) {
 	if _, err := (pipeline.Device{Name: "tpu"}).Backend(); err == nil || !strings.Contains(err.Error(), "valid: cpu, cuda, cuda-ref") {
 		t.Errorf("device tpu: %v", err)
 	}
+	// Recomputing batch-norm outputs is a choice of the CUDA path only.
+	if _, err := (pipeline.Device{Name: "cpu", RecomputeBN: true}).Backend(); err == nil || !strings.Contains(err.Error(), "CUDA path") {
+		t.Errorf("cpu with RecomputeBN: %v", err)
+	}
+	if b, err := (pipeline.Device{Name: "cuda-ref", RecomputeBN: true}).Backend(); b == nil || err != nil {
+		t.Errorf("cuda-ref with RecomputeBN: %v, %v", b != nil, err)
+	}
 }
