@@ -149,15 +149,10 @@ func lowerConv(l *lowerer, n *gorgonia.Node, d ops.Desc, in []int) (int, error) 
 	ch := graph.Children(n)
 	c := convOf(shapeOf(ch[0]), shapeOf(ch[1]), d.Conv)
 	y := l.out(n)
-	col := l.columns(c, in[0], n)
-	w, woff := l.gemmOperand(in[1], n)
-	for gi := 0; gi < c.G; gi++ {
-		ga := GemmArgs{M: c.fg(), N: c.p(), K: c.kg(), LDA: c.kg(), LDB: c.p(), LDC: c.p(), Batch: c.N,
-			StrideA: 0, StrideB: c.colRows() * c.p(), StrideC: c.F * c.p(),
-			AOff: woff + gi*c.fg()*c.kg(), BOff: gi * c.kg() * c.p(), COff: gi * c.fg() * c.p()}
-		if err := l.gemm(ga, 1, 0, w, col, y, n); err != nil {
-			return 0, err
-		}
+	if a, ok := l.direct(c, false); ok {
+		l.emitDirect(a, in[0], in[1], y, n)
+	} else if err := l.convGEMM(c, in[0], in[1], y, n); err != nil {
+		return 0, err
 	}
 	if d.Bias {
 		l.emit(biasNCHW.instr(NCIArgs{N: c.N, C: c.F, Inner: c.p()}, []int{in[2], y}, []int{y}), n)
@@ -165,11 +160,30 @@ func lowerConv(l *lowerer, n *gorgonia.Node, d ops.Desc, in []int) (int, error) 
 	return y, nil
 }
 
+// convGEMM emits y = w * columns(x), one GEMM per group.
+func (l *lowerer) convGEMM(c conv, x, wbuf, y int, n *gorgonia.Node) error {
+	col := l.columns(c, x, n)
+	w, woff := l.gemmOperand(wbuf, n)
+	for gi := 0; gi < c.G; gi++ {
+		ga := GemmArgs{M: c.fg(), N: c.p(), K: c.kg(), LDA: c.kg(), LDB: c.p(), LDC: c.p(), Batch: c.N,
+			StrideA: 0, StrideB: c.colRows() * c.p(), StrideC: c.F * c.p(),
+			AOff: woff + gi*c.fg()*c.kg(), BOff: gi * c.kg() * c.p(), COff: gi * c.fg() * c.p()}
+		if err := l.gemm(ga, 1, 0, w, col, y, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // (w, dy) -> dx: dcol = Wᵀ·dy per image and group, col2im.
 func lowerConvData(l *lowerer, n *gorgonia.Node, d ops.Desc, in []int) (int, error) {
 	ch := graph.Children(n)
 	c := convOf(shapeOf(n), shapeOf(ch[0]), d.Conv)
 	dx := l.out(n)
+	if a, ok := l.direct(c, true); ok {
+		l.emitDirect(a, in[1], in[0], dx, n)
+		return dx, nil
+	}
 	dcol := dx
 	if !c.pointwise() {
 		dcol = l.scratch(nodeName(n)+"/dcol", c.N*c.colRows()*c.p())

@@ -25,16 +25,26 @@ var bitExact = map[string]bool{"rng_advance": true, "dropout_apply": true, "stoc
 type deviceCase struct {
 	name  string
 	build func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int)
+	// low: how the step is lowered (the zero value: fp32, im2col + GEMM).
+	low Lowering
 }
 
 var deviceCases = []deviceCase{
-	{"mlp-layernorm", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) { return lnMLP(t, 64) }},
-	{"mlp-12", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
+	{name: "mlp-layernorm", build: func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) { return lnMLP(t, 64) }},
+	{name: "mlp-12", build: func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
 		return buildWith(t, arch.Config{Arch: "mlp-12", Batch: 32}, false, erase.Identity)
 	}},
-	{"resnet-20-stochastic-depth", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
+	{name: "resnet-20-stochastic-depth", build: func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
 		return buildWith(t, arch.Config{Arch: "resnet-20", Batch: 16, StochasticDepth: true}, false, erase.Identity)
 	}},
+	// conv_direct on 32x32, 16x16 and 8x8 planes, forward and data
+	// gradient; WRN-16-2's 128 channels at 8x8 take two channel tiles.
+	{name: "resnet-20-direct", build: func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
+		return buildWith(t, arch.Config{Arch: "resnet-20", Batch: 16}, false, erase.Identity)
+	}, low: Lowering{DirectConv: true}},
+	{name: "wrn-16-2-direct", build: func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
+		return buildWith(t, arch.Config{Arch: "wrn-16-2", Batch: 8}, false, erase.Identity)
+	}, low: Lowering{DirectConv: true}},
 }
 
 func openOrSkip(t *testing.T, s *Step, opt Options) *Device {
@@ -74,7 +84,7 @@ func TestDeviceKernels(t *testing.T) {
 	for _, tc := range deviceCases {
 		t.Run(tc.name, func(t *testing.T) {
 			g, p, xs, ys := tc.build(t)
-			s, err := Lower(p, benchSGD, FP32)
+			s, err := lower(p, benchSGD, tc.low, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -141,7 +151,7 @@ func TestDeviceGraphSteps(t *testing.T) {
 	for _, tc := range deviceCases {
 		t.Run(tc.name, func(t *testing.T) {
 			g, p, xs, ys := tc.build(t)
-			s, err := Lower(p, benchSGD, FP32)
+			s, err := lower(p, benchSGD, tc.low, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -710,3 +710,89 @@ __global__ void ln_param_grad(int n, int d, const float* x, const float* dy, con
 }
 
 }  // extern "C"
+
+// ---- direct 3x3 convolution (conv_direct; cuda/convdirect.go) ---------------
+//
+// A stride-1, ungrouped 3x3 convolution without a column buffer: one block
+// computes an output tile of tr rows x ow columns of one image for ft
+// output channels. Each thread owns 4 output channels x 4 neighbouring
+// pixels of a row (16 accumulators); the block walks the input channels
+// DC at a time, staging their (tr+2) x (ow+2) input patch and the tile's
+// weights in shared memory. Weights sit as [channel][tap][f] so that one
+// 16-byte load gives a thread its 4 channels' weight for a tap (the same
+// address across the warp: a broadcast). flip = 1 computes the data
+// gradient of a stride-1 convolution: x is dy, y is dx, and weight
+// (f, c, ky, kx) is read from w[c][f][2-ky][2-kx] of the forward
+// convolution's (c, f, 3, 3) filter. Each output is the fmaf chain over
+// (input channel, ky, kx) in that order; no atomics, deterministic.
+// The lowering (directConvTile) guarantees ow % 4 == 0, tr * ow / 4 a
+// power of two from 16 to 64, (tr + 2) * (ow + 2) <= DPATCH, ft <= DFT.
+
+#define DC 4
+#define DPATCH 400
+#define DFT 64
+
+extern "C" {
+
+__global__ void conv_direct(int nimg, int c, int h, int w, int f, int ph, int pw, int oh, int ow, int tr, int flip,
+                            const float* x, const float* wt, float* y) {
+    __shared__ __align__(16) float patch[DC * DPATCH];
+    __shared__ __align__(16) float ws[DC * 9 * DFT];
+    int pg = tr * ow / 4;  // pixel groups of the tile
+    int ft = (BLOCK / pg) * 4;
+    int tiles = (oh + tr - 1) / tr, fblocks = (f + ft - 1) / ft;
+    int b = blockIdx.x;
+    int fb = b % fblocks;
+    int tile = (b / fblocks) % tiles;
+    int img = b / (fblocks * tiles);
+    int f0 = fb * ft, oy0 = tile * tr;
+    int t = threadIdx.x;
+    int cg = t / pg, p0 = (t % pg) * 4;
+    int r = p0 / ow, x0 = p0 % ow;
+    int pw2 = ow + 2, psize = (tr + 2) * pw2;
+    float acc[4][4];
+    for (int j = 0; j < 4; j++)
+        for (int p = 0; p < 4; p++) acc[j][p] = 0.f;
+    const float* xi = x + (long)img * c * h * w;
+    for (int c0 = 0; c0 < c; c0 += DC) {
+        for (int i = t; i < DC * psize; i += BLOCK) {
+            int cc = i / psize, rem = i % psize;
+            int iy = oy0 - ph + rem / pw2, ix = rem % pw2 - pw;
+            int ch = c0 + cc;
+            patch[cc * DPATCH + rem] = (ch < c && iy >= 0 && iy < h && ix >= 0 && ix < w) ? xi[((long)ch * h + iy) * w + ix] : 0.f;
+        }
+        for (int i = t; i < DC * 9 * ft; i += BLOCK) {
+            int fl = i % ft, k = (i / ft) % 9, cc = i / (9 * ft);
+            int fo = f0 + fl, ch = c0 + cc;
+            float v = 0.f;
+            if (fo < f && ch < c) v = flip ? wt[((long)ch * f + fo) * 9 + 8 - k] : wt[((long)fo * c + ch) * 9 + k];
+            ws[(cc * 9 + k) * DFT + fl] = v;
+        }
+        __syncthreads();
+        for (int cc = 0; cc < DC; cc++) {
+            const float* pr = patch + cc * DPATCH + r * pw2 + x0;
+            const float* wr = ws + cc * 9 * DFT + cg * 4;
+            for (int ky = 0; ky < 3; ky++) {
+                float v[6];
+                for (int q = 0; q < 6; q++) v[q] = pr[ky * pw2 + q];
+                for (int kx = 0; kx < 3; kx++) {
+                    float4 wv = *(const float4*)(wr + (ky * 3 + kx) * DFT);
+                    float wj[4] = {wv.x, wv.y, wv.z, wv.w};
+                    for (int j = 0; j < 4; j++)
+                        for (int p = 0; p < 4; p++) acc[j][p] = fmaf(wj[j], v[p + kx], acc[j][p]);
+                }
+            }
+        }
+        __syncthreads();
+    }
+    int oy = oy0 + r;
+    if (oy >= oh) return;
+    for (int j = 0; j < 4; j++) {
+        int fo = f0 + cg * 4 + j;
+        if (fo >= f) continue;
+        float* yp = y + (((long)img * f + fo) * oh + oy) * ow + x0;
+        for (int p = 0; p < 4; p++) yp[p] = acc[j][p];
+    }
+}
+
+}  // extern "C"
