@@ -17,11 +17,6 @@ import (
 // machine: go test -c -tags gpu,purego ./cuda, then cuda.test -test.run
 // TestDevice). Skipped where no device opens.
 
-// bitExact are the kernels whose device output must equal the reference
-// interpreter's bit for bit (integer generator, explicit rounding order).
-var bitExact = map[string]bool{"rng_advance": true, "dropout_apply": true, "stochdepth_apply": true,
-	"ln_fwd": true, "ln_input_grad": true, "ln_param_grad": true}
-
 type deviceCase struct {
 	name  string
 	build func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int)
@@ -195,13 +190,4 @@ func TestDeviceGraphSteps(t *testing.T) {
 			fmt.Printf("%s: %d graph steps, %d counters advanced in step\n", tc.name, steps, len(s.Randoms))
 		})
 	}
-}
-
-// float64s reads a Double buffer's words as the float64 values they hold.
-func float64s(words []float32) []float64 {
-	out := make([]float64, len(words)/2)
-	for i := range out {
-		out[i] = getF64(words, i)
-	}
-	return out
 }
