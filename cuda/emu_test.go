@@ -349,12 +349,16 @@ func TestKernelsEmulated(t *testing.T) {
 		}, Lowering{}},
 		{"mlp-layernorm-dropout", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) { return lnMLP(t, 8) }, Lowering{}},
 		{"conv-bias-pools", poolNet, Lowering{}},
+		{"direct-odd-channels", oddChannelNet, Lowering{DirectConv: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g, p, xs, ys := tc.build(t)
 			s, inf, err := LowerProgram(p, benchSGD, tc.low)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tc.low.DirectConv && indexOfKernel(s, convDirect.name) < 0 {
+				t.Fatal("no conv_direct in a step lowered with DirectConv")
 			}
 			r := NewRef(s)
 			upload(t, g, s, r, xs, ys)
@@ -384,36 +388,40 @@ func TestKernelsEmulated(t *testing.T) {
 	}
 }
 
-// poolNet is a small network of the layers no architecture case above
-// has: a convolution with a bias (bias_nchw, channel_sum), max and average
-// pooling with padding: x (2, 3, 12, 12) -> conv 3x3 + bias, 8 -> ReLU ->
-// max pool 3/2 pad 1 -> conv 3x3, 8 (no bias) -> average pool 2/2 ->
-// global average -> FC 10.
-func poolNet(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
+// oddChannelNet has 3x3 convolutions whose channel counts conv_direct's
+// tiles and staging chunks divide unevenly: x (2, 6, 16, 16) -> conv 3x3,
+// 20 -> ReLU -> conv 3x3, 5 -> global average -> FC 10 (6 and 20 input
+// channels: a partial chunk of 4; 20 and 5 output channels: a partial
+// tile of 16; the data gradient swaps them).
+func oddChannelNet(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
+	t.Helper()
+	return smallNet(t, []int{6, 16, 16}, func(g *graph.Graph, h *gorgonia.Node) (*gorgonia.Node, error) {
+		h, err := layers.Conv(g, h, 20, 3, layers.Name("conv1"))
+		if err != nil {
+			return nil, err
+		}
+		if h, err = layers.ReLU(h); err != nil {
+			return nil, err
+		}
+		if h, err = layers.Conv(g, h, 5, 3, layers.Name("conv2")); err != nil {
+			return nil, err
+		}
+		return layers.GlobalAvgPool(h)
+	})
+}
+
+// smallNet is body over a batch of 2 inputs of shape in, then FC 10 and
+// the softmax cross-entropy, compiled with a random batch bound.
+func smallNet(t *testing.T, in []int, body func(g *graph.Graph, h *gorgonia.Node) (*gorgonia.Node, error)) (*graph.Graph, *graph.Program, []float32, []int) {
 	t.Helper()
 	const batch = 2
 	g := graph.New(tensor.Float32, 5)
-	h := g.NewInput("x", tensor.Float32, batch, 3, 12, 12)
+	h := g.NewInput("x", tensor.Float32, append([]int{batch}, in...)...)
 	y := g.NewInput("y", tensor.Int, batch)
 	var logits *gorgonia.Node
 	err := g.Within("net", func() error {
-		var err error
-		if h, err = layers.Conv(g, h, 8, 3, layers.Name("conv1"), layers.Bias(true)); err != nil {
-			return err
-		}
-		if h, err = layers.ReLU(h); err != nil {
-			return err
-		}
-		if h, err = layers.MaxPool(h, 3, 2, 1); err != nil {
-			return err
-		}
-		if h, err = layers.Conv(g, h, 8, 3, layers.Name("conv2")); err != nil {
-			return err
-		}
-		if h, err = layers.AvgPool(h, 2, 2, 0); err != nil {
-			return err
-		}
-		if h, err = layers.GlobalAvgPool(h); err != nil {
+		h, err := body(g, h)
+		if err != nil {
 			return err
 		}
 		logits, err = layers.Dense(g, h, 10, layers.Name("fc"))
@@ -434,6 +442,34 @@ func poolNet(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
 	}
 	xs, ys := bindBatch(t, g, batch)
 	return g, p, xs, ys
+}
+
+// poolNet is a small network of the layers no architecture case above
+// has: a convolution with a bias (bias_nchw, channel_sum), max and average
+// pooling with padding: x (2, 3, 12, 12) -> conv 3x3 + bias, 8 -> ReLU ->
+// max pool 3/2 pad 1 -> conv 3x3, 8 (no bias) -> average pool 2/2 ->
+// global average -> FC 10.
+func poolNet(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
+	t.Helper()
+	return smallNet(t, []int{3, 12, 12}, func(g *graph.Graph, h *gorgonia.Node) (*gorgonia.Node, error) {
+		h, err := layers.Conv(g, h, 8, 3, layers.Name("conv1"), layers.Bias(true))
+		if err != nil {
+			return nil, err
+		}
+		if h, err = layers.ReLU(h); err != nil {
+			return nil, err
+		}
+		if h, err = layers.MaxPool(h, 3, 2, 1); err != nil {
+			return nil, err
+		}
+		if h, err = layers.Conv(g, h, 8, 3, layers.Name("conv2")); err != nil {
+			return nil, err
+		}
+		if h, err = layers.AvgPool(h, 2, 2, 0); err != nil {
+			return nil, err
+		}
+		return layers.GlobalAvgPool(h)
+	})
 }
 
 func indexOf(ids []int, id int) int {
