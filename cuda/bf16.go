@@ -5,6 +5,8 @@ import (
 	"math"
 	"unsafe"
 
+	"github.com/eraserelu/eraserelu/graph"
+	"github.com/eraserelu/eraserelu/graph/ops"
 	"gorgonia.org/gorgonia"
 )
 
@@ -85,6 +87,63 @@ var (
 	})
 )
 
+// bf16Input is reference semantics f run on buffer xi held as bf16: the
+// device kernel loads each bf16 element and widens it exactly to float32
+// (ldx in ops.cu), then computes as the fp32 kernel does.
+func bf16Input[A any](f refFn[A], xi int) refFn[A] {
+	return func(r *Ref, in Instr, a A, b [][]float32) {
+		wide := append([][]float32(nil), b...)
+		wide[xi] = bf16Floats(b[xi], r.S.Bufs[in.Bufs[xi]].Elems)
+		f(r, in, a, wide)
+	}
+}
+
+// storesBF16 reports whether node n's output is stored in bf16: in a bf16
+// step, a convolution output that only batch norm reads, as its input x
+// (the forward statistics and apply, the parameter and input gradients:
+// their *_bf16 kernels), and that is no root (an output the host reads).
+// PyTorch's autocast stores the same tensor in bf16 (cuDNN writes the
+// convolution's output in the input's type); the batch norm after it
+// computes its statistics from the rounded values in both.
+func (l *lowerer) storesBF16(n *gorgonia.Node) bool {
+	if !l.mixed() || l.roots[n] || len(l.consumers[n]) == 0 {
+		return false
+	}
+	for _, c := range l.consumers[n] {
+		switch ops.Describe(c.Op()).Kind {
+		case ops.KindBatchNorm, ops.KindBatchNormParamGrad, ops.KindBatchNormInputGrad:
+		default:
+			return false
+		}
+		for i, k := range graph.Children(c) {
+			if k == n && i != 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// halfOut is node n's output buffer stored in bf16, and the fp32 buffer
+// the computation writes first: a transient that one to_bf16 launch
+// (roundOut) rounds into the bf16 buffer. The rounding is a kernel of its
+// own, not a bf16-output GEMM, so that every bf16 value of the step is
+// written by a rounding of ops.cu that the interpreter matches bit for bit
+// (gpu trace requires bf16 writes to be identical), and the bias of a
+// convolution is added in fp32 before the one rounding. The transient lives
+// only across the convolution's GEMMs, never at the arena's peak.
+func (l *lowerer) halfOut(n *gorgonia.Node) (half, wide int) {
+	half = l.out(n)
+	l.s.Bufs[half].BF16 = true
+	wide = l.scratch(nodeName(n)+"/fp32", elems(n))
+	return half, wide
+}
+
+// roundOut rounds the fp32 transient wide into bf16 buffer half.
+func (l *lowerer) roundOut(wide, half int, n *gorgonia.Node) {
+	l.emit(toBF16.instr(ElemArgs{N: l.s.Bufs[half].Elems}, []int{wide, half}, []int{half}), n)
+}
+
 // mixed reports whether the step being lowered is bf16 mixed precision.
 func (l *lowerer) mixed() bool { return l.s.Precision == BF16 }
 
@@ -97,10 +156,11 @@ func (l *lowerer) halfBuf(name string, elems int) int {
 
 // gemmOperand is what a GEMM reads for buffer id, and the offset (in
 // elements) to add to the operand's: id itself in an fp32 step; in a bf16
-// step the parameter's place in the packed bf16 weights, or a bf16 copy
-// of the buffer (made once, at its first GEMM).
+// step the parameter's place in the packed bf16 weights, a buffer stored
+// in bf16 itself, or a bf16 copy of the buffer (made once, at its first
+// GEMM).
 func (l *lowerer) gemmOperand(id int, n *gorgonia.Node) (int, int) {
-	if !l.mixed() {
+	if !l.mixed() || l.s.Bufs[id].BF16 {
 		return id, 0
 	}
 	if off, ok := l.paramOffset(id); ok {

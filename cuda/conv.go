@@ -148,7 +148,12 @@ func (l *lowerer) columns(c conv, x int, n *gorgonia.Node) int {
 func lowerConv(l *lowerer, n *gorgonia.Node, d ops.Desc, in []int) (int, error) {
 	ch := graph.Children(n)
 	c := convOf(shapeOf(ch[0]), shapeOf(ch[1]), d.Conv)
-	y := l.out(n)
+	y, stored := -1, -1
+	if l.storesBF16(n) {
+		stored, y = l.halfOut(n)
+	} else {
+		y = l.out(n)
+	}
 	col := l.columns(c, in[0], n)
 	w, woff := l.gemmOperand(in[1], n)
 	for gi := 0; gi < c.G; gi++ {
@@ -161,6 +166,10 @@ func lowerConv(l *lowerer, n *gorgonia.Node, d ops.Desc, in []int) (int, error) 
 	}
 	if d.Bias {
 		l.emit(biasNCHW.instr(NCIArgs{N: c.N, C: c.F, Inner: c.p()}, []int{in[2], y}, []int{y}), n)
+	}
+	if stored >= 0 {
+		l.roundOut(y, stored, n)
+		return stored, nil
 	}
 	return y, nil
 }

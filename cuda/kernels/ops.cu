@@ -135,146 +135,6 @@ __global__ void prelu_dalpha(int n, int c, int inner, const float* x, const floa
     if (threadIdx.x == 0) da[ch] = (float)s;
 }
 
-// ---- batch norm -------------------------------------------------------------
-// saved: (2, C) = mean, invstd of the statistics the forward used.
-
-// Channel reductions over (N, inner) run in two launches so that every
-// multiprocessor works (one block per channel left 116 of 132 idle on a
-// 16-channel layer): *_part sums `chunk` images of one channel per block,
-// block (ch, p) = blockIdx.x = ch*parts + p, into part (doubles, (C, parts, 2));
-// *_final adds a channel's partials in order (deterministic) and finishes.
-// parts = ceil(n / chunk).
-
-// Training: batch statistics (shifted by the channel's first value), running
-// statistics updated with the unbiased variance.
-__global__ void bn_stats_part(int n, int c, int inner, int chunk, const float* x, double* part) {
-    __shared__ double sh[BLOCK];
-    int parts = (n + chunk - 1) / chunk;
-    int ch = blockIdx.x / parts, p = blockIdx.x % parts;
-    int b0 = p * chunk, m = (min(n, b0 + chunk) - b0) * inner;
-    float k = x[(long)ch * inner];
-    const float* xc = x + ((long)b0 * c + ch) * inner;
-    double s1 = 0, s2 = 0;
-    for (int i = threadIdx.x; i < m; i += BLOCK) {
-        double d = (double)(xc[(long)(i / inner) * c * inner + i % inner] - k);
-        s1 += d;
-        s2 += d * d;
-    }
-    s1 = block_sum(s1, sh);
-    s2 = block_sum(s2, sh);
-    if (threadIdx.x == 0) {
-        part[2 * blockIdx.x] = s1;
-        part[2 * blockIdx.x + 1] = s2;
-    }
-}
-
-__global__ void bn_stats_final(int n, int c, int inner, int parts, float momentum, float eps,
-                               const float* x, const double* part, float* saved, float* run_mean, float* run_var) {
-    int ch = blockIdx.x * blockDim.x + threadIdx.x;
-    if (ch >= c) return;
-    double s1 = 0, s2 = 0;
-    for (int p = 0; p < parts; p++) {
-        s1 += part[2 * (ch * parts + p)];
-        s2 += part[2 * (ch * parts + p) + 1];
-    }
-    double cnt = (double)n * inner;
-    double dm = s1 / cnt;
-    double v = s2 / cnt - dm * dm;
-    if (v < 0) v = 0;
-    double mean = (double)x[(long)ch * inner] + dm;
-    saved[ch] = (float)mean;
-    saved[c + ch] = (float)(1.0 / sqrt(v + (double)eps));
-    double mom = (double)momentum;
-    double unbias = cnt / (cnt - 1);
-    run_mean[ch] = (float)((1 - mom) * (double)run_mean[ch] + mom * mean);
-    run_var[ch] = (float)((1 - mom) * (double)run_var[ch] + mom * v * unbias);
-}
-
-// Inference: the running statistics.
-__global__ void bn_infer(int c, float eps, const float* run_mean, const float* run_var, float* saved) {
-    int ch = blockIdx.x * blockDim.x + threadIdx.x;
-    if (ch >= c) return;
-    saved[ch] = run_mean[ch];
-    saved[c + ch] = (float)(1.0 / sqrt((double)run_var[ch] + (double)eps));
-}
-
-// y = (x - mean) * (gamma*invstd) + beta
-__global__ void bn_apply(int n, int c, int inner, const float* x, const float* gamma, const float* beta,
-                         const float* saved, float* y) {
-    long total = (long)n * c * inner;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
-        int ch = (i / inner) % c;
-        float scale = (float)((double)gamma[ch] * (double)saved[c + ch]);
-        y[i] = (x[i] - saved[ch]) * scale + beta[ch];
-    }
-}
-
-// bn_apply followed by ReLU in one pass (a batch norm whose only consumer is a ReLU).
-__global__ void bn_apply_relu(int n, int c, int inner, const float* x, const float* gamma, const float* beta,
-                              const float* saved, float* y) {
-    long total = (long)n * c * inner;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
-        int ch = (i / inner) % c;
-        float scale = (float)((double)gamma[ch] * (double)saved[c + ch]);
-        float v = (x[i] - saved[ch]) * scale + beta[ch];
-        y[i] = v > 0.f ? v : 0.f;
-    }
-}
-
-// red: (2, C) = sum(dy*(x-mean))*invstd, sum(dy), in two launches as bn_stats.
-__global__ void bn_param_part(int n, int c, int inner, int chunk, const float* x, const float* dy, const float* saved, double* part) {
-    __shared__ double sh[BLOCK];
-    int parts = (n + chunk - 1) / chunk;
-    int ch = blockIdx.x / parts, p = blockIdx.x % parts;
-    int b0 = p * chunk, m = (min(n, b0 + chunk) - b0) * inner;
-    float mean = saved[ch];
-    long base = ((long)b0 * c + ch) * inner;
-    double sdy = 0, sdyx = 0;
-    for (int i = threadIdx.x; i < m; i += BLOCK) {
-        long o = base + (long)(i / inner) * c * inner + i % inner;
-        float g = dy[o];
-        sdy += (double)g;
-        sdyx += (double)(g * (x[o] - mean));
-    }
-    sdy = block_sum(sdy, sh);
-    sdyx = block_sum(sdyx, sh);
-    if (threadIdx.x == 0) {
-        part[2 * blockIdx.x] = sdyx;
-        part[2 * blockIdx.x + 1] = sdy;
-    }
-}
-
-__global__ void bn_param_final(int c, int parts, const float* saved, const double* part, float* red) {
-    int ch = blockIdx.x * blockDim.x + threadIdx.x;
-    if (ch >= c) return;
-    double sdyx = 0, sdy = 0;
-    for (int p = 0; p < parts; p++) {
-        sdyx += part[2 * (ch * parts + p)];
-        sdy += part[2 * (ch * parts + p) + 1];
-    }
-    red[ch] = (float)(sdyx * (double)saved[c + ch]);
-    red[c + ch] = (float)sdy;
-}
-
-// dx = g*dy + b*(x-mean) + c0 with g = gamma*invstd and, for batch
-// statistics, b = -g*invstd*red0/M, c0 = -g*red1/M.
-__global__ void bn_input_grad(int n, int c, int inner, int batch, const float* x, const float* gamma,
-                              const float* dy, const float* red, const float* saved, float* dx) {
-    long total = (long)n * c * inner;
-    double m = (double)n * inner;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
-        int ch = (i / inner) % c;
-        double invstd = (double)saved[c + ch];
-        double g = (double)gamma[ch] * invstd;
-        double b = 0, c0 = 0;
-        if (batch) {
-            b = -g * invstd * (double)red[ch] / m;
-            c0 = -g * (double)red[c + ch] / m;
-        }
-        dx[i] = (float)g * dy[i] + (float)b * (x[i] - saved[ch]) + (float)c0;
-    }
-}
-
 // ---- convolution helpers (GEMMs are cuBLAS) ---------------------------------
 // col of image b: (C*KH*KW) x (OH*OW), images colStride apart; x images xStride apart.
 
@@ -707,6 +567,212 @@ __global__ void ln_param_grad(int n, int d, const float* x, const float* dy, con
     }
     red[j] = (float)sg;
     red[d + j] = (float)sb;
+}
+
+}  // extern "C"
+
+// ---- batch norm, its input x fp32 or bf16 (cuda/batchnorm.go) ----------------
+// saved: (2, C) = mean, invstd of the statistics the forward used.
+// A bf16 step stores the convolution outputs a batch norm reads as bf16
+// (bf16 activation storage, issue 13): the *_bf16 kernels read x as bf16
+// bits and widen each element exactly to float, then compute as the fp32
+// kernels do; statistics, gamma/beta, running statistics, y and every
+// gradient stay fp32 (reductions in double). One template body each, so
+// the fp32 kernels and their bf16 twins cannot drift apart.
+
+// ldx is element i of x as a float: fp32 x, or bf16 bits (exact).
+__device__ __forceinline__ float ldx(const float* x, long i) { return x[i]; }
+__device__ __forceinline__ float ldx(const unsigned short* x, long i) { return __uint_as_float((unsigned int)x[i] << 16); }
+
+// Channel reductions over (N, inner) run in two launches so that every
+// multiprocessor works (one block per channel left 116 of 132 idle on a
+// 16-channel layer): *_part sums `chunk` images of one channel per block,
+// block (ch, p) = blockIdx.x = ch*parts + p, into part (doubles, (C, parts, 2));
+// *_final adds a channel's partials in order (deterministic) and finishes.
+// parts = ceil(n / chunk).
+
+// Training: batch statistics (shifted by the channel's first value), running
+// statistics updated with the unbiased variance.
+template <typename X>
+__device__ void bn_stats_part_t(int n, int c, int inner, int chunk, const X* x, double* part) {
+    __shared__ double sh[BLOCK];
+    int parts = (n + chunk - 1) / chunk;
+    int ch = blockIdx.x / parts, p = blockIdx.x % parts;
+    int b0 = p * chunk, m = (min(n, b0 + chunk) - b0) * inner;
+    float k = ldx(x, (long)ch * inner);
+    const X* xc = x + ((long)b0 * c + ch) * inner;
+    double s1 = 0, s2 = 0;
+    for (int i = threadIdx.x; i < m; i += BLOCK) {
+        double d = (double)(ldx(xc, (long)(i / inner) * c * inner + i % inner) - k);
+        s1 += d;
+        s2 += d * d;
+    }
+    s1 = block_sum(s1, sh);
+    s2 = block_sum(s2, sh);
+    if (threadIdx.x == 0) {
+        part[2 * blockIdx.x] = s1;
+        part[2 * blockIdx.x + 1] = s2;
+    }
+}
+
+template <typename X>
+__device__ void bn_stats_final_t(int n, int c, int inner, int parts, float momentum, float eps,
+                                 const X* x, const double* part, float* saved, float* run_mean, float* run_var) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= c) return;
+    double s1 = 0, s2 = 0;
+    for (int p = 0; p < parts; p++) {
+        s1 += part[2 * (ch * parts + p)];
+        s2 += part[2 * (ch * parts + p) + 1];
+    }
+    double cnt = (double)n * inner;
+    double dm = s1 / cnt;
+    double v = s2 / cnt - dm * dm;
+    if (v < 0) v = 0;
+    double mean = (double)ldx(x, (long)ch * inner) + dm;
+    saved[ch] = (float)mean;
+    saved[c + ch] = (float)(1.0 / sqrt(v + (double)eps));
+    double mom = (double)momentum;
+    double unbias = cnt / (cnt - 1);
+    run_mean[ch] = (float)((1 - mom) * (double)run_mean[ch] + mom * mean);
+    run_var[ch] = (float)((1 - mom) * (double)run_var[ch] + mom * v * unbias);
+}
+
+// y = (x - mean) * (gamma*invstd) + beta, then max(y, 0) when relu (a batch
+// norm whose only consumer is a ReLU).
+template <typename X>
+__device__ void bn_apply_t(int n, int c, int inner, const X* x, const float* gamma, const float* beta,
+                           const float* saved, float* y, bool relu) {
+    long total = (long)n * c * inner;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        int ch = (i / inner) % c;
+        float scale = (float)((double)gamma[ch] * (double)saved[c + ch]);
+        float v = (ldx(x, i) - saved[ch]) * scale + beta[ch];
+        y[i] = relu ? (v > 0.f ? v : 0.f) : v;
+    }
+}
+
+// red: (2, C) = sum(dy*(x-mean))*invstd, sum(dy), in two launches as bn_stats.
+template <typename X>
+__device__ void bn_param_part_t(int n, int c, int inner, int chunk, const X* x, const float* dy, const float* saved, double* part) {
+    __shared__ double sh[BLOCK];
+    int parts = (n + chunk - 1) / chunk;
+    int ch = blockIdx.x / parts, p = blockIdx.x % parts;
+    int b0 = p * chunk, m = (min(n, b0 + chunk) - b0) * inner;
+    float mean = saved[ch];
+    long base = ((long)b0 * c + ch) * inner;
+    double sdy = 0, sdyx = 0;
+    for (int i = threadIdx.x; i < m; i += BLOCK) {
+        long o = base + (long)(i / inner) * c * inner + i % inner;
+        float g = dy[o];
+        sdy += (double)g;
+        sdyx += (double)(g * (ldx(x, o) - mean));
+    }
+    sdy = block_sum(sdy, sh);
+    sdyx = block_sum(sdyx, sh);
+    if (threadIdx.x == 0) {
+        part[2 * blockIdx.x] = sdyx;
+        part[2 * blockIdx.x + 1] = sdy;
+    }
+}
+
+// dx = g*dy + b*(x-mean) + c0 with g = gamma*invstd and, for batch
+// statistics, b = -g*invstd*red0/M, c0 = -g*red1/M.
+template <typename X>
+__device__ void bn_input_grad_t(int n, int c, int inner, int batch, const X* x, const float* gamma,
+                                const float* dy, const float* red, const float* saved, float* dx) {
+    long total = (long)n * c * inner;
+    double m = (double)n * inner;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        int ch = (i / inner) % c;
+        double invstd = (double)saved[c + ch];
+        double g = (double)gamma[ch] * invstd;
+        double b = 0, c0 = 0;
+        if (batch) {
+            b = -g * invstd * (double)red[ch] / m;
+            c0 = -g * (double)red[c + ch] / m;
+        }
+        dx[i] = (float)g * dy[i] + (float)b * (ldx(x, i) - saved[ch]) + (float)c0;
+    }
+}
+
+extern "C" {
+
+__global__ void bn_stats_part(int n, int c, int inner, int chunk, const float* x, double* part) {
+    bn_stats_part_t(n, c, inner, chunk, x, part);
+}
+
+__global__ void bn_stats_final(int n, int c, int inner, int parts, float momentum, float eps,
+                               const float* x, const double* part, float* saved, float* run_mean, float* run_var) {
+    bn_stats_final_t(n, c, inner, parts, momentum, eps, x, part, saved, run_mean, run_var);
+}
+
+// Inference: the running statistics.
+__global__ void bn_infer(int c, float eps, const float* run_mean, const float* run_var, float* saved) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= c) return;
+    saved[ch] = run_mean[ch];
+    saved[c + ch] = (float)(1.0 / sqrt((double)run_var[ch] + (double)eps));
+}
+
+__global__ void bn_apply(int n, int c, int inner, const float* x, const float* gamma, const float* beta,
+                         const float* saved, float* y) {
+    bn_apply_t(n, c, inner, x, gamma, beta, saved, y, false);
+}
+
+__global__ void bn_apply_relu(int n, int c, int inner, const float* x, const float* gamma, const float* beta,
+                              const float* saved, float* y) {
+    bn_apply_t(n, c, inner, x, gamma, beta, saved, y, true);
+}
+
+__global__ void bn_param_part(int n, int c, int inner, int chunk, const float* x, const float* dy, const float* saved, double* part) {
+    bn_param_part_t(n, c, inner, chunk, x, dy, saved, part);
+}
+
+__global__ void bn_param_final(int c, int parts, const float* saved, const double* part, float* red) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= c) return;
+    double sdyx = 0, sdy = 0;
+    for (int p = 0; p < parts; p++) {
+        sdyx += part[2 * (ch * parts + p)];
+        sdy += part[2 * (ch * parts + p) + 1];
+    }
+    red[ch] = (float)(sdyx * (double)saved[c + ch]);
+    red[c + ch] = (float)sdy;
+}
+
+__global__ void bn_input_grad(int n, int c, int inner, int batch, const float* x, const float* gamma,
+                              const float* dy, const float* red, const float* saved, float* dx) {
+    bn_input_grad_t(n, c, inner, batch, x, gamma, dy, red, saved, dx);
+}
+
+// The bf16-x twins (a bf16 step's stored convolution outputs).
+__global__ void bn_stats_part_bf16(int n, int c, int inner, int chunk, const unsigned short* x, double* part) {
+    bn_stats_part_t(n, c, inner, chunk, x, part);
+}
+
+__global__ void bn_stats_final_bf16(int n, int c, int inner, int parts, float momentum, float eps,
+                                    const unsigned short* x, const double* part, float* saved, float* run_mean, float* run_var) {
+    bn_stats_final_t(n, c, inner, parts, momentum, eps, x, part, saved, run_mean, run_var);
+}
+
+__global__ void bn_apply_bf16(int n, int c, int inner, const unsigned short* x, const float* gamma, const float* beta,
+                              const float* saved, float* y) {
+    bn_apply_t(n, c, inner, x, gamma, beta, saved, y, false);
+}
+
+__global__ void bn_apply_relu_bf16(int n, int c, int inner, const unsigned short* x, const float* gamma, const float* beta,
+                                   const float* saved, float* y) {
+    bn_apply_t(n, c, inner, x, gamma, beta, saved, y, true);
+}
+
+__global__ void bn_param_part_bf16(int n, int c, int inner, int chunk, const unsigned short* x, const float* dy, const float* saved, double* part) {
+    bn_param_part_t(n, c, inner, chunk, x, dy, saved, part);
+}
+
+__global__ void bn_input_grad_bf16(int n, int c, int inner, int batch, const unsigned short* x, const float* gamma,
+                                   const float* dy, const float* red, const float* saved, float* dx) {
+    bn_input_grad_t(n, c, inner, batch, x, gamma, dy, red, saved, dx);
 }
 
 }  // extern "C"
