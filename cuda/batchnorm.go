@@ -56,9 +56,41 @@ func (a *BNInputGradArgs) params() ([]*int, []*float64) {
 
 var (
 	// x -> partial sums (shifted by each channel's first element)
-	bnStatsPart = defKernel("bn_stats_part", 2, chunkLaunch, refBNStatsPart)
+	bnStatsPart = defKernel("bn_stats_part", 2, chunkLaunch, func(_ *Ref, _ Instr, a ChunkArgs, b [][]float32) {
+		x, part := b[0], b[1]
+		forChunks(a, func(blk, ch int, at func(func(o int))) {
+			k := x[ch*a.Inner]
+			var s1, s2 float64
+			at(func(o int) {
+				d := float64(x[o] - k)
+				s1 += d
+				s2 += d * d
+			})
+			PutFloat64(part, 2*blk, s1)
+			PutFloat64(part, 2*blk+1, s2)
+		})
+	})
 	// x, partial sums, saved, running mean, running var
-	bnStatsFinal = defKernel("bn_stats_final", 5, bnStatsFinalLaunch, refBNStatsFinal)
+	bnStatsFinal = defKernel("bn_stats_final", 5, func(a BNStatsArgs) Dim { return perItem(a.C) }, func(_ *Ref, _ Instr, a BNStatsArgs, b [][]float32) {
+		c, parts := a.C, a.Parts
+		x, part, saved, rm, rv := b[0], b[1], b[2], b[3], b[4]
+		for ch := 0; ch < c; ch++ {
+			var s1, s2 float64
+			for p := 0; p < parts; p++ {
+				s1 += Float64At(part, 2*(ch*parts+p))
+				s2 += Float64At(part, 2*(ch*parts+p)+1)
+			}
+			cnt := float64(a.N * a.Inner)
+			dm := s1 / cnt
+			vr := max(s2/cnt-dm*dm, 0)
+			mean := float64(x[ch*a.Inner]) + dm
+			saved[ch] = float32(mean)
+			saved[c+ch] = float32(1 / math.Sqrt(vr+float64(float32(a.Eps))))
+			mom := float64(float32(a.Momentum))
+			rm[ch] = float32((1-mom)*float64(rm[ch]) + mom*mean)
+			rv[ch] = float32((1-mom)*float64(rv[ch]) + mom*vr*cnt/(cnt-1))
+		}
+	})
 	// running mean, running var -> saved
 	bnInfer = defKernel("bn_infer", 3, func(a BNInferArgs) Dim { return perItem(a.C) }, func(_ *Ref, _ Instr, a BNInferArgs, b [][]float32) {
 		for ch := 0; ch < a.C; ch++ {
@@ -67,11 +99,24 @@ var (
 		}
 	})
 	// x, gamma, beta, saved -> y
-	bnApply = defKernel("bn_apply", 5, nciLaunch, refBNApplyPlain)
+	bnApply = defKernel("bn_apply", 5, nciLaunch, func(_ *Ref, _ Instr, a NCIArgs, b [][]float32) { refBNApply(a, b, false) })
 	// x, gamma, beta, saved -> max(y, 0)
-	bnApplyReLU = defKernel("bn_apply_relu", 5, nciLaunch, refBNApplyReLU)
+	bnApplyReLU = defKernel("bn_apply_relu", 5, nciLaunch, func(_ *Ref, _ Instr, a NCIArgs, b [][]float32) { refBNApply(a, b, true) })
 	// x, dy, saved -> partial sums
-	bnParamPart = defKernel("bn_param_part", 4, chunkLaunch, refBNParamPart)
+	bnParamPart = defKernel("bn_param_part", 4, chunkLaunch, func(_ *Ref, _ Instr, a ChunkArgs, b [][]float32) {
+		x, dy, saved, part := b[0], b[1], b[2], b[3]
+		forChunks(a, func(blk, ch int, at func(func(o int))) {
+			mean := saved[ch]
+			var sdy, sdyx float64
+			at(func(o int) {
+				g := dy[o]
+				sdy += float64(g)
+				sdyx += float64(g * (x[o] - mean))
+			})
+			PutFloat64(part, 2*blk, sdyx)
+			PutFloat64(part, 2*blk+1, sdy)
+		})
+	})
 	// saved, partial sums -> (2, C): dgamma, dbeta
 	bnParamFinal = defKernel("bn_param_final", 3, func(a BNParamArgs) Dim { return perItem(a.C) }, func(_ *Ref, _ Instr, a BNParamArgs, b [][]float32) {
 		c, parts := a.C, a.Parts
@@ -87,20 +132,35 @@ var (
 		}
 	})
 	// x, gamma, dy, (2, C), saved -> dx
-	bnInputGrad = defKernel("bn_input_grad", 6, bnInputGradLaunch, refBNInputGrad)
+	bnInputGrad = defKernel("bn_input_grad", 6, func(a BNInputGradArgs) Dim { return gridStride(a.N * a.C * a.Inner) }, func(_ *Ref, _ Instr, a BNInputGradArgs, b [][]float32) {
+		c, inner := a.C, a.Inner
+		x, gamma, dy, red, saved, dx := b[0], b[1], b[2], b[3], b[4], b[5]
+		m := float64(a.N * inner)
+		for i := 0; i < a.N*c*inner; i++ {
+			ch := (i / inner) % c
+			invstd := float64(saved[c+ch])
+			g := float64(gamma[ch]) * invstd
+			var bb, c0 float64
+			if a.Batch != 0 {
+				bb = -g * invstd * float64(red[ch]) / m
+				c0 = -g * float64(red[c+ch]) / m
+			}
+			dx[i] = float32(g)*dy[i] + float32(bb)*(x[i]-saved[ch]) + float32(c0)
+		}
+	})
 
 	// The same kernels reading x as bf16: a bf16 step stores the
-	// convolution outputs that only batch norm reads in bf16 (bf16.go,
-	// storesBF16). Everything else they read and write stays fp32.
-	bnStatsPartBF16  = defKernel("bn_stats_part_bf16", 2, chunkLaunch, bf16Input(refBNStatsPart, 0))
-	bnStatsFinalBF16 = defKernel("bn_stats_final_bf16", 5, bnStatsFinalLaunch, bf16Input(refBNStatsFinal, 0))
-	bnApplyBF16      = defKernel("bn_apply_bf16", 5, nciLaunch, bf16Input(refBNApplyPlain, 0))
-	bnApplyReLUBF16  = defKernel("bn_apply_relu_bf16", 5, nciLaunch, bf16Input(refBNApplyReLU, 0))
-	bnParamPartBF16  = defKernel("bn_param_part_bf16", 4, chunkLaunch, bf16Input(refBNParamPart, 0))
-	bnInputGradBF16  = defKernel("bn_input_grad_bf16", 6, bnInputGradLaunch, bf16Input(refBNInputGrad, 0))
+	// convolution outputs that only batch norm reads in bf16 (storesBF16).
+	// Everything else they read and write stays fp32.
+	bnStatsPartBF16  = bf16Variant(bnStatsPart, "bn_stats_part_bf16", 0)
+	bnStatsFinalBF16 = bf16Variant(bnStatsFinal, "bn_stats_final_bf16", 0)
+	bnApplyBF16      = bf16Variant(bnApply, "bn_apply_bf16", 0)
+	bnApplyReLUBF16  = bf16Variant(bnApplyReLU, "bn_apply_relu_bf16", 0)
+	bnParamPartBF16  = bf16Variant(bnParamPart, "bn_param_part_bf16", 0)
+	bnInputGradBF16  = bf16Variant(bnInputGrad, "bn_input_grad_bf16", 0)
 )
 
-// The batch-norm kernels by the type of their input x (fp32, bf16).
+// bnKernels are the batch-norm kernels for one type of input x.
 type bnKernels struct {
 	statsPart        kernel[ChunkArgs, *ChunkArgs]
 	statsFinal       kernel[BNStatsArgs, *BNStatsArgs]
@@ -109,97 +169,18 @@ type bnKernels struct {
 	inputGrad        kernel[BNInputGradArgs, *BNInputGradArgs]
 }
 
-var (
-	bnFP32 = bnKernels{bnStatsPart, bnStatsFinal, bnApply, bnApplyReLU, bnParamPart, bnInputGrad}
-	bnBF16 = bnKernels{bnStatsPartBF16, bnStatsFinalBF16, bnApplyBF16, bnApplyReLUBF16, bnParamPartBF16, bnInputGradBF16}
-)
-
-// bnFor is the batch-norm kernels that read x, buffer id.
+// bnFor is the batch-norm kernels that read x, buffer id (fp32 or bf16).
 func (l *lowerer) bnFor(x int) bnKernels {
 	if l.s.Bufs[x].BF16 {
-		return bnBF16
+		return bnKernels{bnStatsPartBF16, bnStatsFinalBF16, bnApplyBF16, bnApplyReLUBF16, bnParamPartBF16, bnInputGradBF16}
 	}
-	return bnFP32
+	return bnKernels{bnStatsPart, bnStatsFinal, bnApply, bnApplyReLU, bnParamPart, bnInputGrad}
 }
 
 // isBNApply reports whether kernel k is a forward batch-norm apply (of
 // either input type): what RecomputeBN recomputes.
 func isBNApply(k string) bool {
 	return k == bnApply.name || k == bnApplyReLU.name || k == bnApplyBF16.name || k == bnApplyReLUBF16.name
-}
-
-func bnStatsFinalLaunch(a BNStatsArgs) Dim    { return perItem(a.C) }
-func bnInputGradLaunch(a BNInputGradArgs) Dim { return gridStride(a.N * a.C * a.Inner) }
-
-func refBNStatsPart(_ *Ref, _ Instr, a ChunkArgs, b [][]float32) {
-	x, part := b[0], b[1]
-	forChunks(a, func(blk, ch int, at func(func(o int))) {
-		k := x[ch*a.Inner]
-		var s1, s2 float64
-		at(func(o int) {
-			d := float64(x[o] - k)
-			s1 += d
-			s2 += d * d
-		})
-		PutFloat64(part, 2*blk, s1)
-		PutFloat64(part, 2*blk+1, s2)
-	})
-}
-
-func refBNStatsFinal(_ *Ref, _ Instr, a BNStatsArgs, b [][]float32) {
-	c, parts := a.C, a.Parts
-	x, part, saved, rm, rv := b[0], b[1], b[2], b[3], b[4]
-	for ch := 0; ch < c; ch++ {
-		var s1, s2 float64
-		for p := 0; p < parts; p++ {
-			s1 += Float64At(part, 2*(ch*parts+p))
-			s2 += Float64At(part, 2*(ch*parts+p)+1)
-		}
-		cnt := float64(a.N * a.Inner)
-		dm := s1 / cnt
-		vr := max(s2/cnt-dm*dm, 0)
-		mean := float64(x[ch*a.Inner]) + dm
-		saved[ch] = float32(mean)
-		saved[c+ch] = float32(1 / math.Sqrt(vr+float64(float32(a.Eps))))
-		mom := float64(float32(a.Momentum))
-		rm[ch] = float32((1-mom)*float64(rm[ch]) + mom*mean)
-		rv[ch] = float32((1-mom)*float64(rv[ch]) + mom*vr*cnt/(cnt-1))
-	}
-}
-
-func refBNApplyPlain(_ *Ref, _ Instr, a NCIArgs, b [][]float32) { refBNApply(a, b, false) }
-func refBNApplyReLU(_ *Ref, _ Instr, a NCIArgs, b [][]float32)  { refBNApply(a, b, true) }
-
-func refBNParamPart(_ *Ref, _ Instr, a ChunkArgs, b [][]float32) {
-	x, dy, saved, part := b[0], b[1], b[2], b[3]
-	forChunks(a, func(blk, ch int, at func(func(o int))) {
-		mean := saved[ch]
-		var sdy, sdyx float64
-		at(func(o int) {
-			g := dy[o]
-			sdy += float64(g)
-			sdyx += float64(g * (x[o] - mean))
-		})
-		PutFloat64(part, 2*blk, sdyx)
-		PutFloat64(part, 2*blk+1, sdy)
-	})
-}
-
-func refBNInputGrad(_ *Ref, _ Instr, a BNInputGradArgs, b [][]float32) {
-	c, inner := a.C, a.Inner
-	x, gamma, dy, red, saved, dx := b[0], b[1], b[2], b[3], b[4], b[5]
-	m := float64(a.N * inner)
-	for i := 0; i < a.N*c*inner; i++ {
-		ch := (i / inner) % c
-		invstd := float64(saved[c+ch])
-		g := float64(gamma[ch]) * invstd
-		var bb, c0 float64
-		if a.Batch != 0 {
-			bb = -g * invstd * float64(red[ch]) / m
-			c0 = -g * float64(red[c+ch]) / m
-		}
-		dx[i] = float32(g)*dy[i] + float32(bb)*(x[i]-saved[ch]) + float32(c0)
-	}
 }
 
 func refBNApply(a NCIArgs, b [][]float32, relu bool) {

@@ -3,6 +3,7 @@ package cuda
 import (
 	"fmt"
 	"math"
+	"slices"
 	"unsafe"
 
 	"github.com/eraserelu/eraserelu/graph"
@@ -85,38 +86,64 @@ var (
 			h[i] = RoundBF16(v)
 		}
 	})
+	// bf16 x -> bf16 columns (a stored bf16 activation)
+	im2colBF16BF16 = bf16Variant(im2colBF16, "im2col_bf16_bf16", 0)
+	// the shortcut and pooling kernels reading a stored bf16 activation
+	zeroPadFwdBF16 = bf16Variant(zeroPadFwd, "zeropad_fwd_bf16", 0)
+	gapFwdBF16     = bf16Variant(gapFwd, "gap_fwd_bf16", 0)
 )
 
-// bf16Input is reference semantics f run on buffer xi held as bf16: the
-// device kernel loads each bf16 element and widens it exactly to float32
-// (ldx in ops.cu), then computes as the fp32 kernel does.
-func bf16Input[A any](f refFn[A], xi int) refFn[A] {
-	return func(r *Ref, in Instr, a A, b [][]float32) {
-		wide := append([][]float32(nil), b...)
-		wide[xi] = bf16Floats(b[xi], r.S.Bufs[in.Bufs[xi]].Elems)
-		f(r, in, a, wide)
+// bf16Variant enters kernel name in the catalog: base computing on other
+// buffer types, the buffers at positions half being bf16. Inputs are
+// widened exactly to float32 (ldx in ops.cu), an output is computed in
+// float32 and rounded once as it is stored (store): the device kernel is
+// base's template body instantiated for those types.
+func bf16Variant[A any, P kernelArgs[A]](base kernel[A, P], name string, half ...int) kernel[A, P] {
+	k, ok := Kernels[base.name]
+	if !ok {
+		panic("cuda: bf16 variant " + name + " of undefined kernel " + base.name)
 	}
+	if _, dup := Kernels[name]; dup {
+		panic("cuda: kernel " + name + " defined twice")
+	}
+	ref := k.ref
+	k.Name = name
+	k.ref = func(r *Ref, in Instr, b [][]float32) error {
+		wide := append([][]float32(nil), b...)
+		for _, i := range half {
+			wide[i] = bf16Floats(b[i], r.S.Bufs[in.Bufs[i]].Elems)
+		}
+		if err := ref(r, in, wide); err != nil {
+			return err
+		}
+		for _, i := range half {
+			if slices.Contains(in.Writes, in.Bufs[i]) {
+				h := halves(b[i])
+				for j, v := range wide[i] {
+					h[j] = RoundBF16(v)
+				}
+			}
+		}
+		return nil
+	}
+	Kernels[name] = k
+	return kernel[A, P]{name}
 }
 
-// storesBF16 reports whether node n's output is stored in bf16: in a bf16
-// step, a convolution output that only batch norm reads, as its input x
-// (the forward statistics and apply, the parameter and input gradients:
-// their *_bf16 kernels), and that is no root (an output the host reads).
-// PyTorch's autocast stores the same tensor in bf16 (cuDNN writes the
-// convolution's output in the input's type); the batch norm after it
-// computes its statistics from the rounded values in both.
+// storesBF16 reports whether node n's output (a convolution's, or a
+// residual add's) is stored in bf16: in a bf16 step, when it is no root
+// (an output the host reads, a gradient) and every reader takes it in bf16
+// (takesBF16). PyTorch's autocast stores the same tensors in bf16 (cuDNN
+// writes a convolution's output in its input's type, and the sum of two
+// bf16 tensors is bf16); what reads them computes in fp32 from the rounded
+// values in both.
 func (l *lowerer) storesBF16(n *gorgonia.Node) bool {
 	if !l.mixed() || l.roots[n] || len(l.consumers[n]) == 0 {
 		return false
 	}
 	for _, c := range l.consumers[n] {
-		switch ops.Describe(c.Op()).Kind {
-		case ops.KindBatchNorm, ops.KindBatchNormParamGrad, ops.KindBatchNormInputGrad:
-		default:
-			return false
-		}
 		for i, k := range graph.Children(c) {
-			if k == n && i != 0 {
+			if k == n && !l.takesBF16(c, i) {
 				return false
 			}
 		}
@@ -124,8 +151,27 @@ func (l *lowerer) storesBF16(n *gorgonia.Node) bool {
 	return true
 }
 
-// halfOut is node n's output buffer stored in bf16, and the fp32 buffer
-// the computation writes first: a transient that one to_bf16 launch
+// takesBF16 reports whether node c has a kernel reading its i-th input in
+// bf16: batch norm's x (forward, both gradients; bn_*_bf16), a
+// convolution's input (forward and filter gradient: bf16 columns or a bf16
+// GEMM operand either way), the ReLU backward's y, the zero-pad shortcut's
+// and global average pooling's input, and one operand of an add whose other
+// operand is not bf16 (its kernels take one bf16 operand).
+func (l *lowerer) takesBF16(c *gorgonia.Node, i int) bool {
+	switch ops.Describe(c.Op()).Kind {
+	case ops.KindBatchNorm, ops.KindBatchNormParamGrad, ops.KindBatchNormInputGrad,
+		ops.KindConv2D, ops.KindConv2DFilterGrad, ops.KindReLUGrad, ops.KindZeroPadShortcut, ops.KindGlobalAvgPool:
+		return i == 0
+	case ops.KindAdd:
+		other := graph.Children(c)[1-i]
+		id, lowered := l.nodes[other]
+		return other != graph.Children(c)[i] && !(lowered && l.s.Bufs[id].BF16)
+	}
+	return false
+}
+
+// halfOut is a convolution's output buffer stored in bf16, and the fp32
+// buffer its GEMMs write first: a transient that one to_bf16 launch
 // (roundOut) rounds into the bf16 buffer. The rounding is a kernel of its
 // own, not a bf16-output GEMM, so that every bf16 value of the step is
 // written by a rounding of ops.cu that the interpreter matches bit for bit

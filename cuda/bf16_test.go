@@ -179,7 +179,7 @@ func TestBF16Plan(t *testing.T) {
 				if s.Bufs[in.Bufs[0]].BF16 && s.Bufs[in.Bufs[1]].BF16 {
 					half++
 				}
-			case "im2col", "im2col_bf16":
+			case "im2col", "im2col_bf16", "im2col_bf16_bf16":
 				cols[prec] += s.Bufs[in.Bufs[1]].Bytes()
 			}
 		}

@@ -136,7 +136,11 @@ func (l *lowerer) columns(c conv, x int, n *gorgonia.Node) int {
 	name, size := nodeName(n)+"/col", c.N*c.colRows()*c.p()
 	if l.mixed() {
 		col := l.halfBuf(name, size)
-		l.emit(im2colBF16.instr(c.im2col(), []int{x, col}, []int{col}), n)
+		k := im2colBF16
+		if l.s.Bufs[x].BF16 {
+			k = im2colBF16BF16
+		}
+		l.emit(k.instr(c.im2col(), []int{x, col}, []int{col}), n)
 		return col
 	}
 	col := l.scratch(name, size)

@@ -30,29 +30,11 @@ __global__ void copy2d(int rows, int cols, int ss, int so, int ds, int dof, cons
     }
 }
 
-__global__ void add(int n, const float* a, const float* b, float* y) {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) y[i] = a[i] + b[i];
-}
-
-// add followed by ReLU (a residual sum whose only consumer is a ReLU)
-__global__ void add_relu(int n, const float* a, const float* b, float* y) {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
-        float v = a[i] + b[i];
-        y[i] = v > 0.f ? v : 0.f;
-    }
-}
-
 __global__ void relu_fwd(int n, const float* x, float* y) {
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
         float v = x[i];
         y[i] = v > 0.f ? v : 0.f;
     }
-}
-
-// dx = dy where y > 0
-__global__ void relu_bwd(int n, const float* y, const float* dy, float* dx) {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
-        dx[i] = y[i] > 0.f ? dy[i] : 0.f;
 }
 
 __global__ void prelu_fwd(int n, int c, int inner, const float* x, const float* alpha, float* y) {
@@ -157,13 +139,18 @@ __device__ __forceinline__ unsigned short bf16_round(float f) {
 __device__ __forceinline__ void store(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store(unsigned short* p, float v) { *p = bf16_round(v); }
 
+// ldx is element i of x as a float: fp32 x, or bf16 bits (exact).
+__device__ __forceinline__ float ldx(const float* x, long i) { return x[i]; }
+__device__ __forceinline__ float ldx(const unsigned short* x, long i) { return __uint_as_float((unsigned int)x[i] << 16); }
+
 // One thread per (image, channel, output pixel) writes that pixel's kh*kw
 // column entries: one index decomposition per kh*kw stores, and stores of
 // neighbouring threads are neighbours (q is fastest). T: float columns, or
-// bf16 ones (the GEMM operand of a bf16 step).
-template <typename T>
+// bf16 ones (the GEMM operand of a bf16 step); X: float images, or bf16
+// ones (a bf16 step's stored block outputs).
+template <typename X, typename T>
 __device__ void im2col_cols(int nimg, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow,
-                            const float* x, T* col) {
+                            const X* x, T* col) {
     int p = oh * ow;
     long total = (long)nimg * c * p;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
@@ -171,14 +158,14 @@ __device__ void im2col_cols(int nimg, int c, int h, int w, int kh, int kw, int s
         long bc = i / p; // b*c + ch
         int ox = q % ow, oy = q / ow;
         int iy0 = oy * sh - ph, ix0 = ox * sw - pw;
-        const float* xp = x + bc * h * w;
+        const X* xp = x + bc * h * w;
         T* cp = col + bc * kh * kw * (long)p + q;
         for (int ky = 0; ky < kh; ky++) {
             int iy = iy0 + ky;
             bool rowIn = iy >= 0 && iy < h;
             for (int kx = 0; kx < kw; kx++) {
                 int ix = ix0 + kx;
-                store(cp, (rowIn && ix >= 0 && ix < w) ? xp[iy * w + ix] : 0.f);
+                store(cp, (rowIn && ix >= 0 && ix < w) ? ldx(xp, iy * w + ix) : 0.f);
                 cp += p;
             }
         }
@@ -232,16 +219,6 @@ __global__ void col2im(int nimg, int c, int h, int w, int kh, int kw, int sh, in
 // ---- shortcut, pooling --------------------------------------------------------
 
 // y (N,outC,HO,WO) = x[:, :, ::s, ::s] with lo zero channels before.
-__global__ void zeropad_fwd(int n, int c, int outc, int lo, int h, int w, int ho, int wo, int s, const float* x, float* y) {
-    long total = (long)n * outc * ho * wo;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
-        int ox = i % wo, oy = (i / wo) % ho;
-        long oc = (i / ((long)wo * ho)) % outc, b = i / ((long)wo * ho * outc);
-        long ch = oc - lo;
-        y[i] = (ch >= 0 && ch < c) ? x[((b * c + ch) * h + (long)oy * s) * w + (long)ox * s] : 0.f;
-    }
-}
-
 __global__ void zeropad_bwd(int n, int c, int outc, int lo, int h, int w, int ho, int wo, int s, const float* dy, float* dx) {
     long total = (long)n * c * h * w;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
@@ -254,15 +231,6 @@ __global__ void zeropad_bwd(int n, int c, int outc, int lo, int h, int w, int ho
 }
 
 // one thread per plane, the CPU's summation order
-__global__ void gap_fwd(int planes, int inner, const float* x, float* y) {
-    int p = blockIdx.x * blockDim.x + threadIdx.x;
-    if (p >= planes) return;
-    float s = 0.f;
-    const float* xp = x + (long)p * inner;
-    for (int i = 0; i < inner; i++) s += xp[i];
-    y[p] = s * (1.f / (float)inner);
-}
-
 __global__ void gap_bwd(int planes, int inner, const float* dy, float* dx) {
     long total = (long)planes * inner;
     float inv = 1.f / (float)inner;
@@ -580,9 +548,6 @@ __global__ void ln_param_grad(int n, int d, const float* x, const float* dy, con
 // gradient stay fp32 (reductions in double). One template body each, so
 // the fp32 kernels and their bf16 twins cannot drift apart.
 
-// ldx is element i of x as a float: fp32 x, or bf16 bits (exact).
-__device__ __forceinline__ float ldx(const float* x, long i) { return x[i]; }
-__device__ __forceinline__ float ldx(const unsigned short* x, long i) { return __uint_as_float((unsigned int)x[i] << 16); }
 
 // Channel reductions over (N, inner) run in two launches so that every
 // multiprocessor works (one block per channel left 116 of 132 idle on a
@@ -773,6 +738,85 @@ __global__ void bn_param_part_bf16(int n, int c, int inner, int chunk, const uns
 __global__ void bn_input_grad_bf16(int n, int c, int inner, int batch, const unsigned short* x, const float* gamma,
                                    const float* dy, const float* red, const float* saved, float* dx) {
     bn_input_grad_t(n, c, inner, batch, x, gamma, dy, red, saved, dx);
+}
+
+}  // extern "C"
+
+// ---- element-wise ops, pooling and shortcut with bf16 operands --------------
+// A bf16 step stores a residual block's output (the add[+ReLU] result) in
+// bf16 when every reader takes bf16 (cuda/bf16.go, storesBF16): the next
+// block's im2col and 1x1 GEMM (which read bf16 anyway), the next add (its
+// identity shortcut), the zero-pad shortcut, global average pooling and the
+// ReLU's backward. The add computes in float and rounds once as it stores.
+// One template body each for the fp32 kernels and their bf16 variants;
+// suffixes name the buffer types in parameter order (f fp32, h bf16).
+
+template <typename A, typename B, typename Y>
+__device__ void add_t(int n, const A* a, const B* b, Y* y, bool relu) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        float v = ldx(a, i) + ldx(b, i);
+        store(y + i, relu ? (v > 0.f ? v : 0.f) : v);
+    }
+}
+
+// dx = dy where y > 0
+template <typename Y>
+__device__ void relu_bwd_t(int n, const Y* y, const float* dy, float* dx) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        dx[i] = ldx(y, i) > 0.f ? dy[i] : 0.f;
+}
+
+template <typename X>
+__device__ void zeropad_fwd_t(int n, int c, int outc, int lo, int h, int w, int ho, int wo, int s, const X* x, float* y) {
+    long total = (long)n * outc * ho * wo;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        int ox = i % wo, oy = (i / wo) % ho;
+        long oc = (i / ((long)wo * ho)) % outc, b = i / ((long)wo * ho * outc);
+        long ch = oc - lo;
+        y[i] = (ch >= 0 && ch < c) ? ldx(x, ((b * c + ch) * h + (long)oy * s) * w + (long)ox * s) : 0.f;
+    }
+}
+
+template <typename X>
+__device__ void gap_fwd_t(int planes, int inner, const X* x, float* y) {
+    int p = blockIdx.x * blockDim.x + threadIdx.x;
+    if (p >= planes) return;
+    float s = 0.f;
+    const X* xp = x + (long)p * inner;
+    for (int i = 0; i < inner; i++) s += ldx(xp, i);
+    y[p] = s * (1.f / (float)inner);
+}
+
+extern "C" {
+
+__global__ void add(int n, const float* a, const float* b, float* y) { add_t(n, a, b, y, false); }
+__global__ void add_ffh(int n, const float* a, const float* b, unsigned short* y) { add_t(n, a, b, y, false); }
+__global__ void add_fhf(int n, const float* a, const unsigned short* b, float* y) { add_t(n, a, b, y, false); }
+__global__ void add_fhh(int n, const float* a, const unsigned short* b, unsigned short* y) { add_t(n, a, b, y, false); }
+
+// add followed by ReLU (a residual sum whose only consumer is a ReLU)
+__global__ void add_relu(int n, const float* a, const float* b, float* y) { add_t(n, a, b, y, true); }
+__global__ void add_relu_ffh(int n, const float* a, const float* b, unsigned short* y) { add_t(n, a, b, y, true); }
+__global__ void add_relu_fhf(int n, const float* a, const unsigned short* b, float* y) { add_t(n, a, b, y, true); }
+__global__ void add_relu_fhh(int n, const float* a, const unsigned short* b, unsigned short* y) { add_t(n, a, b, y, true); }
+
+__global__ void relu_bwd(int n, const float* y, const float* dy, float* dx) { relu_bwd_t(n, y, dy, dx); }
+__global__ void relu_bwd_bf16(int n, const unsigned short* y, const float* dy, float* dx) { relu_bwd_t(n, y, dy, dx); }
+
+__global__ void zeropad_fwd(int n, int c, int outc, int lo, int h, int w, int ho, int wo, int s, const float* x, float* y) {
+    zeropad_fwd_t(n, c, outc, lo, h, w, ho, wo, s, x, y);
+}
+__global__ void zeropad_fwd_bf16(int n, int c, int outc, int lo, int h, int w, int ho, int wo, int s, const unsigned short* x, float* y) {
+    zeropad_fwd_t(n, c, outc, lo, h, w, ho, wo, s, x, y);
+}
+
+__global__ void gap_fwd(int planes, int inner, const float* x, float* y) { gap_fwd_t(planes, inner, x, y); }
+__global__ void gap_fwd_bf16(int planes, int inner, const unsigned short* x, float* y) { gap_fwd_t(planes, inner, x, y); }
+
+// bf16 images -> bf16 columns (the columns of a stored bf16 block output)
+__global__ void im2col_bf16_bf16(int nimg, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow,
+                                 const unsigned short* x, unsigned short* col) {
+    im2col_cols(nimg, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, x, col);
 }
 
 }  // extern "C"
