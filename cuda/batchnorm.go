@@ -154,33 +154,43 @@ var (
 	// Everything else they read and write stays fp32.
 	bnStatsPartBF16  = bf16Variant(bnStatsPart, "bn_stats_part_bf16", 0)
 	bnStatsFinalBF16 = bf16Variant(bnStatsFinal, "bn_stats_final_bf16", 0)
-	bnApplyBF16      = bf16Variant(bnApply, "bn_apply_bf16", 0)
-	bnApplyReLUBF16  = bf16Variant(bnApplyReLU, "bn_apply_relu_bf16", 0)
 	bnParamPartBF16  = bf16Variant(bnParamPart, "bn_param_part_bf16", 0)
 	bnInputGradBF16  = bf16Variant(bnInputGrad, "bn_input_grad_bf16", 0)
+	// The applies by the types of x and y (f fp32, h bf16): y is stored in
+	// bf16 when its readers all take bf16 (storesBF16).
+	bnApplies = map[[2]bool]kernel[NCIArgs, *NCIArgs]{{false, false}: bnApply,
+		{true, false}: bf16Variant(bnApply, "bn_apply_hf", 0), {false, true}: bf16Variant(bnApply, "bn_apply_fh", 4), {true, true}: bf16Variant(bnApply, "bn_apply_hh", 0, 4)}
+	bnApplyReLUs = map[[2]bool]kernel[NCIArgs, *NCIArgs]{{false, false}: bnApplyReLU,
+		{true, false}: bf16Variant(bnApplyReLU, "bn_apply_relu_hf", 0), {false, true}: bf16Variant(bnApplyReLU, "bn_apply_relu_fh", 4), {true, true}: bf16Variant(bnApplyReLU, "bn_apply_relu_hh", 0, 4)}
 )
 
 // bnKernels are the batch-norm kernels for one type of input x.
 type bnKernels struct {
-	statsPart        kernel[ChunkArgs, *ChunkArgs]
-	statsFinal       kernel[BNStatsArgs, *BNStatsArgs]
-	apply, applyReLU kernel[NCIArgs, *NCIArgs]
-	paramPart        kernel[ChunkArgs, *ChunkArgs]
-	inputGrad        kernel[BNInputGradArgs, *BNInputGradArgs]
+	statsPart  kernel[ChunkArgs, *ChunkArgs]
+	statsFinal kernel[BNStatsArgs, *BNStatsArgs]
+	paramPart  kernel[ChunkArgs, *ChunkArgs]
+	inputGrad  kernel[BNInputGradArgs, *BNInputGradArgs]
 }
 
 // bnFor is the batch-norm kernels that read x, buffer id (fp32 or bf16).
 func (l *lowerer) bnFor(x int) bnKernels {
 	if l.s.Bufs[x].BF16 {
-		return bnKernels{bnStatsPartBF16, bnStatsFinalBF16, bnApplyBF16, bnApplyReLUBF16, bnParamPartBF16, bnInputGradBF16}
+		return bnKernels{bnStatsPartBF16, bnStatsFinalBF16, bnParamPartBF16, bnInputGradBF16}
 	}
-	return bnKernels{bnStatsPart, bnStatsFinal, bnApply, bnApplyReLU, bnParamPart, bnInputGrad}
+	return bnKernels{bnStatsPart, bnStatsFinal, bnParamPart, bnInputGrad}
 }
 
 // isBNApply reports whether kernel k is a forward batch-norm apply (of
-// either input type): what RecomputeBN recomputes.
+// any buffer types): what RecomputeBN recomputes.
 func isBNApply(k string) bool {
-	return k == bnApply.name || k == bnApplyReLU.name || k == bnApplyBF16.name || k == bnApplyReLUBF16.name
+	for _, m := range []map[[2]bool]kernel[NCIArgs, *NCIArgs]{bnApplies, bnApplyReLUs} {
+		for _, a := range m {
+			if a.name == k {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func refBNApply(a NCIArgs, b [][]float32, relu bool) {
@@ -265,14 +275,15 @@ func lowerBN(l *lowerer, n *gorgonia.Node, d ops.Desc, in []int) (int, error) {
 		l.emit(k.statsFinal.instr(BNStatsArgs{N: t.N, C: t.C, Inner: t.Inner, Parts: parts, Momentum: cfg.Momentum, Eps: cfg.Eps},
 			[]int{in[0], part, saved, rm, rv}, []int{saved, rm, rv}), n)
 	}
-	apply := k.apply
+	applies, result := bnApplies, n
 	y := l.out(n)
 	if relu := l.fusableReLU(n); relu != nil {
-		apply = k.applyReLU
+		applies, result = bnApplyReLUs, relu
 		l.fused[relu] = y
 		l.s.Bufs[y].Name += "+" + nodeName(relu)
 	}
-	l.emit(apply.instr(t, []int{in[0], in[1], in[2], saved, y}, []int{y}), n)
+	l.s.Bufs[y].BF16 = l.storesBF16(result)
+	l.emit(applies[[2]bool{l.s.Bufs[in[0]].BF16, l.s.Bufs[y].BF16}].instr(t, []int{in[0], in[1], in[2], saved, y}, []int{y}), n)
 	return y, nil
 }
 

@@ -130,8 +130,8 @@ func bf16Variant[A any, P kernelArgs[A]](base kernel[A, P], name string, half ..
 	return kernel[A, P]{name}
 }
 
-// storesBF16 reports whether node n's output (a convolution's, or a
-// residual add's) is stored in bf16: in a bf16 step, when it is no root
+// storesBF16 reports whether node n's output (a convolution's, a batch
+// norm's, a residual add's) is stored in bf16: in a bf16 step, when it is no root
 // (an output the host reads, a gradient) and every reader takes it in bf16
 // (takesBF16). PyTorch's autocast stores the same tensors in bf16 (cuDNN
 // writes a convolution's output in its input's type, and the sum of two
@@ -152,16 +152,19 @@ func (l *lowerer) storesBF16(n *gorgonia.Node) bool {
 }
 
 // takesBF16 reports whether node c has a kernel reading its i-th input in
-// bf16: batch norm's x (forward, both gradients; bn_*_bf16), a
-// convolution's input (forward and filter gradient: bf16 columns or a bf16
-// GEMM operand either way), the ReLU backward's y, the zero-pad shortcut's
-// and global average pooling's input, and one operand of an add whose other
-// operand is not bf16 (its kernels take one bf16 operand).
+// bf16: batch norm's x (forward, both gradients; bn_*_bf16, bn_apply_h*),
+// the input of a convolution or linear layer (forward and weight gradient:
+// bf16 columns or a bf16 GEMM operand either way), the ReLU backward's y,
+// the zero-pad shortcut's and global average pooling's input, and one
+// operand of an add whose other operand is not bf16 (its kernels take one
+// bf16 operand).
 func (l *lowerer) takesBF16(c *gorgonia.Node, i int) bool {
 	switch ops.Describe(c.Op()).Kind {
-	case ops.KindBatchNorm, ops.KindBatchNormParamGrad, ops.KindBatchNormInputGrad,
-		ops.KindConv2D, ops.KindConv2DFilterGrad, ops.KindReLUGrad, ops.KindZeroPadShortcut, ops.KindGlobalAvgPool:
+	case ops.KindBatchNorm, ops.KindBatchNormInputGrad, ops.KindConv2D, ops.KindConv2DFilterGrad,
+		ops.KindLinear, ops.KindLinearWeightGrad, ops.KindReLUGrad, ops.KindZeroPadShortcut, ops.KindGlobalAvgPool:
 		return i == 0
+	case ops.KindBatchNormParamGrad:
+		return i <= 1 // x; y (1) orders it after the forward only, no kernel reads it
 	case ops.KindAdd:
 		other := graph.Children(c)[1-i]
 		id, lowered := l.nodes[other]

@@ -605,15 +605,15 @@ __device__ void bn_stats_final_t(int n, int c, int inner, int parts, float momen
 
 // y = (x - mean) * (gamma*invstd) + beta, then max(y, 0) when relu (a batch
 // norm whose only consumer is a ReLU).
-template <typename X>
+template <typename X, typename Y>
 __device__ void bn_apply_t(int n, int c, int inner, const X* x, const float* gamma, const float* beta,
-                           const float* saved, float* y, bool relu) {
+                           const float* saved, Y* y, bool relu) {
     long total = (long)n * c * inner;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
         int ch = (i / inner) % c;
         float scale = (float)((double)gamma[ch] * (double)saved[c + ch]);
         float v = (ldx(x, i) - saved[ch]) * scale + beta[ch];
-        y[i] = relu ? (v > 0.f ? v : 0.f) : v;
+        store(y + i, relu ? (v > 0.f ? v : 0.f) : v);
     }
 }
 
@@ -721,13 +721,30 @@ __global__ void bn_stats_final_bf16(int n, int c, int inner, int parts, float mo
     bn_stats_final_t(n, c, inner, parts, momentum, eps, x, part, saved, run_mean, run_var);
 }
 
-__global__ void bn_apply_bf16(int n, int c, int inner, const unsigned short* x, const float* gamma, const float* beta,
-                              const float* saved, float* y) {
+// bn_apply with x and y of other types: suffix x then y (f fp32, h bf16).
+// bf16 y: a batch norm's output stored in bf16 because its readers take it.
+__global__ void bn_apply_hf(int n, int c, int inner, const unsigned short* x, const float* gamma, const float* beta,
+                            const float* saved, float* y) {
     bn_apply_t(n, c, inner, x, gamma, beta, saved, y, false);
 }
-
-__global__ void bn_apply_relu_bf16(int n, int c, int inner, const unsigned short* x, const float* gamma, const float* beta,
-                                   const float* saved, float* y) {
+__global__ void bn_apply_fh(int n, int c, int inner, const float* x, const float* gamma, const float* beta,
+                            const float* saved, unsigned short* y) {
+    bn_apply_t(n, c, inner, x, gamma, beta, saved, y, false);
+}
+__global__ void bn_apply_hh(int n, int c, int inner, const unsigned short* x, const float* gamma, const float* beta,
+                            const float* saved, unsigned short* y) {
+    bn_apply_t(n, c, inner, x, gamma, beta, saved, y, false);
+}
+__global__ void bn_apply_relu_hf(int n, int c, int inner, const unsigned short* x, const float* gamma, const float* beta,
+                                 const float* saved, float* y) {
+    bn_apply_t(n, c, inner, x, gamma, beta, saved, y, true);
+}
+__global__ void bn_apply_relu_fh(int n, int c, int inner, const float* x, const float* gamma, const float* beta,
+                                 const float* saved, unsigned short* y) {
+    bn_apply_t(n, c, inner, x, gamma, beta, saved, y, true);
+}
+__global__ void bn_apply_relu_hh(int n, int c, int inner, const unsigned short* x, const float* gamma, const float* beta,
+                                 const float* saved, unsigned short* y) {
     bn_apply_t(n, c, inner, x, gamma, beta, saved, y, true);
 }
 
