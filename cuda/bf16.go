@@ -127,8 +127,13 @@ func bf16Variant[A any, P kernelArgs[A]](base kernel[A, P], name string, half ..
 		return nil
 	}
 	Kernels[name] = k
+	bf16Kernels[name] = true
 	return kernel[A, P]{name}
 }
+
+// bf16Kernels names the kernels bf16Variant entered (the tests check that
+// the device checks run every one).
+var bf16Kernels = map[string]bool{}
 
 // storesBF16 reports whether node n's output (a convolution's, a batch
 // norm's, a residual add's) is stored in bf16: in a bf16 step, when it is no root

@@ -7,6 +7,8 @@ import (
 
 	"github.com/eraserelu/eraserelu/arch"
 	"github.com/eraserelu/eraserelu/erase"
+	"github.com/eraserelu/eraserelu/graph"
+	"gorgonia.org/tensor"
 )
 
 // roundBF16Slow rounds through float64 arithmetic: f's significand scaled
@@ -73,10 +75,8 @@ type bf16Measure struct {
 	s            *Step
 }
 
-func measureBF16(t *testing.T, cfg arch.Config, eraseAll bool, repl erase.Replacement) bf16Measure {
+func measureBF16(t *testing.T, g *graph.Graph, p *graph.Program, xs []float32, ys []int, tw *twin64) bf16Measure {
 	t.Helper()
-	g, p, xs, ys := buildWith(t, cfg, eraseAll, repl)
-	tw := buildTwin64(t, cfg, eraseAll, repl, g, xs, ys)
 	s, err := Lower(p, benchSGD, BF16)
 	if err != nil {
 		t.Fatal(err)
@@ -127,20 +127,39 @@ func measureBF16(t *testing.T, cfg arch.Config, eraseAll bool, repl erase.Replac
 // of dy), its erased form, and MLP-12 (linear layers: bf16 copies of their
 // inputs, dropout).
 func TestBF16StepMatchesFloat64(t *testing.T) {
+	fromArch := func(cfg arch.Config, eraseAll bool) func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int, *twin64) {
+		return func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int, *twin64) {
+			g, p, xs, ys := buildWith(t, cfg, eraseAll, erase.Identity)
+			return g, p, xs, ys, buildTwin64(t, cfg, eraseAll, erase.Identity, g, xs, ys)
+		}
+	}
 	for _, tc := range []struct {
 		name  string
-		cfg   arch.Config
-		erase bool
+		build func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int, *twin64)
 	}{
-		{"resnet-20", arch.Config{Arch: "resnet-20", Batch: 4}, false},
-		{"resnet-20-erased", arch.Config{Arch: "resnet-20", Batch: 4}, true},
-		{"mlp-12", arch.Config{Arch: "mlp-12", Batch: 8}, false},
+		{"resnet-20", fromArch(arch.Config{Arch: "resnet-20", Batch: 4}, false)},
+		{"resnet-20-erased", fromArch(arch.Config{Arch: "resnet-20", Batch: 4}, true)},
+		{"preact-resnet-20", fromArch(arch.Config{Arch: "preact-resnet-20", Batch: 4}, false)},
+		{"mlp-12", fromArch(arch.Config{Arch: "mlp-12", Batch: 8}, false)},
+		{"bf16-probe", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int, *twin64) {
+			g, p := bf16Probe(t, tensor.Float32, 4)
+			xs, ys := bindBatch(t, g, 4)
+			g64, p64 := bf16Probe(t, tensor.Float64, 4)
+			if err := CopyWeights64(g64, g); err != nil {
+				t.Fatal(err)
+			}
+			if err := BindBatch(g64, xs, ys); err != nil {
+				t.Fatal(err)
+			}
+			return g, p, xs, ys, &twin64{g: g64, p: p64}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if testing.Short() && tc.name != "resnet-20" {
 				t.Skip("short")
 			}
-			m := measureBF16(t, tc.cfg, tc.erase, erase.Identity)
+			g, p, xs, ys, tw := tc.build(t)
+			m := measureBF16(t, g, p, xs, ys, tw)
 			if m.loss > BF16ForwardTol || m.stats > BF16ForwardTol || math.IsNaN(m.loss+m.stats) {
 				t.Errorf("forward: loss %.3g, running statistics %.3g from float64, want <= %.3g", m.loss, m.stats, BF16ForwardTol)
 			}
