@@ -109,6 +109,13 @@ func bf16Probe(t testing.TB, dt tensor.Dtype, batch int) (*graph.Graph, *graph.P
 	if err != nil {
 		t.Fatal(err)
 	}
+	return g, compileClassifier(t, g, logits, y)
+}
+
+// compileClassifier ends g with a softmax cross-entropy of logits against
+// labels y, names the logits and the loss as outputs, and compiles it.
+func compileClassifier(t testing.TB, g *graph.Graph, logits, y *gorgonia.Node) *graph.Program {
+	t.Helper()
 	loss, _, err := ops.SoftmaxCrossEntropy(logits, y)
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +126,7 @@ func bf16Probe(t testing.TB, dt tensor.Dtype, batch int) (*graph.Graph, *graph.P
 	if err != nil {
 		t.Fatal(err)
 	}
-	return g, p
+	return p
 }
 
 // TestDeviceCasesCoverBF16Kernels: the bf16 cases of the device checks
