@@ -136,7 +136,11 @@ func (l *lowerer) columns(c conv, x int, n *gorgonia.Node) int {
 	name, size := nodeName(n)+"/col", c.N*c.colRows()*c.p()
 	if l.mixed() {
 		col := l.halfBuf(name, size)
-		l.emit(im2colBF16.instr(c.im2col(), []int{x, col}, []int{col}), n)
+		k := im2colBF16
+		if l.s.Bufs[x].BF16 {
+			k = im2colBF16BF16
+		}
+		l.emit(k.instr(c.im2col(), []int{x, col}, []int{col}), n)
 		return col
 	}
 	col := l.scratch(name, size)
@@ -148,7 +152,12 @@ func (l *lowerer) columns(c conv, x int, n *gorgonia.Node) int {
 func lowerConv(l *lowerer, n *gorgonia.Node, d ops.Desc, in []int) (int, error) {
 	ch := graph.Children(n)
 	c := convOf(shapeOf(ch[0]), shapeOf(ch[1]), d.Conv)
-	y := l.out(n)
+	y, stored := -1, -1
+	if l.storesBF16(n) {
+		stored, y = l.halfOut(n)
+	} else {
+		y = l.out(n)
+	}
 	if a, ok := l.direct(c, false); ok {
 		l.emitDirect(a, in[0], in[1], y, n)
 	} else if err := l.convGEMM(c, in[0], in[1], y, n); err != nil {
@@ -156,6 +165,10 @@ func lowerConv(l *lowerer, n *gorgonia.Node, d ops.Desc, in []int) (int, error) 
 	}
 	if d.Bias {
 		l.emit(biasNCHW.instr(NCIArgs{N: c.N, C: c.F, Inner: c.p()}, []int{in[2], y}, []int{y}), n)
+	}
+	if stored >= 0 {
+		l.roundOut(y, stored, n)
+		return stored, nil
 	}
 	return y, nil
 }

@@ -103,7 +103,7 @@ func refConvDirect(a ConvDirectArgs, x, w, y []float32) {
 // direct returns conv_direct's arguments for c's forward pass (flip
 // false) or data gradient (flip true), and whether the step lowers it so.
 func (l *lowerer) direct(c conv, flip bool) (ConvDirectArgs, bool) {
-	if !l.s.DirectConv || l.mixed() || c.KH != 3 || c.KW != 3 || c.SH != 1 || c.SW != 1 || c.G != 1 || c.PH > 2 || c.PW > 2 {
+	if !l.s.DirectConv || l.s.Precision != FP32 || c.KH != 3 || c.KW != 3 || c.SH != 1 || c.SW != 1 || c.G != 1 || c.PH > 2 || c.PW > 2 {
 		return ConvDirectArgs{}, false
 	}
 	a := ConvDirectArgs{N: c.N, C: c.C, H: c.H, W: c.W, F: c.F, PH: c.PH, PW: c.PW, OH: c.OH, OW: c.OW}

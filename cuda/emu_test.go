@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -344,12 +345,36 @@ func TestKernelsEmulated(t *testing.T) {
 		{"resnet-8-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
 			return buildWith(t, arch.Config{Arch: "resnet-8", Batch: 2}, false, erase.Identity)
 		}, Lowering{Precision: BF16}},
+		{"resnet-8-erased-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
+			return buildWith(t, arch.Config{Arch: "resnet-8", Batch: 2}, true, erase.Identity)
+		}, Lowering{Precision: BF16}},
+		{"resnet-8-prelu-erased-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
+			return buildWith(t, arch.Config{Arch: "resnet-8", Batch: 2}, true, erase.PReLU)
+		}, Lowering{Precision: BF16}},
+		{"resnet-8-stochastic-depth-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
+			return buildWith(t, arch.Config{Arch: "resnet-8", Batch: 2, StochasticDepth: true}, false, erase.Identity)
+		}, Lowering{Precision: BF16}},
+		{"preact-resnet-8-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
+			return buildWith(t, arch.Config{Arch: "preact-resnet-8", Batch: 2}, false, erase.Identity)
+		}, Lowering{Precision: BF16}},
+		{"resnet-8-stochastic-depth-erased-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
+			return buildWith(t, arch.Config{Arch: "resnet-8", Batch: 2, StochasticDepth: true}, true, erase.Identity)
+		}, Lowering{Precision: BF16}},
+		{"wrn-10-1-d-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
+			return buildWith(t, arch.Config{Arch: "wrn-10-1-d", Batch: 2}, false, erase.Identity)
+		}, Lowering{Precision: BF16}},
 		{"resnet-8-erased-prelu-stochastic-depth", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
 			return buildWith(t, arch.Config{Arch: "resnet-8", Batch: 2, StochasticDepth: true}, true, erase.PReLU)
 		}, Lowering{}},
 		{"mlp-layernorm-dropout", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) { return lnMLP(t, 8) }, Lowering{}},
 		{"conv-bias-pools", poolNet, Lowering{}},
 		{"direct-odd-channels", oddChannelNet, Lowering{DirectConv: true}},
+		// bf16 storage in the combinations no architecture has (devicecases_test.go)
+		{"bf16-probe", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
+			g, p := bf16Probe(t, tensor.Float32, 2)
+			xs, ys := bindBatch(t, g, 2)
+			return g, p, xs, ys
+		}, Lowering{Precision: BF16}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g, p, xs, ys := tc.build(t)
@@ -381,10 +406,15 @@ func TestKernelsEmulated(t *testing.T) {
 		})
 	}
 	t.Logf("%d kernels emulated: %v", len(ran), ran)
+	var missed []string
 	for name := range Kernels {
-		if ran[name] == 0 && !t.Failed() {
-			t.Errorf("kernel %s: no case of this test launches it (add a network that does)", name)
+		if ran[name] == 0 {
+			missed = append(missed, name)
 		}
+	}
+	if len(missed) > 0 {
+		slices.Sort(missed)
+		t.Errorf("kernels no case of this test launches (add a network that does): %v", missed)
 	}
 }
 

@@ -99,6 +99,9 @@ type lowerer struct {
 	// packed bf16 copy of the parameters (-1 until a GEMM needs it).
 	halfOf  map[int]int
 	weights int
+	// roots: the nodes the pins read (outputs, gradients), whose buffers
+	// the host reads or the optimizer takes in fp32.
+	roots map[*gorgonia.Node]bool
 }
 
 // inference reports whether the step being lowered is an inference step.
@@ -246,6 +249,10 @@ func lower(p *graph.Program, sgd train.SGDOptions, low Lowering, base *Step) (*S
 		}
 		outNode[name] = n
 		roots = append(roots, n)
+	}
+	l.roots = map[*gorgonia.Node]bool{}
+	for _, n := range roots {
+		l.roots[n] = true
 	}
 	needed := map[*gorgonia.Node]bool{}
 	stack := append([]*gorgonia.Node(nil), roots...)

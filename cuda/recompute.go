@@ -56,14 +56,14 @@ func (s *Step) RecomputeBN() int {
 	}
 	applies := map[int]bool{} // outputs of forward batch-norm applies
 	for _, in := range s.Instrs[:bwd] {
-		if in.Kernel == bnApply.name || in.Kernel == bnApplyReLU.name {
+		if isBNApply(in.Kernel) {
 			applies[in.Bufs[4]] = true
 		}
 	}
 	before := map[int][]Instr{} // instruction index -> recomputations to insert before it
 	renamed := map[int]int{}    // forward output -> its recomputed buffer
 	for i, in := range s.Instrs[:bwd] {
-		if in.Kernel != bnApply.name && in.Kernel != bnApplyReLU.name {
+		if !isBNApply(in.Kernel) {
 			continue
 		}
 		y, inputs := in.Bufs[4], in.Bufs[:4]

@@ -242,9 +242,11 @@ func (su *setup) upload(d *cuda.Device, ref *cuda.Ref) error {
 //     counts those flips, so a large end-to-end difference can be told apart
 //     from a wrong kernel.
 //
-// With prec BF16 the bf16 step is traced: the roundings (to_bf16,
-// im2col_bf16) must be bit-identical, the GEMMs on bf16 operands agree as
-// the fp32 ones do (exact products, fp32 sums in another order).
+// With prec BF16 the bf16 step is traced: every write of a bf16 buffer (the
+// roundings to_bf16 and im2col_bf16*, the batch-norm applies and adds that
+// store bf16 activations) must be bit-identical, the GEMMs on bf16
+// operands agree as the fp32 ones do (exact products, fp32 sums in another
+// order).
 func trace(name string, batch int, tol float64, low cuda.Lowering) error {
 	su, err := prepare(name, batch, 0, low)
 	if err != nil {

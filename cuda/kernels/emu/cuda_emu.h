@@ -38,6 +38,11 @@ inline unsigned int __float_as_uint(float f) {
     std::memcpy(&u, &f, 4);
     return u;
 }
+inline float __uint_as_float(unsigned int u) {
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
 inline double __hiloint2double(int hi, int lo) {
     uint64_t u = ((uint64_t)(uint32_t)hi << 32) | (uint32_t)lo;
     double d;
