@@ -98,6 +98,13 @@ func LowerProgram(prog *graph.Program, sgd train.SGDOptions, low Lowering) (trai
 	if err != nil {
 		return nil, nil, err
 	}
+	if s.HasScaler() {
+		if err := s.SetLossScale(low.LossScale); err != nil {
+			return nil, nil, err
+		}
+	} else if low.LossScale != (LossScale{}) {
+		return nil, nil, fmt.Errorf("cuda: a loss scale is a setting of --precision fp16, not %s", low.Precision)
+	}
 	if low.RecomputeBN {
 		s.RecomputeBN()
 	}
@@ -139,6 +146,11 @@ func (b *Backend) Load() error {
 			return err
 		}
 		if err := b.exec.Write(b.train.RNG, st); err != nil {
+			return err
+		}
+	}
+	if b.train.HasScaler() {
+		if err := b.exec.Write(b.train.Scaler, b.train.Bufs[b.train.Scaler].Init); err != nil {
 			return err
 		}
 	}
@@ -193,9 +205,26 @@ func (b *Backend) Sync() error {
 			return err
 		}
 	}
-	b.opt.SetStarted(true)
+	started, err := b.updated()
+	if err != nil {
+		return err
+	}
+	b.opt.SetStarted(started)
 	b.dirty = false
 	return nil
+}
+
+// updated reports whether the optimizer has taken a step after steps ran:
+// always, unless a loss scaler skipped every step since the first.
+func (b *Backend) updated() (bool, error) {
+	if !b.train.HasScaler() {
+		return true, nil
+	}
+	v, err := b.exec.Read(b.train.Scaler)
+	if err != nil {
+		return false, err
+	}
+	return !ReadScaler(v).Pending, nil
 }
 
 func float32s(v any) ([]float32, error) {
@@ -272,8 +301,11 @@ func NewRefExecutor(s *Step) (Executor, error) {
 }
 
 func (e *RefExecutor) String() string {
-	if e.R.S.Precision == BF16 {
+	switch e.R.S.Precision {
+	case BF16:
 		return "cuda-ref (the device path on the CPU interpreter, bf16 mixed precision)"
+	case FP16:
+		return "cuda-ref (the device path on the CPU interpreter, fp16 mixed precision with loss scaling)"
 	}
 	return "cuda-ref (the device path on the CPU interpreter)"
 }

@@ -9,8 +9,8 @@ type Options struct {
 	// and replays it: one launch per step.
 	Graph bool
 	// Precision of the GEMMs: FP32 (the zero value too) exact float32,
-	// TF32 cuBLAS's TF32 tensor-core math, BF16 the mixed-precision step
-	// (which must also be lowered with BF16: Lower).
+	// TF32 cuBLAS's TF32 tensor-core math, BF16 and FP16 the
+	// mixed-precision steps (which must also be lowered with it: Lower).
 	Precision Precision
 	// RecomputeBN: the training step recomputes batch-norm outputs in the
 	// backward pass instead of keeping them (a lowering choice, like
@@ -38,22 +38,28 @@ const (
 	// "bf16 mixed precision"). A lowering choice, not only a cuBLAS mode:
 	// the reference interpreter rounds at the same points.
 	BF16 Precision = "bf16"
+	// FP16: mixed precision as BF16 with IEEE half operands (fp16 tensor
+	// cores, from compute capability 7.0), and dynamic loss scaling: the
+	// loss gradient is scaled by S before the backward pass, a step whose
+	// gradients overflow is skipped, S adapts on the device (fp16.go,
+	// lossscale.go; docs/CUDA.md "fp16 with dynamic loss scaling").
+	FP16 Precision = "fp16"
 )
 
 // ParsePrecision reads a --precision value.
 func ParsePrecision(s string) (Precision, error) {
 	switch p := Precision(s); p {
-	case FP32, TF32, BF16:
+	case FP32, TF32, BF16, FP16:
 		return p, nil
 	}
-	return "", fmt.Errorf("unknown precision %q (valid: fp32, tf32, bf16)", s)
+	return "", fmt.Errorf("unknown precision %q (valid: fp32, tf32, bf16, fp16)", s)
 }
 
 // lowered is the precision a step is lowered with: TF32 (and the zero
 // value) is a cuBLAS mode over the fp32 step.
 func (p Precision) lowered() Precision {
-	if p == BF16 {
-		return BF16
+	if p.half() {
+		return p
 	}
 	return FP32
 }

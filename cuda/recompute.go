@@ -22,6 +22,9 @@ type Lowering struct {
 	// pass reads from the convolution output and the batch statistics,
 	// just before its first use there (RecomputeBN).
 	RecomputeBN bool
+	// LossScale configures the loss scaler of an FP16 step (zero:
+	// DefaultLossScale; lossscale.go).
+	LossScale LossScale
 }
 
 // RecomputeBN rewrites an unplanned training step so that the backward
