@@ -63,21 +63,22 @@ func TestRoundBF16(t *testing.T) {
 	}
 }
 
-// bf16Measure runs one bf16 step (forward and backward) on the reference
-// interpreter and compares it, and the CPU's own float32 step, with a
-// float64 step of the same graph from the same weights and data.
-type bf16Measure struct {
-	loss, loss32 float64 // relative loss error of the bf16 and fp32 steps
+// halfMeasure runs one bf16 or fp16 step (forward and backward) on the
+// reference interpreter and compares it, and the CPU's own float32 step,
+// with a float64 step of the same graph from the same weights and data
+// (an fp16 step's gradients divided by its loss scale first).
+type halfMeasure struct {
+	loss, loss32 float64 // relative loss error of the 16-bit and fp32 steps
 	grad, grad32 float64 // worst relative gradient error (RelDiff) of each
-	stats        float64 // worst running-statistic error of the bf16 step
+	stats        float64 // worst running-statistic error of the 16-bit step
 	s            *Step
 }
 
-func measureBF16(t *testing.T, cfg arch.Config, eraseAll bool, repl erase.Replacement) bf16Measure {
+func measureHalf(t *testing.T, cfg arch.Config, eraseAll bool, repl erase.Replacement, prec Precision) halfMeasure {
 	t.Helper()
 	g, p, xs, ys := buildWith(t, cfg, eraseAll, repl)
 	tw := buildTwin64(t, cfg, eraseAll, repl, g, xs, ys)
-	s, err := Lower(p, benchSGD, BF16)
+	s, err := Lower(p, benchSGD, prec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,14 +97,15 @@ func measureBF16(t *testing.T, cfg arch.Config, eraseAll bool, repl erase.Replac
 	if err := tw.p.Train(); err != nil {
 		t.Fatal(err)
 	}
-	m := bf16Measure{s: s}
+	m := halfMeasure{s: s}
+	scale := gradScale(t, s, r)
 	l64 := tw.p.Loss()
 	m.loss = math.Abs(float64(r.Buf(s.Loss)[0])-l64) / math.Abs(l64)
 	m.loss32 = math.Abs(p.Loss()-l64) / math.Abs(l64)
 	for i, sl := range s.Params {
 		c32, _ := p.Grad(g.Params()[i])
 		c64, _ := tw.p.Grad(tw.g.Params()[i])
-		m.grad = max(m.grad, RelDiff(r.Buf(sl.Grad), c64.Float64s()))
+		m.grad = max(m.grad, RelDiff(unscaled(r.Buf(sl.Grad), scale), c64.Float64s()))
 		m.grad32 = max(m.grad32, RelDiff(c32.Float32s(), c64.Float64s()))
 	}
 	st64 := map[string][]float64{}
@@ -140,7 +142,7 @@ func TestBF16StepMatchesFloat64(t *testing.T) {
 			if testing.Short() && tc.name != "resnet-20" {
 				t.Skip("short")
 			}
-			m := measureBF16(t, tc.cfg, tc.erase, erase.Identity)
+			m := measureHalf(t, tc.cfg, tc.erase, erase.Identity, BF16)
 			if m.loss > BF16ForwardTol || m.stats > BF16ForwardTol || math.IsNaN(m.loss+m.stats) {
 				t.Errorf("forward: loss %.3g, running statistics %.3g from float64, want <= %.3g", m.loss, m.stats, BF16ForwardTol)
 			}
