@@ -17,7 +17,8 @@ type Device struct {
 	// (cuda only).
 	CUDAGraph bool
 	// Precision is the device path's arithmetic (cuda.FP32 when empty): tf32
-	// on cuda, bf16 mixed precision on cuda and cuda-ref.
+	// on cuda, bf16 and fp16 (with loss scaling) mixed precision on cuda
+	// and cuda-ref; the CPU refuses anything but fp32.
 	Precision cuda.Precision
 	// RecomputeBN recomputes batch-norm outputs in the backward pass
 	// instead of keeping them (cuda and cuda-ref: a smaller arena, the
@@ -36,6 +37,9 @@ func (d Device) Backend() (train.BackendFactory, error) {
 	case "", "cpu":
 		if d.RecomputeBN {
 			return nil, fmt.Errorf("%q: recomputing batch-norm outputs is a choice of the CUDA path (cuda, cuda-ref)", d.Name)
+		}
+		if prec != cuda.FP32 {
+			return nil, fmt.Errorf("%q: precision %s is a choice of the CUDA path (the CPU computes in fp32)", d.Name, prec)
 		}
 		return nil, nil
 	case "cuda":
