@@ -85,49 +85,61 @@ func TestDeviceKernels(t *testing.T) {
 			defer d.Close()
 			r := NewRef(s)
 			uploadBoth(t, g, s, r, d, xs, ys)
-			checked := map[string]int{}
-			for i, in := range s.Instrs[:s.OptStart] {
-				for _, id := range in.Bufs {
-					if s.Bufs[id].Kind != Param {
-						if err := d.Write(id, r.Buf(id)); err != nil {
-							t.Fatal(err)
-						}
-					}
-				}
-				if err := d.RunRange(i, i+1); err != nil {
-					t.Fatal(err)
-				}
-				if err := r.Run(i, i+1); err != nil {
-					t.Fatal(err)
-				}
-				for _, w := range in.Writes {
-					got, err := d.Read(w)
-					if err != nil {
-						t.Fatal(err)
-					}
-					want := r.Buf(w)
-					if bitExact[in.Kernel] {
-						for j := range want {
-							if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
-								t.Fatalf("instruction %d %v: %s[%d] device %v (%08x), reference %v (%08x)", i, in, s.Bufs[w].Name, j,
-									got[j], math.Float32bits(got[j]), want[j], math.Float32bits(want[j]))
-							}
-						}
-						checked[in.Kernel]++
-					} else if s.Bufs[w].Double {
-						if diff := RelDiff(float64s(got), float64s(want)); diff > 1e-4 || math.IsNaN(diff) {
-							t.Errorf("instruction %d %v: %s (float64) relative difference %.3g", i, in, s.Bufs[w].Name, diff)
-						}
-					} else if !s.Bufs[w].Int {
-						if diff := RelDiff(got, want); diff > 1e-4 || math.IsNaN(diff) {
-							t.Errorf("instruction %d %v: %s relative difference %.3g", i, in, s.Bufs[w].Name, diff)
-						}
-					}
-				}
-			}
+			checked := compareKernels(t, s, r, d, 0, s.OptStart)
 			t.Logf("%d instructions; bit-exact: %v", s.OptStart, checked)
 		})
 	}
+}
+
+// compareKernels runs instructions [lo, hi) one by one on the device and
+// the reference, each from the reference's inputs (written to the device
+// first, parameters excepted), and compares what they write: the bitExact
+// kernels bit for bit, the others within 1e-4. It returns how many
+// launches of each bit-exact kernel it checked.
+func compareKernels(t *testing.T, s *Step, r *Ref, d *Device, lo, hi int) map[string]int {
+	t.Helper()
+	checked := map[string]int{}
+	for i := lo; i < hi; i++ {
+		in := s.Instrs[i]
+		for _, id := range in.Bufs {
+			if s.Bufs[id].Kind != Param {
+				if err := d.Write(id, r.Buf(id)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := d.RunRange(i, i+1); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Run(i, i+1); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range in.Writes {
+			got, err := d.Read(w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := r.Buf(w)
+			if bitExact[in.Kernel] {
+				for j := range want {
+					if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+						t.Fatalf("instruction %d %v: %s[%d] device %v (%08x), reference %v (%08x)", i, in, s.Bufs[w].Name, j,
+							got[j], math.Float32bits(got[j]), want[j], math.Float32bits(want[j]))
+					}
+				}
+				checked[in.Kernel]++
+			} else if s.Bufs[w].Double {
+				if diff := RelDiff(float64s(got), float64s(want)); diff > 1e-4 || math.IsNaN(diff) {
+					t.Errorf("instruction %d %v: %s (float64) relative difference %.3g", i, in, s.Bufs[w].Name, diff)
+				}
+			} else if !s.Bufs[w].Int {
+				if diff := RelDiff(got, want); diff > 1e-4 || math.IsNaN(diff) {
+					t.Errorf("instruction %d %v: %s relative difference %.3g", i, in, s.Bufs[w].Name, diff)
+				}
+			}
+		}
+	}
+	return checked
 }
 
 // TestDeviceGraphSteps runs training steps as one replayed CUDA graph and

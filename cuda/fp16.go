@@ -111,10 +111,10 @@ func refIm2colHalf(a Im2colArgs, b [][]float32, round func(float32) uint16) {
 
 // halfOperands reports whether the step being lowered gives its GEMMs
 // 16-bit operands (bf16 or fp16).
-func (l *lowerer) halfOperands() bool { return l.s.Precision.half() }
+func (l *lowerer) halfOperands() bool { return l.s.Precision.Half() }
 
-// half reports whether the precision's GEMMs read 16-bit operands.
-func (p Precision) half() bool { return p == BF16 || p == FP16 }
+// Half reports whether the precision's GEMMs read 16-bit operands.
+func (p Precision) Half() bool { return p == BF16 || p == FP16 }
 
 // halfKernels are the rounding kernels of the step's 16-bit format.
 func (l *lowerer) halfKernels() (toHalf kernel[ElemArgs, *ElemArgs], im2colHalf kernel[Im2colArgs, *Im2colArgs]) {

@@ -58,7 +58,7 @@ func ParsePrecision(s string) (Precision, error) {
 // lowered is the precision a step is lowered with: TF32 (and the zero
 // value) is a cuBLAS mode over the fp32 step.
 func (p Precision) lowered() Precision {
-	if p.half() {
+	if p.Half() {
 		return p
 	}
 	return FP32
