@@ -227,6 +227,22 @@ func (b *Backend) updated() (bool, error) {
 	return !ReadScaler(v).Pending, nil
 }
 
+// EpochFields are the loss scaler's state for the epoch's log line (none
+// without a scaler): the scale and the steps it skipped since Load.
+func (b *Backend) EpochFields() (map[string]any, error) {
+	if !b.train.HasScaler() {
+		return nil, nil
+	}
+	v, err := b.exec.Read(b.train.Scaler)
+	if err != nil {
+		return nil, err
+	}
+	st := ReadScaler(v)
+	return map[string]any{"loss_scale": st.Scale, "loss_scale_skipped": st.Skipped}, nil
+}
+
+var _ train.EpochReporter = (*Backend)(nil)
+
 func float32s(v any) ([]float32, error) {
 	d, ok := v.(*tensor.Dense)
 	if !ok || d == nil || d.Dtype() != tensor.Float32 {

@@ -3,6 +3,9 @@ package cuda
 import (
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/eraserelu/eraserelu/arch"
@@ -358,7 +361,8 @@ func TestBackendFP16(t *testing.T) {
 	net := tinyNets[0]
 	cfg := tinyConfig(3)
 	cpu := runTiny(t, net, t.TempDir(), cfg, nil, false, nil)
-	dev := runTiny(t, net, t.TempDir(), cfg, NewBackend(NewRefExecutor, Lowering{Precision: FP16}), false, nil)
+	dir := t.TempDir()
+	dev := runTiny(t, net, dir, cfg, NewBackend(NewRefExecutor, Lowering{Precision: FP16}), false, nil)
 	if cpu.err != nil || dev.err != nil {
 		t.Fatalf("cpu: %v, device: %v", cpu.err, dev.err)
 	}
@@ -379,6 +383,14 @@ func TestBackendFP16(t *testing.T) {
 	}
 	if first, lastLoss := dev.losses[0], dev.losses[len(dev.losses)-1]; !(lastLoss < first) {
 		t.Errorf("fp16 training did not lower the loss: %.4g -> %.4g", first, lastLoss)
+	}
+	// Each epoch's log line carries the scale: 2^16, no step overflowed.
+	log, err := os.ReadFile(filepath.Join(dir, train.LogFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(log), `"loss_scale":65536,"loss_scale_skipped":0`); n != cfg.Epochs {
+		t.Errorf("%d epoch lines with the loss scale 65536 and no skipped step, want %d:\n%s", n, cfg.Epochs, log)
 	}
 	worst := 0.0
 	for name, w := range cpu.params {

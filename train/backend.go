@@ -52,6 +52,13 @@ type Backend interface {
 	Close() error
 }
 
+// EpochReporter is a Backend with state of its own worth a line in the
+// log (the CUDA path's fp16 loss scale): its fields join train.log's
+// "epoch done" entry.
+type EpochReporter interface {
+	EpochFields() (map[string]any, error)
+}
+
 // Pass is what one training or inference pass reports.
 type Pass struct {
 	// Loss is the mean loss over the batch's labelled examples.

@@ -552,10 +552,20 @@ func (r *run) epoch() error {
 	}
 	r.bar.endEpoch()
 	r.writePlots(false)
-	r.log(logrus.InfoLevel, logrus.Fields{"epoch": em.Epoch, "step": em.Step, "lr": em.LR,
+	fields := logrus.Fields{"epoch": em.Epoch, "step": em.Step, "lr": em.LR,
 		"train_loss": jsonSafe(em.Train.Loss), "train_top1_err": jsonSafe(em.Train.Top1Err), "train_top5_err": jsonSafe(em.Train.Top5Err),
 		"test_loss": jsonSafe(em.Test.Loss), "test_top1_err": jsonSafe(em.Test.Top1Err), "test_top5_err": jsonSafe(em.Test.Top5Err),
-		"seconds": em.Seconds, "images_per_sec": em.ImagesPerSec}, "epoch done", true)
+		"seconds": em.Seconds, "images_per_sec": em.ImagesPerSec}
+	if rep, ok := r.be.(EpochReporter); ok {
+		extra, err := rep.EpochFields()
+		if err != nil {
+			return fmt.Errorf("epoch %d: %s: %w", e+1, r.be.Name(), err)
+		}
+		for k, v := range extra {
+			fields[k] = v
+		}
+	}
+	r.log(logrus.InfoLevel, fields, "epoch done", true)
 	if r.opts.OnEpoch != nil {
 		r.opts.OnEpoch(em)
 	}
