@@ -134,25 +134,7 @@ func TestDeviceGraphStepsFP16(t *testing.T) {
 	uploadBoth(t, g, s, r, d, xs, ys)
 	skipped := 0
 	for k := 0; k < steps; k++ {
-		for _, sl := range s.Params {
-			if err := d.Write(sl.Param, r.Buf(sl.Param)); err != nil {
-				t.Fatal(err)
-			}
-			if err := d.Write(sl.Vel, r.Buf(sl.Vel)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		m, err := d.Step(0.01)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Step(0.01, k == 0); err != nil {
-			t.Fatal(err)
-		}
-		want := r.Buf(s.Metrics)
-		if dl := math.Abs(m.Loss-float64(want[MetricLoss])) / math.Abs(float64(want[MetricLoss])); dl > 1e-3 || math.IsNaN(dl) {
-			t.Errorf("step %d: loss device %v, reference %v", k, m.Loss, want[MetricLoss])
-		}
+		stepBoth(t, s, r, d, k, 0.01, 1e-3)
 		got, err := d.Read(s.Scaler)
 		if err != nil {
 			t.Fatal(err)

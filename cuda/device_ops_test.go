@@ -167,23 +167,7 @@ func TestDeviceGraphSteps(t *testing.T) {
 			start := make([]float32, len(r.Buf(s.RNG)))
 			copy(start, r.Buf(s.RNG))
 			for k := 0; k < steps; k++ {
-				for _, sl := range s.Params {
-					if err := d.Write(sl.Param, r.Buf(sl.Param)); err != nil {
-						t.Fatal(err)
-					}
-				}
-				m, err := d.Step(0.01)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := r.Step(0.01, k == 0); err != nil {
-					t.Fatal(err)
-				}
-				want := r.Buf(s.Metrics)
-				t.Logf("step %d: loss device %.6f reference %.6f, top-1 %d/%v", k, m.Loss, want[MetricLoss], m.Top1, want[MetricTop1])
-				if d := math.Abs(m.Loss-float64(want[MetricLoss])) / math.Abs(float64(want[MetricLoss])); d > 1e-5 || math.IsNaN(d) {
-					t.Errorf("step %d: loss device %v, reference %v", k, m.Loss, want[MetricLoss])
-				}
+				stepBoth(t, s, r, d, k, 0.01, 1e-5)
 				ctr, err := d.Read(s.RNG)
 				if err != nil {
 					t.Fatal(err)
@@ -196,6 +180,30 @@ func TestDeviceGraphSteps(t *testing.T) {
 			}
 			fmt.Printf("%s: %d graph steps, %d counters advanced in step\n", tc.name, steps, len(s.Randoms))
 		})
+	}
+}
+
+// stepBoth writes the reference's parameters over the device's, runs
+// training step k (learning rate lr) on both, and compares the losses
+// within a relative tol.
+func stepBoth(t *testing.T, s *Step, r *Ref, d *Device, k int, lr, tol float64) {
+	t.Helper()
+	for _, sl := range s.Params {
+		if err := d.Write(sl.Param, r.Buf(sl.Param)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := d.Step(lr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Step(lr, k == 0); err != nil {
+		t.Fatal(err)
+	}
+	want := r.Buf(s.Metrics)
+	t.Logf("step %d: loss device %.6f reference %.6f, top-1 %d/%v", k, m.Loss, want[MetricLoss], m.Top1, want[MetricTop1])
+	if d := math.Abs(m.Loss-float64(want[MetricLoss])) / math.Abs(float64(want[MetricLoss])); d > tol || math.IsNaN(d) {
+		t.Errorf("step %d: loss device %v, reference %v", k, m.Loss, want[MetricLoss])
 	}
 }
 
