@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/eraserelu/eraserelu/graph"
 	"github.com/eraserelu/eraserelu/graph/ops"
@@ -44,6 +45,9 @@ type Backend struct {
 	train, inf *Step
 	exec       Executor
 	dirty      bool
+	// scaler is what Load writes into an fp16 step's loss scaler: its
+	// initial state, or a resumed run's (SetBackendState).
+	scaler []float32
 }
 
 // NewBackend is the train.BackendFactory of the device path: it lowers the
@@ -128,8 +132,9 @@ func (b *Backend) Steps() (trainStep, inferStep *Step) { return b.train, b.inf }
 func (b *Backend) Name() string { return b.exec.String() }
 
 // Load writes the parameters, the running statistics, the velocities, the
-// random ops' draw counters and whether the optimizer has started to the
-// executor.
+// random ops' draw counters, whether the optimizer has started and the
+// fp16 loss scaler's state (initial, or a checkpoint's: SetBackendState)
+// to the executor.
 func (b *Backend) Load() error {
 	if err := WriteWeights(b.train, b.g, b.exec.Write); err != nil {
 		return err
@@ -150,7 +155,11 @@ func (b *Backend) Load() error {
 		}
 	}
 	if b.train.HasScaler() {
-		if err := b.exec.Write(b.train.Scaler, b.train.Bufs[b.train.Scaler].Init); err != nil {
+		w := b.scaler
+		if w == nil {
+			w = b.train.Bufs[b.train.Scaler].Init
+		}
+		if err := b.exec.Write(b.train.Scaler, w); err != nil {
 			return err
 		}
 	}
@@ -241,7 +250,67 @@ func (b *Backend) EpochFields() (map[string]any, error) {
 	return map[string]any{"loss_scale": st.Scale, "loss_scale_skipped": st.Skipped}, nil
 }
 
-var _ train.EpochReporter = (*Backend)(nil)
+// BackendState is the loss scaler's state for a checkpoint (none without
+// a scaler): the scale, the clean steps since it last changed, the steps
+// skipped, and whether the first update is still pending.
+func (b *Backend) BackendState() (map[string]string, error) {
+	if !b.train.HasScaler() {
+		return nil, nil
+	}
+	v, err := b.exec.Read(b.train.Scaler)
+	if err != nil {
+		return nil, err
+	}
+	st := ReadScaler(v)
+	return map[string]string{scaleKey: strconv.FormatFloat(st.Scale, 'g', -1, 64), goodKey: strconv.Itoa(st.Good),
+		skippedKey: strconv.Itoa(st.Skipped), pendingKey: strconv.FormatBool(st.Pending)}, nil
+}
+
+// Checkpoint keys of the loss scaler's state.
+const scaleKey, goodKey, skippedKey, pendingKey = "loss_scale", "loss_scale.good", "loss_scale.skipped", "loss_scale.pending"
+
+// SetBackendState sets the loss scaler's state the next Load writes from a
+// checkpoint's (nil or without a scale: the initial state; the growth
+// interval stays the configured one).
+func (b *Backend) SetBackendState(m map[string]string) error {
+	b.scaler = nil
+	if !b.train.HasScaler() || m[scaleKey] == "" {
+		return nil
+	}
+	w := append([]float32(nil), b.train.Bufs[b.train.Scaler].Init...)
+	scale, err := strconv.ParseFloat(m[scaleKey], 64)
+	if err == nil {
+		err = LossScale{Init: scale, Interval: int(w[ScalerInterval])}.validate()
+	}
+	if err != nil {
+		return fmt.Errorf("checkpoint %s %q: %w", scaleKey, m[scaleKey], err)
+	}
+	w[ScalerScale] = float32(scale)
+	for _, c := range []struct {
+		key string
+		at  int
+	}{{goodKey, ScalerGood}, {skippedKey, ScalerSkipped}} {
+		n, err := strconv.Atoi(m[c.key])
+		if err != nil || n < 0 || n >= 1<<24 {
+			return fmt.Errorf("checkpoint %s %q: want a count below 2^24", c.key, m[c.key])
+		}
+		w[c.at] = float32(n)
+	}
+	pending, err := strconv.ParseBool(m[pendingKey])
+	if err != nil {
+		return fmt.Errorf("checkpoint %s %q: %w", pendingKey, m[pendingKey], err)
+	}
+	if pending {
+		w[ScalerPending] = 1
+	}
+	b.scaler = w
+	return nil
+}
+
+var (
+	_ train.EpochReporter   = (*Backend)(nil)
+	_ train.StatefulBackend = (*Backend)(nil)
+)
 
 func float32s(v any) ([]float32, error) {
 	d, ok := v.(*tensor.Dense)

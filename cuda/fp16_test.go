@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -379,5 +380,62 @@ func TestBackendFP16SkippedSteps(t *testing.T) {
 	v, _ = b.exec.Read(b.train.Scaler)
 	if st := ReadScaler(v); st.Skipped != 0 || st.Scale != 0x1p100 || st.Pending {
 		t.Errorf("scaler %+v after Load", st)
+	}
+}
+
+// TestBackendFP16ResumeIsExact: an fp16 run whose scaler skips steps and
+// changes its scale (from 2^30, doubled after every 2 clean steps) is
+// interrupted mid-epoch and at an epoch's end and resumed: the
+// checkpoint holds the scaler's state (train.StatefulBackend), so the
+// results and weights are the uninterrupted run's bit for bit.
+func TestBackendFP16ResumeIsExact(t *testing.T) {
+	be := NewBackend(NewRefExecutor, Lowering{Precision: FP16, LossScale: LossScale{Init: 0x1p30, Interval: 2}})
+	whole := resumeExactOn(t, tinyNets[0], tinyConfig(3), be)
+	t.Logf("losses %.4g", whole.losses)
+}
+
+// TestBackendStateRefusals: a checkpoint's loss-scaler state that is not a
+// power of two, a count, or a flag is refused naming its key; none (a
+// fresh run, a CPU checkpoint) means the initial state.
+func TestBackendStateRefusals(t *testing.T) {
+	p := tinyNet(t, arch.Config{Arch: "mlp-3"})
+	cfg := tinyConfig(1)
+	opt, err := train.NewSGD(p.Graph().Params(), cfg.SGDOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opt.Close()
+	be, err := NewBackend(NewRefExecutor, Lowering{Precision: FP16})(p, cfg, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	b := be.(*Backend)
+	good := map[string]string{scaleKey: "1024", goodKey: "3", skippedKey: "1", pendingKey: "false"}
+	for key, bad := range map[string]string{scaleKey: "1000", goodKey: "-1", skippedKey: "x", pendingKey: "maybe"} {
+		m := maps.Clone(good)
+		m[key] = bad
+		if err := b.SetBackendState(m); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s %q: %v", key, bad, err)
+		}
+	}
+	for _, m := range []map[string]string{nil, good} {
+		if err := b.SetBackendState(m); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Load(); err != nil {
+			t.Fatal(err)
+		}
+		st, err := b.BackendState()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{scaleKey: "65536", goodKey: "0", skippedKey: "0", pendingKey: "false"}
+		if m != nil {
+			want = good
+		}
+		if !maps.Equal(st, want) {
+			t.Errorf("after SetBackendState(%v) and Load: %v", m, st)
+		}
 	}
 }

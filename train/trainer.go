@@ -261,6 +261,12 @@ func (t *Trainer) Run(ctx context.Context) (res Result, err error) {
 	if err := r.begin(); err != nil {
 		return Result{}, err
 	}
+	if sb, ok := t.be.(StatefulBackend); ok {
+		if err := sb.SetBackendState(r.st.Backend); err != nil {
+			r.logf.Close()
+			return Result{}, fmt.Errorf("%s: restore its state: %w", t.be.Name(), err)
+		}
+	}
 	if err := t.be.Load(); err != nil {
 		r.logf.Close()
 		return Result{}, fmt.Errorf("%s: load the model: %w", t.be.Name(), err)
@@ -611,6 +617,13 @@ func (r *run) evaluate() (Metrics, error) {
 func (r *run) checkpoint() error {
 	if err := r.be.Sync(); err != nil {
 		return fmt.Errorf("checkpoint: %s: %w", r.be.Name(), err)
+	}
+	if sb, ok := r.be.(StatefulBackend); ok {
+		st, err := sb.BackendState()
+		if err != nil {
+			return fmt.Errorf("checkpoint: %s: %w", r.be.Name(), err)
+		}
+		r.st.Backend = st
 	}
 	return r.writeCheckpoint()
 }
