@@ -226,27 +226,30 @@ func (b *Backend) Sync() error {
 // updated reports whether the optimizer has taken a step after steps ran:
 // always, unless a loss scaler skipped every step since the first.
 func (b *Backend) updated() (bool, error) {
+	st, ok, err := b.scalerState()
+	return !ok || !st.Pending, err
+}
+
+// scalerState reads the loss scaler's state back (ok false: the step has
+// no scaler).
+func (b *Backend) scalerState() (st ScalerState, ok bool, err error) {
 	if !b.train.HasScaler() {
-		return true, nil
+		return ScalerState{}, false, nil
 	}
 	v, err := b.exec.Read(b.train.Scaler)
 	if err != nil {
-		return false, err
+		return ScalerState{}, false, err
 	}
-	return !ReadScaler(v).Pending, nil
+	return ReadScaler(v), true, nil
 }
 
 // EpochFields are the loss scaler's state for the epoch's log line (none
 // without a scaler): the scale and the steps it skipped since Load.
 func (b *Backend) EpochFields() (map[string]any, error) {
-	if !b.train.HasScaler() {
-		return nil, nil
-	}
-	v, err := b.exec.Read(b.train.Scaler)
-	if err != nil {
+	st, ok, err := b.scalerState()
+	if !ok {
 		return nil, err
 	}
-	st := ReadScaler(v)
 	return map[string]any{"loss_scale": st.Scale, "loss_scale_skipped": st.Skipped}, nil
 }
 
@@ -254,14 +257,10 @@ func (b *Backend) EpochFields() (map[string]any, error) {
 // a scaler): the scale, the clean steps since it last changed, the steps
 // skipped, and whether the first update is still pending.
 func (b *Backend) BackendState() (map[string]string, error) {
-	if !b.train.HasScaler() {
-		return nil, nil
-	}
-	v, err := b.exec.Read(b.train.Scaler)
-	if err != nil {
+	st, ok, err := b.scalerState()
+	if !ok {
 		return nil, err
 	}
-	st := ReadScaler(v)
 	return map[string]string{scaleKey: strconv.FormatFloat(st.Scale, 'g', -1, 64), goodKey: strconv.Itoa(st.Good),
 		skippedKey: strconv.Itoa(st.Skipped), pendingKey: strconv.FormatBool(st.Pending)}, nil
 }
