@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/eraserelu/eraserelu/graph"
 	"github.com/eraserelu/eraserelu/graph/ops"
@@ -44,6 +45,9 @@ type Backend struct {
 	train, inf *Step
 	exec       Executor
 	dirty      bool
+	// scaler is what Load writes into an fp16 step's loss scaler: its
+	// initial state, or a resumed run's (SetBackendState).
+	scaler []float32
 }
 
 // NewBackend is the train.BackendFactory of the device path: it lowers the
@@ -98,6 +102,13 @@ func LowerProgram(prog *graph.Program, sgd train.SGDOptions, low Lowering) (trai
 	if err != nil {
 		return nil, nil, err
 	}
+	if s.HasScaler() {
+		if err := s.SetLossScale(low.LossScale); err != nil {
+			return nil, nil, err
+		}
+	} else if low.LossScale != (LossScale{}) {
+		return nil, nil, fmt.Errorf("cuda: a loss scale is a setting of --precision fp16, not %s", low.Precision)
+	}
 	if low.RecomputeBN {
 		s.RecomputeBN()
 	}
@@ -121,8 +132,9 @@ func (b *Backend) Steps() (trainStep, inferStep *Step) { return b.train, b.inf }
 func (b *Backend) Name() string { return b.exec.String() }
 
 // Load writes the parameters, the running statistics, the velocities, the
-// random ops' draw counters and whether the optimizer has started to the
-// executor.
+// random ops' draw counters, whether the optimizer has started and the
+// fp16 loss scaler's state (initial, or a checkpoint's: SetBackendState)
+// to the executor.
 func (b *Backend) Load() error {
 	if err := WriteWeights(b.train, b.g, b.exec.Write); err != nil {
 		return err
@@ -139,6 +151,15 @@ func (b *Backend) Load() error {
 			return err
 		}
 		if err := b.exec.Write(b.train.RNG, st); err != nil {
+			return err
+		}
+	}
+	if b.train.HasScaler() {
+		w := b.scaler
+		if w == nil {
+			w = b.train.Bufs[b.train.Scaler].Init
+		}
+		if err := b.exec.Write(b.train.Scaler, w); err != nil {
 			return err
 		}
 	}
@@ -193,10 +214,102 @@ func (b *Backend) Sync() error {
 			return err
 		}
 	}
-	b.opt.SetStarted(true)
+	started, err := b.updated()
+	if err != nil {
+		return err
+	}
+	b.opt.SetStarted(started)
 	b.dirty = false
 	return nil
 }
+
+// updated reports whether the optimizer has taken a step after steps ran:
+// always, unless a loss scaler skipped every step since the first.
+func (b *Backend) updated() (bool, error) {
+	st, ok, err := b.scalerState()
+	return !ok || !st.Pending, err
+}
+
+// scalerState reads the loss scaler's state back (ok false: the step has
+// no scaler).
+func (b *Backend) scalerState() (st ScalerState, ok bool, err error) {
+	if !b.train.HasScaler() {
+		return ScalerState{}, false, nil
+	}
+	v, err := b.exec.Read(b.train.Scaler)
+	if err != nil {
+		return ScalerState{}, false, err
+	}
+	return ReadScaler(v), true, nil
+}
+
+// EpochFields are the loss scaler's state for the epoch's log line (none
+// without a scaler): the scale and the steps it skipped since Load.
+func (b *Backend) EpochFields() (map[string]any, error) {
+	st, ok, err := b.scalerState()
+	if !ok {
+		return nil, err
+	}
+	return map[string]any{"loss_scale": st.Scale, "loss_scale_skipped": st.Skipped}, nil
+}
+
+// BackendState is the loss scaler's state for a checkpoint (none without
+// a scaler): the scale, the clean steps since it last changed, the steps
+// skipped, and whether the first update is still pending.
+func (b *Backend) BackendState() (map[string]string, error) {
+	st, ok, err := b.scalerState()
+	if !ok {
+		return nil, err
+	}
+	return map[string]string{scaleKey: strconv.FormatFloat(st.Scale, 'g', -1, 64), goodKey: strconv.Itoa(st.Good),
+		skippedKey: strconv.Itoa(st.Skipped), pendingKey: strconv.FormatBool(st.Pending)}, nil
+}
+
+// Checkpoint keys of the loss scaler's state.
+const scaleKey, goodKey, skippedKey, pendingKey = "loss_scale", "loss_scale.good", "loss_scale.skipped", "loss_scale.pending"
+
+// SetBackendState sets the loss scaler's state the next Load writes from a
+// checkpoint's (nil or without a scale: the initial state; the growth
+// interval stays the configured one).
+func (b *Backend) SetBackendState(m map[string]string) error {
+	b.scaler = nil
+	if !b.train.HasScaler() || m[scaleKey] == "" {
+		return nil
+	}
+	w := append([]float32(nil), b.train.Bufs[b.train.Scaler].Init...)
+	scale, err := strconv.ParseFloat(m[scaleKey], 64)
+	if err == nil {
+		err = LossScale{Init: scale, Interval: int(w[ScalerInterval])}.validate()
+	}
+	if err != nil {
+		return fmt.Errorf("checkpoint %s %q: %w", scaleKey, m[scaleKey], err)
+	}
+	w[ScalerScale] = float32(scale)
+	for _, c := range []struct {
+		key string
+		at  int
+	}{{goodKey, ScalerGood}, {skippedKey, ScalerSkipped}} {
+		n, err := strconv.Atoi(m[c.key])
+		if err != nil || n < 0 || n >= 1<<24 {
+			return fmt.Errorf("checkpoint %s %q: want a count below 2^24", c.key, m[c.key])
+		}
+		w[c.at] = float32(n)
+	}
+	pending, err := strconv.ParseBool(m[pendingKey])
+	if err != nil {
+		return fmt.Errorf("checkpoint %s %q: %w", pendingKey, m[pendingKey], err)
+	}
+	if pending {
+		w[ScalerPending] = 1
+	}
+	b.scaler = w
+	return nil
+}
+
+var (
+	_ train.EpochReporter   = (*Backend)(nil)
+	_ train.StatefulBackend = (*Backend)(nil)
+)
 
 func float32s(v any) ([]float32, error) {
 	d, ok := v.(*tensor.Dense)
@@ -272,8 +385,11 @@ func NewRefExecutor(s *Step) (Executor, error) {
 }
 
 func (e *RefExecutor) String() string {
-	if e.R.S.Precision == BF16 {
+	switch e.R.S.Precision {
+	case BF16:
 		return "cuda-ref (the device path on the CPU interpreter, bf16 mixed precision)"
+	case FP16:
+		return "cuda-ref (the device path on the CPU interpreter, fp16 mixed precision with loss scaling)"
 	}
 	return "cuda-ref (the device path on the CPU interpreter)"
 }

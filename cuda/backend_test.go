@@ -239,17 +239,37 @@ func TestBackendResumeIsExact(t *testing.T) {
 
 func resumeExact(t *testing.T, net arch.Config) {
 	cfg := tinyConfig(3)
-	whole := runTiny(t, net, t.TempDir(), cfg, refBackend, false, nil)
+	whole := resumeExactOn(t, net, cfg, refBackend)
+	dir := t.TempDir()
+	if r := runTiny(t, net, dir, cfg, refBackend, false, func(step int) bool { return step == 4 }); !errors.Is(r.err, context.Canceled) {
+		t.Fatal(r.err)
+	}
+	onCPU := runTiny(t, net, dir, cfg, nil, true, nil)
+	if onCPU.err != nil {
+		t.Fatal(onCPU.err)
+	}
+	if d, w := onCPU.res.Final.Test.Loss, whole.res.Final.Test.Loss; !near(d, w, 1e-3) {
+		t.Errorf("resumed on the CPU: final test loss %v, device path %v", d, w)
+	}
+}
+
+// resumeExactOn runs net uninterrupted on backend be, then interrupted at
+// steps 6 (mid-epoch) and 8 (an epoch's end) and resumed: the results,
+// weights and draw counters must be the uninterrupted run's bit for bit.
+// It returns the uninterrupted run.
+func resumeExactOn(t *testing.T, net arch.Config, cfg train.Config, be train.BackendFactory) tinyRun {
+	t.Helper()
+	whole := runTiny(t, net, t.TempDir(), cfg, be, false, nil)
 	if whole.err != nil {
 		t.Fatal(whole.err)
 	}
 	for _, at := range []int{6, 8} {
 		dir := t.TempDir()
-		first := runTiny(t, net, dir, cfg, refBackend, false, func(step int) bool { return step == at })
+		first := runTiny(t, net, dir, cfg, be, false, func(step int) bool { return step == at })
 		if first.err == nil || !errors.Is(first.err, context.Canceled) {
 			t.Fatalf("interrupted at step %d: %v", at, first.err)
 		}
-		rest := runTiny(t, net, dir, cfg, refBackend, true, nil)
+		rest := runTiny(t, net, dir, cfg, be, true, nil)
 		if rest.err != nil {
 			t.Fatal(rest.err)
 		}
@@ -265,17 +285,7 @@ func resumeExact(t *testing.T, net arch.Config) {
 			t.Errorf("resumed at step %d: draw counters %v, uninterrupted %v", at, rest.rng, whole.rng)
 		}
 	}
-	dir := t.TempDir()
-	if r := runTiny(t, net, dir, cfg, refBackend, false, func(step int) bool { return step == 4 }); !errors.Is(r.err, context.Canceled) {
-		t.Fatal(r.err)
-	}
-	onCPU := runTiny(t, net, dir, cfg, nil, true, nil)
-	if onCPU.err != nil {
-		t.Fatal(onCPU.err)
-	}
-	if d, w := onCPU.res.Final.Test.Loss, whole.res.Final.Test.Loss; !near(d, w, 1e-3) {
-		t.Errorf("resumed on the CPU: final test loss %v, device path %v", d, w)
-	}
+	return whole
 }
 
 func strip(h []train.EpochMetrics) []train.EpochMetrics {

@@ -57,34 +57,17 @@ func halves(w []float32) []uint16 {
 
 // BF16Values is the float32 values of the first n bf16 elements held in
 // words w (a bf16 buffer as Read returns it).
-func BF16Values(w []float32, n int) []float32 { return bf16Floats(w, n) }
-
-// bf16Floats is the float32 values of the first n bf16 elements in words w.
-func bf16Floats(w []float32, n int) []float32 {
-	out := make([]float32, n)
-	for i, h := range halves(w)[:n] {
-		out[i] = BF16Float(h)
-	}
-	return out
-}
+func BF16Values(w []float32, n int) []float32 { return halfFloats(w, n, BF16Float) }
 
 var (
 	// x -> bf16(x); the source may span several buffers (the packed
 	// parameters), as the sgd kernel's runs do.
 	toBF16 = defKernel("to_bf16", 2, elemLaunch, func(r *Ref, in Instr, a ElemArgs, b [][]float32) {
-		x, y := r.whole(in.Bufs[0])[:a.N], halves(b[1])
-		for i, v := range x {
-			y[i] = RoundBF16(v)
-		}
+		roundInto(r.whole(in.Bufs[0])[:a.N], halves(b[1]), RoundBF16)
 	})
 	// x -> bf16 columns
 	im2colBF16 = defKernel("im2col_bf16", 2, func(a Im2colArgs) Dim { return gridStride(a.N * a.C * a.OH * a.OW) }, func(_ *Ref, _ Instr, a Im2colArgs, b [][]float32) {
-		col := make([]float32, a.N*a.C*a.KH*a.KW*a.OH*a.OW)
-		refIm2col(a, [][]float32{b[0], col}, false)
-		h := halves(b[1])
-		for i, v := range col {
-			h[i] = RoundBF16(v)
-		}
+		refIm2colHalf(a, b, RoundBF16)
 	})
 	// bf16 x -> bf16 columns (a stored bf16 activation)
 	im2colBF16BF16 = bf16Variant(im2colBF16, "im2col_bf16_bf16", 0)
@@ -111,7 +94,7 @@ func bf16Variant[A any, P kernelArgs[A]](base kernel[A, P], name string, half ..
 	k.ref = func(r *Ref, in Instr, b [][]float32) error {
 		wide := append([][]float32(nil), b...)
 		for _, i := range half {
-			wide[i] = bf16Floats(b[i], r.S.Bufs[in.Bufs[i]].Elems)
+			wide[i] = BF16Values(b[i], r.S.Bufs[in.Bufs[i]].Elems)
 		}
 		if err := ref(r, in, wide); err != nil {
 			return err
@@ -201,20 +184,22 @@ func (l *lowerer) roundOut(wide, half int, n *gorgonia.Node) {
 // mixed reports whether the step being lowered is bf16 mixed precision.
 func (l *lowerer) mixed() bool { return l.s.Precision == BF16 }
 
-// halfBuf is a new transient bf16 buffer of elems elements.
+// halfBuf is a new transient 16-bit buffer (bf16, or fp16 in an fp16
+// step) of elems elements.
 func (l *lowerer) halfBuf(name string, elems int) int {
 	id := l.scratch(name, elems)
-	l.s.Bufs[id].BF16 = true
+	l.s.Bufs[id].BF16 = l.s.Precision == BF16
+	l.s.Bufs[id].FP16 = l.s.Precision == FP16
 	return id
 }
 
 // gemmOperand is what a GEMM reads for buffer id, and the offset (in
 // elements) to add to the operand's: id itself in an fp32 step; in a bf16
 // step the parameter's place in the packed bf16 weights, a buffer stored
-// in bf16 itself, or a bf16 copy of the buffer (made once, at its first
-// GEMM).
+// in bf16 itself (bf16 activation storage), or a bf16 copy of the buffer
+// (made once, at its first GEMM); likewise in half in an fp16 step.
 func (l *lowerer) gemmOperand(id int, n *gorgonia.Node) (int, int) {
-	if !l.mixed() || l.s.Bufs[id].BF16 {
+	if !l.halfOperands() || l.s.Bufs[id].BF16 {
 		return id, 0
 	}
 	if off, ok := l.paramOffset(id); ok {
@@ -224,8 +209,9 @@ func (l *lowerer) gemmOperand(id int, n *gorgonia.Node) (int, int) {
 		return h, 0
 	}
 	b := l.s.Bufs[id]
-	h := l.halfBuf(b.Name+"/bf16", b.Elems)
-	l.emit(toBF16.instr(ElemArgs{N: b.Elems}, []int{id, h}, []int{h}), n)
+	toHalf, _ := l.halfKernels()
+	h := l.halfBuf(b.Name+"/"+string(l.s.Precision), b.Elems)
+	l.emit(toHalf.instr(ElemArgs{N: b.Elems}, []int{id, h}, []int{h}), n)
 	l.halfOf[id] = h
 	return h, 0
 }
@@ -275,18 +261,20 @@ func (l *lowerer) bf16Weights(n *gorgonia.Node) int {
 	if l.inference() {
 		first = l.shareBuf(first)
 	}
-	l.weights = l.halfBuf("params/bf16", total)
-	l.emit(toBF16.instr(ElemArgs{N: total}, []int{first, l.weights}, []int{l.weights}), n)
+	toHalf, _ := l.halfKernels()
+	l.weights = l.halfBuf("params/"+string(l.s.Precision), total)
+	l.emit(toHalf.instr(ElemArgs{N: total}, []int{first, l.weights}, []int{l.weights}), n)
 	return l.weights
 }
 
-// checkOperands refuses a GEMM that mixes operand types or writes bf16.
+// checkOperands refuses a GEMM that mixes operand types or writes 16-bit
+// values.
 func (s *Step) checkOperands(a, b, c int) error {
-	if s.Bufs[a].BF16 != s.Bufs[b].BF16 {
+	if s.Bufs[a].BF16 != s.Bufs[b].BF16 || s.Bufs[a].FP16 != s.Bufs[b].FP16 {
 		return fmt.Errorf("gemm operands %s and %s of different types", s.Bufs[a].Name, s.Bufs[b].Name)
 	}
-	if s.Bufs[c].BF16 {
-		return fmt.Errorf("gemm output %s is bf16 (GEMMs accumulate and write fp32)", s.Bufs[c].Name)
+	if s.Bufs[c].Half() {
+		return fmt.Errorf("gemm output %s is 16-bit (GEMMs accumulate and write fp32)", s.Bufs[c].Name)
 	}
 	return nil
 }

@@ -14,19 +14,29 @@ import (
 
 // roundBF16Slow rounds through float64 arithmetic: f's significand scaled
 // to 8 bits, rounded half to even, scaled back (an independent statement
-// of the rounding RoundBF16 does on the bits).
-func roundBF16Slow(f float32) float32 {
+// of the rounding RoundBF16 does on the bits); below float32's normal
+// range bf16 keeps float32's exponent floor.
+func roundBF16Slow(f float32) float32 { return roundSlow(f, 8, -125, math.MaxFloat32) }
+
+// roundSlow rounds f to a binary format of the given significant bits
+// whose normal numbers start at 2^(minExp-1) (below it the quantum stays
+// 2^(minExp-bits): subnormals), half to even, in float64 arithmetic; a
+// result beyond maxFinite is infinity.
+func roundSlow(f float32, bits, minExp int, maxFinite float64) float32 {
 	x := float64(f)
 	if x == 0 || math.IsInf(x, 0) || math.IsNaN(x) {
 		return f
 	}
 	frac, exp := math.Frexp(x) // x = frac * 2^exp, 0.5 <= |frac| < 1
-	if exp < -125 {            // below float32's normal range: bf16 keeps the same exponent floor
-		exp = -125
+	if exp < minExp {
+		exp = minExp
 		frac = x / math.Ldexp(1, exp)
 	}
-	r := math.RoundToEven(math.Ldexp(frac, 8))
-	return float32(math.Ldexp(r, exp-8))
+	v := math.Ldexp(math.RoundToEven(math.Ldexp(frac, bits)), exp-bits)
+	if math.Abs(v) > maxFinite {
+		return float32(math.Copysign(math.Inf(1), x))
+	}
+	return float32(v)
 }
 
 func TestRoundBF16(t *testing.T) {
@@ -66,19 +76,20 @@ func TestRoundBF16(t *testing.T) {
 	}
 }
 
-// bf16Measure runs one bf16 step (forward and backward) on the reference
-// interpreter and compares it, and the CPU's own float32 step, with a
-// float64 step of the same graph from the same weights and data.
-type bf16Measure struct {
-	loss, loss32 float64 // relative loss error of the bf16 and fp32 steps
+// halfMeasure runs one bf16 or fp16 step (forward and backward) on the
+// reference interpreter and compares it, and the CPU's own float32 step,
+// with a float64 step of the same graph from the same weights and data
+// (an fp16 step's gradients divided by its loss scale first).
+type halfMeasure struct {
+	loss, loss32 float64 // relative loss error of the 16-bit and fp32 steps
 	grad, grad32 float64 // worst relative gradient error (RelDiff) of each
-	stats        float64 // worst running-statistic error of the bf16 step
+	stats        float64 // worst running-statistic error of the 16-bit step
 	s            *Step
 }
 
-func measureBF16(t *testing.T, g *graph.Graph, p *graph.Program, xs []float32, ys []int, tw *twin64) bf16Measure {
+func measureHalf(t *testing.T, g *graph.Graph, p *graph.Program, xs []float32, ys []int, tw *twin64, prec Precision) halfMeasure {
 	t.Helper()
-	s, err := Lower(p, benchSGD, BF16)
+	s, err := Lower(p, benchSGD, prec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,14 +108,15 @@ func measureBF16(t *testing.T, g *graph.Graph, p *graph.Program, xs []float32, y
 	if err := tw.p.Train(); err != nil {
 		t.Fatal(err)
 	}
-	m := bf16Measure{s: s}
+	m := halfMeasure{s: s}
+	scale := gradScale(t, s, r)
 	l64 := tw.p.Loss()
 	m.loss = math.Abs(float64(r.Buf(s.Loss)[0])-l64) / math.Abs(l64)
 	m.loss32 = math.Abs(p.Loss()-l64) / math.Abs(l64)
 	for i, sl := range s.Params {
 		c32, _ := p.Grad(g.Params()[i])
 		c64, _ := tw.p.Grad(tw.g.Params()[i])
-		m.grad = max(m.grad, RelDiff(r.Buf(sl.Grad), c64.Float64s()))
+		m.grad = max(m.grad, RelDiff(unscaled(r.Buf(sl.Grad), scale), c64.Float64s()))
 		m.grad32 = max(m.grad32, RelDiff(c32.Float32s(), c64.Float64s()))
 	}
 	st64 := map[string][]float64{}
@@ -126,8 +138,18 @@ func measureBF16(t *testing.T, g *graph.Graph, p *graph.Program, xs []float32, y
 // and the SGD update of the fp32 master weights bit-identical to
 // train.SGD. ResNet-20 (im2col_bf16, the packed bf16 weights, bf16 copies
 // of dy), its erased form, and MLP-12 (linear layers: bf16 copies of their
-// inputs, dropout).
+// inputs, dropout). The rounding happened: a bf16 step that computed in
+// fp32 would be as close to float64 as the float32 one, so its gradients
+// must be over 100 times further.
 func TestBF16StepMatchesFloat64(t *testing.T) {
+	halfStepMatchesFloat64(t, BF16, BF16ForwardTol, BF16GradLimit, 100)
+}
+
+// halfStepMatchesFloat64 is TestBF16StepMatchesFloat64 and
+// TestFP16StepMatchesFloat64 for precision prec: the forward within
+// fwdTol, the gradients within gradLimit(the float32 step's distance) and
+// at least minRatio times the float32 step's distance from float64.
+func halfStepMatchesFloat64(t *testing.T, prec Precision, fwdTol float64, gradLimit func(float64) float64, minRatio float64) {
 	fromArch := func(cfg arch.Config, eraseAll bool) func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int, *twin64) {
 		return func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int, *twin64) {
 			g, p, xs, ys := buildWith(t, cfg, eraseAll, erase.Identity)
@@ -160,17 +182,16 @@ func TestBF16StepMatchesFloat64(t *testing.T) {
 				t.Skip("short")
 			}
 			g, p, xs, ys, tw := tc.build(t)
-			m := measureBF16(t, g, p, xs, ys, tw)
-			if m.loss > BF16ForwardTol || m.stats > BF16ForwardTol || math.IsNaN(m.loss+m.stats) {
-				t.Errorf("forward: loss %.3g, running statistics %.3g from float64, want <= %.3g", m.loss, m.stats, BF16ForwardTol)
+			m := measureHalf(t, g, p, xs, ys, tw, prec)
+			if m.loss > fwdTol || m.stats > fwdTol || math.IsNaN(m.loss+m.stats) {
+				t.Errorf("forward: loss %.3g, running statistics %.3g from float64, want <= %.3g", m.loss, m.stats, fwdTol)
 			}
-			if lim := BF16GradLimit(m.grad32); m.grad > lim || math.IsNaN(m.grad) {
+			if lim := gradLimit(m.grad32); m.grad > lim || math.IsNaN(m.grad) {
 				t.Errorf("gradients: %.3g from float64, limit %.3g (float32 step %.3g)", m.grad, lim, m.grad32)
 			}
-			// The rounding happened: a bf16 step that computed in fp32
-			// would be as close to float64 as the float32 one.
-			if m.grad < 100*m.grad32 {
-				t.Errorf("gradients: %.3g from float64, the float32 step's %.3g: the GEMMs did not round to bf16", m.grad, m.grad32)
+			t.Logf("gradient distance %.3g = %.3g x the float32 step's", m.grad, m.grad/m.grad32)
+			if m.grad < minRatio*m.grad32 {
+				t.Errorf("gradients: %.3g from float64, the float32 step's %.3g: the GEMMs did not round to %s", m.grad, m.grad32, prec)
 			}
 		})
 	}
@@ -317,35 +338,47 @@ func TestBF16PlannedArenas(t *testing.T) {
 // by training allows (10%), and the weights read back differ from the
 // CPU's (the GEMMs rounded; small parameters such as batch-norm shifts
 // differ relatively much after 12 steps, so only the losses are bounded).
-func TestBackendBF16(t *testing.T) {
+func TestBackendBF16(t *testing.T) { backendHalf(t, BF16, BF16ForwardTol) }
+
+// backendHalf trains the tiny ResNet-8 three epochs through the trainer
+// on the CPU and on the prec device path (the reference interpreter) and
+// holds the second to the first: the first step's loss within fwdTol,
+// every step's within 10%, the test metrics, weights that differ. It
+// returns the device run's directory.
+func backendHalf(t *testing.T, prec Precision, fwdTol float64) string {
 	net := tinyNets[0]
 	cfg := tinyConfig(3)
 	cpu := runTiny(t, net, t.TempDir(), cfg, nil, false, nil)
-	dev := runTiny(t, net, t.TempDir(), cfg, NewBackend(NewRefExecutor, Lowering{Precision: BF16}), false, nil)
+	dir := t.TempDir()
+	dev := runTiny(t, net, dir, cfg, NewBackend(NewRefExecutor, Lowering{Precision: prec}), false, nil)
 	if cpu.err != nil || dev.err != nil {
 		t.Fatalf("cpu: %v, device: %v", cpu.err, dev.err)
 	}
 	if len(dev.losses) != len(cpu.losses) || len(dev.losses) == 0 {
 		t.Fatalf("%d and %d steps", len(cpu.losses), len(dev.losses))
 	}
-	if !near(dev.losses[0], cpu.losses[0], BF16ForwardTol) {
-		t.Errorf("first step: loss %.7g in bf16, %.7g on the CPU", dev.losses[0], cpu.losses[0])
+	if !near(dev.losses[0], cpu.losses[0], fwdTol) {
+		t.Errorf("first step: loss %.7g in %s, %.7g on the CPU", dev.losses[0], prec, cpu.losses[0])
 	}
 	for i := range cpu.losses {
 		if !near(dev.losses[i], cpu.losses[i], 0.1) || math.IsNaN(dev.losses[i]) {
-			t.Errorf("step %d: loss %.7g in bf16, %.7g on the CPU", i, dev.losses[i], cpu.losses[i])
+			t.Errorf("step %d: loss %.7g in %s, %.7g on the CPU", i, dev.losses[i], prec, cpu.losses[i])
 		}
 	}
 	last := len(cpu.res.History) - 1
 	if d, c := dev.res.History[last].Test, cpu.res.History[last].Test; d.Examples != c.Examples || !near(d.Loss, c.Loss, 0.1) {
-		t.Errorf("test metrics: bf16 %+v, CPU %+v", d, c)
+		t.Errorf("test metrics: %s %+v, CPU %+v", prec, d, c)
+	}
+	if first, lastLoss := dev.losses[0], dev.losses[len(dev.losses)-1]; !(lastLoss < first) {
+		t.Errorf("%s training did not lower the loss: %.4g -> %.4g", prec, first, lastLoss)
 	}
 	worst := 0.0
 	for name, w := range cpu.params {
 		worst = max(worst, RelDiff(dev.params[name], w))
 	}
-	t.Logf("losses bf16 %.5g, CPU %.5g; worst weight difference %.3g", dev.losses, cpu.losses, worst)
+	t.Logf("losses %s %.5g, CPU %.5g; worst weight difference %.3g", prec, dev.losses, cpu.losses, worst)
 	if worst == 0 {
-		t.Errorf("weights after training equal the CPU's: the bf16 path did not round")
+		t.Errorf("weights after training equal the CPU's: the %s path did not round", prec)
 	}
+	return dir
 }

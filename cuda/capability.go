@@ -23,8 +23,11 @@ const BF16Major = 8
 
 // CheckPrecision refuses to run step s with precision prec on a GPU of
 // this compute capability: a bf16 step needs bf16 tensor cores (8.0 or
-// newer), and the step and the executor's option must agree (a bf16 step
-// is lowered with BF16, Lower; TF32 is a cuBLAS mode over the fp32 step).
+// newer), an fp16 step fp16 ones (7.0 or newer: a check that holds on
+// every GPU CheckCapability admits, kept beside bf16's so that the rule
+// is stated where it is enforced), and the step and the executor's option
+// must agree (a bf16 or fp16 step is lowered with its precision, Lower;
+// TF32 is a cuBLAS mode over the fp32 step).
 func CheckPrecision(s *Step, prec Precision, name string, major, minor int) error {
 	if s.Precision.lowered() != prec.lowered() {
 		return fmt.Errorf("cuda: the step was lowered for %s, the executor was opened for %s", s.Precision.lowered(), prec.lowered())
@@ -33,5 +36,13 @@ func CheckPrecision(s *Step, prec Precision, name string, major, minor int) erro
 		return fmt.Errorf("cuda: --precision bf16 needs bf16 tensor cores (compute capability %d.0 or newer, Ampere or later); GPU 0 (%s) has %d.%d: use --precision fp32",
 			BF16Major, name, major, minor)
 	}
+	if prec == FP16 && major < FP16Major {
+		return fmt.Errorf("cuda: --precision fp16 needs fp16 tensor cores (compute capability %d.0 or newer); GPU 0 (%s) has %d.%d: use --precision fp32",
+			FP16Major, name, major, minor)
+	}
 	return nil
 }
+
+// FP16Major is the compute capability (major; minor 0) from which fp16
+// tensor-core GEMMs exist (Volta): every GPU the kernels run on.
+const FP16Major = 7

@@ -23,7 +23,8 @@ func TestCheckCapability(t *testing.T) {
 }
 
 // TestCheckPrecision: a bf16 step runs from compute capability 8.0 on and
-// is refused on Volta and Turing naming the GPU and its capability; fp32
+// is refused on Volta and Turing naming the GPU and its capability; an
+// fp16 step runs from 7.0 on (the check itself refuses 6.0, naming it); fp32
 // and tf32 run anywhere the kernels do; a step lowered for one precision
 // is refused by an executor opened for another (TF32 and the zero value
 // are the fp32 step).
@@ -46,13 +47,23 @@ func TestCheckPrecision(t *testing.T) {
 			}
 		}
 	}
+	fp16 := &Step{Precision: FP16}
+	for _, c := range [][2]int{{7, 0}, {7, 5}, {8, 0}, {9, 0}, {12, 0}} {
+		if err := CheckPrecision(fp16, FP16, "gpu", c[0], c[1]); err != nil {
+			t.Errorf("fp16 on %d.%d: %v", c[0], c[1], err)
+		}
+	}
+	if err := CheckPrecision(fp16, FP16, "Tesla P100", 6, 0); err == nil || !strings.Contains(err.Error(), "Tesla P100") ||
+		!strings.Contains(err.Error(), "7.0 or newer") || !strings.Contains(err.Error(), "--precision fp16") {
+		t.Errorf("fp16 on 6.0: %v", err)
+	}
 	if err := CheckPrecision(hand, FP32, "gpu", 9, 0); err != nil {
 		t.Errorf("a hand-made step: %v", err)
 	}
 	for _, c := range []struct {
 		s *Step
 		p Precision
-	}{{bf16, FP32}, {bf16, TF32}, {fp32, BF16}, {hand, BF16}} {
+	}{{bf16, FP32}, {bf16, TF32}, {fp32, BF16}, {hand, BF16}, {fp16, BF16}, {bf16, FP16}, {fp32, FP16}, {fp16, TF32}} {
 		if err := CheckPrecision(c.s, c.p, "gpu", 9, 0); err == nil || !strings.Contains(err.Error(), "lowered for") {
 			t.Errorf("step %q opened for %q: %v", c.s.Precision, c.p, err)
 		}

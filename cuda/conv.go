@@ -93,14 +93,14 @@ func refGemm(r *Ref, in Instr) error {
 }
 
 // gemmOperand is a GEMM input from buffer id's offset on: the arena, or
-// the float32 values of a bf16 buffer (exact), which the float32 GEMM
-// then multiplies exactly and sums in float32, as the tensor cores do.
+// the float32 values of a bf16 or fp16 buffer (exact), which the float32
+// GEMM then multiplies exactly and sums in float32, as the tensor cores do.
 func (r *Ref) gemmOperand(id int) []float32 {
 	b := r.S.Bufs[id]
-	if !b.BF16 {
+	if !b.Half() {
 		return r.whole(id)
 	}
-	return bf16Floats(r.buf(b), b.Elems)
+	return b.halfValues(r.buf(b))
 }
 
 type conv struct {
@@ -127,16 +127,17 @@ func convOf(xs, ws []int, p ops.ConvParams) conv {
 }
 
 // columns returns the im2col buffer of x for c (x itself when pointwise),
-// bf16 in a bf16 step.
+// 16-bit in a bf16 or fp16 step.
 func (l *lowerer) columns(c conv, x int, n *gorgonia.Node) int {
 	if c.pointwise() {
 		col, _ := l.gemmOperand(x, n)
 		return col
 	}
 	name, size := nodeName(n)+"/col", c.N*c.colRows()*c.p()
-	if l.mixed() {
+	if l.halfOperands() {
+		_, im2colHalf := l.halfKernels()
 		col := l.halfBuf(name, size)
-		k := im2colBF16
+		k := im2colHalf
 		if l.s.Bufs[x].BF16 {
 			k = im2colBF16BF16
 		}

@@ -73,7 +73,7 @@ var (
 		met[MetricLoss], met[MetricCount], met[MetricTop1], met[MetricTop5] = mean, float32(valid), float32(top1), float32(top5)
 		loss[0] = mean
 	})
-	// softmax, labels, dloss, metrics -> dlogits
+	// softmax, labels, dloss (the seed, or the loss scale: lossscale.go), metrics -> dlogits
 	ceBwd = defKernel("ce_bwd", 5, func(a RowsArgs) Dim { return gridStride(a.Rows * a.Cols) }, func(_ *Ref, _ Instr, a RowsArgs, b [][]float32) {
 		k := a.Cols
 		p, labels, dl, met, dz := b[0], ints(b[1]), b[2], b[3], b[4]
@@ -117,8 +117,12 @@ func lowerCEBwd(l *lowerer, n *gorgonia.Node, _ ops.Desc, in []int) (int, error)
 	if err != nil {
 		return 0, err
 	}
+	seed, err := l.lossSeed(in[3])
+	if err != nil {
+		return 0, err
+	}
 	zs := shapeOf(n)
 	dz := l.out(n)
-	l.emit(ceBwd.instr(RowsArgs{Rows: zs[0], Cols: zs[1]}, []int{p, in[1], in[3], l.s.Metrics, dz}, []int{dz}), n)
+	l.emit(ceBwd.instr(RowsArgs{Rows: zs[0], Cols: zs[1]}, []int{p, in[1], seed, l.s.Metrics, dz}, []int{dz}), n)
 	return dz, nil
 }

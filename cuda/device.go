@@ -59,7 +59,8 @@ type launch struct {
 	dim    Dim
 	params *unsafe.Pointer // C array of pointers into vals
 	gemm   *GemmArgs
-	bf16   bool // bf16 operands (cublasGemmStridedBatchedEx), fp32 output
+	half   bool           // 16-bit operands (cublasGemmStridedBatchedEx), fp32 output
+	htype  C.cudaDataType // their type: CUDA_R_16BF or CUDA_R_16F
 	alpha  float32
 	beta   float32
 	ptrs   [3]C.CUdeviceptr
@@ -179,7 +180,7 @@ func Open(s *Step, opt Options) (*Device, error) {
 		return nil, err
 	}
 	for _, b := range s.Bufs {
-		if b.Kind == Const {
+		if b.Init != nil { // the Const buffers, the loss scaler
 			if err := d.Write(d.bufID(b), b.Init); err != nil {
 				return nil, err
 			}
@@ -227,7 +228,11 @@ func (d *Device) prepare(s *Step) ([]launch, error) {
 			if err != nil {
 				return nil, err
 			}
-			l := launch{gemm: &g, bf16: s.Bufs[in.Bufs[0]].BF16, alpha: float32(in.Floats[0]), beta: float32(in.Floats[1])}
+			a := s.Bufs[in.Bufs[0]]
+			l := launch{gemm: &g, half: a.Half(), htype: C.CUDA_R_16BF, alpha: float32(in.Floats[0]), beta: float32(in.Floats[1])}
+			if a.FP16 {
+				l.htype = C.CUDA_R_16F
+			}
 			for i := 0; i < 3; i++ {
 				l.ptrs[i] = d.bufPtr(s.Bufs[in.Bufs[i]])
 			}
@@ -290,7 +295,7 @@ func (d *Device) launch(s *Step, launches []launch, lo, hi int) error {
 			}
 			// Column-major: first operand is the row-major B, second A.
 			in := C.CUdeviceptr(ElemSize)
-			if l.bf16 {
+			if l.half {
 				in = BF16Bytes
 			}
 			pa := l.ptrs[1] + in*C.CUdeviceptr(ga.BOff)
@@ -298,11 +303,11 @@ func (d *Device) launch(s *Step, launches []launch, lo, hi int) error {
 			pc := l.ptrs[2] + C.CUdeviceptr(4*ga.COff)
 			alpha, beta := C.float(l.alpha), C.float(l.beta)
 			var st C.cublasStatus_t
-			if l.bf16 {
-				// bf16 inputs on tensor cores, fp32 accumulation and output.
+			if l.half {
+				// bf16 or fp16 inputs on tensor cores, fp32 accumulation and output.
 				st = C.cublasGemmStridedBatchedEx(d.blas, op(g.TransA), op(g.TransB), C.int(g.M), C.int(g.N), C.int(g.K),
-					unsafe.Pointer(&alpha), C.dptr(pa), C.CUDA_R_16BF, C.int(g.LDA), C.longlong(ga.StrideB),
-					C.dptr(pb), C.CUDA_R_16BF, C.int(g.LDB), C.longlong(ga.StrideA),
+					unsafe.Pointer(&alpha), C.dptr(pa), l.htype, C.int(g.LDA), C.longlong(ga.StrideB),
+					C.dptr(pb), l.htype, C.int(g.LDB), C.longlong(ga.StrideA),
 					unsafe.Pointer(&beta), C.dptr(pc), C.CUDA_R_32F, C.int(g.LDC), C.longlong(ga.StrideC), C.int(ga.Batch),
 					C.CUBLAS_COMPUTE_32F, C.CUBLAS_GEMM_DEFAULT)
 			} else {

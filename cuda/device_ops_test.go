@@ -67,57 +67,71 @@ func TestDeviceKernels(t *testing.T) {
 			defer d.Close()
 			r := NewRef(s)
 			uploadBoth(t, g, s, r, d, xs, ys)
-			checked := map[string]int{}
-			for i, in := range s.Instrs[:s.OptStart] {
-				for _, id := range in.Bufs {
-					if s.Bufs[id].Kind != Param {
-						if err := d.Write(id, r.Buf(id)); err != nil {
-							t.Fatal(err)
-						}
-					}
-				}
-				if err := d.RunRange(i, i+1); err != nil {
-					t.Fatal(err)
-				}
-				if err := r.Run(i, i+1); err != nil {
-					t.Fatal(err)
-				}
-				for _, w := range in.Writes {
-					got, err := d.Read(w)
-					if err != nil {
-						t.Fatal(err)
-					}
-					want := r.Buf(w)
-					if b := s.Bufs[w]; b.BF16 {
-						g, wv := halves(got)[:b.Elems], halves(want)[:b.Elems]
-						for j := range wv {
-							if g[j] != wv[j] {
-								t.Fatalf("instruction %d %v: %s[%d] (bf16) device %#04x, reference %#04x", i, in, b.Name, j, g[j], wv[j])
-							}
-						}
-						checked[in.Kernel]++
-					} else if bitExact[in.Kernel] {
-						for j := range want {
-							if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
-								t.Fatalf("instruction %d %v: %s[%d] device %v (%08x), reference %v (%08x)", i, in, s.Bufs[w].Name, j,
-									got[j], math.Float32bits(got[j]), want[j], math.Float32bits(want[j]))
-							}
-						}
-						checked[in.Kernel]++
-					} else if s.Bufs[w].Double {
-						if diff := RelDiff(float64s(got), float64s(want)); diff > 1e-4 || math.IsNaN(diff) {
-							t.Errorf("instruction %d %v: %s (float64) relative difference %.3g", i, in, s.Bufs[w].Name, diff)
-						}
-					} else if !s.Bufs[w].Int {
-						if diff := RelDiff(got, want); diff > 1e-4 || math.IsNaN(diff) {
-							t.Errorf("instruction %d %v: %s relative difference %.3g", i, in, s.Bufs[w].Name, diff)
-						}
-					}
-				}
-			}
+			checked := compareKernels(t, s, r, d, 0, s.OptStart)
 			t.Logf("%d instructions; bit-exact: %v", s.OptStart, checked)
 		})
 	}
+}
+
+// compareKernels runs instructions [lo, hi) one by one on the device and
+// the reference, each from the reference's inputs (written to the device
+// first, parameters excepted), and compares what they write: the bitExact
+// kernels bit for bit, the others within 1e-4. It returns how many
+// launches of each bit-exact kernel it checked.
+func compareKernels(t *testing.T, s *Step, r *Ref, d *Device, lo, hi int) map[string]int {
+	t.Helper()
+	checked := map[string]int{}
+	for i := lo; i < hi; i++ {
+		in := s.Instrs[i]
+		for _, id := range in.Bufs {
+			if s.Bufs[id].Kind != Param {
+				if err := d.Write(id, r.Buf(id)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := d.RunRange(i, i+1); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Run(i, i+1); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range in.Writes {
+			got, err := d.Read(w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := r.Buf(w)
+			if b := s.Bufs[w]; b.Half() {
+				// a 16-bit value is a rounding of float32 values both
+				// compute alike: bit for bit
+				g, wv := halves(got)[:b.Elems], halves(want)[:b.Elems]
+				for j := range wv {
+					if g[j] != wv[j] {
+						t.Fatalf("instruction %d %v: %s[%d] (16-bit) device %#04x, reference %#04x", i, in, b.Name, j, g[j], wv[j])
+					}
+				}
+				checked[in.Kernel]++
+			} else if bitExact[in.Kernel] {
+				for j := range want {
+					if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+						t.Fatalf("instruction %d %v: %s[%d] device %v (%08x), reference %v (%08x)", i, in, s.Bufs[w].Name, j,
+							got[j], math.Float32bits(got[j]), want[j], math.Float32bits(want[j]))
+					}
+				}
+				checked[in.Kernel]++
+			} else if s.Bufs[w].Double {
+				if diff := RelDiff(float64s(got), float64s(want)); diff > 1e-4 || math.IsNaN(diff) {
+					t.Errorf("instruction %d %v: %s (float64) relative difference %.3g", i, in, s.Bufs[w].Name, diff)
+				}
+			} else if !s.Bufs[w].Int {
+				if diff := RelDiff(got, want); diff > 1e-4 || math.IsNaN(diff) {
+					t.Errorf("instruction %d %v: %s relative difference %.3g", i, in, s.Bufs[w].Name, diff)
+				}
+			}
+		}
+	}
+	return checked
 }
 
 // TestDeviceGraphSteps runs training steps as one replayed CUDA graph and
@@ -145,23 +159,7 @@ func TestDeviceGraphSteps(t *testing.T) {
 			start := make([]float32, len(r.Buf(s.RNG)))
 			copy(start, r.Buf(s.RNG))
 			for k := 0; k < steps; k++ {
-				for _, sl := range s.Params {
-					if err := d.Write(sl.Param, r.Buf(sl.Param)); err != nil {
-						t.Fatal(err)
-					}
-				}
-				m, err := d.Step(0.01)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := r.Step(0.01, k == 0); err != nil {
-					t.Fatal(err)
-				}
-				want := r.Buf(s.Metrics)
-				t.Logf("step %d: loss device %.6f reference %.6f, top-1 %d/%v", k, m.Loss, want[MetricLoss], m.Top1, want[MetricTop1])
-				if d := math.Abs(m.Loss-float64(want[MetricLoss])) / math.Abs(float64(want[MetricLoss])); d > graphLossTol(tc.precision()) || math.IsNaN(d) {
-					t.Errorf("step %d: loss device %v, reference %v", k, m.Loss, want[MetricLoss])
-				}
+				stepBoth(t, s, r, d, k, 0.01, graphLossTol(tc.precision()))
 				ctr, err := d.Read(s.RNG)
 				if err != nil {
 					t.Fatal(err)
@@ -186,4 +184,28 @@ func graphLossTol(p Precision) float64 {
 		return 1e-4
 	}
 	return 1e-5
+}
+
+// stepBoth writes the reference's parameters over the device's, runs
+// training step k (learning rate lr) on both, and compares the losses
+// within a relative tol.
+func stepBoth(t *testing.T, s *Step, r *Ref, d *Device, k int, lr, tol float64) {
+	t.Helper()
+	for _, sl := range s.Params {
+		if err := d.Write(sl.Param, r.Buf(sl.Param)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := d.Step(lr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Step(lr, k == 0); err != nil {
+		t.Fatal(err)
+	}
+	want := r.Buf(s.Metrics)
+	t.Logf("step %d: loss device %.6f reference %.6f, top-1 %d/%v", k, m.Loss, want[MetricLoss], m.Top1, want[MetricTop1])
+	if d := math.Abs(m.Loss-float64(want[MetricLoss])) / math.Abs(float64(want[MetricLoss])); d > tol || math.IsNaN(d) {
+		t.Errorf("step %d: loss device %v, reference %v", k, m.Loss, want[MetricLoss])
+	}
 }

@@ -38,6 +38,8 @@ func (d *Device) String() string {
 		mode += ", TF32"
 	case BF16:
 		mode += ", bf16 mixed precision"
+	case FP16:
+		mode += ", fp16 mixed precision with loss scaling"
 	}
 	return fmt.Sprintf("cuda (%s%s)", d.Name, mode)
 }

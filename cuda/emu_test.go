@@ -222,14 +222,16 @@ func (r emuRecord) write(w *bytes.Buffer) {
 // spanningKernels may run past their buffers' extents, over N (their
 // first int) elements of a region of the arena that several buffers share
 // (the packed parameters and their gradients).
-var spanningKernels = map[string]bool{fillKernel.name: true, sgdKernel.name: true, toBF16.name: true}
+var spanningKernels = map[string]bool{fillKernel.name: true, sgdKernel.name: true, toBF16.name: true,
+	toFP16.name: true, gradCheck.name: true, sgdScaled.name: true}
 
 // emulate runs the launches of instructions [lo, hi) of s: each on the
 // reference's inputs in the emulator, then on the reference (which goes on
 // from its own result), and returns per launch the emulator's and the
 // reference's buffers after it. GEMMs (cuBLAS calls) run on the reference
 // only. A launch of a spanning kernel (the SGD over the packed parameters,
-// to_bf16 over the parameter region, a fill of a packed region) gets N
+// to_bf16 over the parameter region, a fill of a packed region, the fp16
+// step's scan of all gradients) gets N
 // elements of the arena from each buffer's offset on.
 func emulate(t *testing.T, s *Step, r *Ref, lo, hi int) (recs []emuRecord, got, want [][][]float32) {
 	t.Helper()
@@ -345,6 +347,9 @@ func TestKernelsEmulated(t *testing.T) {
 		{"resnet-8-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
 			return buildWith(t, arch.Config{Arch: "resnet-8", Batch: 2}, false, erase.Identity)
 		}, Lowering{Precision: BF16}},
+		{"resnet-8-fp16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
+			return buildWith(t, arch.Config{Arch: "resnet-8", Batch: 2}, false, erase.Identity)
+		}, Lowering{Precision: FP16}},
 		{"resnet-8-erased-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
 			return buildWith(t, arch.Config{Arch: "resnet-8", Batch: 2}, true, erase.Identity)
 		}, Lowering{Precision: BF16}},
@@ -529,7 +534,7 @@ func emuCompare(b *Buf, kernel string, got, want []float32) string {
 			return fmt.Sprintf("(float64) relative difference %.3g", d)
 		}
 	case b.BF16:
-		if d := RelDiff(bf16Floats(got, b.Elems), bf16Floats(want, b.Elems)); d > 0x1p-8 || math.IsNaN(d) {
+		if d := RelDiff(BF16Values(got, b.Elems), BF16Values(want, b.Elems)); d > 0x1p-8 || math.IsNaN(d) {
 			return fmt.Sprintf("(bf16) relative difference %.3g", d)
 		}
 	default:
@@ -540,10 +545,13 @@ func emuCompare(b *Buf, kernel string, got, want []float32) string {
 	return ""
 }
 
-// bitExact are the kernels whose device output must equal the reference
-// interpreter's bit for bit (integer generator, explicit rounding order).
+// bitExact are the kernels whose device (and emulated) output must equal
+// the reference interpreter's bit for bit (integer generator, explicit
+// rounding order).
 var bitExact = map[string]bool{"rng_advance": true, "dropout_apply": true, "stochdepth_apply": true,
-	"ln_fwd": true, "ln_input_grad": true, "ln_param_grad": true}
+	"ln_fwd": true, "ln_input_grad": true, "ln_param_grad": true,
+	// the fp16 roundings and loss scaler (integer or explicitly rounded)
+	"to_fp16": true, "im2col_fp16": true, "grad_check": true, "sgd_scaled": true, "loss_scale_update": true}
 
 // float64s reads a Double buffer's words as the float64 values they hold.
 func float64s(words []float32) []float64 {

@@ -64,9 +64,12 @@ type Buf struct {
 	// sums of the channel reductions); compare with Float64At, not as floats.
 	Double bool
 	// BF16: bfloat16 elements, two bytes each (the GEMM operands of a
-	// bf16 step, bf16.go).
+	// bf16 step, bf16.go); FP16: IEEE half elements, likewise (fp16.go).
 	BF16 bool
-	Init []float32 // initial contents of a Const buffer
+	FP16 bool
+	// Init is the initial contents of a Const buffer, or of a Hyper
+	// buffer that starts non-zero (the loss scaler, lossscale.go).
+	Init []float32
 	// Set by Plan:
 	Offset      int64 // bytes from the arena base
 	First, Last int   // instruction indices of the first write and last read (-1: persistent)
@@ -74,7 +77,7 @@ type Buf struct {
 
 // Bytes is the size of the buffer.
 func (b *Buf) Bytes() int64 {
-	if b.BF16 {
+	if b.Half() {
 		return int64(b.Elems) * BF16Bytes
 	}
 	return int64(b.Elems) * ElemSize
@@ -125,8 +128,8 @@ type Step struct {
 	// Batch and Classes of the graph.
 	Batch, Classes int
 	SGD            train.SGDOptions
-	// Precision the step was lowered with: FP32, or BF16 (GEMMs on bf16
-	// operands, bf16.go).
+	// Precision the step was lowered with: FP32, BF16 (GEMMs on bf16
+	// operands, bf16.go) or FP16 (on half operands, with loss scaling).
 	Precision Precision
 	// DirectConv: the stride-1 3x3 convolutions conv_direct can take run
 	// without column buffers (Lowering.DirectConv, convdirect.go).
@@ -144,6 +147,10 @@ type Step struct {
 	// counter on the device, so a replayed CUDA graph draws new masks.
 	RNG     int
 	Randoms []RandomOp
+	// Scaler is the Hyper buffer of an fp16 step's loss scaler (-1 in
+	// other steps): the scale S, which every gradient of the backward
+	// pass carries, and its counters (lossscale.go).
+	Scaler int
 	// Base is the training step whose arena an inference step runs in
 	// (nil for a training step). Shared maps each of the inference step's
 	// persistent buffers (parameters, running statistics, the batch, the

@@ -172,7 +172,9 @@ func (l *lowerer) gemm(g GemmArgs, alpha, beta float64, a, b, c int, n *gorgonia
 // Lower turns the training machine of a compiled float32 program into a
 // Step: the nodes the loss and the parameter gradients need, in the tape's
 // (topological) order, then the SGD update of every parameter. prec BF16
-// lowers the mixed-precision step (bf16.go); FP32 and TF32 the float32 one.
+// lowers the mixed-precision step (bf16.go), FP16 the one in half with
+// loss scaling (fp16.go, lossscale.go: DefaultLossScale unless
+// SetLossScale); FP32 and TF32 the float32 one.
 func Lower(p *graph.Program, sgd train.SGDOptions, prec Precision) (*Step, error) {
 	return lower(p, sgd, Lowering{Precision: prec}, nil)
 }
@@ -202,7 +204,7 @@ func lower(p *graph.Program, sgd train.SGDOptions, low Lowering, base *Step) (*S
 	if g.Dtype() != tensor.Float32 {
 		return nil, fmt.Errorf("cuda: only float32 graphs run on the device, this one is %v", g.Dtype())
 	}
-	s := &Step{States: map[string]int{}, SGD: sgd, Precision: low.Precision.lowered(), DirectConv: low.DirectConv, Loss: -1, Logits: -1, X: -1, Y: -1, Hyper: -1, RNG: -1}
+	s := &Step{States: map[string]int{}, SGD: sgd, Precision: low.Precision.lowered(), DirectConv: low.DirectConv, Loss: -1, Logits: -1, X: -1, Y: -1, Hyper: -1, RNG: -1, Scaler: -1}
 	l := &lowerer{s: s, g: g, nodes: map[*gorgonia.Node]int{}, saved: map[gorgonia.Op]int{},
 		state: map[*tensor.Dense]int{}, stateNames: map[*tensor.Dense]string{}, random: map[gorgonia.Op]int{}, randomFwdInstr: map[gorgonia.Op]Instr{},
 		base: base, halfOf: map[int]int{}, weights: -1}
@@ -321,6 +323,7 @@ func lower(p *graph.Program, sgd train.SGDOptions, low Lowering, base *Step) (*S
 	} else {
 		s.Metrics = s.buf("metrics", metricsLen, Metrics)
 		s.Hyper = s.buf("hyper", hyperLen, Hyper)
+		l.addScaler()
 	}
 
 	for _, n := range g.Expr().AllNodes() {

@@ -19,7 +19,9 @@ type Options struct {
 // GEMMs, how its convolutions run, and what its backward pass recomputes
 // instead of keeping.
 type Lowering struct {
-	// Precision of the GEMMs (FP32 when empty).
+	// Precision of the GEMMs (FP32 when empty): FP32 exact float32, TF32
+	// cuBLAS's TF32 tensor-core math, BF16 and FP16 the mixed-precision
+	// steps.
 	Precision Precision
 	// RecomputeBN recomputes every batch-norm (+ReLU) output the backward
 	// pass reads from the convolution output and the batch statistics,
@@ -29,6 +31,9 @@ type Lowering struct {
 	// gradient) of an fp32 step with conv_direct, without column buffers
 	// (convdirect.go); bf16 steps keep their tensor-core GEMMs.
 	DirectConv bool
+	// LossScale configures the loss scaler of an FP16 step (zero:
+	// DefaultLossScale; lossscale.go).
+	LossScale LossScale
 }
 
 // Precision is the arithmetic of a device step's GEMMs (convolutions and
@@ -51,22 +56,28 @@ const (
 	// "bf16 mixed precision"). A lowering choice, not only a cuBLAS mode:
 	// the reference interpreter rounds at the same points.
 	BF16 Precision = "bf16"
+	// FP16: mixed precision as BF16 with IEEE half operands (fp16 tensor
+	// cores, from compute capability 7.0), and dynamic loss scaling: the
+	// loss gradient is scaled by S before the backward pass, a step whose
+	// gradients overflow is skipped, S adapts on the device (fp16.go,
+	// lossscale.go; docs/CUDA.md "fp16 with dynamic loss scaling").
+	FP16 Precision = "fp16"
 )
 
 // ParsePrecision reads a --precision value.
 func ParsePrecision(s string) (Precision, error) {
 	switch p := Precision(s); p {
-	case FP32, TF32, BF16:
+	case FP32, TF32, BF16, FP16:
 		return p, nil
 	}
-	return "", fmt.Errorf("unknown precision %q (valid: fp32, tf32, bf16)", s)
+	return "", fmt.Errorf("unknown precision %q (valid: fp32, tf32, bf16, fp16)", s)
 }
 
 // lowered is the precision a step is lowered with: TF32 (and the zero
 // value) is a cuBLAS mode over the fp32 step.
 func (p Precision) lowered() Precision {
-	if p == BF16 {
-		return BF16
+	if p.Half() {
+		return p
 	}
 	return FP32
 }

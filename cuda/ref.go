@@ -16,11 +16,12 @@ type Ref struct {
 	Arena []float32
 }
 
-// NewRef allocates the arena and fills the Const buffers.
+// NewRef allocates the arena and fills the buffers that have initial
+// contents (the Const buffers, the loss scaler).
 func NewRef(s *Step) *Ref {
 	r := &Ref{S: s, Arena: make([]float32, s.ArenaBytes/ElemSize)}
 	for _, b := range s.Bufs {
-		if b.Kind == Const {
+		if b.Init != nil {
 			copy(r.buf(b), b.Init)
 		}
 	}

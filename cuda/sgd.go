@@ -20,13 +20,19 @@ func (a *SGDArgs) params() ([]*int, []*float64) {
 var sgdKernel = defKernel("sgd", 4, func(a SGDArgs) Dim { return gridStride(a.N) }, refSGD)
 
 func refSGD(r *Ref, in Instr, a SGDArgs, b [][]float32) {
+	hyper := b[3]
+	sgdUpdate(r, in, a, hyper[HyperLR], hyper[HyperFirst] != 0, 1)
+}
+
+// sgdUpdate is the update of sgd and sgd_scaled: the gradients are
+// multiplied by unscale (exact: 1, or the inverse of a power-of-two loss
+// scale) before anything else.
+func sgdUpdate(r *Ref, in Instr, a SGDArgs, lr float32, first bool, unscale float32) {
 	n, nesterov, decay := a.N, a.Nesterov != 0, a.Decay != 0
 	mom, keep, wd := float32(a.Momentum), float32(a.Keep), float32(a.WeightDecay)
 	w, g, vel := r.whole(in.Bufs[0])[:n], r.whole(in.Bufs[1])[:n], r.whole(in.Bufs[2])[:n]
-	hyper := b[3]
-	lr, first := hyper[HyperLR], hyper[HyperFirst] != 0
 	for i := range w {
-		gi := g[i]
+		gi := g[i] * unscale
 		if decay {
 			gi = gi + float32(wd*w[i])
 		}
@@ -51,8 +57,19 @@ func refSGD(r *Ref, in Instr, a SGDArgs, b [][]float32) {
 
 // emitSGD updates runs of consecutive parameters of one decay class with
 // one launch each: Plan packs parameters, gradients and velocities in slot
-// order without gaps, so a run is contiguous in all three regions.
+// order without gaps, so a run is contiguous in all three regions. A step
+// with a loss scaler updates through it (emitScaledSGD).
 func (l *lowerer) emitSGD() {
+	if l.s.HasScaler() {
+		l.emitScaledSGD(l.emitSGDRuns)
+		return
+	}
+	l.emitSGDRuns(sgdKernel)
+}
+
+// emitSGDRuns emits kernel k for each run; extra buffers follow the
+// hyper-parameters.
+func (l *lowerer) emitSGDRuns(k kernel[SGDArgs, *SGDArgs], extra ...int) {
 	s := l.s
 	o := s.SGD
 	for _, run := range s.SGDRuns() {
@@ -65,8 +82,8 @@ func (l *lowerer) emitSGD() {
 		if !first.NoDecay && o.WeightDecay != 0 {
 			decay = 1
 		}
-		in := sgdKernel.instr(SGDArgs{N: n, Nesterov: b2i(o.Nesterov), Decay: decay, Momentum: o.Momentum, Keep: 1 - o.Dampening, WeightDecay: o.WeightDecay},
-			[]int{first.Param, first.Grad, first.Vel, s.Hyper}, []int{first.Param, first.Vel})
+		in := k.instr(SGDArgs{N: n, Nesterov: b2i(o.Nesterov), Decay: decay, Momentum: o.Momentum, Keep: 1 - o.Dampening, WeightDecay: o.WeightDecay},
+			append([]int{first.Param, first.Grad, first.Vel, s.Hyper}, extra...), []int{first.Param, first.Vel})
 		in.Node = fmt.Sprintf("sgd %s..%s", first.Name, last.Name)
 		s.emit(in)
 	}

@@ -248,7 +248,8 @@ func checkStepsTwin(t *testing.T, g *graph.Graph, p *graph.Program, xs []float32
 
 // checkSGD runs the step's SGD update twice (first-step and momentum
 // paths) on the reference interpreter and train.SGD from the CPU's
-// gradients: the parameters must be bit-identical.
+// gradients (times the loss scale of an fp16 step): the parameters must be
+// bit-identical.
 func checkSGD(t *testing.T, g *graph.Graph, p *graph.Program, s *Step, r *Ref) {
 	t.Helper()
 	opt, err := train.NewSGD(g.Params(), train.SGDOptions{Momentum: benchSGD.Momentum, WeightDecay: benchSGD.WeightDecay, Nesterov: true})
@@ -256,10 +257,13 @@ func checkSGD(t *testing.T, g *graph.Graph, p *graph.Program, s *Step, r *Ref) {
 		t.Fatal(err)
 	}
 	defer opt.Close()
+	scale := float32(gradScale(t, s, r))
 	for step := 0; step < 2; step++ {
 		for i, sl := range s.Params {
 			want, _ := p.Grad(g.Params()[i])
-			copy(r.Buf(sl.Grad), want.Float32s())
+			for j, v := range want.Float32s() { // a loss-scaled step's gradients carry its scale (exact: a power of two)
+				r.Buf(sl.Grad)[j] = v * scale
+			}
 		}
 		h := r.Buf(s.Hyper)
 		h[HyperLR], h[HyperFirst] = 0.1, float32(1-step)
@@ -279,4 +283,24 @@ func checkSGD(t *testing.T, g *graph.Graph, p *graph.Program, s *Step, r *Ref) {
 			}
 		}
 	}
+}
+
+// gradScale is the factor the step's gradients carry on r (the loss scale
+// of an fp16 step, else 1).
+func gradScale(t testing.TB, s *Step, r *Ref) float64 {
+	t.Helper()
+	sc, err := s.GradScale(func(id int) ([]float32, error) { return r.Buf(id), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+// unscaled is g divided by scale, in float64.
+func unscaled(g []float32, scale float64) []float64 {
+	out := make([]float64, len(g))
+	for i, v := range g {
+		out[i] = float64(v) / scale
+	}
+	return out
 }

@@ -18,7 +18,8 @@ type Device struct {
 	// (cuda only).
 	CUDAGraph bool
 	// Lowering is how the CUDA path lowers the step (cuda and cuda-ref):
-	// its precision (fp32 when empty; tf32 on cuda only, bf16 on both),
+	// its precision (fp32 when empty; tf32 on cuda only, bf16 and fp16 with loss
+	// scaling on both),
 	// whether batch-norm outputs are recomputed and convolutions run
 	// direct. On the CPU only its zero value is valid.
 	cuda.Lowering

@@ -50,4 +50,14 @@ func TestDeviceBackend(t *testing.T) {
 	if b, err := (pipeline.Device{Name: "cuda-ref", Lowering: cuda.Lowering{DirectConv: true}}).Backend(); b == nil || err != nil {
 		t.Errorf("cuda-ref with DirectConv: %v, %v", b != nil, err)
 	}
+	// The 16-bit precisions are choices of the CUDA path; the interpreter
+	// runs them, the CPU refuses them, naming them.
+	for _, prec := range []cuda.Precision{cuda.BF16, cuda.FP16} {
+		if b, err := (pipeline.Device{Name: "cuda-ref", Lowering: cuda.Lowering{Precision: prec}}).Backend(); b == nil || err != nil {
+			t.Errorf("cuda-ref with %s: %v, %v", prec, b != nil, err)
+		}
+		if _, err := (pipeline.Device{Name: "cpu", Lowering: cuda.Lowering{Precision: prec}}).Backend(); err == nil || !strings.Contains(err.Error(), "precision "+string(prec)) {
+			t.Errorf("cpu with %s: %v", prec, err)
+		}
+	}
 }

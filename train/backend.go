@@ -52,6 +52,23 @@ type Backend interface {
 	Close() error
 }
 
+// EpochReporter is a Backend with state of its own worth a line in the
+// log (the CUDA path's fp16 loss scale): its fields join train.log's
+// "epoch done" entry.
+type EpochReporter interface {
+	EpochFields() (map[string]any, error)
+}
+
+// StatefulBackend is a Backend with state of its own beyond the graph's
+// values and the optimizer's (the CUDA path's fp16 loss scaler), which an
+// exact resume needs: the trainer saves BackendState in every checkpoint
+// it writes after Sync, and gives a resumed run's saved state (nil for a
+// fresh run, or a checkpoint without it) to SetBackendState before Load.
+type StatefulBackend interface {
+	BackendState() (map[string]string, error)
+	SetBackendState(map[string]string) error
+}
+
 // Pass is what one training or inference pass reports.
 type Pass struct {
 	// Loss is the mean loss over the batch's labelled examples.

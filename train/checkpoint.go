@@ -84,6 +84,9 @@ type State struct {
 	// Identity is Options.Identity of the run: what besides Config decides
 	// its results.
 	Identity map[string]string
+	// Backend is a StatefulBackend's own state at the checkpoint (the CUDA
+	// path's fp16 loss scaler), restored into it before Load on resume.
+	Backend map[string]string
 }
 
 // Running accumulates running averages of the training metrics over an epoch.
@@ -220,6 +223,9 @@ func saveCheckpoint(path, prev string, g *graph.Graph, opt *SGD, st State) error
 	for k, v := range st.Identity {
 		meta[identityPrefix+k] = v
 	}
+	for k, v := range st.Backend {
+		meta[backendPrefix+k] = v
+	}
 	write, err := checksummed(ts, meta)
 	if err != nil {
 		return fmt.Errorf("checkpoint %s: %w", path, err)
@@ -230,8 +236,9 @@ func saveCheckpoint(path, prev string, g *graph.Graph, opt *SGD, st State) error
 	return WriteFileRotating(path, prev, write)
 }
 
-// identityPrefix prefixes the metadata keys of State.Identity.
-const identityPrefix = "identity."
+// identityPrefix prefixes the metadata keys of State.Identity, and
+// backendPrefix those of State.Backend.
+const identityPrefix, backendPrefix = "identity.", "backend."
 
 // checksummed encodes the checkpoint twice: once into a hash with the
 // digest zeroed, then, returned as a writer function, with the digest.
@@ -387,6 +394,12 @@ func LoadCheckpoint(path string, g *graph.Graph, opt *SGD) (State, error) {
 				s.Identity = map[string]string{}
 			}
 			s.Identity[id] = v
+		}
+		if id, ok := strings.CutPrefix(k, backendPrefix); ok {
+			if s.Backend == nil {
+				s.Backend = map[string]string{}
+			}
+			s.Backend[id] = v
 		}
 	}
 	jsons := []struct {

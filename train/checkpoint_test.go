@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,7 +41,8 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	cfg, _ := RecipeConfig("wrn")
 	st := State{Epoch: 3, Batch: 2, Step: 77, Seed: 9, ConfigHash: cfg.Hash(), Config: cfg, LastLoss: 0.25,
 		History: []EpochMetrics{{Epoch: 1, Step: 10, LR: 0.1, Train: Metrics{Loss: 1, Top1Err: 50, Top5Err: 10, Examples: 40}, Test: noMetrics()}},
-		Running: Running{LossSum: 3.5, Weight: 8, Correct1: 5, Scored: 8, Examples: 8, Seconds: 1.5}}
+		Running: Running{LossSum: 3.5, Weight: 8, Correct1: 5, Scored: 8, Examples: 8, Seconds: 1.5},
+		Backend: map[string]string{"loss_scale": "1024", "loss_scale.good": "7"}}
 	if err := SaveCheckpoint(path, g, opt, st); err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +61,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	}
 	if got.Epoch != 3 || got.Batch != 2 || got.Step != 77 || got.Seed != 9 || got.ConfigHash != st.ConfigHash ||
 		got.LastLoss != 0.25 || got.Running != st.Running || len(got.History) != 1 || got.History[0].Train != st.History[0].Train ||
-		got.Config.Hash() != cfg.Hash() {
+		got.Config.Hash() != cfg.Hash() || !maps.Equal(got.Backend, st.Backend) {
 		t.Errorf("state %+v, want %+v", got, st)
 	}
 	for name, bits := range paramsBits(h) {

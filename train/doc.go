@@ -54,7 +54,8 @@
 // parameters under their names, buffers (batch-norm statistics) under theirs,
 // SGD velocities under "optim.velocity.<name>", and metadata with the epoch,
 // batch within the epoch, step, seed, config hash and config, the metrics so
-// far and the random state of every op that is an RNGStater. Options.Resume
+// far, the random state of every op that is an RNGStater and the state of a
+// StatefulBackend (the CUDA path's fp16 loss scaler). Options.Resume
 // continues a run exactly: the result is bitwise the one of an uninterrupted
 // run, because a data source's order depends only on (seed, epoch), schedules
 // are functions of (iteration, epoch), and a checkpoint taken mid-epoch

@@ -261,6 +261,12 @@ func (t *Trainer) Run(ctx context.Context) (res Result, err error) {
 	if err := r.begin(); err != nil {
 		return Result{}, err
 	}
+	if sb, ok := t.be.(StatefulBackend); ok {
+		if err := sb.SetBackendState(r.st.Backend); err != nil {
+			r.logf.Close()
+			return Result{}, fmt.Errorf("%s: restore its state: %w", t.be.Name(), err)
+		}
+	}
 	if err := t.be.Load(); err != nil {
 		r.logf.Close()
 		return Result{}, fmt.Errorf("%s: load the model: %w", t.be.Name(), err)
@@ -552,10 +558,20 @@ func (r *run) epoch() error {
 	}
 	r.bar.endEpoch()
 	r.writePlots(false)
-	r.log(logrus.InfoLevel, logrus.Fields{"epoch": em.Epoch, "step": em.Step, "lr": em.LR,
+	fields := logrus.Fields{"epoch": em.Epoch, "step": em.Step, "lr": em.LR,
 		"train_loss": jsonSafe(em.Train.Loss), "train_top1_err": jsonSafe(em.Train.Top1Err), "train_top5_err": jsonSafe(em.Train.Top5Err),
 		"test_loss": jsonSafe(em.Test.Loss), "test_top1_err": jsonSafe(em.Test.Top1Err), "test_top5_err": jsonSafe(em.Test.Top5Err),
-		"seconds": em.Seconds, "images_per_sec": em.ImagesPerSec}, "epoch done", true)
+		"seconds": em.Seconds, "images_per_sec": em.ImagesPerSec}
+	if rep, ok := r.be.(EpochReporter); ok {
+		extra, err := rep.EpochFields()
+		if err != nil {
+			return fmt.Errorf("epoch %d: %s: %w", e+1, r.be.Name(), err)
+		}
+		for k, v := range extra {
+			fields[k] = v
+		}
+	}
+	r.log(logrus.InfoLevel, fields, "epoch done", true)
 	if r.opts.OnEpoch != nil {
 		r.opts.OnEpoch(em)
 	}
@@ -601,6 +617,13 @@ func (r *run) evaluate() (Metrics, error) {
 func (r *run) checkpoint() error {
 	if err := r.be.Sync(); err != nil {
 		return fmt.Errorf("checkpoint: %s: %w", r.be.Name(), err)
+	}
+	if sb, ok := r.be.(StatefulBackend); ok {
+		st, err := sb.BackendState()
+		if err != nil {
+			return fmt.Errorf("checkpoint: %s: %w", r.be.Name(), err)
+		}
+		r.st.Backend = st
 	}
 	return r.writeCheckpoint()
 }

@@ -40,22 +40,23 @@ func (d *deviceFlags) args() []string {
 func addPrecisionFlag(f *pflag.FlagSet, v *string) {
 	f.StringVar(v, "precision", string(cuda.FP32), "arithmetic of the GEMMs: fp32 (exact float32, every device); "+
 		"tf32 (TF32 tensor cores, --device cuda only); bf16 (mixed precision: bf16 GEMM operands, fp32 accumulation, "+
-		"fp32 master weights; --device cuda on compute capability 8.0 or newer, or cuda-ref)")
+		"fp32 master weights; --device cuda on compute capability 8.0 or newer, or cuda-ref); fp16 (the same with IEEE half "+
+		"operands and dynamic loss scaling; --device cuda on compute capability 7.0 or newer, or cuda-ref)")
 }
 
 // precisionFor checks a --precision value against where the step runs:
 // the CPU computes in fp32 only; the CUDA path's CPU interpreter also
-// rounds as the bf16 step does (TF32 is a cuBLAS mode it has not).
+// rounds as the bf16 and fp16 steps do (TF32 is a cuBLAS mode it has not).
 func precisionFor(value, device string) (cuda.Precision, error) {
 	p, err := cuda.ParsePrecision(value)
 	if err != nil {
 		return "", fmt.Errorf("--precision: %w", err)
 	}
 	switch {
-	case p == cuda.FP32, device == "cuda", p == cuda.BF16 && device == "cuda-ref":
+	case p == cuda.FP32, device == "cuda", (p == cuda.BF16 || p == cuda.FP16) && device == "cuda-ref":
 		return p, nil
-	case p == cuda.BF16:
-		return "", fmt.Errorf("--precision bf16: %s computes in fp32 only (bf16 needs --device cuda, in the GPU binary, or cuda-ref)", device)
+	case p == cuda.BF16 || p == cuda.FP16:
+		return "", fmt.Errorf("--precision %s: %s computes in fp32 only (%s needs --device cuda, in the GPU binary, or cuda-ref)", p, device, p)
 	}
 	return "", fmt.Errorf("--precision %s: %s computes in fp32 only (%s needs --device cuda, in the GPU binary)", p, device, p)
 }

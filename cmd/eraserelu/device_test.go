@@ -83,9 +83,9 @@ func TestTrainOnDevicePath(t *testing.T) {
 
 // TestPrecisionFlagErrors: an unknown --precision is refused as unknown,
 // tf32 wherever the step runs on the CPU (train and experiment on --device
-// cpu or cuda-ref, bench), bf16 on the CPU trainer and bench (cuda-ref
-// runs it: TestTrainBF16OnDevicePath), and bf16 on --device cuda in the
-// default build as the device is, each naming the flag, before anything is
+// cpu or cuda-ref, bench), bf16 and fp16 on the CPU trainer and bench
+// (cuda-ref runs them: TestTrainBF16OnDevicePath, TestTrainFP16OnDevicePath), and bf16 and fp16 on
+// --device cuda in the default build as the device is, each naming the flag, before anything is
 // written.
 func TestPrecisionFlagErrors(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "run")
@@ -101,6 +101,10 @@ func TestPrecisionFlagErrors(t *testing.T) {
 		{[]string{"experiment", "fig3c", "--precision", "tf32"}, "--precision tf32: cpu computes in fp32 only"},
 		{[]string{"bench", "--precision", "tf32"}, "--precision tf32: cpu computes in fp32 only"},
 		{[]string{"bench", "--precision", "bf16"}, "--precision bf16: cpu computes in fp32 only"},
+		{[]string{"train", "--precision", "fp16"}, "--precision fp16: cpu computes in fp32 only"},
+		{[]string{"train", "--device", "cuda", "--precision", "fp16"}, "--device cuda"},
+		{[]string{"experiment", "fig3c", "--precision", "fp16"}, "--precision fp16: cpu computes in fp32 only"},
+		{[]string{"bench", "--precision", "fp16"}, "--precision fp16: cpu computes in fp32 only"},
 	}
 	for _, c := range cases {
 		args := c.args
@@ -121,27 +125,25 @@ func TestPrecisionFlagErrors(t *testing.T) {
 // bf16 step on the CPU interpreter) trains and evaluates the run of
 // TestTrainOnDevicePath within bf16's distance of the CPU's: the losses
 // within 5% (cuda.TestBackendBF16 bounds a step's), and the log says bf16.
-func TestTrainBF16OnDevicePath(t *testing.T) {
+func TestTrainBF16OnDevicePath(t *testing.T) { trainHalfOnDevicePath(t, "bf16") }
+
+// TestTrainFP16OnDevicePath: the same with --precision fp16 (half GEMM
+// operands, loss scaling; cuda.TestBackendFP16 bounds a step's).
+func TestTrainFP16OnDevicePath(t *testing.T) { trainHalfOnDevicePath(t, "fp16") }
+
+func trainHalfOnDevicePath(t *testing.T, prec string) {
 	data := sharedData(t)
-	res := map[string]train.Result{}
-	for _, prec := range []string{"fp32", "bf16"} {
-		dev := "cuda-ref"
-		if prec == "fp32" {
-			dev = "cpu"
-		}
-		r, log := trainMNISTTiny(t, data, "--device", dev, "--precision", prec)
-		res[prec] = r
-		if prec == "bf16" && !strings.Contains(log, "bf16") {
-			t.Errorf("train.log does not say bf16")
-		}
+	c, _ := trainMNISTTiny(t, data, "--device", "cpu", "--precision", "fp32")
+	r, log := trainMNISTTiny(t, data, "--device", "cuda-ref", "--precision", prec)
+	if !strings.Contains(log, prec+" mixed precision") {
+		t.Errorf("train.log does not say %s", prec)
 	}
-	c, d := res["fp32"].Final, res["bf16"].Final
-	if d.Test.Examples != 50 || res["bf16"].Steps != 5 {
-		t.Fatalf("bf16 %+v", res["bf16"])
+	if r.Final.Test.Examples != 50 || r.Steps != 5 {
+		t.Fatalf("%s %+v", prec, r)
 	}
-	for _, m := range [][2]train.Metrics{{d.Train, c.Train}, {d.Test, c.Test}} {
+	for _, m := range [][2]train.Metrics{{r.Final.Train, c.Final.Train}, {r.Final.Test, c.Final.Test}} {
 		if diff := (m[0].Loss - m[1].Loss) / m[1].Loss; diff > 0.05 || diff < -0.05 || diff == 0 {
-			t.Errorf("bf16 %+v, cpu %+v: want within 5%%, not equal", m[0], m[1])
+			t.Errorf("%s %+v, cpu %+v: want within 5%%, not equal", prec, m[0], m[1])
 		}
 	}
 }
@@ -177,6 +179,7 @@ func TestWorkerKeepsDeviceChoice(t *testing.T) {
 	for _, argv := range [][]string{
 		{"--device", "cuda-ref", "--precision", "bf16", "--recompute-bn", "--cuda-graph=false"},
 		{"--device", "cuda", "--precision", "tf32", "--direct-conv"},
+		{"--device", "cuda", "--precision", "fp16"},
 		{},
 	} {
 		var d deviceFlags

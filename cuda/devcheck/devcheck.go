@@ -42,7 +42,7 @@ func Main(args []string) error {
 	steps := fs.Int("steps", 50, "timed steps (bench)")
 	warmup := fs.Int("warmup", 5, "untimed steps (bench)")
 	useGraph := fs.Bool("graph", true, "run the step as one CUDA graph (bench)")
-	precision := fs.String("precision", "fp32", "GEMM arithmetic (bench, check): fp32 exact, tf32 TF32 tensor cores (bench), bf16 mixed precision")
+	precision := fs.String("precision", "fp32", "GEMM arithmetic (bench, check, trace): fp32 exact, tf32 TF32 tensor cores (bench), bf16 mixed precision, fp16 mixed precision with loss scaling")
 	tol := fs.Float64("tol", 1e-4, "relative tolerance (check; trace on identical inputs)")
 	eraseP := fs.Float64("erase", 0, "proportion of modules whose trailing ReLU is erased (bench)")
 	reps := fs.Int("reps", 5, "profiled steps averaged (profile)")
@@ -61,12 +61,12 @@ func Main(args []string) error {
 		return probe()
 	case "trace":
 		if prec == cuda.TF32 {
-			return fmt.Errorf("gpu trace --precision tf32: trace compares fp32 and bf16 steps only")
+			return fmt.Errorf("gpu trace --precision tf32: trace compares fp32, bf16 and fp16 steps only")
 		}
 		return trace(*archName, *batch, *tol, low)
 	case "check":
 		if prec == cuda.TF32 {
-			return fmt.Errorf("gpu check --precision tf32: check judges fp32 and bf16 steps only")
+			return fmt.Errorf("gpu check --precision tf32: check judges fp32, bf16 and fp16 steps only")
 		}
 		return check(*archName, *batch, *tol, low)
 	case "profile":
@@ -242,11 +242,12 @@ func (su *setup) upload(d *cuda.Device, ref *cuda.Ref) error {
 //     counts those flips, so a large end-to-end difference can be told apart
 //     from a wrong kernel.
 //
-// With prec BF16 the bf16 step is traced: every write of a bf16 buffer (the
-// roundings to_bf16 and im2col_bf16*, the batch-norm applies and adds that
-// store bf16 activations) must be bit-identical, the GEMMs on bf16
-// operands agree as the fp32 ones do (exact products, fp32 sums in another
-// order).
+// With prec BF16 (FP16) the bf16 (fp16) step is traced: every write of a
+// 16-bit buffer (the roundings to_bf16, im2col_bf16*, to_fp16, im2col_fp16,
+// the batch-norm applies and adds that store bf16 activations) must be
+// bit-identical, the GEMMs on 16-bit operands agree as the fp32 ones do
+// (exact products, fp32 sums in another order). An fp16 step's backward
+// pass carries the loss scale on both sides alike.
 func trace(name string, batch int, tol float64, low cuda.Lowering) error {
 	su, err := prepare(name, batch, 0, low)
 	if err != nil {
@@ -301,14 +302,14 @@ func trace(name string, batch int, tol float64, low cuda.Lowering) error {
 			switch {
 			case b.Double:
 				diff = cuda.RelDiff(doubles(got), doubles(ref.Buf(w)))
-			case b.BF16:
-				diff = cuda.RelDiff(cuda.BF16Values(got, b.Elems), cuda.BF16Values(ref.Buf(w), b.Elems))
+			case b.Half():
+				diff = cuda.RelDiff(b.HalfValues(got), b.HalfValues(ref.Buf(w)))
 			}
 			if diff > st.worst || math.IsNaN(diff) {
 				st.worst, st.at = diff, fmt.Sprintf("#%d %s", i, in.Node)
 			}
-			// A rounding to bf16 is bit for bit the interpreter's.
-			if (diff > tol || math.IsNaN(diff) || b.BF16 && diff != 0) && len(bad) < 10 {
+			// A rounding to bf16 or fp16 is bit for bit the interpreter's.
+			if (diff > tol || math.IsNaN(diff) || b.Half() && diff != 0) && len(bad) < 10 {
 				bad = append(bad, fmt.Sprintf("instruction %d %v: %s differs by %.3g", i, in, b.Name, diff))
 			}
 		}
@@ -417,7 +418,8 @@ func (su *setup) twin64(name string, batch int) (*graph.Graph, *graph.Program, e
 // update no further from float64 than 2x the reference interpreter's bf16
 // step on the same inputs is (the same rounding points, other summation
 // orders), or BF16ForwardTol; the CPU float32 step's distance is printed
-// beside them.
+// beside them. An fp16 step likewise, with cuda.FP16ForwardTol and the
+// interpreter's fp16 step, its gradients divided by the loss scale.
 func check(name string, batch int, tol float64, low cuda.Lowering) error {
 	prec := low.Precision
 	su, err := prepare(name, batch, 0, low)
@@ -438,8 +440,11 @@ func check(name string, batch int, tol float64, low cuda.Lowering) error {
 	// up before the CPU steps update the graph's running statistics.
 	peer := "CPU float32"
 	var ref *cuda.Ref
-	if prec == cuda.BF16 {
-		peer, tol = "bf16 reference interpreter", cuda.BF16ForwardTol
+	if prec.Half() {
+		peer, tol = string(prec)+" reference interpreter", cuda.BF16ForwardTol
+		if prec == cuda.FP16 {
+			tol = cuda.FP16ForwardTol
+		}
 		ref = cuda.NewRef(su.s)
 		if err := cuda.WriteWeights(su.s, su.g, ref.Write); err != nil {
 			return err
@@ -451,7 +456,7 @@ func check(name string, batch int, tol float64, low cuda.Lowering) error {
 		if err := ref.Run(0, su.s.OptStart); err != nil {
 			return err
 		}
-		fmt.Printf("check: bf16 reference interpreter forward+backward %.2f s\n", time.Since(t0).Seconds())
+		fmt.Printf("check: %s forward+backward %.2f s\n", peer, time.Since(t0).Seconds())
 	}
 	t0 := time.Now()
 	if err := su.p.Train(); err != nil {
@@ -464,6 +469,14 @@ func check(name string, batch int, tol float64, low cuda.Lowering) error {
 	if err := d.Forward(); err != nil {
 		return err
 	}
+	// The loss scale an fp16 step's gradients carry (1 otherwise; the
+	// interpreter's is the same initial scale).
+	gs, err := su.s.GradScale(d.Read)
+	if err != nil {
+		return err
+	}
+	inv := float32(1 / gs)
+	fmt.Printf("check: gradients carry a loss scale of %g\n", gs)
 	fail := 0
 	// exact: forward quantities against the CPU float32 step, or for bf16
 	// against float64.
@@ -498,7 +511,15 @@ func check(name string, batch int, tol float64, low cuda.Lowering) error {
 	}
 	// compare gathers, per parameter, the device's and the CPU float32's
 	// distance to float64 and to each other, and applies the accuracy test.
-	compare := func(what string, dev func(i int) ([]float32, error), cpu32 func(i int) []float32, cpu64 func(i int) []float64, refOf func(sl cuda.ParamSlot) int) error {
+	// unscale divides a step's gradient by its loss scale (exact: a power of two).
+	unscale := func(v []float32) []float32 {
+		out := make([]float32, len(v))
+		for i, x := range v {
+			out[i] = x * inv
+		}
+		return out
+	}
+	compare := func(what string, dev func(i int) ([]float32, error), cpu32 func(i int) []float32, cpu64 func(i int) []float64, refOf func(sl cuda.ParamSlot) []float32) error {
 		var floor, devErr, devPeer, cpu32Err float64
 		worstName := ""
 		for i, sl := range su.s.Params {
@@ -509,7 +530,7 @@ func check(name string, batch int, tol float64, low cuda.Lowering) error {
 			c32, c64 := cpu32(i), cpu64(i)
 			cpu32Err = max(cpu32Err, cuda.RelDiff(c32, c64))
 			if ref != nil {
-				c32 = ref.Buf(refOf(sl))
+				c32 = refOf(sl)
 			}
 			floor = max(floor, cuda.RelDiff(c32, c64))
 			if e := cuda.RelDiff(got, c64); e > devErr || math.IsNaN(e) {
@@ -527,10 +548,10 @@ func check(name string, batch int, tol float64, low cuda.Lowering) error {
 		return nil
 	}
 	err = compare("gradients",
-		func(i int) ([]float32, error) { return d.Read(su.s.Params[i].Grad) },
+		func(i int) ([]float32, error) { g, err := d.Read(su.s.Params[i].Grad); return unscale(g), err },
 		func(i int) []float32 { g, _ := su.p.Grad(su.g.Params()[i]); return g.Float32s() },
 		func(i int) []float64 { g, _ := p64.Grad(g64.Params()[i]); return g.Float64s() },
-		func(sl cuda.ParamSlot) int { return sl.Grad })
+		func(sl cuda.ParamSlot) []float32 { return unscale(ref.Buf(sl.Grad)) })
 	if err != nil {
 		return err
 	}
@@ -563,7 +584,7 @@ func check(name string, batch int, tol float64, low cuda.Lowering) error {
 		func(i int) ([]float32, error) { return d.Read(su.s.Params[i].Param) },
 		func(i int) []float32 { return su.g.Params()[i].Node.Value().Data().([]float32) },
 		func(i int) []float64 { return g64.Params()[i].Node.Value().Data().([]float64) },
-		func(sl cuda.ParamSlot) int { return sl.Param })
+		func(sl cuda.ParamSlot) []float32 { return ref.Buf(sl.Param) })
 	if err != nil {
 		return err
 	}
@@ -588,11 +609,15 @@ type benchResult struct {
 	StepMs    float64 `json:"step_ms"`
 	Launches  int     `json:"launches"`
 	ArenaMiB  float64 `json:"arena_mib"`
-	// ArenaFP32MiB: with --precision bf16, the fp32 step's planned arena
+	// ArenaFP32MiB: with --precision bf16 or fp16, the fp32 step's planned arena
 	// for the same network and batch (the memory bf16 saves).
 	ArenaFP32MiB float64 `json:"arena_fp32_mib,omitempty"`
 	DeviceMiB    float64 `json:"device_used_mib"`
 	Loss         float64 `json:"loss_last"`
+	// LossScale: with --precision fp16, the loss scale after the last
+	// step, and how many steps the scaler skipped (overflow).
+	LossScale float64 `json:"loss_scale,omitempty"`
+	Skipped   int     `json:"loss_scale_skipped,omitempty"`
 }
 
 func bench(name string, batch, steps, warmup int, useGraph bool, low cuda.Lowering, eraseP float64) error {
@@ -646,9 +671,17 @@ func bench(name string, batch, steps, warmup int, useGraph bool, low cuda.Loweri
 	r := benchResult{Arch: name, Batch: batch, Device: d.Name, Erase: eraseP, Graph: useGraph, Precision: string(low.Precision), Recompute: low.RecomputeBN, Direct: low.DirectConv,
 		TrainImgS: float64(steps*batch) / dt, EvalImgS: float64(steps*batch) / evalDt, StepMs: dt * 1e3 / float64(steps), Launches: len(su.s.Instrs),
 		ArenaMiB: float64(su.s.ArenaBytes) / (1 << 20), DeviceMiB: float64(used) / (1 << 20), Loss: m.Loss}
-	if low.Precision == cuda.BF16 {
+	if su.s.HasScaler() {
+		v, err := d.Read(su.s.Scaler)
+		if err != nil {
+			return err
+		}
+		st := cuda.ReadScaler(v)
+		r.LossScale, r.Skipped = st.Scale, st.Skipped
+	}
+	if low.Precision.Half() {
 		low32 := low
-		low32.Precision = cuda.FP32
+		low32.Precision, low32.LossScale = cuda.FP32, cuda.LossScale{}
 		s32, _, err := cuda.LowerProgram(su.p, sgdOpts, low32)
 		if err != nil {
 			return err

@@ -373,13 +373,12 @@ __global__ void ce_bwd(int n, int k, const float* p, const int* labels, const fl
 // g' = g + wd*w (decay != 0); v = first ? g' : mom*v + keep*g'; d = nesterov ? g' + mom*v : v;
 // w -= lr*d; with mom == 0 simply d = g'. hyper = (lr, first). Explicit _rn
 // operations: no fused multiply-add, the rounding of train.SGD. The gradient
-// is not zeroed (the next backward overwrites it).
-__global__ void sgd(int n, int nesterov, int decay, float mom, float keep, float wd,
-                    float* w, const float* g, float* v, const float* hyper) {
-    float lr = hyper[0];
-    int first = hyper[1] != 0.f;
+// is not zeroed (the next backward overwrites it). sgd_update multiplies the
+// gradient by unscale first (1, or sgd_scaled's exact 1/S).
+__device__ void sgd_update(int n, int nesterov, int decay, float mom, float keep, float wd, float lr, int first, float unscale,
+                           float* w, const float* g, float* v) {
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
-        float gi = g[i];
+        float gi = __fmul_rn(g[i], unscale);
         if (decay) gi = __fadd_rn(gi, __fmul_rn(wd, w[i]));
         float d = gi;
         if (mom != 0.f) {
@@ -389,6 +388,11 @@ __global__ void sgd(int n, int nesterov, int decay, float mom, float keep, float
         }
         w[i] = __fadd_rn(w[i], __fmul_rn(-lr, d));
     }
+}
+
+__global__ void sgd(int n, int nesterov, int decay, float mom, float keep, float wd,
+                    float* w, const float* g, float* v, const float* hyper) {
+    sgd_update(n, nesterov, decay, mom, keep, wd, hyper[0], hyper[1] != 0.f, 1.f, w, g, v);
 }
 
 }  // extern "C"
@@ -920,6 +924,90 @@ __global__ void gap_fwd_bf16(int planes, int inner, const unsigned short* x, flo
 __global__ void im2col_bf16_bf16(int nimg, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow,
                                  const unsigned short* x, unsigned short* col) {
     im2col_cols(nimg, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, x, col);
+}
+
+}  // extern "C"
+
+// ==== fp16 mixed precision with dynamic loss scaling (cuda/fp16.go, cuda/lossscale.go) ====
+// IEEE half values are stored as their 16 bits; rounding is to nearest, ties
+// to even, with subnormals and overflow to infinity, by integer operations
+// on the float's bits (no half intrinsics), exactly as cuda.RoundFP16 does.
+
+__device__ __forceinline__ unsigned short fp16_round(float f) {
+    unsigned int u = __float_as_uint(f);
+    unsigned int sign = (u >> 16) & 0x8000u;
+    unsigned int a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return (unsigned short)(sign | 0x7e00u | ((a >> 13) & 0x3ffu)); // NaN stays NaN
+    if (a >= 0x477ff000u) return (unsigned short)(sign | 0x7c00u);                       // >= 65520: infinity
+    if (a >= 0x38800000u) {                                                             // normal: rebias 127 -> 15
+        unsigned int r = a - 0x38000000u;
+        r += 0x0fffu + ((r >> 13) & 1u);
+        return (unsigned short)(sign | (r >> 13));
+    }
+    if (a < 0x33000000u) return (unsigned short)sign; // below half the smallest subnormal: zero
+    unsigned int e = a >> 23, m = (a & 0x7fffffu) | 0x800000u;
+    unsigned int s = 126u - e; // 14..24: the subnormal k = m >> s, rounded half to even
+    unsigned int k = m >> s, rem = m & ((1u << s) - 1u), half = 1u << (s - 1u);
+    if (rem > half || (rem == half && (k & 1u))) k++;
+    return (unsigned short)(sign | k);
+}
+
+// A half element as im2col_cols's store sees it (a distinct type from the
+// bf16 elements' unsigned short; the same two bytes cuBLAS reads as CUDA_R_16F).
+struct fp16_bits { unsigned short bits; };
+__device__ __forceinline__ void store(fp16_bits* p, float v) { p->bits = fp16_round(v); }
+
+extern "C" {
+
+__global__ void im2col_fp16(int nimg, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow,
+                            const float* x, fp16_bits* col) {
+    im2col_cols(nimg, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, x, col);
+}
+
+__global__ void to_fp16(int n, const float* x, unsigned short* y) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) y[i] = fp16_round(x[i]);
+}
+
+// Loss scaler words (cuda.Scaler*): 0 the scale S, 1 clean steps, 2 found
+// inf/NaN, 3 pending first update, 4 growth interval, 5 skipped steps.
+
+// found = 1 if any of the n packed gradients is inf or NaN (every thread
+// that finds one writes the same 1: no atomics needed).
+__global__ void grad_check(int n, const float* g, float* sc) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        if ((__float_as_uint(g[i]) & 0x7f800000u) == 0x7f800000u) sc[2] = 1.f;
+}
+
+// sgd on the gradients divided by S (exact: S is a power of two), or nothing
+// when the step's gradients overflowed; the first update of the optimizer
+// initialises the velocities even when earlier steps were skipped.
+__global__ void sgd_scaled(int n, int nesterov, int decay, float mom, float keep, float wd,
+                           float* w, const float* g, float* v, const float* hyper, const float* sc) {
+    if (sc[2] != 0.f) return;
+    sgd_update(n, nesterov, decay, mom, keep, wd, hyper[0], hyper[1] != 0.f || sc[3] != 0.f, 1.f / sc[0], w, g, v);
+}
+
+// After the optimizer, one thread: S halves after a skipped step (not below
+// 2^-126, so 1/S stays finite), doubles after `interval` clean steps in a
+// row (unless it would overflow); the found flag is cleared for the next step.
+__global__ void loss_scale_update(const float* hyper, float* sc) {
+    if (blockIdx.x != 0 || threadIdx.x != 0) return;
+    if (sc[2] != 0.f) {
+        sc[0] = fmaxf(__fmul_rn(sc[0], 0.5f), 0x1p-126f);
+        sc[1] = 0.f;
+        sc[5] = __fadd_rn(sc[5], 1.f);
+        if (hyper[1] != 0.f || sc[3] != 0.f) sc[3] = 1.f;
+    } else {
+        float good = __fadd_rn(sc[1], 1.f);
+        if (good >= sc[4]) {
+            float s2 = __fmul_rn(sc[0], 2.f);
+            if (s2 <= 3.40282347e+38f) sc[0] = s2;
+            good = 0.f;
+        }
+        sc[1] = good;
+        sc[3] = 0.f;
+    }
+    sc[2] = 0.f;
 }
 
 }  // extern "C"
