@@ -148,15 +148,22 @@ func TestFP16Plan(t *testing.T) {
 	if in := s.Instrs[s.OptStart]; in.Ints[0] != gradElems(s) {
 		t.Errorf("grad_check covers %d elements, the gradients are %d", in.Ints[0], gradElems(s))
 	}
-	bf, err := Lower(p, benchSGD, BF16)
-	if err != nil {
-		t.Fatal(err)
+	// Half GEMM operands make the arena smaller than the fp32 step's; the
+	// kept activations stay fp32 (bf16 activation storage is a bf16 step's
+	// only), so it is larger than the bf16 step's.
+	arena := map[Precision]int64{}
+	for _, prec := range []Precision{FP32, BF16} {
+		o, err := Lower(p, benchSGD, prec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Plan(); err != nil {
+			t.Fatal(err)
+		}
+		arena[prec] = o.ArenaBytes
 	}
-	if err := bf.Plan(); err != nil {
-		t.Fatal(err)
-	}
-	if d := s.ArenaBytes - bf.ArenaBytes; d < 0 || d > 2*Alignment {
-		t.Errorf("fp16 arena %d bytes, bf16 %d: want the same plus the scaler", s.ArenaBytes, bf.ArenaBytes)
+	if s.ArenaBytes >= arena[FP32] || s.ArenaBytes <= arena[BF16] {
+		t.Errorf("fp16 arena %d bytes, fp32 %d, bf16 %d: want between them", s.ArenaBytes, arena[FP32], arena[BF16])
 	}
 }
 
