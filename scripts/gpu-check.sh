@@ -85,6 +85,9 @@ full && step check.log check 180 "$BIN" gpu check --arch resnet-20 --batch 128 -
 # interpreter (same rounding points) as the peer.
 step check.log trace-bf16 120 "$BIN" gpu trace --arch resnet-20 --batch 16 --tol 1e-4 --precision bf16
 step check.log check-bf16 180 "$BIN" gpu check --arch resnet-20 --batch 128 --precision bf16
+# 3b'. The same for fp16 with dynamic loss scaling (capability 7.0 and up).
+step check.log trace-fp16 120 "$BIN" gpu trace --arch resnet-20 --batch 16 --tol 1e-4 --precision fp16
+step check.log check-fp16 180 "$BIN" gpu check --arch resnet-20 --batch 128 --precision fp16
 # 3c. The package's device tests (make cuda-test-build): the trainer on the
 # device against the reference interpreter, new batches every step, every
 # kernel, CUDA-graph replay.
@@ -104,7 +107,7 @@ step profile.log profile-resnet-20-direct 60 "$BIN" gpu profile --arch resnet-20
 # 5. Throughput beside PyTorch, same call: ours fp32 and tf32 (CUDA graph),
 # then PyTorch in its three modes.
 for a in 20 56 110; do
-  for p in fp32 tf32 bf16; do
+  for p in fp32 tf32 bf16 fp16; do
     step bench.log "bench-resnet-$a-$p" 90 "$BIN" gpu bench --arch "resnet-$a" --batch 128 --steps 50 --warmup 5 --precision "$p"
   done
   step bench.log "bench-resnet-$a-fp32-direct" 90 "$BIN" gpu bench --arch "resnet-$a" --batch 128 --steps 50 --warmup 5 --direct-conv
