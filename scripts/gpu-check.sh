@@ -74,6 +74,8 @@ optional() {
 # JIT-compiled by the driver for this GPU (load time printed), kernels,
 # cuBLAS SGEMM against the CPU.
 step check.log probe 60 "$BIN" gpu probe || { echo "probe failed: stopping (see check.log)" | tee -a "$S"; exit 1; }
+# CIFAR_ONLY=1: only the training runs of step 6 (a call of their own).
+if [ "${CIFAR_ONLY:-0}" != 1 ]; then
 grep -m1 "^device:" "$OUT/check.log" >> "$S"
 # 2. Every kernel of a ResNet-20 step (batch 16) on identical inputs vs the CPU interpreter, then the drift and ReLU flips.
 full && step check.log trace 120 "$BIN" gpu trace --arch resnet-20 --batch 16 --tol 1e-5
@@ -93,7 +95,7 @@ step check.log check-fp16 180 "$BIN" gpu check --arch resnet-20 --batch 128 --pr
 # kernel, CUDA-graph replay.
 if [ -f bin/gpu/cuda.test.xz ]; then
   xz -dkf bin/gpu/cuda.test.xz && chmod +x bin/gpu/cuda.test
-  (cd cuda && step check.log device-tests 90 ../bin/gpu/cuda.test -test.run TestDevice -test.v -test.count=1)
+  (cd cuda && step check.log device-tests 180 ../bin/gpu/cuda.test -test.run TestDevice -test.v -test.count=1)
 fi
 # 3d. conv_direct (--direct-conv, not yet run on a GPU before this call):
 # every kernel of the direct fp32 step on identical inputs, then the step
@@ -141,20 +143,24 @@ if optional "wrn-28-10"; then
   step torch.log torch-wrn-28-10-amp-bf16-cl 90 $TORCH wrn-28-10 --steps 20 --warmup 3 --amp bf16 --channels-last --cudnn-benchmark
 fi
 grep -q "^=== bench-resnet-1202\|^=== bench-wrn" "$OUT/bench.log" && ratios "with ResNet-1202 and WRN-28-10 (${SECONDS}s):"
+fi # CIFAR_ONLY
 # 6. A real run through the trainer: ResNet-20 on CIFAR-10 (50,000 training
 # images with the paper's augmentation), 10 epochs, the he-resnet recipe with
 # its learning-rate drops moved to epochs 5 and 8, evaluated on the 10,000
 # test images after every epoch, on the device.
-if [ "${CIFAR:-1}" = 1 ] && [ -f data/cifar10-jpeg.tar.gz ] && optional "cifar10-resnet-20"; then
-  step cifar.log cifar10-resnet-20 110 "$BIN" train --device cuda --arch resnet-20 --recipe he-resnet --dataset cifar10 --data data \
-    --epochs 10 --milestones 5,8 --milestone-unit epoch --seed 1 --out /tmp/cifar-run
-  runs="cifar-run/train.log cifar-run/metrics.csv cifar-run/results.json"
-  if optional "cifar10-resnet-20-bf16"; then
-    step cifar.log cifar10-resnet-20-bf16 110 "$BIN" train --device cuda --precision bf16 --arch resnet-20 --recipe he-resnet --dataset cifar10 --data data \
-      --epochs 10 --milestones 5,8 --milestone-unit epoch --seed 1 --out /tmp/cifar-run-bf16
-    runs="$runs cifar-run-bf16/train.log cifar-run-bf16/metrics.csv cifar-run-bf16/results.json"
-  fi
-  (cd /tmp && tar czf "$OUT/cifar-run.tar.gz" $runs 2>/dev/null)
+# CIFAR_PRECS and CIFAR_SEEDS choose the runs (default fp32 then bf16, seed
+# 1); each starts only while the budget lasts.
+if [ "${CIFAR:-1}" = 1 ] && [ -f data/cifar10-jpeg.tar.gz ]; then
+  runs=
+  for seed in ${CIFAR_SEEDS:-1}; do
+    for p in ${CIFAR_PRECS:-fp32 bf16}; do
+      optional "cifar10-resnet-20-$p-seed$seed" || continue
+      step cifar.log "cifar10-resnet-20-$p-seed$seed" 110 "$BIN" train --device cuda --precision "$p" --arch resnet-20 --recipe he-resnet \
+        --dataset cifar10 --data data --epochs 10 --milestones 5,8 --milestone-unit epoch --seed "$seed" --out "/tmp/cifar-$p-$seed"
+      runs="$runs cifar-$p-$seed/train.log cifar-$p-$seed/metrics.csv cifar-$p-$seed/results.json"
+    done
+  done
+  [ -n "$runs" ] && (cd /tmp && tar czf "$OUT/cifar-run.tar.gz" $runs 2>/dev/null)
 fi
 nvidia-smi >> "$OUT/env.log" 2>&1
 echo "done $(date -u) (${SECONDS}s)" | tee -a "$S"
