@@ -80,20 +80,7 @@ func (d *convDirect) prepare(g *convGeom, k *Kernels) bool {
 				base = (a*2 + b) * g.cg() * d.cstride
 			}
 			d.tapoff[t] = int64(base + dr*pw + dc)
-			for j := 0; j < d.nvec; j++ {
-				var m uint16
-				for l := 0; l < 16; l++ {
-					p := 16*j + l
-					if p >= P {
-						break
-					}
-					r, q := p/g.OW+dr, p%g.OW+dc
-					if r >= 0 && r < ph && q >= 0 && q < pw {
-						m |= 1 << l
-					}
-				}
-				d.mask[j*d.kk+t] = m
-			}
+			directTapMasks(d.mask, d.kk, t, P, g.OW, ph, pw, dr, dc)
 		}
 	}
 	return true

@@ -50,4 +50,9 @@ void eraserelu_wino_fwd_f32(const float *x, int64_t ximg, int C, int H, int W, i
 void eraserelu_wino_wgrad_f32(const float *x, int64_t ximg, int C, int H, int W, const float *dy,
 	int64_t dyimg, int F, int nimg, float *vt, float *dt, float *z);
 
+// Interleaves the four stride-2 phases of C input planes H x W (phase
+// (a, b) of channel c at src[((a*2+b)*C + c)*P], P = ceil(H/2)*ld, rows ld
+// apart) into dx: dx[(c*H + 2i+a)*W + 2j+b] = phase (a,b)[c][i*ld + j].
+void eraserelu_merge_phases2_f32(float *dx, const float *src, int C, int H, int W, int ld);
+
 #endif

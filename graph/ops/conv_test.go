@@ -47,8 +47,9 @@ var convCases = []convCase{
 // (these small shapes run on one worker, one image per GEMM or
 // direct-kernel call); with every kernel forced onto all workers with
 // several images per GEMM or filter-gradient call; so again with the input
-// gradient of stride-1 convolutions by col2im instead of as a forward
-// convolution; and with the direct kernels off. Every kernel path is tested
+// gradient by col2im instead of as forward convolutions (of the flipped
+// filters for stride 1, of each stride phase for strided float32 ones);
+// and with the direct kernels off. Every kernel path is tested
 // (the direct ones where the CPU has them).
 func convWithKnobs(t *testing.T, fn func(t *testing.T, e *Env)) {
 	par := DefaultKernels()

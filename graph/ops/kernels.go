@@ -46,7 +46,9 @@ type Kernels struct {
 	TrainingFusion bool
 	// DataGradViaForward computes the input gradient of stride-1
 	// convolutions as a forward convolution with flipped filters
-	// (convTransposedGeometry) instead of GEMM + col2im.
+	// (convTransposedGeometry), and that of strided float32 ones on the
+	// direct kernels as one stride-1 convolution per stride phase
+	// (conv_phase.go), instead of GEMM + col2im.
 	DataGradViaForward bool
 	// TargetCols is the width (output pixels) a forward or backward GEMM is
 	// given by placing several images' columns side by side. Measured on
