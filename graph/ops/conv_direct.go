@@ -125,11 +125,14 @@ func (d *convDirect) wgradAccSize() int {
 // convEpilogue is what the forward kernels apply to each output element of
 // filter f before storing it: v*scale[f] + shift[f] (scale nil: 1, shift
 // nil: 0; a bias is a shift), plus the residual res (same layout as the
-// output; nil: none), then max(v, 0) when relu.
+// output; nil: none), then max(v, 0) when relu; and, with stats, the sums
+// of the batch statistics of each image's output planes, collected after
+// the kernel wrote them, while they are in cache (convstats.go).
 type convEpilogue[T Float] struct {
 	scale, shift []T
 	res          []T
 	relu         bool
+	stats        *convStats
 }
 
 // convApplyEpilogue writes dst[f*p+i] = ep(src[f*lds+i]) for rows f0..f0+nf-1

@@ -186,3 +186,25 @@ KERNEL void eraserelu_bn_dx_f32(const float *x, const float *gamma, const float 
 		}
 	}
 }
+
+KERNEL void eraserelu_moments_f32(const float *y, int64_t np, int64_t m, double *k, double *s1, double *s2) {
+	for (int64_t j = 0; j < np; j++) {
+		const float *p = y + j * m;
+		float k0 = p[0];
+		__m512 kv = _mm512_set1_ps(k0);
+		__m512d a0 = _mm512_setzero_pd(), a1 = a0, b0 = a0, b1 = a0;
+		for (int64_t i = 0; i < m; i += 16) {
+			__mmask16 mk = tail(m - i);
+			// lanes past the end read as k0, adding 0 to both sums
+			__m512 d = _mm512_sub_ps(_mm512_mask_loadu_ps(kv, mk, p + i), kv);
+			__m512d dl = lo_pd(d), dh = hi_pd(d);
+			a0 = _mm512_add_pd(a0, dl);
+			a1 = _mm512_add_pd(a1, dh);
+			b0 = _mm512_add_pd(b0, _mm512_mul_pd(dl, dl));
+			b1 = _mm512_add_pd(b1, _mm512_mul_pd(dh, dh));
+		}
+		k[j] = (double)k0;
+		s1[j] = sum8x2(a0, a1);
+		s2[j] = sum8x2(b0, b1);
+	}
+}
