@@ -461,9 +461,13 @@ func (t *convFwd[T]) runWinograd(wk, lo, hi int) {
 			if res != nil {
 				r = res[off:]
 			}
+			var stk, st1, st2 []float64
+			if s := t.ep.stats; s != nil {
+				i0 := n0*g.F + gi*Fg
+				stk, st1, st2 = s.k[i0:], s.s1[i0:], s.s2[i0:]
+			}
 			convWinogradFwd32(w, x[n0*xImg+gi*Cg*HW:], xImg, w.u[gi*per:(gi+1)*per], Fg, y[off:], yImg,
-				sc, sh, r, t.ep.relu, nb, vt, mt)
-			t.collect(n0, nb, gi)
+				sc, sh, r, t.ep.relu, nb, vt, mt, stk, st1, st2, g.F)
 		}
 	}
 }

@@ -126,8 +126,9 @@ func (d *convDirect) wgradAccSize() int {
 // filter f before storing it: v*scale[f] + shift[f] (scale nil: 1, shift
 // nil: 0; a bias is a shift), plus the residual res (same layout as the
 // output; nil: none), then max(v, 0) when relu; and, with stats, the sums
-// of the batch statistics of each image's output planes, collected after
-// the kernel wrote them, while they are in cache (convstats.go).
+// of the batch statistics of each output plane, collected while it is in
+// cache (convstats.go): by the Winograd kernel as soon as it stored the
+// plane, on the other paths after each image's call.
 type convEpilogue[T Float] struct {
 	scale, shift []T
 	res          []T

@@ -63,16 +63,19 @@ func convDirectWGrad32(d *convDirect, x []float32, ximg int, dy []float32, dyimg
 // convWinogradFwd32 runs the Winograd kernel on nimg images of one channel
 // group (x and y, and res when not nil, offset to the first image and the
 // group; images xImg and yImg apart) with the group's transformed filters u,
-// F filters, and scratch vt, mt.
+// F filters, and scratch vt, mt. With stats (offset to the first image and
+// filter, images stImg apart) it writes each output plane's shifted
+// moments as convCollectStats would.
 func convWinogradFwd32(w *convWinograd, x []float32, xImg int, u []float32, F int, y []float32, yImg int,
-	scale, shift, res []float32, relu bool, nimg int, vt, mt []float32) {
+	scale, shift, res []float32, relu bool, nimg int, vt, mt []float32, stk, st1, st2 []float64, stImg int) {
 	g := &w.g
 	r := C.int(0)
 	if relu {
 		r = 1
 	}
 	C.eraserelu_wino_fwd_f32(cf32(x), C.int64_t(xImg), C.int(g.cg()), C.int(g.H), C.int(g.W), C.int(nimg),
-		cf32(u), C.int(F), cf32(y), C.int64_t(yImg), cf32(scale), cf32(shift), cf32(res), r, cf32(vt), cf32(mt))
+		cf32(u), C.int(F), cf32(y), C.int64_t(yImg), cf32(scale), cf32(shift), cf32(res), r, cf32(vt), cf32(mt),
+		cf64(stk), cf64(st1), cf64(st2), C.int64_t(stImg))
 }
 
 // convWinogradWGrad32 accumulates the transformed filter gradient z of nimg

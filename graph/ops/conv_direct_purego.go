@@ -24,7 +24,7 @@ func convDirectWGrad32(d *convDirect, x []float32, ximg int, dy []float32, dyimg
 }
 
 func convWinogradFwd32(w *convWinograd, x []float32, xImg int, u []float32, F int, y []float32, yImg int,
-	scale, shift, res []float32, relu bool, nimg int, vt, mt []float32) {
+	scale, shift, res []float32, relu bool, nimg int, vt, mt []float32, stk, st1, st2 []float64, stImg int) {
 	panic("ops: Winograd kernels need cgo")
 }
 
