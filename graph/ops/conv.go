@@ -101,7 +101,9 @@ func convGeometry(xs, ws tensor.Shape, p ConvParams) (convGeom, error) {
 //
 // Backward is three separate ops, so Gorgonia computes only those needed:
 // the input gradient (for stride 1 a forward convolution of dY with the
-// flipped, transposed filters; otherwise Wᵀ·dY per image and col2im), the
+// flipped, transposed filters; strided float32 ones on the direct kernels
+// one stride-1 convolution per stride phase, conv_phase.go; otherwise
+// Wᵀ·dY per image and col2im), the
 // filter gradient (direct or Winograd kernels, or cols·dYᵀ per image into
 // per-worker partial sums, columns recomputed from x rather than kept from
 // the forward pass) and the bias gradient (sums of dY).

@@ -23,9 +23,14 @@ import (
 //	Σ(x-K) = Σ_i [s1_i + m(k_i-K)],  Σ(x-K)² = Σ_i [s2_i + 2(k_i-K)s1_i + m(k_i-K)²]
 //
 // (m pixels per plane). The two differ only in the float32 rounding of
-// each d (x - k_i against x - K), so not in their bits but within
-// |Δmean| <= 2^-23 mean|x - k| and |Δvar| <= 2^-21 mean(x - k)² or so
-// (TestConvBatchStats states and checks the bound against float64).
+// each d (x - k_i against x - K, each off by at most 2^-24 |d|, |d| <= 2R
+// with R the channel's largest |x - K|), not in their bits. Against the
+// float64 statistics of the same float32 values both are within
+//
+//	|mean - exact| <= 2^-23 R,  |var - exact| <= 2^-20 R²
+//
+// (the d² terms 2^-21 R², the mean's error squared in 2^-22 R²), which
+// TestConvBatchStats checks on every kernel path.
 
 // convStats is what a convolution hands the batch norm that reads its
 // output: per image i and channel c (index i*c + c), the shift k and the
