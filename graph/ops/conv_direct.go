@@ -92,22 +92,28 @@ func (d *convDirect) prepare(g *convGeom, k *Kernels) bool {
 func (d *convDirect) packFilters(w []float32) {
 	g := &d.g
 	Cg, Fg, KK := g.cg(), g.fg(), d.kk
-	nfb := (Fg + convFwdFB - 1) / convFwdFB
-	per := nfb * Cg * KK * convFwdFB
+	per := (Fg + convFwdFB - 1) / convFwdFB * Cg * KK * convFwdFB
 	d.wp = normGrow(d.wp, g.G*per)
 	for gi := 0; gi < g.G; gi++ {
-		wp := d.wp[gi*per : (gi+1)*per]
-		for fb := 0; fb < nfb; fb++ {
-			for c := 0; c < Cg; c++ {
-				for t := 0; t < KK; t++ {
-					dst := wp[((fb*Cg+c)*KK+t)*convFwdFB:][:convFwdFB]
-					for f := range dst {
-						ff := fb*convFwdFB + f
-						if ff >= Fg {
-							dst[f] = 0
-							continue
-						}
-						dst[f] = w[((gi*Fg+ff)*Cg+c)*KK+t]
+		wg := w[gi*Fg*Cg*KK:]
+		convPackFwd(d.wp[gi*per:(gi+1)*per], Fg, Cg, KK, func(f, c, t int) float32 { return wg[(f*Cg+c)*KK+t] })
+	}
+}
+
+// convPackFwd writes the filters of one group as the forward kernel reads
+// them, [ceil(nf/8)][nc][kk][8]: for each block of 8 output filters, per
+// input channel and tap, the 8 filters' weights weight(f, c, t) side by
+// side, zero past filter nf.
+func convPackFwd(wp []float32, nf, nc, kk int, weight func(f, c, t int) float32) {
+	for fb := 0; fb < (nf+convFwdFB-1)/convFwdFB; fb++ {
+		for c := 0; c < nc; c++ {
+			for t := 0; t < kk; t++ {
+				dst := wp[((fb*nc+c)*kk+t)*convFwdFB:][:convFwdFB]
+				for l := range dst {
+					if f := fb*convFwdFB + l; f < nf {
+						dst[l] = weight(f, c, t)
+					} else {
+						dst[l] = 0
 					}
 				}
 			}

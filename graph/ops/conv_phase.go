@@ -126,36 +126,22 @@ func directTapMasks(mask []uint16, kk, t, P, ow, ph, pw, dr, dc int) {
 }
 
 // packFilters writes each phase's sub-filters of w (F, Cg, KH, KW) as the
-// forward kernel reads its filters: per group and block of 8 input
-// channels, for each filter f and tap, the 8 channels' weights side by
-// side (zero past the group's last channel).
+// forward kernel reads its filters (convPackFwd), with the group's input
+// channels in the role of its filters and the group's filters in that of
+// its channels.
 func (d *convPhaseGrad) packFilters(w []float32) {
 	g := &d.g
 	Cg, Fg, KK := g.cg(), g.fg(), g.KH*g.KW
-	ncb := (Cg + convFwdFB - 1) / convFwdFB
 	for i := range d.phases {
 		ph := &d.phases[i]
 		kk := len(ph.kh)
-		per := ncb * Fg * kk * convFwdFB
+		per := (Cg + convFwdFB - 1) / convFwdFB * Fg * kk * convFwdFB
 		ph.wp = normGrow(ph.wp, g.G*per)
 		for gi := 0; gi < g.G; gi++ {
-			wp := ph.wp[gi*per : (gi+1)*per]
-			for cb := 0; cb < ncb; cb++ {
-				for f := 0; f < Fg; f++ {
-					for t := 0; t < kk; t++ {
-						dst := wp[((cb*Fg+f)*kk+t)*convFwdFB:][:convFwdFB]
-						tap := ph.kh[t]*g.KW + ph.kw[t]
-						for l := range dst {
-							c := cb*convFwdFB + l
-							if c >= Cg {
-								dst[l] = 0
-								continue
-							}
-							dst[l] = w[((gi*Fg+f)*Cg+c)*KK+tap]
-						}
-					}
-				}
-			}
+			wg := w[gi*Fg*Cg*KK:]
+			convPackFwd(ph.wp[gi*per:(gi+1)*per], Cg, Fg, kk, func(c, f, t int) float32 {
+				return wg[(f*Cg+c)*KK+ph.kh[t]*g.KW+ph.kw[t]]
+			})
 		}
 	}
 }

@@ -13,32 +13,8 @@ import (
 // dx[n][c][ih][iw] sums w[f][c][kh][kw] * dy[n][f][oh][ow] over the
 // (f, kh, kw, oh, ow) with ih = oh*SH - PH + kh, iw = ow*SW - PW + kw.
 func convNaiveDataGrad(w, dy []float64, cc convCase) []float64 {
-	p := cc.p.normalized()
-	oh := ConvOutputSize(cc.h, cc.kh, p.StrideH, p.PadH)
-	ow := ConvOutputSize(cc.w, cc.kw, p.StrideW, p.PadW)
-	cg, fg := cc.c/p.Groups, cc.f/p.Groups
 	dx := make([]float64, cc.n*cc.c*cc.h*cc.w)
-	for n := 0; n < cc.n; n++ {
-		for f := 0; f < cc.f; f++ {
-			gi := f / fg
-			for i := 0; i < oh; i++ {
-				for j := 0; j < ow; j++ {
-					d := dy[((n*cc.f+f)*oh+i)*ow+j]
-					for c := 0; c < cg; c++ {
-						for kh := 0; kh < cc.kh; kh++ {
-							for kw := 0; kw < cc.kw; kw++ {
-								ih, iw := i*p.StrideH-p.PadH+kh, j*p.StrideW-p.PadW+kw
-								if ih < 0 || ih >= cc.h || iw < 0 || iw >= cc.w {
-									continue
-								}
-								dx[((n*cc.c+gi*cg+c)*cc.h+ih)*cc.w+iw] += d * w[((f*cg+c)*cc.kh+kh)*cc.kw+kw]
-							}
-						}
-					}
-				}
-			}
-		}
-	}
+	convNaiveTaps(cc, func(xi, wi, yi int) { dx[xi] += dy[yi] * w[wi] })
 	return dx
 }
 
