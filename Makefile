@@ -9,19 +9,25 @@ TEST_FLAGS ?= -count=1 -timeout 20m
 
 all: lint test
 
-# deps installs the C BLAS the default build links against: Debian's
-# libopenblas-dev (and nothing else), through apt-get, as root or with sudo.
-# OPENBLAS_PROBE is the shell command that says whether it is there
-# (scripts/test-setup.sh sets it to `false` to check the install path).
+# deps installs what the build and the tests need beyond Go, through
+# apt-get, as root or with sudo: Debian's libopenblas-dev (the default build
+# calls OpenBLAS through cgo) and g++ (the cuda package's tests compile the
+# CUDA kernels' own source for the CPU: TestKernelsEmulated). Each
+# *_PROBE is the shell command that says whether its package is there
+# (scripts/test-setup.sh sets them to `false` to check the install path).
 OPENBLAS_PROBE ?= ls /usr/lib/*/libopenblas.so || ls /usr/lib/libopenblas.so
+GXX_PROBE ?= command -v g++
 deps:
-	@if ! { $(OPENBLAS_PROBE); } >/dev/null 2>&1; then \
-		echo "installing libopenblas-dev (the default build calls OpenBLAS through cgo)"; \
+	@pkgs=; \
+	if ! { $(OPENBLAS_PROBE); } >/dev/null 2>&1; then pkgs="$$pkgs libopenblas-dev"; fi; \
+	if ! { $(GXX_PROBE); } >/dev/null 2>&1; then pkgs="$$pkgs g++"; fi; \
+	if [ -n "$$pkgs" ]; then \
+		echo "installing$$pkgs (libopenblas-dev: the default build calls OpenBLAS through cgo; g++: the tests run the CUDA kernels on the CPU)"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; \
 		elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
-		else echo "make deps: libopenblas-dev is missing and this user is not root and has no sudo: install libopenblas-dev, or build and test with -tags purego (make test-purego)" >&2; exit 1; fi; \
+		else echo "make deps:$$pkgs missing and this user is not root and has no sudo: install$$pkgs (without libopenblas-dev, build and test with -tags purego: make test-purego)" >&2; exit 1; fi; \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq && \
-		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq libopenblas-dev >/dev/null; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq $$pkgs >/dev/null; \
 	fi
 
 # -buildvcs=auto: the binary records the commit it was built from (runs record

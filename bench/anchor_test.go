@@ -20,7 +20,8 @@ func python3(t *testing.T) string {
 
 // TestGPURatios: gpu_ratios.py pairs each architecture's runs of ours and
 // of PyTorch by mode (ours fp32/tf32; PyTorch exact fp32, its defaults,
-// AMP bf16 + channels-last), leaves out erased and graph-less runs, and
+// AMP bf16 + channels-last; ours fp32 with --direct-conv in its own
+// column), leaves out erased and graph-less runs, and
 // divides: on a made-up log with every mode, and on the 2026-11-28 device
 // logs (before --precision and the torch modes), whose ResNet-20 ratio was
 // 26287/14283 = 1.84x.
@@ -31,6 +32,7 @@ func TestGPURatios(t *testing.T) {
 {"arch":"resnet-20","batch":128,"erase":0,"cuda_graph":true,"precision":"fp32","train_img_s":20000,"arena_mib":229}
 {"arch":"resnet-20","batch":128,"erase":0,"cuda_graph":true,"precision":"tf32","train_img_s":30000,"arena_mib":229}
 {"arch":"resnet-20","batch":128,"erase":0,"cuda_graph":true,"precision":"bf16","train_img_s":44000,"arena_mib":217,"arena_fp32_mib":229}
+{"arch":"resnet-20","batch":128,"erase":0,"cuda_graph":true,"precision":"fp32","direct_conv":true,"train_img_s":24000,"arena_mib":229}
 {"arch":"resnet-20","batch":128,"erase":0,"cuda_graph":false,"precision":"fp32","train_img_s":1}
 {"arch":"resnet-20","batch":128,"erase":1,"cuda_graph":true,"precision":"fp32","train_img_s":2}
 {"arch":"wrn-28-10","batch":128,"erase":0,"cuda_graph":true,"precision":"fp32","train_img_s":1000,"arena_mib":4655}
@@ -50,10 +52,10 @@ wrn28-10 dev=cuda erase=False params=36479194 batch=128 train_img_s=500.0 step_m
 		t.Fatal(err)
 	}
 	rows := ratioRows(t, py, b, tl)
-	//                    ours_fp32 ours_tf32 pt_fp32 pt_default pt_amp fp32/pt_fp32 fp32/pt_default tf32/pt_default tf32/pt_amp arena peak ours_bf16 bf16/pt_amp arena_bf16
+	//                    ours_fp32 ours_tf32 pt_fp32 pt_default pt_amp fp32/pt_fp32 fp32/pt_default tf32/pt_default tf32/pt_amp arena peak ours_bf16 bf16/pt_amp arena_bf16 ours_fp32_direct direct/pt_fp32
 	want := map[string]string{
-		"resnet20": "20000 30000 8000 10000 40000 2.50x 2.00x 3.00x 0.75x 229 331 44000 1.10x 217",
-		"wrn28-10": "1000 - - 500 - - 2.00x - - 4655 9000 - - -",
+		"resnet20": "20000 30000 8000 10000 40000 2.50x 2.00x 3.00x 0.75x 229 331 44000 1.10x 217 24000 3.00x",
+		"wrn28-10": "1000 - - 500 - - 2.00x - - 4655 9000 - - - - -",
 	}
 	for a, w := range want {
 		if rows[a] != w {
@@ -64,7 +66,7 @@ wrn28-10 dev=cuda erase=False params=36479194 batch=128 train_img_s=500.0 step_m
 		t.Errorf("rows %v", rows)
 	}
 	old := ratioRows(t, py, "../docs/gpu-runs/2026-11-28/bench.log", "../docs/gpu-runs/2026-11-28/torch.log")
-	if w := "26287 29187 - 14283 - - 1.84x 2.04x - 229 330 - - -"; old["resnet20"] != w {
+	if w := "26287 29187 - 14283 - - 1.84x 2.04x - 229 330 - - - - -"; old["resnet20"] != w {
 		t.Errorf("2026-11-28 resnet20: %q, want %q", old["resnet20"], w)
 	}
 }

@@ -8,7 +8,8 @@ Columns: ours fp32 and tf32 (CUDA graph, nothing erased); PyTorch eager with
 exact fp32 (--tf32 off), eager with PyTorch's defaults (TF32 cuDNN
 convolutions), AMP bf16 + channels-last; the ratios ours/PyTorch; our arena
 and PyTorch's allocator peak (eager defaults); then ours in bf16 mixed
-precision, its ratio to PyTorch AMP bf16 + channels-last, and its arena.
+precision, its ratio to PyTorch AMP bf16 + channels-last, and its arena;
+then ours in fp32 with --direct-conv and its ratio to PyTorch's exact fp32.
 '-' where a run is missing.
 """
 import json, re, sys
@@ -33,6 +34,8 @@ def ours(path):
             continue
         # Logs before --precision had "tf32": true|false.
         prec = r.get("precision") or ("tf32" if r.get("tf32") else "fp32")
+        if r.get("direct_conv"):
+            prec += "_direct"
         runs[(arch_key(r["arch"]), prec)] = r
     return runs
 
@@ -64,20 +67,21 @@ def table(o, t):
     archs = sorted({a for a, _ in o} | {a for a, _ in t}, key=lambda a: (a[:3], int(re.findall(r"\d+", a)[0])))
     cols = ["ours_fp32", "ours_tf32", "pt_fp32", "pt_default", "pt_amp_bf16_cl",
             "fp32/pt_fp32", "fp32/pt_default", "tf32/pt_default", "tf32/pt_amp", "arena_MiB", "pt_peak_MiB",
-            "ours_bf16", "bf16/pt_amp", "arena_bf16_MiB"]
+            "ours_bf16", "bf16/pt_amp", "arena_bf16_MiB", "ours_fp32_direct", "direct/pt_fp32"]
     lines = ["%-10s " % "arch" + " ".join("%15s" % c for c in cols)]
     for a in archs:
         v = {
             "ours_fp32": float(o[(a, "fp32")]["train_img_s"]) if (a, "fp32") in o else None,
             "ours_tf32": float(o[(a, "tf32")]["train_img_s"]) if (a, "tf32") in o else None,
             "ours_bf16": float(o[(a, "bf16")]["train_img_s"]) if (a, "bf16") in o else None,
+            "ours_fp32_direct": float(o[(a, "fp32_direct")]["train_img_s"]) if (a, "fp32_direct") in o else None,
             "pt_fp32": float(t[(a, "eager_fp32")]["train_img_s"]) if (a, "eager_fp32") in t else None,
             "pt_default": float(t[(a, "eager_default")]["train_img_s"]) if (a, "eager_default") in t else None,
             "pt_amp_bf16_cl": float(t[(a, "amp_bf16_cl")]["train_img_s"]) if (a, "amp_bf16_cl") in t else None,
         }
         for num, den in (("ours_fp32", "pt_fp32"), ("ours_fp32", "pt_default"), ("ours_tf32", "pt_default"), ("ours_tf32", "pt_amp_bf16_cl"),
-                         ("ours_bf16", "pt_amp_bf16_cl")):
-            name = num[5:] + "/" + {"pt_amp_bf16_cl": "pt_amp"}.get(den, den)
+                         ("ours_bf16", "pt_amp_bf16_cl"), ("ours_fp32_direct", "pt_fp32")):
+            name = {"fp32_direct": "direct"}.get(num[5:], num[5:]) + "/" + {"pt_amp_bf16_cl": "pt_amp"}.get(den, den)
             v[name] = v[num] / v[den] if v[num] and v[den] else None
         arena = o.get((a, "fp32"), o.get((a, "tf32"), {})).get("arena_mib")
         v["arena_MiB"] = float(arena) if arena is not None else None

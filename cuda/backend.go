@@ -94,7 +94,7 @@ func NewBackend(open func(*Step) (Executor, error), low Lowering) train.BackendF
 // inference step lowered onto the training step's buffers, both planned:
 // what a device backend and the device checks run.
 func LowerProgram(prog *graph.Program, sgd train.SGDOptions, low Lowering) (trainStep, inferStep *Step, err error) {
-	s, err := Lower(prog, sgd, low.Precision)
+	s, err := lower(prog, sgd, low, nil)
 	if err != nil {
 		return nil, nil, err
 	}

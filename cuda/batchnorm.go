@@ -148,7 +148,50 @@ var (
 			dx[i] = float32(g)*dy[i] + float32(bb)*(x[i]-saved[ch]) + float32(c0)
 		}
 	})
+
+	// The same kernels reading x as bf16: a bf16 step stores the
+	// convolution outputs that only batch norm reads in bf16 (storesBF16).
+	// Everything else they read and write stays fp32.
+	bnStatsPartBF16  = bf16Variant(bnStatsPart, "bn_stats_part_bf16", 0)
+	bnStatsFinalBF16 = bf16Variant(bnStatsFinal, "bn_stats_final_bf16", 0)
+	bnParamPartBF16  = bf16Variant(bnParamPart, "bn_param_part_bf16", 0)
+	bnInputGradBF16  = bf16Variant(bnInputGrad, "bn_input_grad_bf16", 0)
+	// The applies by the types of x and y (f fp32, h bf16): y is stored in
+	// bf16 when its readers all take bf16 (storesBF16).
+	bnApplies = map[[2]bool]kernel[NCIArgs, *NCIArgs]{{false, false}: bnApply,
+		{true, false}: bf16Variant(bnApply, "bn_apply_hf", 0), {false, true}: bf16Variant(bnApply, "bn_apply_fh", 4), {true, true}: bf16Variant(bnApply, "bn_apply_hh", 0, 4)}
+	bnApplyReLUs = map[[2]bool]kernel[NCIArgs, *NCIArgs]{{false, false}: bnApplyReLU,
+		{true, false}: bf16Variant(bnApplyReLU, "bn_apply_relu_hf", 0), {false, true}: bf16Variant(bnApplyReLU, "bn_apply_relu_fh", 4), {true, true}: bf16Variant(bnApplyReLU, "bn_apply_relu_hh", 0, 4)}
 )
+
+// bnKernels are the batch-norm kernels for one type of input x.
+type bnKernels struct {
+	statsPart  kernel[ChunkArgs, *ChunkArgs]
+	statsFinal kernel[BNStatsArgs, *BNStatsArgs]
+	paramPart  kernel[ChunkArgs, *ChunkArgs]
+	inputGrad  kernel[BNInputGradArgs, *BNInputGradArgs]
+}
+
+// bnFor is the batch-norm kernels that read x, buffer id (fp32 or bf16).
+func (l *lowerer) bnFor(x int) bnKernels {
+	if l.s.Bufs[x].BF16 {
+		return bnKernels{bnStatsPartBF16, bnStatsFinalBF16, bnParamPartBF16, bnInputGradBF16}
+	}
+	return bnKernels{bnStatsPart, bnStatsFinal, bnParamPart, bnInputGrad}
+}
+
+// isBNApply reports whether kernel k is a forward batch-norm apply (of
+// any buffer types): what RecomputeBN recomputes.
+func isBNApply(k string) bool {
+	for _, m := range []map[[2]bool]kernel[NCIArgs, *NCIArgs]{bnApplies, bnApplyReLUs} {
+		for _, a := range m {
+			if a.name == k {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 func refBNApply(a NCIArgs, b [][]float32, relu bool) {
 	x, gamma, beta, saved, y := b[0], b[1], b[2], b[3], b[4]
@@ -220,6 +263,7 @@ func lowerBN(l *lowerer, n *gorgonia.Node, d ops.Desc, in []int) (int, error) {
 		return 0, err
 	}
 	saved := l.s.buf(nodeName(n)+"/saved", 2*t.C, Activation)
+	k := l.bnFor(in[0])
 	if l.inference() {
 		l.emit(bnInfer.instr(BNInferArgs{C: t.C, Eps: cfg.Eps}, []int{rm, rv, saved}, []int{saved}), n)
 	} else {
@@ -227,18 +271,19 @@ func lowerBN(l *lowerer, n *gorgonia.Node, d ops.Desc, in []int) (int, error) {
 		chunk := ChannelChunk(t.Inner)
 		parts := ChannelParts(t.N, chunk)
 		part := l.doubles(nodeName(n)+"/partial-stats", 2*t.C*parts)
-		l.emit(bnStatsPart.instr(ChunkArgs{N: t.N, C: t.C, Inner: t.Inner, Chunk: chunk}, []int{in[0], part}, []int{part}), n)
-		l.emit(bnStatsFinal.instr(BNStatsArgs{N: t.N, C: t.C, Inner: t.Inner, Parts: parts, Momentum: cfg.Momentum, Eps: cfg.Eps},
+		l.emit(k.statsPart.instr(ChunkArgs{N: t.N, C: t.C, Inner: t.Inner, Chunk: chunk}, []int{in[0], part}, []int{part}), n)
+		l.emit(k.statsFinal.instr(BNStatsArgs{N: t.N, C: t.C, Inner: t.Inner, Parts: parts, Momentum: cfg.Momentum, Eps: cfg.Eps},
 			[]int{in[0], part, saved, rm, rv}, []int{saved, rm, rv}), n)
 	}
-	k := bnApply
+	applies, result := bnApplies, n
 	y := l.out(n)
 	if relu := l.fusableReLU(n); relu != nil {
-		k = bnApplyReLU
+		applies, result = bnApplyReLUs, relu
 		l.fused[relu] = y
 		l.s.Bufs[y].Name += "+" + nodeName(relu)
 	}
-	l.emit(k.instr(t, []int{in[0], in[1], in[2], saved, y}, []int{y}), n)
+	l.s.Bufs[y].BF16 = l.storesBF16(result)
+	l.emit(applies[[2]bool{l.s.Bufs[in[0]].BF16, l.s.Bufs[y].BF16}].instr(t, []int{in[0], in[1], in[2], saved, y}, []int{y}), n)
 	return y, nil
 }
 
@@ -266,7 +311,7 @@ func lowerBNParamGrad(l *lowerer, n *gorgonia.Node, _ ops.Desc, in []int) (int, 
 	chunk := ChannelChunk(t.Inner)
 	parts := ChannelParts(t.N, chunk)
 	part := l.doubles(nodeName(n)+"/partial-sums", 2*t.C*parts)
-	l.emit(bnParamPart.instr(ChunkArgs{N: t.N, C: t.C, Inner: t.Inner, Chunk: chunk}, []int{in[0], in[2], saved, part}, []int{part}), n)
+	l.emit(l.bnFor(in[0]).paramPart.instr(ChunkArgs{N: t.N, C: t.C, Inner: t.Inner, Chunk: chunk}, []int{in[0], in[2], saved, part}, []int{part}), n)
 	l.emit(bnParamFinal.instr(BNParamArgs{C: t.C, Parts: parts}, []int{saved, part, red}, []int{red}), n)
 	return red, nil
 }
@@ -279,6 +324,6 @@ func lowerBNInputGrad(l *lowerer, n *gorgonia.Node, _ ops.Desc, in []int) (int, 
 	}
 	t := nci(shapeOf(n))
 	dx := l.out(n)
-	l.emit(bnInputGrad.instr(BNInputGradArgs{N: t.N, C: t.C, Inner: t.Inner, Batch: 1}, []int{in[0], in[1], in[2], in[3], saved, dx}, []int{dx}), n)
+	l.emit(l.bnFor(in[0]).inputGrad.instr(BNInputGradArgs{N: t.N, C: t.C, Inner: t.Inner, Batch: 1}, []int{in[0], in[1], in[2], in[3], saved, dx}, []int{dx}), n)
 	return dx, nil
 }

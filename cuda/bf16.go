@@ -3,8 +3,11 @@ package cuda
 import (
 	"fmt"
 	"math"
+	"slices"
 	"unsafe"
 
+	"github.com/eraserelu/eraserelu/graph"
+	"github.com/eraserelu/eraserelu/graph/ops"
 	"gorgonia.org/gorgonia"
 )
 
@@ -83,7 +86,117 @@ var (
 			h[i] = RoundBF16(v)
 		}
 	})
+	// bf16 x -> bf16 columns (a stored bf16 activation)
+	im2colBF16BF16 = bf16Variant(im2colBF16, "im2col_bf16_bf16", 0)
+	// the shortcut and pooling kernels reading a stored bf16 activation
+	zeroPadFwdBF16 = bf16Variant(zeroPadFwd, "zeropad_fwd_bf16", 0)
+	gapFwdBF16     = bf16Variant(gapFwd, "gap_fwd_bf16", 0)
 )
+
+// bf16Variant enters kernel name in the catalog: base computing on other
+// buffer types, the buffers at positions half being bf16. Inputs are
+// widened exactly to float32 (ldx in ops.cu), an output is computed in
+// float32 and rounded once as it is stored (store): the device kernel is
+// base's template body instantiated for those types.
+func bf16Variant[A any, P kernelArgs[A]](base kernel[A, P], name string, half ...int) kernel[A, P] {
+	k, ok := Kernels[base.name]
+	if !ok {
+		panic("cuda: bf16 variant " + name + " of undefined kernel " + base.name)
+	}
+	if _, dup := Kernels[name]; dup {
+		panic("cuda: kernel " + name + " defined twice")
+	}
+	ref := k.ref
+	k.Name = name
+	k.ref = func(r *Ref, in Instr, b [][]float32) error {
+		wide := append([][]float32(nil), b...)
+		for _, i := range half {
+			wide[i] = bf16Floats(b[i], r.S.Bufs[in.Bufs[i]].Elems)
+		}
+		if err := ref(r, in, wide); err != nil {
+			return err
+		}
+		for _, i := range half {
+			if slices.Contains(in.Writes, in.Bufs[i]) {
+				h := halves(b[i])
+				for j, v := range wide[i] {
+					h[j] = RoundBF16(v)
+				}
+			}
+		}
+		return nil
+	}
+	Kernels[name] = k
+	bf16Kernels[name] = true
+	return kernel[A, P]{name}
+}
+
+// bf16Kernels names the kernels bf16Variant entered (the tests check that
+// the device checks run every one).
+var bf16Kernels = map[string]bool{}
+
+// storesBF16 reports whether node n's output (a convolution's, a batch
+// norm's, a residual add's) is stored in bf16: in a bf16 step, when it is no root
+// (an output the host reads, a gradient) and every reader takes it in bf16
+// (takesBF16). PyTorch's autocast stores the same tensors in bf16 (cuDNN
+// writes a convolution's output in its input's type, and the sum of two
+// bf16 tensors is bf16); what reads them computes in fp32 from the rounded
+// values in both.
+func (l *lowerer) storesBF16(n *gorgonia.Node) bool {
+	if !l.mixed() || l.roots[n] || len(l.consumers[n]) == 0 {
+		return false
+	}
+	for _, c := range l.consumers[n] {
+		for i, k := range graph.Children(c) {
+			if k == n && !l.takesBF16(c, i) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// takesBF16 reports whether node c has a kernel reading its i-th input in
+// bf16: batch norm's x (forward, both gradients; bn_*_bf16, bn_apply_h*),
+// the input of a convolution or linear layer (forward and weight gradient:
+// bf16 columns or a bf16 GEMM operand either way), the ReLU backward's y,
+// the zero-pad shortcut's and global average pooling's input, and one
+// operand of an add whose other operand is not bf16 (its kernels take one
+// bf16 operand).
+func (l *lowerer) takesBF16(c *gorgonia.Node, i int) bool {
+	switch ops.Describe(c.Op()).Kind {
+	case ops.KindBatchNorm, ops.KindBatchNormInputGrad, ops.KindConv2D, ops.KindConv2DFilterGrad,
+		ops.KindLinear, ops.KindLinearWeightGrad, ops.KindReLUGrad, ops.KindZeroPadShortcut, ops.KindGlobalAvgPool:
+		return i == 0
+	case ops.KindBatchNormParamGrad:
+		return i <= 1 // x; y (1) orders it after the forward only, no kernel reads it
+	case ops.KindAdd:
+		other := graph.Children(c)[1-i]
+		id, lowered := l.nodes[other]
+		return other != graph.Children(c)[i] && !(lowered && l.s.Bufs[id].BF16)
+	}
+	return false
+}
+
+// halfOut is a convolution's output buffer stored in bf16, and the fp32
+// buffer its GEMMs write first: a transient that one to_bf16 launch
+// (roundOut) rounds into the bf16 buffer. The rounding is a kernel of its
+// own, not a bf16-output GEMM, so that every bf16 value of the step is
+// written by a rounding of ops.cu that the interpreter matches bit for bit
+// (gpu trace requires bf16 writes to be identical), and the bias of a
+// convolution is added in fp32 before the one rounding. The transient lives
+// only across the convolution's GEMMs, never at the arena's peak.
+func (l *lowerer) halfOut(n *gorgonia.Node) (half, wide int) {
+	half = l.out(n)
+	l.s.Bufs[half].BF16 = true
+	wide = l.scratch(nodeName(n)+"/fp32", elems(n))
+	return half, wide
+}
+
+// roundOut rounds the fp32 transient wide into bf16 buffer half.
+func (l *lowerer) roundOut(wide, half int, n *gorgonia.Node) {
+	l.emit(toBF16.instr(ElemArgs{N: l.s.Bufs[half].Elems}, []int{wide, half}, []int{half}), n)
+}
 
 // mixed reports whether the step being lowered is bf16 mixed precision.
 func (l *lowerer) mixed() bool { return l.s.Precision == BF16 }
@@ -97,10 +210,11 @@ func (l *lowerer) halfBuf(name string, elems int) int {
 
 // gemmOperand is what a GEMM reads for buffer id, and the offset (in
 // elements) to add to the operand's: id itself in an fp32 step; in a bf16
-// step the parameter's place in the packed bf16 weights, or a bf16 copy
-// of the buffer (made once, at its first GEMM).
+// step the parameter's place in the packed bf16 weights, a buffer stored
+// in bf16 itself, or a bf16 copy of the buffer (made once, at its first
+// GEMM).
 func (l *lowerer) gemmOperand(id int, n *gorgonia.Node) (int, int) {
-	if !l.mixed() {
+	if !l.mixed() || l.s.Bufs[id].BF16 {
 		return id, 0
 	}
 	if off, ok := l.paramOffset(id); ok {

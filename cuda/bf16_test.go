@@ -7,6 +7,9 @@ import (
 
 	"github.com/eraserelu/eraserelu/arch"
 	"github.com/eraserelu/eraserelu/erase"
+	"github.com/eraserelu/eraserelu/graph"
+	"github.com/eraserelu/eraserelu/graph/ops"
+	"gorgonia.org/tensor"
 )
 
 // roundBF16Slow rounds through float64 arithmetic: f's significand scaled
@@ -73,10 +76,8 @@ type bf16Measure struct {
 	s            *Step
 }
 
-func measureBF16(t *testing.T, cfg arch.Config, eraseAll bool, repl erase.Replacement) bf16Measure {
+func measureBF16(t *testing.T, g *graph.Graph, p *graph.Program, xs []float32, ys []int, tw *twin64) bf16Measure {
 	t.Helper()
-	g, p, xs, ys := buildWith(t, cfg, eraseAll, repl)
-	tw := buildTwin64(t, cfg, eraseAll, repl, g, xs, ys)
 	s, err := Lower(p, benchSGD, BF16)
 	if err != nil {
 		t.Fatal(err)
@@ -127,20 +128,39 @@ func measureBF16(t *testing.T, cfg arch.Config, eraseAll bool, repl erase.Replac
 // of dy), its erased form, and MLP-12 (linear layers: bf16 copies of their
 // inputs, dropout).
 func TestBF16StepMatchesFloat64(t *testing.T) {
+	fromArch := func(cfg arch.Config, eraseAll bool) func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int, *twin64) {
+		return func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int, *twin64) {
+			g, p, xs, ys := buildWith(t, cfg, eraseAll, erase.Identity)
+			return g, p, xs, ys, buildTwin64(t, cfg, eraseAll, erase.Identity, g, xs, ys)
+		}
+	}
 	for _, tc := range []struct {
 		name  string
-		cfg   arch.Config
-		erase bool
+		build func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int, *twin64)
 	}{
-		{"resnet-20", arch.Config{Arch: "resnet-20", Batch: 4}, false},
-		{"resnet-20-erased", arch.Config{Arch: "resnet-20", Batch: 4}, true},
-		{"mlp-12", arch.Config{Arch: "mlp-12", Batch: 8}, false},
+		{"resnet-20", fromArch(arch.Config{Arch: "resnet-20", Batch: 4}, false)},
+		{"resnet-20-erased", fromArch(arch.Config{Arch: "resnet-20", Batch: 4}, true)},
+		{"preact-resnet-20", fromArch(arch.Config{Arch: "preact-resnet-20", Batch: 4}, false)},
+		{"mlp-12", fromArch(arch.Config{Arch: "mlp-12", Batch: 8}, false)},
+		{"bf16-probe", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int, *twin64) {
+			g, p := bf16Probe(t, tensor.Float32, 4)
+			xs, ys := bindBatch(t, g, 4)
+			g64, p64 := bf16Probe(t, tensor.Float64, 4)
+			if err := CopyWeights64(g64, g); err != nil {
+				t.Fatal(err)
+			}
+			if err := BindBatch(g64, xs, ys); err != nil {
+				t.Fatal(err)
+			}
+			return g, p, xs, ys, &twin64{g: g64, p: p64}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if testing.Short() && tc.name != "resnet-20" {
 				t.Skip("short")
 			}
-			m := measureBF16(t, tc.cfg, tc.erase, erase.Identity)
+			g, p, xs, ys, tw := tc.build(t)
+			m := measureBF16(t, g, p, xs, ys, tw)
 			if m.loss > BF16ForwardTol || m.stats > BF16ForwardTol || math.IsNaN(m.loss+m.stats) {
 				t.Errorf("forward: loss %.3g, running statistics %.3g from float64, want <= %.3g", m.loss, m.stats, BF16ForwardTol)
 			}
@@ -156,11 +176,14 @@ func TestBF16StepMatchesFloat64(t *testing.T) {
 	}
 }
 
-// TestBF16Plan: every GEMM of a bf16 step reads bf16 operands, its im2col
-// columns take half the bytes of the fp32 step's, and its arena is smaller
-// (only a little: the peak is the stored fp32 activations, docs/CUDA.md).
+// TestBF16Plan: every GEMM of a bf16 step reads bf16 operands and writes
+// fp32, its im2col columns take half the bytes of the fp32 step's, the
+// activations kept for the backward pass are bf16 where their readers take
+// bf16 (every convolution output and every block output of ResNet-20, the
+// batch-norm outputs that convolutions read), the gradients are fp32, every
+// bf16 buffer is written by a rounding kernel, and the arena shrinks.
 func TestBF16Plan(t *testing.T) {
-	_, p, _, _ := build(t, "resnet-20", 16, false)
+	g, p, _, _ := build(t, "resnet-20", 16, false)
 	arena, cols := map[Precision]int64{}, map[Precision]int64{}
 	for _, prec := range []Precision{FP32, BF16} {
 		s, err := Lower(p, benchSGD, prec)
@@ -179,8 +202,14 @@ func TestBF16Plan(t *testing.T) {
 				if s.Bufs[in.Bufs[0]].BF16 && s.Bufs[in.Bufs[1]].BF16 {
 					half++
 				}
-			case "im2col", "im2col_bf16":
+			case "im2col", "im2col_bf16", "im2col_bf16_bf16":
 				cols[prec] += s.Bufs[in.Bufs[1]].Bytes()
+			}
+			for _, w := range in.Writes {
+				rounds := in.Kernel == toBF16.name || in.Kernel == im2colBF16.name || bf16Kernels[in.Kernel]
+				if s.Bufs[w].BF16 && !rounds {
+					t.Errorf("%s: bf16 buffer %s written by %s, not a rounding kernel", prec, s.Bufs[w].Name, in.Kernel)
+				}
 			}
 		}
 		want := 0
@@ -190,13 +219,94 @@ func TestBF16Plan(t *testing.T) {
 		if half != want {
 			t.Errorf("%s: %d of %d GEMMs on bf16 operands, want %d", prec, half, gemms, want)
 		}
+		for _, sl := range s.Params {
+			if s.Bufs[sl.Grad].BF16 || s.Bufs[sl.Param].BF16 || s.Bufs[sl.Vel].BF16 {
+				t.Errorf("%s: parameter %s has a bf16 master, gradient or velocity", prec, sl.Name)
+			}
+		}
+		stored := map[ops.Kind][2]int64{} // forward outputs kept: bf16 bytes, fp32 bytes
+		for _, n := range g.Expr().AllNodes() {
+			id, ok := s.NodeBufs[n]
+			if !ok || n.Op() == nil {
+				continue
+			}
+			k, b := ops.Describe(n.Op()).Kind, s.Bufs[id]
+			if k != ops.KindConv2D && k != ops.KindBatchNorm && k != ops.KindAdd {
+				continue
+			}
+			v := stored[k]
+			if b.BF16 {
+				v[0] += b.Bytes()
+			} else {
+				v[1] += b.Bytes()
+			}
+			stored[k] = v
+			if prec == FP32 && b.BF16 {
+				t.Errorf("fp32 step: %s is bf16", b.Name)
+			}
+			if prec == BF16 && k == ops.KindConv2D && !b.BF16 {
+				t.Errorf("bf16 step: convolution output %s is fp32", b.Name)
+			}
+		}
+		t.Logf("%s: bytes kept in bf16 / fp32: convolution %v, batch norm %v, add %v", prec, stored[ops.KindConv2D], stored[ops.KindBatchNorm], stored[ops.KindAdd])
+		if prec == BF16 {
+			// The forward adds are the nine block outputs (the gradient sums,
+			// adds too, are fp32): three blocks in each stage, 16 images of
+			// 16 x 32², 32 x 16², 64 x 8².
+			if got, want := stored[ops.KindAdd][0], int64(3*16*(16*32*32+32*16*16+64*8*8)*BF16Bytes); got != want {
+				t.Errorf("bf16 block outputs: %d bytes, want %d", got, want)
+			}
+			if stored[ops.KindBatchNorm][0] == 0 {
+				t.Error("no batch-norm output stored in bf16")
+			}
+		}
 	}
 	t.Logf("arena fp32 %.1f MiB, bf16 %.1f MiB", float64(arena[FP32])/(1<<20), float64(arena[BF16])/(1<<20))
 	if cols[BF16]*2 != cols[FP32] || cols[FP32] == 0 {
 		t.Errorf("im2col columns: bf16 %d bytes, fp32 %d: want half", cols[BF16], cols[FP32])
 	}
-	if arena[BF16] >= arena[FP32] {
-		t.Errorf("bf16 arena %d bytes, fp32 %d: want smaller", arena[BF16], arena[FP32])
+	if arena[BF16] > arena[FP32]*3/4 {
+		t.Errorf("bf16 arena %d bytes, fp32 %d: want at most 3/4", arena[BF16], arena[FP32])
+	}
+}
+
+// pyTorchAMPPeakResNet1202 is PyTorch's peak allocated memory training
+// ResNet-1202 at batch 128 with AMP bf16 and channels-last, measured on
+// the H200 on 2026-12-04 (docs/gpu-runs/2026-12-04/call3-big.log): the
+// yardstick of issue 13's memory goal (our arena at most 0.8 times it).
+const pyTorchAMPPeakResNet1202 = 5871 << 20
+
+// TestBF16PlannedArenas plans the training step at batch 128 (as
+// eraserelu arch show --device-arena 128 does, no GPU needed): the bf16
+// arena is at most 3/4 of the fp32 one with and without --recompute-bn,
+// and for ResNet-1202 with --recompute-bn at most 0.8 times PyTorch AMP's
+// measured peak. These are planned figures, not device measurements.
+func TestBF16PlannedArenas(t *testing.T) {
+	for _, name := range []string{"resnet-20", "resnet-110", "resnet-1202"} {
+		t.Run(name, func(t *testing.T) {
+			if testing.Short() && name == "resnet-1202" {
+				t.Skip("short")
+			}
+			_, p, _, _ := build(t, name, 128, false)
+			mib := func(b int64) float64 { return float64(b) / (1 << 20) }
+			for _, re := range []bool{false, true} {
+				arena := map[Precision]int64{}
+				for _, prec := range []Precision{FP32, BF16} {
+					s, _, err := LowerProgram(p, benchSGD, Lowering{Precision: prec, RecomputeBN: re})
+					if err != nil {
+						t.Fatal(err)
+					}
+					arena[prec] = s.ArenaBytes
+				}
+				t.Logf("recompute-bn %v: planned arena fp32 %.0f MiB, bf16 %.0f MiB (%.2fx)", re, mib(arena[FP32]), mib(arena[BF16]), float64(arena[BF16])/float64(arena[FP32]))
+				if arena[BF16] > arena[FP32]*3/4 {
+					t.Errorf("recompute-bn %v: bf16 arena %.0f MiB, fp32 %.0f MiB: want at most 3/4", re, mib(arena[BF16]), mib(arena[FP32]))
+				}
+				if name == "resnet-1202" && re && float64(arena[BF16]) > 0.8*pyTorchAMPPeakResNet1202 {
+					t.Errorf("bf16 --recompute-bn arena %.0f MiB, over 0.8x PyTorch AMP's %d MiB", mib(arena[BF16]), pyTorchAMPPeakResNet1202>>20)
+				}
+			}
+		})
 	}
 }
 

@@ -2,7 +2,6 @@ package cuda
 
 import (
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -51,31 +50,22 @@ func TestCatalogMatchesSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	re := regexp.MustCompile(`__global__\s+void\s+(\w+)\s*\(([^)]*)\)`)
+	names, params, err := kernelSignatures(src)
+	if err != nil {
+		t.Fatal(err)
+	}
 	found := map[string]bool{}
-	for _, m := range re.FindAllStringSubmatch(string(src), -1) {
-		name, params := m[1], strings.Fields(strings.ReplaceAll(m[2], ",", " , "))
+	for _, name := range names {
 		found[name] = true
 		k, ok := Kernels[name]
 		if !ok {
 			t.Errorf("kernel %s of ops.cu is not in the catalog", name)
 			continue
 		}
-		var kinds []string
-		for _, p := range strings.Split(m[2], ",") {
-			p = strings.TrimSpace(p)
-			switch {
-			case strings.Contains(p, "*"):
-				kinds = append(kinds, "ptr")
-			case strings.HasPrefix(p, "int "):
-				kinds = append(kinds, "int")
-			case strings.HasPrefix(p, "float "):
-				kinds = append(kinds, "float")
-			default:
-				t.Errorf("kernel %s: parameter %q of unknown kind", name, p)
-			}
+		var kinds, want []string
+		for _, p := range params[name] {
+			kinds = append(kinds, p.kind)
 		}
-		var want []string
 		for i := 0; i < k.Ints; i++ {
 			want = append(want, "int")
 		}
@@ -88,7 +78,6 @@ func TestCatalogMatchesSource(t *testing.T) {
 		if strings.Join(kinds, ",") != strings.Join(want, ",") {
 			t.Errorf("kernel %s: ops.cu parameters %v, catalog %v", name, kinds, want)
 		}
-		_ = params
 	}
 	for name := range Kernels {
 		if !found[name] {

@@ -136,7 +136,11 @@ func (l *lowerer) columns(c conv, x int, n *gorgonia.Node) int {
 	name, size := nodeName(n)+"/col", c.N*c.colRows()*c.p()
 	if l.mixed() {
 		col := l.halfBuf(name, size)
-		l.emit(im2colBF16.instr(c.im2col(), []int{x, col}, []int{col}), n)
+		k := im2colBF16
+		if l.s.Bufs[x].BF16 {
+			k = im2colBF16BF16
+		}
+		l.emit(k.instr(c.im2col(), []int{x, col}, []int{col}), n)
 		return col
 	}
 	col := l.scratch(name, size)
@@ -148,21 +152,40 @@ func (l *lowerer) columns(c conv, x int, n *gorgonia.Node) int {
 func lowerConv(l *lowerer, n *gorgonia.Node, d ops.Desc, in []int) (int, error) {
 	ch := graph.Children(n)
 	c := convOf(shapeOf(ch[0]), shapeOf(ch[1]), d.Conv)
-	y := l.out(n)
-	col := l.columns(c, in[0], n)
-	w, woff := l.gemmOperand(in[1], n)
+	y, stored := -1, -1
+	if l.storesBF16(n) {
+		stored, y = l.halfOut(n)
+	} else {
+		y = l.out(n)
+	}
+	if a, ok := l.direct(c, false); ok {
+		l.emitDirect(a, in[0], in[1], y, n)
+	} else if err := l.convGEMM(c, in[0], in[1], y, n); err != nil {
+		return 0, err
+	}
+	if d.Bias {
+		l.emit(biasNCHW.instr(NCIArgs{N: c.N, C: c.F, Inner: c.p()}, []int{in[2], y}, []int{y}), n)
+	}
+	if stored >= 0 {
+		l.roundOut(y, stored, n)
+		return stored, nil
+	}
+	return y, nil
+}
+
+// convGEMM emits y = w * columns(x), one GEMM per group.
+func (l *lowerer) convGEMM(c conv, x, wbuf, y int, n *gorgonia.Node) error {
+	col := l.columns(c, x, n)
+	w, woff := l.gemmOperand(wbuf, n)
 	for gi := 0; gi < c.G; gi++ {
 		ga := GemmArgs{M: c.fg(), N: c.p(), K: c.kg(), LDA: c.kg(), LDB: c.p(), LDC: c.p(), Batch: c.N,
 			StrideA: 0, StrideB: c.colRows() * c.p(), StrideC: c.F * c.p(),
 			AOff: woff + gi*c.fg()*c.kg(), BOff: gi * c.kg() * c.p(), COff: gi * c.fg() * c.p()}
 		if err := l.gemm(ga, 1, 0, w, col, y, n); err != nil {
-			return 0, err
+			return err
 		}
 	}
-	if d.Bias {
-		l.emit(biasNCHW.instr(NCIArgs{N: c.N, C: c.F, Inner: c.p()}, []int{in[2], y}, []int{y}), n)
-	}
-	return y, nil
+	return nil
 }
 
 // (w, dy) -> dx: dcol = Wᵀ·dy per image and group, col2im.
@@ -170,6 +193,10 @@ func lowerConvData(l *lowerer, n *gorgonia.Node, d ops.Desc, in []int) (int, err
 	ch := graph.Children(n)
 	c := convOf(shapeOf(n), shapeOf(ch[0]), d.Conv)
 	dx := l.out(n)
+	if a, ok := l.direct(c, true); ok {
+		l.emitDirect(a, in[1], in[0], dx, n)
+		return dx, nil
+	}
 	dcol := dx
 	if !c.pointwise() {
 		dcol = l.scratch(nodeName(n)+"/dcol", c.N*c.colRows()*c.p())

@@ -24,7 +24,7 @@ func OpenDevice(opt Options) func(*Step) (Executor, error) {
 
 // DeviceBackend is the trainer's backend on GPU 0 (eraserelu train --device cuda).
 func DeviceBackend(opt Options) train.BackendFactory {
-	return NewBackend(OpenDevice(opt), Lowering{Precision: opt.Precision, RecomputeBN: opt.RecomputeBN})
+	return NewBackend(OpenDevice(opt), opt.Lowering)
 }
 
 // String names the device.

@@ -1,6 +1,8 @@
 package cuda
 
 import (
+	"fmt"
+
 	"github.com/eraserelu/eraserelu/graph"
 	"github.com/eraserelu/eraserelu/graph/ops"
 	"gorgonia.org/gorgonia"
@@ -58,6 +60,20 @@ var (
 			b[2][ch] = float32(s)
 		})
 	})
+
+	// The bf16 variants (a bf16 step's stored block outputs, storesBF16):
+	// suffixes name the types of a, b and y (f fp32, h bf16); an add's
+	// bf16 operand is always b (the lowering swaps them: float addition
+	// commutes).
+	addFFH         = bf16Variant(addKernel, "add_ffh", 2)
+	addFHF         = bf16Variant(addKernel, "add_fhf", 1)
+	addFHH         = bf16Variant(addKernel, "add_fhh", 1, 2)
+	addReLUFFH     = bf16Variant(addReLU, "add_relu_ffh", 2)
+	addReLUFHF     = bf16Variant(addReLU, "add_relu_fhf", 1)
+	addReLUFHH     = bf16Variant(addReLU, "add_relu_fhh", 1, 2)
+	reluBwdBF16    = bf16Variant(reluBwd, "relu_bwd_bf16", 0)
+	addByTypes     = map[[2]bool]kernel[ElemArgs, *ElemArgs]{{false, false}: addKernel, {false, true}: addFFH, {true, false}: addFHF, {true, true}: addFHH}
+	addReLUByTypes = map[[2]bool]kernel[ElemArgs, *ElemArgs]{{false, false}: addReLU, {false, true}: addReLUFFH, {true, false}: addReLUFHF, {true, true}: addReLUFHH}
 )
 
 func elemLaunch(a ElemArgs) Dim { return gridStride(a.N) }
@@ -84,20 +100,36 @@ func lowerReLU(l *lowerer, n *gorgonia.Node, _ ops.Desc, in []int) (int, error) 
 // (x, dy) -> dx
 func lowerReLUGrad(l *lowerer, n *gorgonia.Node, _ ops.Desc, in []int) (int, error) {
 	dx := l.out(n)
-	l.emit(reluBwd.instr(ElemArgs{N: elems(n)}, []int{in[0], in[1], dx}, []int{dx}), n)
+	k := reluBwd
+	if l.s.Bufs[in[0]].BF16 {
+		k = reluBwdBF16
+	}
+	l.emit(k.instr(ElemArgs{N: elems(n)}, []int{in[0], in[1], dx}, []int{dx}), n)
 	return dx, nil
 }
 
-// lowerAdd uses add_relu when a ReLU alone reads the sum (the residual merge).
+// lowerAdd uses add_relu when a ReLU alone reads the sum (the residual
+// merge). In a bf16 step the sum (the block output) is stored in bf16 when
+// its readers all take bf16, and an operand may be bf16 (a block output
+// read by the next block's identity shortcut).
 func lowerAdd(l *lowerer, n *gorgonia.Node, _ ops.Desc, in []int) (int, error) {
+	a, b := in[0], in[1]
+	if l.s.Bufs[a].BF16 {
+		a, b = b, a
+	}
+	if l.s.Bufs[a].BF16 {
+		return 0, fmt.Errorf("both operands of %s are bf16", nodeName(n))
+	}
 	y := l.out(n)
-	k := addKernel
+	kernels, result := addByTypes, n
 	if relu := l.fusableReLU(n); relu != nil {
-		k = addReLU
+		kernels, result = addReLUByTypes, relu
 		l.fused[relu] = y
 		l.s.Bufs[y].Name += "+" + nodeName(relu)
 	}
-	l.emit(k.instr(ElemArgs{N: elems(n)}, []int{in[0], in[1], y}, []int{y}), n)
+	l.s.Bufs[y].BF16 = l.storesBF16(result)
+	k := kernels[[2]bool{l.s.Bufs[b].BF16, l.s.Bufs[y].BF16}]
+	l.emit(k.instr(ElemArgs{N: elems(n)}, []int{a, b, y}, []int{y}), n)
 	return y, nil
 }
 

@@ -128,6 +128,9 @@ type Step struct {
 	// Precision the step was lowered with: FP32, or BF16 (GEMMs on bf16
 	// operands, bf16.go).
 	Precision Precision
+	// DirectConv: the stride-1 3x3 convolutions conv_direct can take run
+	// without column buffers (Lowering.DirectConv, convdirect.go).
+	DirectConv bool
 	// NoShare gives every transient buffer its own memory (for debugging
 	// the planner: a result that changes with it is a liveness bug).
 	NoShare bool

@@ -99,6 +99,9 @@ type lowerer struct {
 	// packed bf16 copy of the parameters (-1 until a GEMM needs it).
 	halfOf  map[int]int
 	weights int
+	// roots: the nodes the pins read (outputs, gradients), whose buffers
+	// the host reads or the optimizer takes in fp32.
+	roots map[*gorgonia.Node]bool
 }
 
 // inference reports whether the step being lowered is an inference step.
@@ -171,7 +174,7 @@ func (l *lowerer) gemm(g GemmArgs, alpha, beta float64, a, b, c int, n *gorgonia
 // (topological) order, then the SGD update of every parameter. prec BF16
 // lowers the mixed-precision step (bf16.go); FP32 and TF32 the float32 one.
 func Lower(p *graph.Program, sgd train.SGDOptions, prec Precision) (*Step, error) {
-	return lower(p, sgd, prec.lowered(), nil)
+	return lower(p, sgd, Lowering{Precision: prec}, nil)
 }
 
 // LowerInference turns the inference machine of p into a Step over the
@@ -191,15 +194,15 @@ func LowerInference(p *graph.Program, base *Step) (*Step, error) {
 	if base.ArenaBytes == 0 {
 		return nil, fmt.Errorf("cuda: lower inference: plan the training step first")
 	}
-	return lower(p, base.SGD, base.Precision, base)
+	return lower(p, base.SGD, Lowering{Precision: base.Precision, DirectConv: base.DirectConv}, base)
 }
 
-func lower(p *graph.Program, sgd train.SGDOptions, prec Precision, base *Step) (*Step, error) {
+func lower(p *graph.Program, sgd train.SGDOptions, low Lowering, base *Step) (*Step, error) {
 	g := p.Graph()
 	if g.Dtype() != tensor.Float32 {
 		return nil, fmt.Errorf("cuda: only float32 graphs run on the device, this one is %v", g.Dtype())
 	}
-	s := &Step{States: map[string]int{}, SGD: sgd, Precision: prec, Loss: -1, Logits: -1, X: -1, Y: -1, Hyper: -1, RNG: -1}
+	s := &Step{States: map[string]int{}, SGD: sgd, Precision: low.Precision.lowered(), DirectConv: low.DirectConv, Loss: -1, Logits: -1, X: -1, Y: -1, Hyper: -1, RNG: -1}
 	l := &lowerer{s: s, g: g, nodes: map[*gorgonia.Node]int{}, saved: map[gorgonia.Op]int{},
 		state: map[*tensor.Dense]int{}, stateNames: map[*tensor.Dense]string{}, random: map[gorgonia.Op]int{}, randomFwdInstr: map[gorgonia.Op]Instr{},
 		base: base, halfOf: map[int]int{}, weights: -1}
@@ -246,6 +249,10 @@ func lower(p *graph.Program, sgd train.SGDOptions, prec Precision, base *Step) (
 		}
 		outNode[name] = n
 		roots = append(roots, n)
+	}
+	l.roots = map[*gorgonia.Node]bool{}
+	for _, n := range roots {
+		l.roots[n] = true
 	}
 	needed := map[*gorgonia.Node]bool{}
 	stack := append([]*gorgonia.Node(nil), roots...)

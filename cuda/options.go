@@ -8,14 +8,27 @@ type Options struct {
 	// Graph captures the step (all kernels and GEMMs) once as a CUDA graph
 	// and replays it: one launch per step.
 	Graph bool
-	// Precision of the GEMMs: FP32 (the zero value too) exact float32,
-	// TF32 cuBLAS's TF32 tensor-core math, BF16 the mixed-precision step
-	// (which must also be lowered with BF16: Lower).
+	// Lowering is how the step was lowered, which the executor must match:
+	// its Precision is also the GEMMs' cuBLAS math mode (TF32 is only
+	// that), and a BF16 step must be lowered with BF16 (Lower).
+	// DeviceBackend lowers with it.
+	Lowering
+}
+
+// Lowering chooses how LowerProgram lowers a program: the arithmetic of its
+// GEMMs, how its convolutions run, and what its backward pass recomputes
+// instead of keeping.
+type Lowering struct {
+	// Precision of the GEMMs (FP32 when empty).
 	Precision Precision
-	// RecomputeBN: the training step recomputes batch-norm outputs in the
-	// backward pass instead of keeping them (a lowering choice, like
-	// Precision: Lowering.RecomputeBN).
+	// RecomputeBN recomputes every batch-norm (+ReLU) output the backward
+	// pass reads from the convolution output and the batch statistics,
+	// just before its first use there (Step.RecomputeBN, recompute.go).
 	RecomputeBN bool
+	// DirectConv runs the stride-1 3x3 convolutions (forward and data
+	// gradient) of an fp32 step with conv_direct, without column buffers
+	// (convdirect.go); bf16 steps keep their tensor-core GEMMs.
+	DirectConv bool
 }
 
 // Precision is the arithmetic of a device step's GEMMs (convolutions and

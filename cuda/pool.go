@@ -148,7 +148,11 @@ func lowerPool(k poolKernel, backward bool) lowerFn {
 func lowerGAP(l *lowerer, n *gorgonia.Node, _ ops.Desc, in []int) (int, error) {
 	t := nci(shapeOf(graph.Children(n)[0]))
 	y := l.out(n)
-	l.emit(gapFwd.instr(PlaneArgs{Planes: t.N * t.C, Inner: t.Inner}, []int{in[0], y}, []int{y}), n)
+	k := gapFwd
+	if l.s.Bufs[in[0]].BF16 {
+		k = gapFwdBF16
+	}
+	l.emit(k.instr(PlaneArgs{Planes: t.N * t.C, Inner: t.Inner}, []int{in[0], y}, []int{y}), n)
 	return y, nil
 }
 

@@ -222,16 +222,7 @@ func lnMLP(t *testing.T, batch int) (*graph.Graph, *graph.Program, []float32, []
 	}); err != nil {
 		t.Fatal(err)
 	}
-	loss, _, err := ops.SoftmaxCrossEntropy(logits, y)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.SetOutput("logits", logits)
-	g.SetOutput("loss", loss)
-	p, err := graph.Compile(g, "loss")
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := compileClassifier(t, g, logits, y)
 	xs, ys := bindBatch(t, g, batch)
 	return g, p, xs, ys
 }

@@ -14,16 +14,6 @@ package cuda
 // the forward pass's own instruction on the same inputs, so the step's
 // results are bit for bit those without it.
 
-// Lowering chooses how LowerProgram lowers a program: the arithmetic of its
-// GEMMs, and what its backward pass recomputes instead of keeping.
-type Lowering struct {
-	Precision Precision
-	// RecomputeBN recomputes every batch-norm (+ReLU) output the backward
-	// pass reads from the convolution output and the batch statistics,
-	// just before its first use there (RecomputeBN).
-	RecomputeBN bool
-}
-
 // RecomputeBN rewrites an unplanned training step so that the backward
 // pass reads recomputed batch-norm outputs: for each forward bn_apply or
 // bn_apply_relu whose output the backward pass reads, a copy of that
@@ -66,14 +56,14 @@ func (s *Step) RecomputeBN() int {
 	}
 	applies := map[int]bool{} // outputs of forward batch-norm applies
 	for _, in := range s.Instrs[:bwd] {
-		if in.Kernel == bnApply.name || in.Kernel == bnApplyReLU.name {
+		if isBNApply(in.Kernel) {
 			applies[in.Bufs[4]] = true
 		}
 	}
 	before := map[int][]Instr{} // instruction index -> recomputations to insert before it
 	renamed := map[int]int{}    // forward output -> its recomputed buffer
 	for i, in := range s.Instrs[:bwd] {
-		if in.Kernel != bnApply.name && in.Kernel != bnApplyReLU.name {
+		if !isBNApply(in.Kernel) {
 			continue
 		}
 		y, inputs := in.Bufs[4], in.Bufs[:4]

@@ -58,7 +58,7 @@ func TestRecomputeBNBitIdentical(t *testing.T) {
 			bwd := indexOfKernel(re, ceBwd.name)
 			recomputed := 0
 			for _, in := range re.Instrs[:bwd] {
-				if in.Kernel != bnApply.name && in.Kernel != bnApplyReLU.name {
+				if !isBNApply(in.Kernel) {
 					continue
 				}
 				y := re.Bufs[in.Bufs[4]]

@@ -51,7 +51,11 @@ func zeroPadArgs(p ops.PadAttrs, xs, ys []int) ZeroPadArgs {
 
 func lowerZeroPad(l *lowerer, n *gorgonia.Node, d ops.Desc, in []int) (int, error) {
 	y := l.out(n)
-	l.emit(zeroPadFwd.instr(zeroPadArgs(d.Pad, shapeOf(graph.Children(n)[0]), shapeOf(n)), []int{in[0], y}, []int{y}), n)
+	k := zeroPadFwd
+	if l.s.Bufs[in[0]].BF16 {
+		k = zeroPadFwdBF16
+	}
+	l.emit(k.instr(zeroPadArgs(d.Pad, shapeOf(graph.Children(n)[0]), shapeOf(n)), []int{in[0], y}, []int{y}), n)
 	return y, nil
 }
 

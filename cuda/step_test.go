@@ -98,7 +98,7 @@ func TestRefMatchesCPU(t *testing.T) {
 			if testing.Short() && tc.name != "resnet-20" {
 				t.Skip("short")
 			}
-			checkStep(t, tc.cfg, tc.erase, tc.repl, cmp.Or(tc.gradTol, 1e-4))
+			checkStep(t, tc.cfg, tc.erase, tc.repl, cmp.Or(tc.gradTol, 1e-4), Lowering{Precision: FP32})
 		})
 	}
 }
@@ -111,10 +111,10 @@ func TestRefMatchesCPU(t *testing.T) {
 // CPU's float32 one still passes when it is no further from a float64 step
 // of the same graph than max(gradTol, 2x) the CPU float32 step's worst
 // error is: as accurate as the CPU kernels, not bit-alike to them.
-func checkStep(t *testing.T, cfg arch.Config, eraseAll bool, repl erase.Replacement, gradTol float64) {
+func checkStep(t *testing.T, cfg arch.Config, eraseAll bool, repl erase.Replacement, gradTol float64, low Lowering) *Step {
 	g, p, xs, ys := buildWith(t, cfg, eraseAll, repl)
 	tw := buildTwin64(t, cfg, eraseAll, repl, g, xs, ys)
-	checkStepsTwin(t, g, p, xs, ys, gradTol, 1, tw)
+	return checkStepsTwin(t, g, p, xs, ys, gradTol, 1, tw, low)
 }
 
 // twin64 is the float64 copy of a float32 graph, its weights and its batch.
@@ -153,15 +153,16 @@ func buildTwin64(t testing.TB, cfg arch.Config, eraseAll bool, repl erase.Replac
 // ops draw new masks at every step on both sides), then the SGD update.
 func checkSteps(t *testing.T, g *graph.Graph, p *graph.Program, xs []float32, ys []int, gradTol float64, steps int) *Step {
 	t.Helper()
-	return checkStepsTwin(t, g, p, xs, ys, gradTol, steps, nil)
+	return checkStepsTwin(t, g, p, xs, ys, gradTol, steps, nil, Lowering{Precision: FP32})
 }
 
 // checkStepsTwin is checkSteps with, for a single step, the float64 twin
-// that judges gradients beyond gradTol (checkStep).
-func checkStepsTwin(t *testing.T, g *graph.Graph, p *graph.Program, xs []float32, ys []int, gradTol float64, steps int, tw *twin64) *Step {
+// that judges gradients beyond gradTol (checkStep), and the step lowered
+// as low chooses (an fp32 precision).
+func checkStepsTwin(t *testing.T, g *graph.Graph, p *graph.Program, xs []float32, ys []int, gradTol float64, steps int, tw *twin64, low Lowering) *Step {
 	t.Helper()
 	batch := len(ys)
-	s, err := Lower(p, benchSGD, FP32)
+	s, err := lower(p, benchSGD, low, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

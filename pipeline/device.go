@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/eraserelu/eraserelu/cuda"
 	"github.com/eraserelu/eraserelu/train"
@@ -16,32 +17,40 @@ type Device struct {
 	// CUDAGraph replays each training step as one captured CUDA graph
 	// (cuda only).
 	CUDAGraph bool
-	// Precision is the device path's arithmetic (cuda.FP32 when empty): tf32
-	// on cuda, bf16 mixed precision on cuda and cuda-ref.
-	Precision cuda.Precision
-	// RecomputeBN recomputes batch-norm outputs in the backward pass
-	// instead of keeping them (cuda and cuda-ref: a smaller arena, the
-	// same results bit for bit; cuda.Lowering).
-	RecomputeBN bool
+	// Lowering is how the CUDA path lowers the step (cuda and cuda-ref):
+	// its precision (fp32 when empty; tf32 on cuda only, bf16 on both),
+	// whether batch-norm outputs are recomputed and convolutions run
+	// direct. On the CPU only its zero value is valid.
+	cuda.Lowering
 }
 
 // Backend is the trainer's backend for the device (train.Options.Backend;
 // nil: the CPU backend).
 func (d Device) Backend() (train.BackendFactory, error) {
-	prec := d.Precision
-	if prec == "" {
-		prec = cuda.FP32
+	low := d.Lowering
+	if low.Precision == "" {
+		low.Precision = cuda.FP32
 	}
 	switch d.Name {
 	case "", "cpu":
-		if d.RecomputeBN {
-			return nil, fmt.Errorf("%q: recomputing batch-norm outputs is a choice of the CUDA path (cuda, cuda-ref)", d.Name)
+		var chosen []string
+		if low.Precision != cuda.FP32 {
+			chosen = append(chosen, "precision "+string(low.Precision))
+		}
+		if low.RecomputeBN {
+			chosen = append(chosen, "recomputing batch-norm outputs")
+		}
+		if low.DirectConv {
+			chosen = append(chosen, "direct convolutions")
+		}
+		if len(chosen) > 0 {
+			return nil, fmt.Errorf("%q: %s: a choice of the CUDA path (cuda, cuda-ref); the CPU computes in fp32 and chooses its kernels itself", d.Name, strings.Join(chosen, ", "))
 		}
 		return nil, nil
 	case "cuda":
-		return cudaBackend(cuda.Options{Graph: d.CUDAGraph, Precision: prec, RecomputeBN: d.RecomputeBN})
+		return cudaBackend(cuda.Options{Graph: d.CUDAGraph, Lowering: low})
 	case "cuda-ref":
-		return cuda.NewBackend(cuda.NewRefExecutor, cuda.Lowering{Precision: prec, RecomputeBN: d.RecomputeBN}), nil
+		return cuda.NewBackend(cuda.NewRefExecutor, low), nil
 	}
 	return nil, fmt.Errorf("%q: unknown device (valid: cpu, cuda, cuda-ref)", d.Name)
 }

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eraserelu/eraserelu/cuda"
 	"github.com/eraserelu/eraserelu/pipeline"
 )
 
@@ -23,10 +24,30 @@ func TestDeviceBackend(t *testing.T) {
 		t.Errorf("device tpu: %v", err)
 	}
 	// Recomputing batch-norm outputs is a choice of the CUDA path only.
-	if _, err := (pipeline.Device{Name: "cpu", RecomputeBN: true}).Backend(); err == nil || !strings.Contains(err.Error(), "CUDA path") {
+	if _, err := (pipeline.Device{Name: "cpu", Lowering: cuda.Lowering{RecomputeBN: true}}).Backend(); err == nil || !strings.Contains(err.Error(), "CUDA path") {
 		t.Errorf("cpu with RecomputeBN: %v", err)
 	}
-	if b, err := (pipeline.Device{Name: "cuda-ref", RecomputeBN: true}).Backend(); b == nil || err != nil {
+	if b, err := (pipeline.Device{Name: "cuda-ref", Lowering: cuda.Lowering{RecomputeBN: true}}).Backend(); b == nil || err != nil {
 		t.Errorf("cuda-ref with RecomputeBN: %v, %v", b != nil, err)
+	}
+	// So are direct convolutions and a precision other than fp32; the
+	// error names each choice.
+	for _, tc := range []struct {
+		low  cuda.Lowering
+		want string
+	}{
+		{cuda.Lowering{DirectConv: true}, "direct convolutions"},
+		{cuda.Lowering{Precision: cuda.BF16}, "precision bf16"},
+		{cuda.Lowering{Precision: cuda.TF32, RecomputeBN: true}, "precision tf32, recomputing batch-norm outputs"},
+	} {
+		if _, err := (pipeline.Device{Name: "cpu", Lowering: tc.low}).Backend(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("cpu with %+v: %v", tc.low, err)
+		}
+	}
+	if _, err := (pipeline.Device{Name: "cpu", Lowering: cuda.Lowering{Precision: cuda.FP32}}).Backend(); err != nil {
+		t.Errorf("cpu with fp32: %v", err)
+	}
+	if b, err := (pipeline.Device{Name: "cuda-ref", Lowering: cuda.Lowering{DirectConv: true}}).Backend(); b == nil || err != nil {
+		t.Errorf("cuda-ref with DirectConv: %v, %v", b != nil, err)
 	}
 }

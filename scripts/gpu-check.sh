@@ -92,14 +92,22 @@ if [ -f bin/gpu/cuda.test.xz ]; then
   xz -dkf bin/gpu/cuda.test.xz && chmod +x bin/gpu/cuda.test
   (cd cuda && step check.log device-tests 90 ../bin/gpu/cuda.test -test.run TestDevice -test.v -test.count=1)
 fi
-# 4. Where the device time goes (CUDA events between launches).
+# 3d. conv_direct (--direct-conv, not yet run on a GPU before this call):
+# every kernel of the direct fp32 step on identical inputs, then the step
+# judged against the CPU and float64 as the GEMM step is.
+step check.log trace-direct 120 "$BIN" gpu trace --arch resnet-20 --batch 16 --tol 1e-4 --direct-conv
+step check.log check-direct 180 "$BIN" gpu check --arch resnet-20 --batch 128 --tol 1e-4 --direct-conv
+# 4. Where the device time goes (CUDA events between launches), with the
+# GEMM convolutions and with the direct ones.
 full && step profile.log profile-resnet-20 60 "$BIN" gpu profile --arch resnet-20 --batch 128 --reps 5
+step profile.log profile-resnet-20-direct 60 "$BIN" gpu profile --arch resnet-20 --batch 128 --reps 5 --direct-conv
 # 5. Throughput beside PyTorch, same call: ours fp32 and tf32 (CUDA graph),
 # then PyTorch in its three modes.
 for a in 20 56 110; do
   for p in fp32 tf32 bf16; do
     step bench.log "bench-resnet-$a-$p" 90 "$BIN" gpu bench --arch "resnet-$a" --batch 128 --steps 50 --warmup 5 --precision "$p"
   done
+  step bench.log "bench-resnet-$a-fp32-direct" 90 "$BIN" gpu bench --arch "resnet-$a" --batch 128 --steps 50 --warmup 5 --direct-conv
 done
 full && step bench.log bench-resnet-20-nograph 60 "$BIN" gpu bench --arch resnet-20 --batch 128 --steps 50 --warmup 5 --graph=false
 full && step bench.log bench-resnet-110-erased 90 "$BIN" gpu bench --arch resnet-110 --batch 128 --steps 50 --warmup 5 --erase 1

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Checks the Makefile's set-up recipe (`make deps`) the way a fresh machine
 # runs it, without touching this one: fake apt-get, sudo and id commands go
-# first on PATH, and OPENBLAS_PROBE=false makes OpenBLAS look missing even
-# where it is installed. Cases: root (no sudo), a user with sudo, a user
-# without sudo (must fail with advice), OpenBLAS present (nothing installed).
-# Each install case asserts that apt-get got `update` and then
-# `install -y ... libopenblas-dev` with DEBIAN_FRONTEND=noninteractive in its
-# environment. Exit 0 when every case passes.
+# first on PATH, and OPENBLAS_PROBE=false (GXX_PROBE=false) makes OpenBLAS
+# (g++) look missing even where it is installed. Cases: root (no sudo), a
+# user with sudo, a user without sudo (must fail with advice), OpenBLAS
+# present (nothing installed), g++ missing, both missing. Each install case
+# asserts that apt-get got `update` and then `install -y ...` of exactly the
+# missing packages with DEBIAN_FRONTEND=noninteractive in its environment.
+# Exit 0 when every case passes.
 set -uo pipefail
 unset DEBIAN_FRONTEND
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -38,11 +39,12 @@ FAKE
 	chmod +x "$work/bin/"*
 }
 
-# run_deps runs the real recipe with the fakes first on PATH. Without sudo,
-# PATH keeps only the fakes and the directories of the few tools the recipe
-# needs, so a system sudo cannot be found.
+# run_deps runs the real recipe with the fakes first on PATH, with OpenBLAS
+# probed by $1 and g++ by $2 (default: present). Without sudo, PATH keeps
+# only the fakes and the directories of the few tools the recipe needs, so
+# a system sudo cannot be found.
 run_deps() {
-	local probe=$1 path="$work/bin:$PATH"
+	local probe=$1 gxx=${2:-true} path="$work/bin:$PATH"
 	if [ ! -e "$work/bin/sudo" ]; then
 		mkdir -p "$work/tools"
 		for t in sh make ls echo env cat; do
@@ -51,7 +53,7 @@ run_deps() {
 		path="$work/bin:$work/tools"
 	fi
 	local args=()
-	[ "$probe" = default ] || args=(OPENBLAS_PROBE="$probe")
+	[ "$probe" = default ] || args=(OPENBLAS_PROBE="$probe" GXX_PROBE="$gxx")
 	PATH="$path" make --no-print-directory -C "$root" deps "${args[@]}" >"$work/out" 2>&1
 }
 
@@ -70,11 +72,11 @@ check() { # name, condition command...
 	fi
 }
 
-installed_as() { # who: root-directly | via-sudo
-	local who=$1 as=self
+installed_as() { # who: root-directly | via-sudo; packages (default libopenblas-dev), in order
+	local who=$1 as=self pkgs=${2:-libopenblas-dev}
 	[ "$who" = via-sudo ] && as=root
 	grep -Eqx "apt-get DEBIAN_FRONTEND=noninteractive as=$as( [^ ]+)* update( [^ ]+)*" "$work/log" &&
-		grep -Eqx "apt-get DEBIAN_FRONTEND=noninteractive as=$as( [^ ]+)* install -y( [^ ]+)* libopenblas-dev" "$work/log" &&
+		grep -Eqx "apt-get DEBIAN_FRONTEND=noninteractive as=$as( [^ ]+)* install -y( -[^ ]+)* $pkgs" "$work/log" &&
 		[ "$(grep -n ' update' "$work/log" | head -1 | cut -d: -f1)" -lt "$(grep -n ' install ' "$work/log" | head -1 | cut -d: -f1)" ] &&
 		if [ "$who" = via-sudo ]; then grep -q '^sudo ' "$work/log"; else ! grep -q '^sudo ' "$work/log"; fi
 }
@@ -117,11 +119,35 @@ fakes 0 yes
 run_deps default
 rc=$?
 check "default probe: make deps exits 0" test $rc -eq 0
-if { ls /usr/lib/*/libopenblas.so || ls /usr/lib/libopenblas.so; } >/dev/null 2>&1; then
-	check "default probe, OpenBLAS installed here: apt-get not run" test ! -s "$work/log"
-else
-	check "default probe, OpenBLAS missing here: apt-get install run" installed_as root-directly
-fi
+have_blas=0 have_gxx=0
+{ ls /usr/lib/*/libopenblas.so || ls /usr/lib/libopenblas.so; } >/dev/null 2>&1 && have_blas=1
+command -v g++ >/dev/null 2>&1 && have_gxx=1
+case $have_blas$have_gxx in
+11) check "default probes, OpenBLAS and g++ installed here: apt-get not run" test ! -s "$work/log" ;;
+01) check "default probes, OpenBLAS missing here: apt-get install run" installed_as root-directly ;;
+10) check "default probes, g++ missing here: apt-get install run" installed_as root-directly "g\\+\\+" ;;
+*) check "default probes, both missing here: apt-get install run" installed_as root-directly "libopenblas-dev g\+\+" ;;
+esac
+
+# 6. g++ missing (the emulated kernel tests need it), OpenBLAS present:
+# only g++ is installed.
+fakes 0 yes
+run_deps true false
+rc=$?
+check "root without g++: make deps exits 0" test $rc -eq 0
+check "root without g++: apt-get install -y g++ alone" installed_as root-directly "g\\+\\+"
+
+# 7. both missing: one install of both; without sudo the advice names both.
+fakes 1000 yes
+run_deps false false
+rc=$?
+check "user with sudo without OpenBLAS and g++: make deps exits 0" test $rc -eq 0
+check "user with sudo without OpenBLAS and g++: one install of both" installed_as via-sudo "libopenblas-dev g\+\+"
+fakes 1000 no
+run_deps false false
+rc=$?
+check "user without sudo, both missing: make deps fails" test $rc -ne 0
+check "user without sudo, both missing: the error names both packages" grep -q "libopenblas-dev g++ missing" "$work/out"
 
 echo "set-up checks: $passes passed, $fails failed"
 [ $fails -eq 0 ]

@@ -159,7 +159,8 @@ func TestArchShowModuleReport(t *testing.T) {
 
 // TestArchShowDeviceArena: --device-arena plans the CUDA path's training
 // step without a GPU; recomputing batch-norm outputs shrinks the arena in
-// both precisions; a negative batch is refused naming the flag.
+// both precisions, and bf16 shrinks it against fp32; a negative batch is
+// refused naming the flag.
 func TestArchShowDeviceArena(t *testing.T) {
 	out, err := runArch(t, "show", "--arch", "resnet-20", "--device-arena", "16", "--json")
 	if err != nil {
@@ -175,6 +176,11 @@ func TestArchShowDeviceArena(t *testing.T) {
 	}
 	if !(a.FP32RecomputeMiB > 0 && a.FP32RecomputeMiB < a.FP32MiB && a.BF16RecomputeMiB > 0 && a.BF16RecomputeMiB < a.BF16MiB) {
 		t.Errorf("device arena %+v: recomputing should shrink both", a)
+	}
+	// bf16 stores the activations kept for the backward pass in bf16
+	// (docs/CUDA.md "bf16 mixed precision"): well under the fp32 arena.
+	if !(a.BF16MiB < 0.8*a.FP32MiB && a.BF16RecomputeMiB < 0.8*a.FP32RecomputeMiB) {
+		t.Errorf("device arena %+v: bf16 should be under 0.8x fp32", a)
 	}
 	text, err := runArch(t, "show", "--arch", "resnet-20", "--device-arena", "16")
 	if err != nil || !strings.Contains(text, "device arena") {

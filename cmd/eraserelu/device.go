@@ -15,6 +15,7 @@ type deviceFlags struct {
 	cudaGraph   bool
 	precision   string
 	recomputeBN bool
+	directConv  bool
 }
 
 func (d *deviceFlags) add(f *pflag.FlagSet) {
@@ -24,13 +25,15 @@ func (d *deviceFlags) add(f *pflag.FlagSet) {
 	addPrecisionFlag(f, &d.precision)
 	f.BoolVar(&d.recomputeBN, "recompute-bn", false, "with --device cuda or cuda-ref: recompute batch-norm outputs in the backward pass "+
 		"instead of keeping them (a smaller device arena, one more pass per batch norm, the same results bit for bit)")
+	f.BoolVar(&d.directConv, "direct-conv", false, "with --device cuda or cuda-ref and fp32 or tf32: run stride-1 3x3 convolutions (forward and data gradient) "+
+		"with a direct kernel instead of im2col/col2im and GEMMs (no column buffers; float32 sums in another order)")
 }
 
 // args are the flags again, for a process started with the same choice
 // (a campaign's workers).
 func (d *deviceFlags) args() []string {
 	return []string{"--device", d.device, fmt.Sprintf("--cuda-graph=%v", d.cudaGraph), "--precision", d.precision,
-		fmt.Sprintf("--recompute-bn=%v", d.recomputeBN)}
+		fmt.Sprintf("--recompute-bn=%v", d.recomputeBN), fmt.Sprintf("--direct-conv=%v", d.directConv)}
 }
 
 // addPrecisionFlag is --precision, the same on every command that has it.
@@ -63,7 +66,18 @@ func (d *deviceFlags) backend() (train.BackendFactory, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := pipeline.Device{Name: d.device, CUDAGraph: d.cudaGraph, Precision: prec, RecomputeBN: d.recomputeBN}.Backend()
+	if d.device == "cpu" {
+		for _, c := range []struct {
+			flag string
+			on   bool
+		}{{"--recompute-bn", d.recomputeBN}, {"--direct-conv", d.directConv}} {
+			if c.on {
+				return nil, fmt.Errorf("%s: a choice of the CUDA path (--device cuda or cuda-ref); --device cpu chooses its kernels itself", c.flag)
+			}
+		}
+	}
+	low := cuda.Lowering{Precision: prec, RecomputeBN: d.recomputeBN, DirectConv: d.directConv}
+	b, err := pipeline.Device{Name: d.device, CUDAGraph: d.cudaGraph, Lowering: low}.Backend()
 	if err != nil {
 		return nil, fmt.Errorf("--device %w", err)
 	}

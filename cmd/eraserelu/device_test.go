@@ -41,6 +41,21 @@ func TestDeviceFlagErrors(t *testing.T) {
 	}
 }
 
+// TestCUDAChoicesOnCPU: the CUDA path's lowering choices are refused on
+// the CPU, naming the flag, before anything is written.
+func TestCUDAChoicesOnCPU(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "run")
+	for _, flag := range []string{"--recompute-bn", "--direct-conv"} {
+		_, err := run(t, "train", "--device", "cpu", flag, "--out", out)
+		if err == nil || !strings.Contains(err.Error(), flag+": a choice of the CUDA path") {
+			t.Errorf("train --device cpu %s: %v", flag, err)
+		}
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a refused run created %s", out)
+	}
+}
+
 // TestTrainOnDevicePath trains a ResNet-8 on 100 MNIST images through the
 // CUDA path's CPU interpreter (--device cuda-ref), which the GPU binary's
 // --device cuda shares all but the executor with, and on the CPU: the
@@ -161,7 +176,7 @@ func trainMNISTTiny(t *testing.T, data string, flags ...string) (train.Result, s
 func TestWorkerKeepsDeviceChoice(t *testing.T) {
 	for _, argv := range [][]string{
 		{"--device", "cuda-ref", "--precision", "bf16", "--recompute-bn", "--cuda-graph=false"},
-		{"--device", "cuda", "--precision", "tf32"},
+		{"--device", "cuda", "--precision", "tf32", "--direct-conv"},
 		{},
 	} {
 		var d deviceFlags

@@ -47,6 +47,7 @@ func Main(args []string) error {
 	eraseP := fs.Float64("erase", 0, "proportion of modules whose trailing ReLU is erased (bench)")
 	reps := fs.Int("reps", 5, "profiled steps averaged (profile)")
 	recompute := fs.Bool("recompute-bn", false, "recompute batch-norm outputs in the backward pass instead of keeping them (bench, check, trace)")
+	direct := fs.Bool("direct-conv", false, "fp32 stride-1 3x3 convolutions (forward, data gradient) by conv_direct, without column buffers (bench, check, trace, profile)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -54,7 +55,7 @@ func Main(args []string) error {
 	if err != nil {
 		return fmt.Errorf("gpu %s --precision: %w", args[0], err)
 	}
-	low := cuda.Lowering{Precision: prec, RecomputeBN: *recompute}
+	low := cuda.Lowering{Precision: prec, RecomputeBN: *recompute, DirectConv: *direct}
 	switch args[0] {
 	case "probe":
 		return probe()
@@ -69,9 +70,9 @@ func Main(args []string) error {
 		}
 		return check(*archName, *batch, *tol, low)
 	case "profile":
-		return profile(*archName, *batch, *reps)
+		return profile(*archName, *batch, *reps, low)
 	case "bench":
-		return bench(*archName, *batch, *steps, *warmup, *useGraph, prec, *recompute, *eraseP)
+		return bench(*archName, *batch, *steps, *warmup, *useGraph, low, *eraseP)
 	}
 	return fmt.Errorf("unknown gpu command %q (probe, trace, check, profile, bench)", args[0])
 }
@@ -241,17 +242,18 @@ func (su *setup) upload(d *cuda.Device, ref *cuda.Ref) error {
 //     counts those flips, so a large end-to-end difference can be told apart
 //     from a wrong kernel.
 //
-// With prec BF16 the bf16 step is traced: the roundings (to_bf16,
-// im2col_bf16) must be bit-identical, the GEMMs on bf16 operands agree as
-// the fp32 ones do (exact products, fp32 sums in another order).
+// With prec BF16 the bf16 step is traced: every write of a bf16 buffer (the
+// roundings to_bf16 and im2col_bf16*, the batch-norm applies and adds that
+// store bf16 activations) must be bit-identical, the GEMMs on bf16
+// operands agree as the fp32 ones do (exact products, fp32 sums in another
+// order).
 func trace(name string, batch int, tol float64, low cuda.Lowering) error {
-	prec := low.Precision
 	su, err := prepare(name, batch, 0, low)
 	if err != nil {
 		return err
 	}
 	ref := cuda.NewRef(su.s)
-	d, err := su.open(cuda.Options{Precision: prec}, ref)
+	d, err := su.open(cuda.Options{Lowering: low}, ref)
 	if err != nil {
 		return err
 	}
@@ -422,7 +424,7 @@ func check(name string, batch int, tol float64, low cuda.Lowering) error {
 	if err != nil {
 		return err
 	}
-	d, err := su.open(cuda.Options{Precision: prec}, nil)
+	d, err := su.open(cuda.Options{Lowering: low}, nil)
 	if err != nil {
 		return err
 	}
@@ -580,6 +582,7 @@ type benchResult struct {
 	Graph     bool    `json:"cuda_graph"`
 	Precision string  `json:"precision"`
 	Recompute bool    `json:"recompute_bn"`
+	Direct    bool    `json:"direct_conv"`
 	TrainImgS float64 `json:"train_img_s"`
 	EvalImgS  float64 `json:"eval_img_s"`
 	StepMs    float64 `json:"step_ms"`
@@ -592,12 +595,12 @@ type benchResult struct {
 	Loss         float64 `json:"loss_last"`
 }
 
-func bench(name string, batch, steps, warmup int, useGraph bool, prec cuda.Precision, recompute bool, eraseP float64) error {
-	su, err := prepare(name, batch, eraseP, cuda.Lowering{Precision: prec, RecomputeBN: recompute})
+func bench(name string, batch, steps, warmup int, useGraph bool, low cuda.Lowering, eraseP float64) error {
+	su, err := prepare(name, batch, eraseP, low)
 	if err != nil {
 		return err
 	}
-	d, err := su.open(cuda.Options{Graph: useGraph, Precision: prec, RecomputeBN: recompute}, nil)
+	d, err := su.open(cuda.Options{Graph: useGraph, Lowering: low}, nil)
 	if err != nil {
 		return err
 	}
@@ -640,18 +643,14 @@ func bench(name string, batch, steps, warmup int, useGraph bool, prec cuda.Preci
 	if err != nil {
 		return err
 	}
-	r := benchResult{Arch: name, Batch: batch, Device: d.Name, Erase: eraseP, Graph: useGraph, Precision: string(prec), Recompute: recompute,
+	r := benchResult{Arch: name, Batch: batch, Device: d.Name, Erase: eraseP, Graph: useGraph, Precision: string(low.Precision), Recompute: low.RecomputeBN, Direct: low.DirectConv,
 		TrainImgS: float64(steps*batch) / dt, EvalImgS: float64(steps*batch) / evalDt, StepMs: dt * 1e3 / float64(steps), Launches: len(su.s.Instrs),
 		ArenaMiB: float64(su.s.ArenaBytes) / (1 << 20), DeviceMiB: float64(used) / (1 << 20), Loss: m.Loss}
-	if prec == cuda.BF16 {
-		s32, err := cuda.Lower(su.p, sgdOpts, cuda.FP32)
+	if low.Precision == cuda.BF16 {
+		low32 := low
+		low32.Precision = cuda.FP32
+		s32, _, err := cuda.LowerProgram(su.p, sgdOpts, low32)
 		if err != nil {
-			return err
-		}
-		if recompute {
-			s32.RecomputeBN()
-		}
-		if err := s32.Plan(); err != nil {
 			return err
 		}
 		r.ArenaFP32MiB = float64(s32.ArenaBytes) / (1 << 20)
@@ -667,12 +666,12 @@ func bench(name string, batch, steps, warmup int, useGraph bool, prec cuda.Preci
 // profile times every launch of a training step with CUDA events (the
 // average of reps steps after a warm-up) and prints the time per kernel and
 // the most expensive launches: where the step's time goes on the device.
-func profile(name string, batch, reps int) error {
-	su, err := prepare(name, batch, 0, cuda.Lowering{Precision: cuda.FP32})
+func profile(name string, batch, reps int, low cuda.Lowering) error {
+	su, err := prepare(name, batch, 0, low)
 	if err != nil {
 		return err
 	}
-	d, err := su.open(cuda.Options{}, nil)
+	d, err := su.open(cuda.Options{Lowering: low}, nil)
 	if err != nil {
 		return err
 	}

@@ -30,29 +30,11 @@ __global__ void copy2d(int rows, int cols, int ss, int so, int ds, int dof, cons
     }
 }
 
-__global__ void add(int n, const float* a, const float* b, float* y) {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) y[i] = a[i] + b[i];
-}
-
-// add followed by ReLU (a residual sum whose only consumer is a ReLU)
-__global__ void add_relu(int n, const float* a, const float* b, float* y) {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
-        float v = a[i] + b[i];
-        y[i] = v > 0.f ? v : 0.f;
-    }
-}
-
 __global__ void relu_fwd(int n, const float* x, float* y) {
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
         float v = x[i];
         y[i] = v > 0.f ? v : 0.f;
     }
-}
-
-// dx = dy where y > 0
-__global__ void relu_bwd(int n, const float* y, const float* dy, float* dx) {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
-        dx[i] = y[i] > 0.f ? dy[i] : 0.f;
 }
 
 __global__ void prelu_fwd(int n, int c, int inner, const float* x, const float* alpha, float* y) {
@@ -135,146 +117,6 @@ __global__ void prelu_dalpha(int n, int c, int inner, const float* x, const floa
     if (threadIdx.x == 0) da[ch] = (float)s;
 }
 
-// ---- batch norm -------------------------------------------------------------
-// saved: (2, C) = mean, invstd of the statistics the forward used.
-
-// Channel reductions over (N, inner) run in two launches so that every
-// multiprocessor works (one block per channel left 116 of 132 idle on a
-// 16-channel layer): *_part sums `chunk` images of one channel per block,
-// block (ch, p) = blockIdx.x = ch*parts + p, into part (doubles, (C, parts, 2));
-// *_final adds a channel's partials in order (deterministic) and finishes.
-// parts = ceil(n / chunk).
-
-// Training: batch statistics (shifted by the channel's first value), running
-// statistics updated with the unbiased variance.
-__global__ void bn_stats_part(int n, int c, int inner, int chunk, const float* x, double* part) {
-    __shared__ double sh[BLOCK];
-    int parts = (n + chunk - 1) / chunk;
-    int ch = blockIdx.x / parts, p = blockIdx.x % parts;
-    int b0 = p * chunk, m = (min(n, b0 + chunk) - b0) * inner;
-    float k = x[(long)ch * inner];
-    const float* xc = x + ((long)b0 * c + ch) * inner;
-    double s1 = 0, s2 = 0;
-    for (int i = threadIdx.x; i < m; i += BLOCK) {
-        double d = (double)(xc[(long)(i / inner) * c * inner + i % inner] - k);
-        s1 += d;
-        s2 += d * d;
-    }
-    s1 = block_sum(s1, sh);
-    s2 = block_sum(s2, sh);
-    if (threadIdx.x == 0) {
-        part[2 * blockIdx.x] = s1;
-        part[2 * blockIdx.x + 1] = s2;
-    }
-}
-
-__global__ void bn_stats_final(int n, int c, int inner, int parts, float momentum, float eps,
-                               const float* x, const double* part, float* saved, float* run_mean, float* run_var) {
-    int ch = blockIdx.x * blockDim.x + threadIdx.x;
-    if (ch >= c) return;
-    double s1 = 0, s2 = 0;
-    for (int p = 0; p < parts; p++) {
-        s1 += part[2 * (ch * parts + p)];
-        s2 += part[2 * (ch * parts + p) + 1];
-    }
-    double cnt = (double)n * inner;
-    double dm = s1 / cnt;
-    double v = s2 / cnt - dm * dm;
-    if (v < 0) v = 0;
-    double mean = (double)x[(long)ch * inner] + dm;
-    saved[ch] = (float)mean;
-    saved[c + ch] = (float)(1.0 / sqrt(v + (double)eps));
-    double mom = (double)momentum;
-    double unbias = cnt / (cnt - 1);
-    run_mean[ch] = (float)((1 - mom) * (double)run_mean[ch] + mom * mean);
-    run_var[ch] = (float)((1 - mom) * (double)run_var[ch] + mom * v * unbias);
-}
-
-// Inference: the running statistics.
-__global__ void bn_infer(int c, float eps, const float* run_mean, const float* run_var, float* saved) {
-    int ch = blockIdx.x * blockDim.x + threadIdx.x;
-    if (ch >= c) return;
-    saved[ch] = run_mean[ch];
-    saved[c + ch] = (float)(1.0 / sqrt((double)run_var[ch] + (double)eps));
-}
-
-// y = (x - mean) * (gamma*invstd) + beta
-__global__ void bn_apply(int n, int c, int inner, const float* x, const float* gamma, const float* beta,
-                         const float* saved, float* y) {
-    long total = (long)n * c * inner;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
-        int ch = (i / inner) % c;
-        float scale = (float)((double)gamma[ch] * (double)saved[c + ch]);
-        y[i] = (x[i] - saved[ch]) * scale + beta[ch];
-    }
-}
-
-// bn_apply followed by ReLU in one pass (a batch norm whose only consumer is a ReLU).
-__global__ void bn_apply_relu(int n, int c, int inner, const float* x, const float* gamma, const float* beta,
-                              const float* saved, float* y) {
-    long total = (long)n * c * inner;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
-        int ch = (i / inner) % c;
-        float scale = (float)((double)gamma[ch] * (double)saved[c + ch]);
-        float v = (x[i] - saved[ch]) * scale + beta[ch];
-        y[i] = v > 0.f ? v : 0.f;
-    }
-}
-
-// red: (2, C) = sum(dy*(x-mean))*invstd, sum(dy), in two launches as bn_stats.
-__global__ void bn_param_part(int n, int c, int inner, int chunk, const float* x, const float* dy, const float* saved, double* part) {
-    __shared__ double sh[BLOCK];
-    int parts = (n + chunk - 1) / chunk;
-    int ch = blockIdx.x / parts, p = blockIdx.x % parts;
-    int b0 = p * chunk, m = (min(n, b0 + chunk) - b0) * inner;
-    float mean = saved[ch];
-    long base = ((long)b0 * c + ch) * inner;
-    double sdy = 0, sdyx = 0;
-    for (int i = threadIdx.x; i < m; i += BLOCK) {
-        long o = base + (long)(i / inner) * c * inner + i % inner;
-        float g = dy[o];
-        sdy += (double)g;
-        sdyx += (double)(g * (x[o] - mean));
-    }
-    sdy = block_sum(sdy, sh);
-    sdyx = block_sum(sdyx, sh);
-    if (threadIdx.x == 0) {
-        part[2 * blockIdx.x] = sdyx;
-        part[2 * blockIdx.x + 1] = sdy;
-    }
-}
-
-__global__ void bn_param_final(int c, int parts, const float* saved, const double* part, float* red) {
-    int ch = blockIdx.x * blockDim.x + threadIdx.x;
-    if (ch >= c) return;
-    double sdyx = 0, sdy = 0;
-    for (int p = 0; p < parts; p++) {
-        sdyx += part[2 * (ch * parts + p)];
-        sdy += part[2 * (ch * parts + p) + 1];
-    }
-    red[ch] = (float)(sdyx * (double)saved[c + ch]);
-    red[c + ch] = (float)sdy;
-}
-
-// dx = g*dy + b*(x-mean) + c0 with g = gamma*invstd and, for batch
-// statistics, b = -g*invstd*red0/M, c0 = -g*red1/M.
-__global__ void bn_input_grad(int n, int c, int inner, int batch, const float* x, const float* gamma,
-                              const float* dy, const float* red, const float* saved, float* dx) {
-    long total = (long)n * c * inner;
-    double m = (double)n * inner;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
-        int ch = (i / inner) % c;
-        double invstd = (double)saved[c + ch];
-        double g = (double)gamma[ch] * invstd;
-        double b = 0, c0 = 0;
-        if (batch) {
-            b = -g * invstd * (double)red[ch] / m;
-            c0 = -g * (double)red[c + ch] / m;
-        }
-        dx[i] = (float)g * dy[i] + (float)b * (x[i] - saved[ch]) + (float)c0;
-    }
-}
-
 // ---- convolution helpers (GEMMs are cuBLAS) ---------------------------------
 // col of image b: (C*KH*KW) x (OH*OW), images colStride apart; x images xStride apart.
 
@@ -297,13 +139,18 @@ __device__ __forceinline__ unsigned short bf16_round(float f) {
 __device__ __forceinline__ void store(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store(unsigned short* p, float v) { *p = bf16_round(v); }
 
+// ldx is element i of x as a float: fp32 x, or bf16 bits (exact).
+__device__ __forceinline__ float ldx(const float* x, long i) { return x[i]; }
+__device__ __forceinline__ float ldx(const unsigned short* x, long i) { return __uint_as_float((unsigned int)x[i] << 16); }
+
 // One thread per (image, channel, output pixel) writes that pixel's kh*kw
 // column entries: one index decomposition per kh*kw stores, and stores of
 // neighbouring threads are neighbours (q is fastest). T: float columns, or
-// bf16 ones (the GEMM operand of a bf16 step).
-template <typename T>
+// bf16 ones (the GEMM operand of a bf16 step); X: float images, or bf16
+// ones (a bf16 step's stored block outputs).
+template <typename X, typename T>
 __device__ void im2col_cols(int nimg, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow,
-                            const float* x, T* col) {
+                            const X* x, T* col) {
     int p = oh * ow;
     long total = (long)nimg * c * p;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
@@ -311,14 +158,14 @@ __device__ void im2col_cols(int nimg, int c, int h, int w, int kh, int kw, int s
         long bc = i / p; // b*c + ch
         int ox = q % ow, oy = q / ow;
         int iy0 = oy * sh - ph, ix0 = ox * sw - pw;
-        const float* xp = x + bc * h * w;
+        const X* xp = x + bc * h * w;
         T* cp = col + bc * kh * kw * (long)p + q;
         for (int ky = 0; ky < kh; ky++) {
             int iy = iy0 + ky;
             bool rowIn = iy >= 0 && iy < h;
             for (int kx = 0; kx < kw; kx++) {
                 int ix = ix0 + kx;
-                store(cp, (rowIn && ix >= 0 && ix < w) ? xp[iy * w + ix] : 0.f);
+                store(cp, (rowIn && ix >= 0 && ix < w) ? ldx(xp, iy * w + ix) : 0.f);
                 cp += p;
             }
         }
@@ -372,16 +219,6 @@ __global__ void col2im(int nimg, int c, int h, int w, int kh, int kw, int sh, in
 // ---- shortcut, pooling --------------------------------------------------------
 
 // y (N,outC,HO,WO) = x[:, :, ::s, ::s] with lo zero channels before.
-__global__ void zeropad_fwd(int n, int c, int outc, int lo, int h, int w, int ho, int wo, int s, const float* x, float* y) {
-    long total = (long)n * outc * ho * wo;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
-        int ox = i % wo, oy = (i / wo) % ho;
-        long oc = (i / ((long)wo * ho)) % outc, b = i / ((long)wo * ho * outc);
-        long ch = oc - lo;
-        y[i] = (ch >= 0 && ch < c) ? x[((b * c + ch) * h + (long)oy * s) * w + (long)ox * s] : 0.f;
-    }
-}
-
 __global__ void zeropad_bwd(int n, int c, int outc, int lo, int h, int w, int ho, int wo, int s, const float* dy, float* dx) {
     long total = (long)n * c * h * w;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
@@ -394,15 +231,6 @@ __global__ void zeropad_bwd(int n, int c, int outc, int lo, int h, int w, int ho
 }
 
 // one thread per plane, the CPU's summation order
-__global__ void gap_fwd(int planes, int inner, const float* x, float* y) {
-    int p = blockIdx.x * blockDim.x + threadIdx.x;
-    if (p >= planes) return;
-    float s = 0.f;
-    const float* xp = x + (long)p * inner;
-    for (int i = 0; i < inner; i++) s += xp[i];
-    y[p] = s * (1.f / (float)inner);
-}
-
 __global__ void gap_bwd(int planes, int inner, const float* dy, float* dx) {
     long total = (long)planes * inner;
     float inv = 1.f / (float)inner;
@@ -707,6 +535,391 @@ __global__ void ln_param_grad(int n, int d, const float* x, const float* dy, con
     }
     red[j] = (float)sg;
     red[d + j] = (float)sb;
+}
+
+}  // extern "C"
+
+// ---- direct 3x3 convolution (conv_direct; cuda/convdirect.go) ---------------
+//
+// A stride-1, ungrouped 3x3 convolution without a column buffer: one block
+// computes an output tile of tr rows x ow columns of one image for ft
+// output channels. Each thread owns 4 output channels x 4 neighbouring
+// pixels of a row (16 accumulators); the block walks the input channels
+// DC at a time, staging their (tr+2) x (ow+2) input patch and the tile's
+// weights in shared memory. Weights sit as [channel][tap][f] so that one
+// 16-byte load gives a thread its 4 channels' weight for a tap (the same
+// address across the warp: a broadcast). flip = 1 computes the data
+// gradient of a stride-1 convolution: x is dy, y is dx, and weight
+// (f, c, ky, kx) is read from w[c][f][2-ky][2-kx] of the forward
+// convolution's (c, f, 3, 3) filter. Each output is the fmaf chain over
+// (input channel, ky, kx) in that order; no atomics, deterministic.
+// The lowering (directConvTile) guarantees ow % 4 == 0, tr * ow / 4 a
+// power of two from 16 to 64, (tr + 2) * (ow + 2) <= DPATCH, ft <= DFT.
+
+#define DC 4
+#define DPATCH 400
+#define DFT 64
+
+extern "C" {
+
+__global__ void conv_direct(int nimg, int c, int h, int w, int f, int ph, int pw, int oh, int ow, int tr, int flip,
+                            const float* x, const float* wt, float* y) {
+    __shared__ __align__(16) float patch[DC * DPATCH];
+    __shared__ __align__(16) float ws[DC * 9 * DFT];
+    int pg = tr * ow / 4;  // pixel groups of the tile
+    int ft = (BLOCK / pg) * 4;
+    int tiles = (oh + tr - 1) / tr, fblocks = (f + ft - 1) / ft;
+    int b = blockIdx.x;
+    int fb = b % fblocks;
+    int tile = (b / fblocks) % tiles;
+    int img = b / (fblocks * tiles);
+    int f0 = fb * ft, oy0 = tile * tr;
+    int t = threadIdx.x;
+    int cg = t / pg, p0 = (t % pg) * 4;
+    int r = p0 / ow, x0 = p0 % ow;
+    int pw2 = ow + 2, psize = (tr + 2) * pw2;
+    float acc[4][4];
+    for (int j = 0; j < 4; j++)
+        for (int p = 0; p < 4; p++) acc[j][p] = 0.f;
+    const float* xi = x + (long)img * c * h * w;
+    for (int c0 = 0; c0 < c; c0 += DC) {
+        for (int i = t; i < DC * psize; i += BLOCK) {
+            int cc = i / psize, rem = i % psize;
+            int iy = oy0 - ph + rem / pw2, ix = rem % pw2 - pw;
+            int ch = c0 + cc;
+            patch[cc * DPATCH + rem] = (ch < c && iy >= 0 && iy < h && ix >= 0 && ix < w) ? xi[((long)ch * h + iy) * w + ix] : 0.f;
+        }
+        for (int i = t; i < DC * 9 * ft; i += BLOCK) {
+            int fl = i % ft, k = (i / ft) % 9, cc = i / (9 * ft);
+            int fo = f0 + fl, ch = c0 + cc;
+            float v = 0.f;
+            if (fo < f && ch < c) v = flip ? wt[((long)ch * f + fo) * 9 + 8 - k] : wt[((long)fo * c + ch) * 9 + k];
+            ws[(cc * 9 + k) * DFT + fl] = v;
+        }
+        __syncthreads();
+        for (int cc = 0; cc < DC; cc++) {
+            const float* pr = patch + cc * DPATCH + r * pw2 + x0;
+            const float* wr = ws + cc * 9 * DFT + cg * 4;
+            for (int ky = 0; ky < 3; ky++) {
+                float v[6];
+                for (int q = 0; q < 6; q++) v[q] = pr[ky * pw2 + q];
+                for (int kx = 0; kx < 3; kx++) {
+                    float4 wv = *(const float4*)(wr + (ky * 3 + kx) * DFT);
+                    float wj[4] = {wv.x, wv.y, wv.z, wv.w};
+                    for (int j = 0; j < 4; j++)
+                        for (int p = 0; p < 4; p++) acc[j][p] = fmaf(wj[j], v[p + kx], acc[j][p]);
+                }
+            }
+        }
+        __syncthreads();
+    }
+    int oy = oy0 + r;
+    if (oy >= oh) return;
+    for (int j = 0; j < 4; j++) {
+        int fo = f0 + cg * 4 + j;
+        if (fo >= f) continue;
+        float* yp = y + (((long)img * f + fo) * oh + oy) * ow + x0;
+        for (int p = 0; p < 4; p++) yp[p] = acc[j][p];
+    }
+}
+
+}  // extern "C"
+
+// ---- batch norm, its input x fp32 or bf16 (cuda/batchnorm.go) ----------------
+// saved: (2, C) = mean, invstd of the statistics the forward used.
+// A bf16 step stores the convolution outputs a batch norm reads as bf16
+// (bf16 activation storage, issue 13): the *_bf16 kernels read x as bf16
+// bits and widen each element exactly to float, then compute as the fp32
+// kernels do; statistics, gamma/beta, running statistics, y and every
+// gradient stay fp32 (reductions in double). One template body each, so
+// the fp32 kernels and their bf16 twins cannot drift apart.
+
+
+// Channel reductions over (N, inner) run in two launches so that every
+// multiprocessor works (one block per channel left 116 of 132 idle on a
+// 16-channel layer): *_part sums `chunk` images of one channel per block,
+// block (ch, p) = blockIdx.x = ch*parts + p, into part (doubles, (C, parts, 2));
+// *_final adds a channel's partials in order (deterministic) and finishes.
+// parts = ceil(n / chunk).
+
+// Training: batch statistics (shifted by the channel's first value), running
+// statistics updated with the unbiased variance.
+template <typename X>
+__device__ void bn_stats_part_t(int n, int c, int inner, int chunk, const X* x, double* part) {
+    __shared__ double sh[BLOCK];
+    int parts = (n + chunk - 1) / chunk;
+    int ch = blockIdx.x / parts, p = blockIdx.x % parts;
+    int b0 = p * chunk, m = (min(n, b0 + chunk) - b0) * inner;
+    float k = ldx(x, (long)ch * inner);
+    const X* xc = x + ((long)b0 * c + ch) * inner;
+    double s1 = 0, s2 = 0;
+    for (int i = threadIdx.x; i < m; i += BLOCK) {
+        double d = (double)(ldx(xc, (long)(i / inner) * c * inner + i % inner) - k);
+        s1 += d;
+        s2 += d * d;
+    }
+    s1 = block_sum(s1, sh);
+    s2 = block_sum(s2, sh);
+    if (threadIdx.x == 0) {
+        part[2 * blockIdx.x] = s1;
+        part[2 * blockIdx.x + 1] = s2;
+    }
+}
+
+template <typename X>
+__device__ void bn_stats_final_t(int n, int c, int inner, int parts, float momentum, float eps,
+                                 const X* x, const double* part, float* saved, float* run_mean, float* run_var) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= c) return;
+    double s1 = 0, s2 = 0;
+    for (int p = 0; p < parts; p++) {
+        s1 += part[2 * (ch * parts + p)];
+        s2 += part[2 * (ch * parts + p) + 1];
+    }
+    double cnt = (double)n * inner;
+    double dm = s1 / cnt;
+    double v = s2 / cnt - dm * dm;
+    if (v < 0) v = 0;
+    double mean = (double)ldx(x, (long)ch * inner) + dm;
+    saved[ch] = (float)mean;
+    saved[c + ch] = (float)(1.0 / sqrt(v + (double)eps));
+    double mom = (double)momentum;
+    double unbias = cnt / (cnt - 1);
+    run_mean[ch] = (float)((1 - mom) * (double)run_mean[ch] + mom * mean);
+    run_var[ch] = (float)((1 - mom) * (double)run_var[ch] + mom * v * unbias);
+}
+
+// y = (x - mean) * (gamma*invstd) + beta, then max(y, 0) when relu (a batch
+// norm whose only consumer is a ReLU).
+template <typename X, typename Y>
+__device__ void bn_apply_t(int n, int c, int inner, const X* x, const float* gamma, const float* beta,
+                           const float* saved, Y* y, bool relu) {
+    long total = (long)n * c * inner;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        int ch = (i / inner) % c;
+        float scale = (float)((double)gamma[ch] * (double)saved[c + ch]);
+        float v = (ldx(x, i) - saved[ch]) * scale + beta[ch];
+        store(y + i, relu ? (v > 0.f ? v : 0.f) : v);
+    }
+}
+
+// red: (2, C) = sum(dy*(x-mean))*invstd, sum(dy), in two launches as bn_stats.
+template <typename X>
+__device__ void bn_param_part_t(int n, int c, int inner, int chunk, const X* x, const float* dy, const float* saved, double* part) {
+    __shared__ double sh[BLOCK];
+    int parts = (n + chunk - 1) / chunk;
+    int ch = blockIdx.x / parts, p = blockIdx.x % parts;
+    int b0 = p * chunk, m = (min(n, b0 + chunk) - b0) * inner;
+    float mean = saved[ch];
+    long base = ((long)b0 * c + ch) * inner;
+    double sdy = 0, sdyx = 0;
+    for (int i = threadIdx.x; i < m; i += BLOCK) {
+        long o = base + (long)(i / inner) * c * inner + i % inner;
+        float g = dy[o];
+        sdy += (double)g;
+        sdyx += (double)(g * (ldx(x, o) - mean));
+    }
+    sdy = block_sum(sdy, sh);
+    sdyx = block_sum(sdyx, sh);
+    if (threadIdx.x == 0) {
+        part[2 * blockIdx.x] = sdyx;
+        part[2 * blockIdx.x + 1] = sdy;
+    }
+}
+
+// dx = g*dy + b*(x-mean) + c0 with g = gamma*invstd and, for batch
+// statistics, b = -g*invstd*red0/M, c0 = -g*red1/M.
+template <typename X>
+__device__ void bn_input_grad_t(int n, int c, int inner, int batch, const X* x, const float* gamma,
+                                const float* dy, const float* red, const float* saved, float* dx) {
+    long total = (long)n * c * inner;
+    double m = (double)n * inner;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        int ch = (i / inner) % c;
+        double invstd = (double)saved[c + ch];
+        double g = (double)gamma[ch] * invstd;
+        double b = 0, c0 = 0;
+        if (batch) {
+            b = -g * invstd * (double)red[ch] / m;
+            c0 = -g * (double)red[c + ch] / m;
+        }
+        dx[i] = (float)g * dy[i] + (float)b * (ldx(x, i) - saved[ch]) + (float)c0;
+    }
+}
+
+extern "C" {
+
+__global__ void bn_stats_part(int n, int c, int inner, int chunk, const float* x, double* part) {
+    bn_stats_part_t(n, c, inner, chunk, x, part);
+}
+
+__global__ void bn_stats_final(int n, int c, int inner, int parts, float momentum, float eps,
+                               const float* x, const double* part, float* saved, float* run_mean, float* run_var) {
+    bn_stats_final_t(n, c, inner, parts, momentum, eps, x, part, saved, run_mean, run_var);
+}
+
+// Inference: the running statistics.
+__global__ void bn_infer(int c, float eps, const float* run_mean, const float* run_var, float* saved) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= c) return;
+    saved[ch] = run_mean[ch];
+    saved[c + ch] = (float)(1.0 / sqrt((double)run_var[ch] + (double)eps));
+}
+
+__global__ void bn_apply(int n, int c, int inner, const float* x, const float* gamma, const float* beta,
+                         const float* saved, float* y) {
+    bn_apply_t(n, c, inner, x, gamma, beta, saved, y, false);
+}
+
+__global__ void bn_apply_relu(int n, int c, int inner, const float* x, const float* gamma, const float* beta,
+                              const float* saved, float* y) {
+    bn_apply_t(n, c, inner, x, gamma, beta, saved, y, true);
+}
+
+__global__ void bn_param_part(int n, int c, int inner, int chunk, const float* x, const float* dy, const float* saved, double* part) {
+    bn_param_part_t(n, c, inner, chunk, x, dy, saved, part);
+}
+
+__global__ void bn_param_final(int c, int parts, const float* saved, const double* part, float* red) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= c) return;
+    double sdyx = 0, sdy = 0;
+    for (int p = 0; p < parts; p++) {
+        sdyx += part[2 * (ch * parts + p)];
+        sdy += part[2 * (ch * parts + p) + 1];
+    }
+    red[ch] = (float)(sdyx * (double)saved[c + ch]);
+    red[c + ch] = (float)sdy;
+}
+
+__global__ void bn_input_grad(int n, int c, int inner, int batch, const float* x, const float* gamma,
+                              const float* dy, const float* red, const float* saved, float* dx) {
+    bn_input_grad_t(n, c, inner, batch, x, gamma, dy, red, saved, dx);
+}
+
+// The bf16-x twins (a bf16 step's stored convolution outputs).
+__global__ void bn_stats_part_bf16(int n, int c, int inner, int chunk, const unsigned short* x, double* part) {
+    bn_stats_part_t(n, c, inner, chunk, x, part);
+}
+
+__global__ void bn_stats_final_bf16(int n, int c, int inner, int parts, float momentum, float eps,
+                                    const unsigned short* x, const double* part, float* saved, float* run_mean, float* run_var) {
+    bn_stats_final_t(n, c, inner, parts, momentum, eps, x, part, saved, run_mean, run_var);
+}
+
+// bn_apply with x and y of other types: suffix x then y (f fp32, h bf16).
+// bf16 y: a batch norm's output stored in bf16 because its readers take it.
+__global__ void bn_apply_hf(int n, int c, int inner, const unsigned short* x, const float* gamma, const float* beta,
+                            const float* saved, float* y) {
+    bn_apply_t(n, c, inner, x, gamma, beta, saved, y, false);
+}
+__global__ void bn_apply_fh(int n, int c, int inner, const float* x, const float* gamma, const float* beta,
+                            const float* saved, unsigned short* y) {
+    bn_apply_t(n, c, inner, x, gamma, beta, saved, y, false);
+}
+__global__ void bn_apply_hh(int n, int c, int inner, const unsigned short* x, const float* gamma, const float* beta,
+                            const float* saved, unsigned short* y) {
+    bn_apply_t(n, c, inner, x, gamma, beta, saved, y, false);
+}
+__global__ void bn_apply_relu_hf(int n, int c, int inner, const unsigned short* x, const float* gamma, const float* beta,
+                                 const float* saved, float* y) {
+    bn_apply_t(n, c, inner, x, gamma, beta, saved, y, true);
+}
+__global__ void bn_apply_relu_fh(int n, int c, int inner, const float* x, const float* gamma, const float* beta,
+                                 const float* saved, unsigned short* y) {
+    bn_apply_t(n, c, inner, x, gamma, beta, saved, y, true);
+}
+__global__ void bn_apply_relu_hh(int n, int c, int inner, const unsigned short* x, const float* gamma, const float* beta,
+                                 const float* saved, unsigned short* y) {
+    bn_apply_t(n, c, inner, x, gamma, beta, saved, y, true);
+}
+
+__global__ void bn_param_part_bf16(int n, int c, int inner, int chunk, const unsigned short* x, const float* dy, const float* saved, double* part) {
+    bn_param_part_t(n, c, inner, chunk, x, dy, saved, part);
+}
+
+__global__ void bn_input_grad_bf16(int n, int c, int inner, int batch, const unsigned short* x, const float* gamma,
+                                   const float* dy, const float* red, const float* saved, float* dx) {
+    bn_input_grad_t(n, c, inner, batch, x, gamma, dy, red, saved, dx);
+}
+
+}  // extern "C"
+
+// ---- element-wise ops, pooling and shortcut with bf16 operands --------------
+// A bf16 step stores a residual block's output (the add[+ReLU] result) in
+// bf16 when every reader takes bf16 (cuda/bf16.go, storesBF16): the next
+// block's im2col and 1x1 GEMM (which read bf16 anyway), the next add (its
+// identity shortcut), the zero-pad shortcut, global average pooling and the
+// ReLU's backward. The add computes in float and rounds once as it stores.
+// One template body each for the fp32 kernels and their bf16 variants;
+// suffixes name the buffer types in parameter order (f fp32, h bf16).
+
+template <typename A, typename B, typename Y>
+__device__ void add_t(int n, const A* a, const B* b, Y* y, bool relu) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        float v = ldx(a, i) + ldx(b, i);
+        store(y + i, relu ? (v > 0.f ? v : 0.f) : v);
+    }
+}
+
+// dx = dy where y > 0
+template <typename Y>
+__device__ void relu_bwd_t(int n, const Y* y, const float* dy, float* dx) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        dx[i] = ldx(y, i) > 0.f ? dy[i] : 0.f;
+}
+
+template <typename X>
+__device__ void zeropad_fwd_t(int n, int c, int outc, int lo, int h, int w, int ho, int wo, int s, const X* x, float* y) {
+    long total = (long)n * outc * ho * wo;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        int ox = i % wo, oy = (i / wo) % ho;
+        long oc = (i / ((long)wo * ho)) % outc, b = i / ((long)wo * ho * outc);
+        long ch = oc - lo;
+        y[i] = (ch >= 0 && ch < c) ? ldx(x, ((b * c + ch) * h + (long)oy * s) * w + (long)ox * s) : 0.f;
+    }
+}
+
+template <typename X>
+__device__ void gap_fwd_t(int planes, int inner, const X* x, float* y) {
+    int p = blockIdx.x * blockDim.x + threadIdx.x;
+    if (p >= planes) return;
+    float s = 0.f;
+    const X* xp = x + (long)p * inner;
+    for (int i = 0; i < inner; i++) s += ldx(xp, i);
+    y[p] = s * (1.f / (float)inner);
+}
+
+extern "C" {
+
+__global__ void add(int n, const float* a, const float* b, float* y) { add_t(n, a, b, y, false); }
+__global__ void add_ffh(int n, const float* a, const float* b, unsigned short* y) { add_t(n, a, b, y, false); }
+__global__ void add_fhf(int n, const float* a, const unsigned short* b, float* y) { add_t(n, a, b, y, false); }
+__global__ void add_fhh(int n, const float* a, const unsigned short* b, unsigned short* y) { add_t(n, a, b, y, false); }
+
+// add followed by ReLU (a residual sum whose only consumer is a ReLU)
+__global__ void add_relu(int n, const float* a, const float* b, float* y) { add_t(n, a, b, y, true); }
+__global__ void add_relu_ffh(int n, const float* a, const float* b, unsigned short* y) { add_t(n, a, b, y, true); }
+__global__ void add_relu_fhf(int n, const float* a, const unsigned short* b, float* y) { add_t(n, a, b, y, true); }
+__global__ void add_relu_fhh(int n, const float* a, const unsigned short* b, unsigned short* y) { add_t(n, a, b, y, true); }
+
+__global__ void relu_bwd(int n, const float* y, const float* dy, float* dx) { relu_bwd_t(n, y, dy, dx); }
+__global__ void relu_bwd_bf16(int n, const unsigned short* y, const float* dy, float* dx) { relu_bwd_t(n, y, dy, dx); }
+
+__global__ void zeropad_fwd(int n, int c, int outc, int lo, int h, int w, int ho, int wo, int s, const float* x, float* y) {
+    zeropad_fwd_t(n, c, outc, lo, h, w, ho, wo, s, x, y);
+}
+__global__ void zeropad_fwd_bf16(int n, int c, int outc, int lo, int h, int w, int ho, int wo, int s, const unsigned short* x, float* y) {
+    zeropad_fwd_t(n, c, outc, lo, h, w, ho, wo, s, x, y);
+}
+
+__global__ void gap_fwd(int planes, int inner, const float* x, float* y) { gap_fwd_t(planes, inner, x, y); }
+__global__ void gap_fwd_bf16(int planes, int inner, const unsigned short* x, float* y) { gap_fwd_t(planes, inner, x, y); }
+
+// bf16 images -> bf16 columns (the columns of a stored bf16 block output)
+__global__ void im2col_bf16_bf16(int nimg, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow,
+                                 const unsigned short* x, unsigned short* col) {
+    im2col_cols(nimg, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, x, col);
 }
 
 }  // extern "C"
