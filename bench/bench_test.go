@@ -57,12 +57,29 @@ func BenchmarkMLP12Eval(b *testing.B)      { benchStep(b, "mlp-12", 128, true) }
 // wall and CPU milliseconds per step of each and their ratio (fused over
 // unfused, below 1 when the fusion pays).
 func BenchmarkTrainingFusion(b *testing.B) {
+	off := ops.DefaultKernels()
+	off.TrainingFusion = false
+	benchAlternating(b, off, ops.DefaultKernels())
+}
+
+// BenchmarkConvBatchStats is BenchmarkTrainingFusion for the batch
+// statistics the convolutions collect (ops.Kernels.ConvBatchStats) alone:
+// the rest of the training fusion on in both.
+func BenchmarkConvBatchStats(b *testing.B) {
+	off := ops.DefaultKernels()
+	off.ConvBatchStats = false
+	benchAlternating(b, off, ops.DefaultKernels())
+}
+
+// benchAlternating times ResNet-20 and -110 training steps with the
+// kernels off and on, alternating step by step in one process, and reports
+// the wall and CPU milliseconds per step of each and their ratio (on over
+// off, named fused and unfused).
+func benchAlternating(b *testing.B, off, on ops.Kernels) {
 	for _, a := range []string{"resnet-20", "resnet-110"} {
 		b.Run(a, func(b *testing.B) {
-			off := ops.DefaultKernels()
-			off.TrainingFusion = false
 			var ss [2]*Session
-			for k, kern := range []ops.Kernels{off, ops.DefaultKernels()} {
+			for k, kern := range []ops.Kernels{off, on} {
 				s, err := NewSession(Config{Arch: a, Batch: 128, Dtype: tensor.Float32, Kernels: &kern})
 				if err != nil {
 					b.Fatal(err)

@@ -29,6 +29,9 @@ type Program struct {
 	// trainFusions counts the ops the training machine passes through
 	// (fuseTraining).
 	trainFusions int
+	// statsFusions counts the convolutions that collect the batch
+	// statistics of the batch norm after them (fuseConvBatchStats).
+	statsFusions int
 	kernels      ops.Kernels
 }
 
@@ -170,6 +173,9 @@ func Compile(g *Graph, loss string, opts ...CompileOption) (*Program, error) {
 	var trainFused map[*gorgonia.Node]fusedStep
 	if kernels.TrainingFusion {
 		skip, trainFused = fuseTraining(order, inPlaceOver)
+		if kernels.ConvBatchStats {
+			p.statsFusions = fuseConvBatchStats(order, inPlaceOver)
+		}
 	}
 	p.train = newMachine(order, outNodes, trainFused)
 	p.trainFusions = p.train.passThrough(skip)
@@ -205,6 +211,12 @@ func (p *Program) InferenceFusions() int { return p.fusions }
 // before them, ReLUs done by the batch norm or add before them, and ReLU
 // backward ops done by a batch norm's parameter-gradient op.
 func (p *Program) TrainingFusions() int { return p.trainFusions }
+
+// BatchStatsFusions is the number of convolutions that collect, in the
+// training forward, the batch statistics of the batch norm that reads
+// their output (ops.Kernels.ConvBatchStats), which then skips its
+// statistics pass.
+func (p *Program) BatchStatsFusions() int { return p.statsFusions }
 
 // Graph is the compiled graph.
 func (p *Program) Graph() *Graph { return p.g }

@@ -105,3 +105,38 @@ func fuseTraining(order gorgonia.Nodes, inPlaceOver map[*gorgonia.Node]int) (map
 	}
 	return skip, fused
 }
+
+// fuseConvBatchStats makes each convolution whose output a batch norm
+// normalises collect that batch norm's statistics as it writes
+// (ops.FuseConvBatchStats), so the batch norm's training forward skips its
+// statistics pass; it returns how many it paired. A pair is skipped when an
+// op in between runs in place over the convolution's output (the batch norm
+// would then normalise another value than the one summed).
+func fuseConvBatchStats(order gorgonia.Nodes, inPlaceOver map[*gorgonia.Node]int) int {
+	pos := map[*gorgonia.Node]int{}
+	// overwritten: the last position at which an op writes in place over
+	// a node's output
+	overwritten := map[*gorgonia.Node]int{}
+	for i, n := range order {
+		pos[n] = i
+		if j, ok := inPlaceOver[n]; ok {
+			overwritten[Children(n)[j]] = i
+		}
+	}
+	count := 0
+	for _, n := range order {
+		if !ops.IsBatchNorm(n) {
+			continue
+		}
+		conv := Children(n)[0]
+		if p, ok := pos[conv]; !ok || ops.Describe(conv.Op()).Kind != ops.KindConv2D {
+			continue
+		} else if w, ok := overwritten[conv]; ok && w > p && w < pos[n] {
+			continue
+		}
+		if ops.FuseConvBatchStats(conv, n) == nil {
+			count++
+		}
+	}
+	return count
+}

@@ -56,6 +56,10 @@ type BatchNormOp struct {
 	batchStats         bool
 	savedN, savedC     int
 	savedInner         int
+
+	// convStats, when the convolution before collects the batch
+	// statistics (FuseConvBatchStats)
+	convStats *convStats
 }
 
 // BatchNorm normalises x, of shape (N,C,H,W) or (N,C), per channel with the
@@ -207,13 +211,15 @@ func (op *BatchNormOp) forward(name string, x, gamma, beta, res *tensor.Dense, r
 			op.invstd[k] = 1 / math.Sqrt(normGet(op.runVar, k)+op.eps)
 		}
 	}
+	// the batch statistics, unless the convolution before collected them
+	stats := training && !op.batchStatsFromConv(n, c, inner)
 	if res != nil && (res.Dtype() != x.Dtype() || !sameShape(res.Shape(), x.Shape())) {
 		return nil, fmt.Errorf("%s: residual %v of shape %v, input %v of shape %v", name, res.Dtype(), res.Shape(), x.Dtype(), x.Shape())
 	}
 	y := op.out.get(x.Dtype(), x.Shape()...)
 	if x.Dtype() == tensor.Float32 {
 		op.k32 = bnFwdArgs[float32]{x: x.Float32s(), y: y.Float32s(), gamma: gamma.Float32s(), beta: beta.Float32s(),
-			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training, relu: relu, simd: op.kern().k.simd()}
+			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: stats, relu: relu, simd: op.kern().k.simd()}
 		if res != nil {
 			op.k32.res = res.Float32s()
 		}
@@ -221,7 +227,7 @@ func (op *BatchNormOp) forward(name string, x, gamma, beta, res *tensor.Dense, r
 		op.k32 = bnFwdArgs[float32]{}
 	} else {
 		op.k64 = bnFwdArgs[float64]{x: x.Float64s(), y: y.Float64s(), gamma: gamma.Float64s(), beta: beta.Float64s(),
-			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: training, relu: relu}
+			mean: op.mean, invstd: op.invstd, bvar: op.bvar, n: n, c: c, inner: inner, eps: op.eps, stats: stats, relu: relu}
 		if res != nil {
 			op.k64.res = res.Float64s()
 		}

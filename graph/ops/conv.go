@@ -101,7 +101,9 @@ func convGeometry(xs, ws tensor.Shape, p ConvParams) (convGeom, error) {
 //
 // Backward is three separate ops, so Gorgonia computes only those needed:
 // the input gradient (for stride 1 a forward convolution of dY with the
-// flipped, transposed filters; otherwise Wᵀ·dY per image and col2im), the
+// flipped, transposed filters; strided float32 ones on the direct kernels
+// one stride-1 convolution per stride phase, conv_phase.go; otherwise
+// Wᵀ·dY per image and col2im), the
 // filter gradient (direct or Winograd kernels, or cols·dYᵀ per image into
 // per-worker partial sums, columns recomputed from x rather than kept from
 // the forward pass) and the bias gradient (sums of dY).
@@ -116,6 +118,9 @@ type Conv2DOp struct {
 	f32    convFwd[float32]
 	f64    convFwd[float64]
 	direct convDirect
+	// stats, when a batch norm reads the output (FuseConvBatchStats):
+	// where the training forward collects its batch statistics
+	stats *convStats
 }
 
 // Conv2D convolves x (N,C,H,W) with w (F, C/Groups, KH, KW), PyTorch layout,
@@ -207,18 +212,28 @@ func (op *Conv2DOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 		return nil, fmt.Errorf("Conv2D: bias must have shape (%d) for filter %v, got %v", g.F, w.Shape(), b.Shape())
 	}
 	y := op.out.get(x.Dtype(), g.N, g.F, g.OH, g.OW)
+	st := op.stats
+	if st != nil && st.mode.Training() {
+		st.size(g.N, g.F, g.p())
+		st.simd = op.kern().k.simd()
+	} else {
+		st = nil
+	}
 	if x.Dtype() == tensor.Float32 {
-		var ep convEpilogue[float32]
+		ep := convEpilogue[float32]{stats: st}
 		if b != nil {
 			ep.shift = b.Float32s()
 		}
 		convForward(&op.f32, &op.direct, &op.wg, op.kern(), g, x.Float32s(), w.Float32s(), ep, y.Float32s(), op.kern().k.WinogradTrainForward)
 	} else {
-		var ep convEpilogue[float64]
+		ep := convEpilogue[float64]{stats: st}
 		if b != nil {
 			ep.shift = b.Float64s()
 		}
 		convForward(&op.f64, &op.direct, &op.wg, op.kern(), g, x.Float64s(), w.Float64s(), ep, y.Float64s(), false)
+	}
+	if st != nil {
+		st.fresh = true
 	}
 	return y, nil
 }
@@ -376,6 +391,7 @@ func (t *convFwd[T]) Run(wk, lo, hi int) {
 					cpu.Gemm(false, false, Fg, P, Cg, 1, wg, Kg, t.x[n*xImg+gi*Cg*HW:], P, 0, yg, P)
 					convApplyEpilogue(yg, yg, P, ep, convResAt(ep, n*yImg+gi*Fg*P), gi*Fg, Fg, P)
 				}
+				t.collect(n0, nb, gi)
 				continue
 			}
 			for j := 0; j < nb; j++ {
@@ -385,6 +401,7 @@ func (t *convFwd[T]) Run(wk, lo, hi int) {
 				yg := t.y[n0*yImg+gi*Fg*P : n0*yImg+(gi+1)*Fg*P]
 				cpu.Gemm(false, false, Fg, P, Kg, 1, wg, Kg, col, ld, 0, yg, P)
 				convApplyEpilogue(yg, yg, P, ep, convResAt(ep, n0*yImg+gi*Fg*P), gi*Fg, Fg, P)
+				t.collect(n0, nb, gi)
 				continue
 			}
 			cpu.Gemm(false, false, Fg, nb*P, Kg, 1, wg, Kg, col, ld, 0, tmp, ld)
@@ -392,7 +409,23 @@ func (t *convFwd[T]) Run(wk, lo, hi int) {
 				off := (n0+j)*yImg + gi*Fg*P
 				convApplyEpilogue(t.y[off:], tmp[j*P:], ld, ep, convResAt(ep, off), gi*Fg, Fg, P)
 			}
+			t.collect(n0, nb, gi)
 		}
+	}
+}
+
+// collect sums the batch statistics of group gi's output planes of images
+// n0..n0+nb-1, just written, when the epilogue asks for them.
+func (t *convFwd[T]) collect(n0, nb, gi int) {
+	s := t.ep.stats
+	if s == nil {
+		return
+	}
+	g := &t.g
+	Fg, P := g.fg(), g.p()
+	for n := n0; n < n0+nb; n++ {
+		i0 := n*g.F + gi*Fg
+		convCollectStats(s, t.y[i0*P:(i0+Fg)*P], i0, Fg)
 	}
 }
 
@@ -430,8 +463,13 @@ func (t *convFwd[T]) runWinograd(wk, lo, hi int) {
 			if res != nil {
 				r = res[off:]
 			}
+			var stk, st1, st2 []float64
+			if s := t.ep.stats; s != nil {
+				i0 := n0*g.F + gi*Fg
+				stk, st1, st2 = s.k[i0:], s.s1[i0:], s.s2[i0:]
+			}
 			convWinogradFwd32(w, x[n0*xImg+gi*Cg*HW:], xImg, w.u[gi*per:(gi+1)*per], Fg, y[off:], yImg,
-				sc, sh, r, t.ep.relu, nb, vt, mt)
+				sc, sh, r, t.ep.relu, nb, vt, mt, stk, st1, st2, g.F)
 		}
 	}
 }
@@ -466,6 +504,7 @@ func (t *convFwd[T]) runDirect(wk, lo, hi int) {
 				r = res[off:]
 			}
 			convDirectFwd32(d, src, d.wp[gi*per:(gi+1)*per], Fg, y[off:off+Fg*P], sc, sh, r, t.ep.relu)
+			t.collect(n, 1, gi)
 		}
 	}
 }

@@ -15,8 +15,10 @@ import (
 // its input from the filter w and the output gradient dy. Stride-1
 // convolutions do it as a forward convolution of dy with the filters
 // flipped and transposed (padding KH-1-PH, KW-1-PW), so im2col replaces the
-// slower scatter-add of col2im; other convolutions compute, per image and
-// group, dcols = W_gᵀ·dY_g with one GEMM and add them back with col2im.
+// slower scatter-add of col2im; strided float32 ones, on the direct
+// kernels, as one stride-1 convolution per stride phase of the input
+// (conv_phase.go); other convolutions compute, per image and group,
+// dcols = W_gᵀ·dY_g with one GEMM and add them back with col2im.
 type conv2DDataGradOp struct {
 	noCommon
 	nonDiff
@@ -33,6 +35,8 @@ type conv2DDataGradOp struct {
 	fwd32  convFwd[float32]
 	fwd64  convFwd[float64]
 	direct convDirect
+	phase  convPhaseGrad
+	ph32   convBwdPhase
 }
 
 func (op *conv2DDataGradOp) Arity() int { return 2 }
@@ -129,6 +133,10 @@ func (op *conv2DDataGradOp) Do(vs ...gorgonia.Value) (gorgonia.Value, error) {
 			convFlipFilters(wt.Float64s(), w.Float64s(), &g)
 			convForward(&op.fwd64, &op.direct, &op.wg, e, tg, dy.Float64s(), wt.Float64s(), convEpilogue[float64]{}, dx.Float64s(), false)
 		}
+		return dx, nil
+	}
+	if dt == tensor.Float32 && op.phase.prepare(&g, &e.k) {
+		convBackwardDataPhases(&op.ph32, &op.phase, &op.wg, e, w.Float32s(), dy.Float32s(), dx.Float32s())
 		return dx, nil
 	}
 	if dt == tensor.Float32 {

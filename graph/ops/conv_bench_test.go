@@ -165,15 +165,31 @@ func BenchmarkConv2DBackward(b *testing.B) {
 	})
 }
 
-// BenchmarkConv2DBackwardParts times the two gradient ops separately.
+// BenchmarkConv2DBackwardParts times the two gradient ops separately, and
+// for the strided layers the input gradient's fallback (GEMM + col2im,
+// DataGradViaForward off) beside the phase kernels (conv_phase.go).
 func BenchmarkConv2DBackwardParts(b *testing.B) {
+	col2im := DefaultKernels()
+	col2im.DataGradViaForward = false
+	env, err := NewEnv(col2im)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, s := range convResNet20Shapes {
 		cb := convNewBench(s.c, s.hw, s.f, s.s, s.needDataGrads)
-		for _, part := range []string{"data", "filter"} {
+		parts := []string{"data", "filter"}
+		if s.s > 1 {
+			parts = append(parts, "data-col2im")
+		}
+		for _, part := range parts {
 			b.Run(fmt.Sprintf("%s/%s", s.name, part), func(b *testing.B) {
 				do := func() (gorgonia.Value, error) { return cb.filter.Do(cb.x, cb.dy) }
-				if part == "data" {
+				switch part {
+				case "data":
 					do = func() (gorgonia.Value, error) { return cb.data.Do(cb.w, cb.dy) }
+				case "data-col2im":
+					op := &conv2DDataGradOp{p: cb.data.p, xshape: cb.data.xshape, id: nextID(), withEnv: withEnv{env}}
+					do = func() (gorgonia.Value, error) { return op.Do(cb.w, cb.dy) }
 				}
 				if _, err := do(); err != nil {
 					b.Fatal(err)

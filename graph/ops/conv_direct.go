@@ -80,20 +80,7 @@ func (d *convDirect) prepare(g *convGeom, k *Kernels) bool {
 				base = (a*2 + b) * g.cg() * d.cstride
 			}
 			d.tapoff[t] = int64(base + dr*pw + dc)
-			for j := 0; j < d.nvec; j++ {
-				var m uint16
-				for l := 0; l < 16; l++ {
-					p := 16*j + l
-					if p >= P {
-						break
-					}
-					r, q := p/g.OW+dr, p%g.OW+dc
-					if r >= 0 && r < ph && q >= 0 && q < pw {
-						m |= 1 << l
-					}
-				}
-				d.mask[j*d.kk+t] = m
-			}
+			directTapMasks(d.mask, d.kk, t, P, g.OW, ph, pw, dr, dc)
 		}
 	}
 	return true
@@ -105,22 +92,28 @@ func (d *convDirect) prepare(g *convGeom, k *Kernels) bool {
 func (d *convDirect) packFilters(w []float32) {
 	g := &d.g
 	Cg, Fg, KK := g.cg(), g.fg(), d.kk
-	nfb := (Fg + convFwdFB - 1) / convFwdFB
-	per := nfb * Cg * KK * convFwdFB
+	per := (Fg + convFwdFB - 1) / convFwdFB * Cg * KK * convFwdFB
 	d.wp = normGrow(d.wp, g.G*per)
 	for gi := 0; gi < g.G; gi++ {
-		wp := d.wp[gi*per : (gi+1)*per]
-		for fb := 0; fb < nfb; fb++ {
-			for c := 0; c < Cg; c++ {
-				for t := 0; t < KK; t++ {
-					dst := wp[((fb*Cg+c)*KK+t)*convFwdFB:][:convFwdFB]
-					for f := range dst {
-						ff := fb*convFwdFB + f
-						if ff >= Fg {
-							dst[f] = 0
-							continue
-						}
-						dst[f] = w[((gi*Fg+ff)*Cg+c)*KK+t]
+		wg := w[gi*Fg*Cg*KK:]
+		convPackFwd(d.wp[gi*per:(gi+1)*per], Fg, Cg, KK, func(f, c, t int) float32 { return wg[(f*Cg+c)*KK+t] })
+	}
+}
+
+// convPackFwd writes the filters of one group as the forward kernel reads
+// them, [ceil(nf/8)][nc][kk][8]: for each block of 8 output filters, per
+// input channel and tap, the 8 filters' weights weight(f, c, t) side by
+// side, zero past filter nf.
+func convPackFwd(wp []float32, nf, nc, kk int, weight func(f, c, t int) float32) {
+	for fb := 0; fb < (nf+convFwdFB-1)/convFwdFB; fb++ {
+		for c := 0; c < nc; c++ {
+			for t := 0; t < kk; t++ {
+				dst := wp[((fb*nc+c)*kk+t)*convFwdFB:][:convFwdFB]
+				for l := range dst {
+					if f := fb*convFwdFB + l; f < nf {
+						dst[l] = weight(f, c, t)
+					} else {
+						dst[l] = 0
 					}
 				}
 			}
@@ -138,11 +131,15 @@ func (d *convDirect) wgradAccSize() int {
 // convEpilogue is what the forward kernels apply to each output element of
 // filter f before storing it: v*scale[f] + shift[f] (scale nil: 1, shift
 // nil: 0; a bias is a shift), plus the residual res (same layout as the
-// output; nil: none), then max(v, 0) when relu.
+// output; nil: none), then max(v, 0) when relu; and, with stats, the sums
+// of the batch statistics of each output plane, collected while it is in
+// cache (convstats.go): by the Winograd kernel as soon as it stored the
+// plane, on the other paths after each image's call.
 type convEpilogue[T Float] struct {
 	scale, shift []T
 	res          []T
 	relu         bool
+	stats        *convStats
 }
 
 // convApplyEpilogue writes dst[f*p+i] = ep(src[f*lds+i]) for rows f0..f0+nf-1

@@ -36,10 +36,13 @@ void eraserelu_conv_wgrad_f32(const float *x, int64_t ximg, int64_t cstride, int
 // 32, H*W/4 a multiple of 16. u holds the transformed filters
 // [16][ceil(F/8)][C][8] (conv_winograd.go); vt and mt are scratch of
 // 16*C*nvec*16 and 16*ceil(F/8)*8*nvec*16 floats, nvec = nimg*H*W/64. The
-// epilogue is the forward kernel's (res with y's layout).
+// epilogue is the forward kernel's (res with y's layout). With stk not
+// NULL, each output plane's shifted moments (eraserelu_moments_f32) are
+// written to stk, st1, st2 at [im*stimg + f] as soon as it is stored.
 void eraserelu_wino_fwd_f32(const float *x, int64_t ximg, int C, int H, int W, int nimg,
 	const float *u, int F, float *y, int64_t yimg, const float *scale, const float *shift,
-	const float *res, int relu, float *vt, float *mt);
+	const float *res, int relu, float *vt, float *mt, double *stk, double *st1, double *st2,
+	int64_t stimg);
 
 // Winograd F(2x2, 3x3) filter gradient over nimg images (x and dy ximg
 // and dyimg apart) of one channel group (same geometries as
@@ -49,5 +52,10 @@ void eraserelu_wino_fwd_f32(const float *x, int64_t ximg, int C, int H, int W, i
 // 16*F*nvec*16 floats, nvec = nimg*H*W/64.
 void eraserelu_wino_wgrad_f32(const float *x, int64_t ximg, int C, int H, int W, const float *dy,
 	int64_t dyimg, int F, int nimg, float *vt, float *dt, float *z);
+
+// Interleaves the four stride-2 phases of C input planes H x W (phase
+// (a, b) of channel c at src[((a*2+b)*C + c)*P], P = ceil(H/2)*ld, rows ld
+// apart) into dx: dx[(c*H + 2i+a)*W + 2j+b] = phase (a,b)[c][i*ld + j].
+void eraserelu_merge_phases2_f32(float *dx, const float *src, int C, int H, int W, int ld);
 
 #endif

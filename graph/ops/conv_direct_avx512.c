@@ -181,3 +181,32 @@ KERNEL void eraserelu_conv_wgrad_f32(const float *x, int64_t ximg, int64_t cstri
 		}
 	}
 }
+
+// interleave2 writes dst[2j] = e[j] (2j < w) and dst[2j+1] = o[j] (2j+1 < w):
+// one row of an input plane from its two column phases.
+KERNEL INLINE void interleave2(float *dst, const float *e, const float *o, int w) {
+	const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+	const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+	int j = 0;
+	for (; 2 * j + 32 <= w; j += 16) {
+		__m512 ev = _mm512_loadu_ps(e + j), ov = _mm512_loadu_ps(o + j);
+		_mm512_storeu_ps(dst + 2 * j, _mm512_permutex2var_ps(ev, lo, ov));
+		_mm512_storeu_ps(dst + 2 * j + 16, _mm512_permutex2var_ps(ev, hi, ov));
+	}
+	for (; 2 * j < w; j++) {
+		dst[2 * j] = e[j];
+		if (2 * j + 1 < w) dst[2 * j + 1] = o[j];
+	}
+}
+
+KERNEL void eraserelu_merge_phases2_f32(float *dx, const float *src, int C, int H, int W, int ld) {
+	int64_t P = (int64_t)((H + 1) / 2) * ld;
+	for (int a = 0; a < 2; a++) {
+		const float *e = src + (int64_t)(a * 2) * C * P, *o = src + (int64_t)(a * 2 + 1) * C * P;
+		for (int c = 0; c < C; c++) {
+			for (int r = 0, ih = a; ih < H; r++, ih += 2)
+				interleave2(dx + ((int64_t)c * H + ih) * W, e + c * P + (int64_t)r * ld,
+					o + c * P + (int64_t)r * ld, W);
+		}
+	}
+}

@@ -47,8 +47,9 @@ var convCases = []convCase{
 // (these small shapes run on one worker, one image per GEMM or
 // direct-kernel call); with every kernel forced onto all workers with
 // several images per GEMM or filter-gradient call; so again with the input
-// gradient of stride-1 convolutions by col2im instead of as a forward
-// convolution; and with the direct kernels off. Every kernel path is tested
+// gradient by col2im instead of as forward convolutions (of the flipped
+// filters for stride 1, of each stride phase for strided float32 ones);
+// and with the direct kernels off. Every kernel path is tested
 // (the direct ones where the CPU has them).
 func convWithKnobs(t *testing.T, fn func(t *testing.T, e *Env)) {
 	par := DefaultKernels()
@@ -117,17 +118,29 @@ func convNaive(x, w, b []float64, cc convCase) []float64 {
 	p := cc.p.normalized()
 	oh := ConvOutputSize(cc.h, cc.kh, p.StrideH, p.PadH)
 	ow := ConvOutputSize(cc.w, cc.kw, p.StrideW, p.PadW)
-	cg, fg := cc.c/p.Groups, cc.f/p.Groups
 	y := make([]float64, cc.n*cc.f*oh*ow)
+	if b != nil {
+		for i := range y {
+			y[i] = b[i/(oh*ow)%cc.f]
+		}
+	}
+	convNaiveTaps(cc, func(xi, wi, yi int) { y[yi] += x[xi] * w[wi] })
+	return y
+}
+
+// convNaiveTaps calls visit with the indices of every input element, filter
+// weight and output element one multiply-add of the convolution cc joins,
+// taps in the padding left out.
+func convNaiveTaps(cc convCase, visit func(xi, wi, yi int)) {
+	p := cc.p.normalized()
+	oh := ConvOutputSize(cc.h, cc.kh, p.StrideH, p.PadH)
+	ow := ConvOutputSize(cc.w, cc.kw, p.StrideW, p.PadW)
+	cg, fg := cc.c/p.Groups, cc.f/p.Groups
 	for n := 0; n < cc.n; n++ {
 		for f := 0; f < cc.f; f++ {
 			gi := f / fg
 			for i := 0; i < oh; i++ {
 				for j := 0; j < ow; j++ {
-					s := 0.0
-					if b != nil {
-						s = b[f]
-					}
 					for c := 0; c < cg; c++ {
 						for kh := 0; kh < cc.kh; kh++ {
 							for kw := 0; kw < cc.kw; kw++ {
@@ -135,16 +148,14 @@ func convNaive(x, w, b []float64, cc convCase) []float64 {
 								if ih < 0 || ih >= cc.h || iw < 0 || iw >= cc.w {
 									continue
 								}
-								s += x[((n*cc.c+gi*cg+c)*cc.h+ih)*cc.w+iw] * w[((f*cg+c)*cc.kh+kh)*cc.kw+kw]
+								visit(((n*cc.c+gi*cg+c)*cc.h+ih)*cc.w+iw, ((f*cg+c)*cc.kh+kh)*cc.kw+kw, ((n*cc.f+f)*oh+i)*ow+j)
 							}
 						}
 					}
-					y[((n*cc.f+f)*oh+i)*ow+j] = s
 				}
 			}
 		}
 	}
-	return y
 }
 
 func TestConv2DForwardNaive(t *testing.T) {

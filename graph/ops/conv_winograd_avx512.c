@@ -17,6 +17,7 @@
 #include <immintrin.h>
 #include <stdint.h>
 #include "conv_direct.h"
+#include "elementwise_avx512.h"
 
 #define KERNEL __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
 #define INLINE static inline __attribute__((always_inline))
@@ -199,7 +200,8 @@ KERNEL INLINE void wino_gemm_tile(const int V, int e, int fb, int v0, const floa
 
 KERNEL void eraserelu_wino_fwd_f32(const float *x, int64_t ximg, int C, int H, int W, int nimg,
 	const float *u, int F, float *y, int64_t yimg, const float *scale, const float *shift,
-	const float *res, int relu, float *vt, float *mt) {
+	const float *res, int relu, float *vt, float *mt, double *stk, double *st1, double *st2,
+	int64_t stimg) {
 	int tw = W / 2, nvi = H * W / 4 / 16, nvec = nimg * nvi;
 	int nfb = (F + WINO_FB - 1) / WINO_FB;
 	// input transform: vt[e][c][vector]
@@ -255,6 +257,11 @@ KERNEL void eraserelu_wino_fwd_f32(const float *x, int64_t ximg, int C, int H, i
 					__m512 b = _mm512_permutex2var_ps(y0, i1, y1);
 					wino_store(yf, rf, W, ty, uu, a, b, sc, sh, scale != 0, shift != 0, relu);
 				}
+			}
+			// the plane just written is in L1: its batch statistics now
+			if (stk) {
+				int64_t i = im * stimg + f;
+				eraserelu_moments_f32(yf, 1, (int64_t)H * W, stk + i, st1 + i, st2 + i);
 			}
 		}
 	}

@@ -77,6 +77,22 @@ static inline KERNEL double sum8x2(__m512d a, __m512d b) { return _mm512_reduce_
 static inline KERNEL __m512d lo_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
 static inline KERNEL __m512d hi_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)); }
 
+// moments_acc adds the d = p[i] - k (kv: k in every lane, d rounded to
+// float32) of p[0..m) to the float64 sums a[0], a[1] (low and high lanes)
+// and their squares to a[2], a[3].
+static inline KERNEL void moments_acc(const float *p, int64_t m, __m512 kv, __m512d a[4]) {
+	for (int64_t i = 0; i < m; i += 16) {
+		__mmask16 mk = tail(m - i);
+		// lanes past the end read as k, adding 0 to both sums
+		__m512 d = _mm512_sub_ps(_mm512_mask_loadu_ps(kv, mk, p + i), kv);
+		__m512d dl = lo_pd(d), dh = hi_pd(d);
+		a[0] = _mm512_add_pd(a[0], dl);
+		a[1] = _mm512_add_pd(a[1], dh);
+		a[2] = _mm512_add_pd(a[2], _mm512_mul_pd(dl, dl));
+		a[3] = _mm512_add_pd(a[3], _mm512_mul_pd(dh, dh));
+	}
+}
+
 KERNEL void eraserelu_bn_fwd_f32(const float *x, float *y, const float *gamma, const float *beta,
 	double *mean, double *invstd, double *bvar, int64_t n, int64_t c, int64_t inner,
 	const float *res, double eps, int stats, int relu, int64_t lo, int64_t hi) {
@@ -85,20 +101,9 @@ KERNEL void eraserelu_bn_fwd_f32(const float *x, float *y, const float *gamma, c
 		if (stats) {
 			float k0 = x[k * inner];
 			__m512 kv = _mm512_set1_ps(k0);
-			__m512d a0 = _mm512_setzero_pd(), a1 = a0, b0 = a0, b1 = a0;
-			for (int64_t j = 0; j < n; j++) {
-				const float *p = x + j * stride + k * inner;
-				for (int64_t i = 0; i < inner; i += 16) {
-					__mmask16 m = tail(inner - i);
-					// lanes past the end read as k0, adding 0 to both sums
-					__m512 d = _mm512_sub_ps(_mm512_mask_loadu_ps(kv, m, p + i), kv);
-					__m512d dl = lo_pd(d), dh = hi_pd(d);
-					a0 = _mm512_add_pd(a0, dl);
-					a1 = _mm512_add_pd(a1, dh);
-					b0 = _mm512_add_pd(b0, _mm512_mul_pd(dl, dl));
-					b1 = _mm512_add_pd(b1, _mm512_mul_pd(dh, dh));
-				}
-			}
+			__m512d a[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
+			for (int64_t j = 0; j < n; j++) moments_acc(x + j * stride + k * inner, inner, kv, a);
+			__m512d a0 = a[0], a1 = a[1], b0 = a[2], b1 = a[3];
 			double cnt = (double)(n * inner);
 			double dm = sum8x2(a0, a1) / cnt;
 			double v = sum8x2(b0, b1) / cnt - dm * dm;
@@ -184,5 +189,16 @@ KERNEL void eraserelu_bn_dx_f32(const float *x, const float *gamma, const float 
 				_mm512_mask_storeu_ps(q + i, mk, _mm512_add_ps(t, ct));
 			}
 		}
+	}
+}
+
+KERNEL void eraserelu_moments_f32(const float *y, int64_t np, int64_t m, double *k, double *s1, double *s2) {
+	for (int64_t j = 0; j < np; j++) {
+		const float *p = y + j * m;
+		__m512d a[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
+		moments_acc(p, m, _mm512_set1_ps(p[0]), a);
+		k[j] = (double)p[0];
+		s1[j] = sum8x2(a[0], a[1]);
+		s2[j] = sum8x2(a[2], a[3]);
 	}
 }

@@ -36,5 +36,10 @@ void eraserelu_bn_red_f32(const float *x, float *dy, const float *relu_out, floa
 void eraserelu_bn_dx_f32(const float *x, const float *gamma, const float *dy, const float *red,
 	float *dx, const double *mean, const double *invstd, int64_t n, int64_t c, int64_t inner,
 	int batch, int64_t lo, int64_t hi);
+// Shifted moments of np planes of m values (plane j from y + j*m): k[j]
+// = its first value, s1[j] and s2[j] the float64 sums of d and d², d =
+// y - k[j] rounded to float32 (the sums of eraserelu_bn_fwd_f32's
+// statistics, per plane).
+void eraserelu_moments_f32(const float *y, int64_t np, int64_t m, double *k, double *s1, double *s2);
 
 #endif

@@ -47,6 +47,12 @@ func simdBNFwd32(a *bnFwdArgs[float32], lo, hi int) {
 		C.int64_t(a.n), C.int64_t(a.c), C.int64_t(a.inner), cf32(a.res), C.double(a.eps), cbool(a.stats), cbool(a.relu), C.int64_t(lo), C.int64_t(hi))
 }
 
+func simdMoments32(y []float32, np, m int, k, s1, s2 []float64) {
+	if np > 0 {
+		C.eraserelu_moments_f32(cf32(y[:np*m]), C.int64_t(np), C.int64_t(m), cf64(k[:np]), cf64(s1[:np]), cf64(s2[:np]))
+	}
+}
+
 func simdBNRed32(a *bnRedArgs[float32], lo, hi int) {
 	C.eraserelu_bn_red_f32(cf32(a.x), cf32(a.dy), cf32(a.reluOut), cf32(a.red), cf64(a.mean), cf64(a.invstd),
 		C.int64_t(a.n), C.int64_t(a.c), C.int64_t(a.inner), C.int64_t(lo), C.int64_t(hi))

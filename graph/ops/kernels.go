@@ -44,9 +44,18 @@ type Kernels struct {
 	// backward into the batch norm's parameter-gradient op after it
 	// (ReLUGradMasker).
 	TrainingFusion bool
+	// ConvBatchStats (with TrainingFusion) lets a convolution whose output
+	// a batch norm normalises collect that batch norm's statistics while
+	// each image's output is in cache, so the batch norm's training
+	// forward makes one pass over its input instead of two (convstats.go).
+	// Unlike the rest of the training fusion this changes bits: the
+	// statistics are within float32 rounding of the unfused ones, not equal.
+	ConvBatchStats bool
 	// DataGradViaForward computes the input gradient of stride-1
 	// convolutions as a forward convolution with flipped filters
-	// (convTransposedGeometry) instead of GEMM + col2im.
+	// (convTransposedGeometry), and that of strided float32 ones on the
+	// direct kernels as one stride-1 convolution per stride phase
+	// (conv_phase.go), instead of GEMM + col2im.
 	DataGradViaForward bool
 	// TargetCols is the width (output pixels) a forward or backward GEMM is
 	// given by placing several images' columns side by side. Measured on
@@ -85,6 +94,7 @@ func DefaultKernels() Kernels {
 		WinogradTrainForward:  true,
 		WinogradMinC:          8,
 		TrainingFusion:        true,
+		ConvBatchStats:        true,
 		DataGradViaForward:    true,
 		TargetCols:            64,
 		ColPad:                16,
