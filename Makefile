@@ -11,12 +11,13 @@ all: lint test
 
 # deps installs what the build and the tests need beyond Go, through
 # apt-get, as root or with sudo: Debian's libopenblas-dev (the default build
-# calls OpenBLAS through cgo) and g++ (the cuda package's tests compile the
-# CUDA kernels' own source for the CPU: TestKernelsEmulated). Each
+# calls OpenBLAS through cgo) and g++, which brings gcc (cgo needs gcc; the
+# cuda package's tests compile the CUDA kernels' own source for the CPU
+# with g++: TestKernelsEmulated). Each
 # *_PROBE is the shell command that says whether its package is there
 # (scripts/test-setup.sh sets them to `false` to check the install path).
 OPENBLAS_PROBE ?= ls /usr/lib/*/libopenblas.so || ls /usr/lib/libopenblas.so
-GXX_PROBE ?= command -v g++
+GXX_PROBE ?= command -v g++ && command -v gcc
 deps:
 	@pkgs=; \
 	if ! { $(OPENBLAS_PROBE); } >/dev/null 2>&1; then pkgs="$$pkgs libopenblas-dev"; fi; \

@@ -34,57 +34,47 @@ func (tc deviceCase) lowering() Lowering {
 	return low
 }
 
+// archCase is a case of an architecture of package arch, erased as asked.
+func archCase(name string, cfg arch.Config, eraseAll bool, repl erase.Replacement, low Lowering) deviceCase {
+	return deviceCase{name, func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
+		return buildWith(t, cfg, eraseAll, repl)
+	}, low}
+}
+
+// probeCase is the bf16 probe network (bf16Probe) at batch.
+func probeCase(name string, batch int, low Lowering) deviceCase {
+	return deviceCase{name, func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
+		g, p := bf16Probe(t, tensor.Float32, batch)
+		xs, ys := bindBatch(t, g, batch)
+		return g, p, xs, ys
+	}, low}
+}
+
 // precision is the case's lowering precision.
 func (tc deviceCase) precision() Precision { return tc.lowering().Precision }
 
 var deviceCases = []deviceCase{
 	{"mlp-layernorm", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) { return lnMLP(t, 64) }, Lowering{}},
-	{"mlp-12", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-		return buildWith(t, arch.Config{Arch: "mlp-12", Batch: 32}, false, erase.Identity)
-	}, Lowering{}},
-	{"resnet-20-stochastic-depth", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-		return buildWith(t, arch.Config{Arch: "resnet-20", Batch: 16, StochasticDepth: true}, false, erase.Identity)
-	}, Lowering{}},
+	archCase("mlp-12", arch.Config{Arch: "mlp-12", Batch: 32}, false, erase.Identity, Lowering{}),
+	archCase("resnet-20-stochastic-depth", arch.Config{Arch: "resnet-20", Batch: 16, StochasticDepth: true}, false, erase.Identity, Lowering{}),
 	// conv_direct on 32x32, 16x16 and 8x8 planes, forward and data
 	// gradient; WRN-16-2's 128 channels at 8x8 take two channel tiles.
-	{"resnet-20-direct", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-		return buildWith(t, arch.Config{Arch: "resnet-20", Batch: 16}, false, erase.Identity)
-	}, Lowering{DirectConv: true}},
-	{"wrn-16-2-direct", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-		return buildWith(t, arch.Config{Arch: "wrn-16-2", Batch: 8}, false, erase.Identity)
-	}, Lowering{DirectConv: true}},
+	archCase("resnet-20-direct", arch.Config{Arch: "resnet-20", Batch: 16}, false, erase.Identity, Lowering{DirectConv: true}),
+	archCase("wrn-16-2-direct", arch.Config{Arch: "wrn-16-2", Batch: 8}, false, erase.Identity, Lowering{DirectConv: true}),
 	// bf16 activation storage: every bf16 kernel runs in one of these
 	// (TestDeviceCasesCoverBF16Kernels): ResNet-20 stores convolution,
 	// batch-norm and block outputs in bf16; erased, its adds have no ReLU;
 	// the pre-activation net reads bf16 block outputs in batch norm;
 	// erased with PReLU, a bf16 block output meets an fp32 sum; stochastic
 	// depth and dropout put fp32 operands and readers beside bf16 ones.
-	{"resnet-20-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-		return buildWith(t, arch.Config{Arch: "resnet-20", Batch: 16}, false, erase.Identity)
-	}, Lowering{Precision: BF16}},
-	{"resnet-20-erased-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-		return buildWith(t, arch.Config{Arch: "resnet-20", Batch: 16}, true, erase.Identity)
-	}, Lowering{Precision: BF16}},
-	{"preact-resnet-20-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-		return buildWith(t, arch.Config{Arch: "preact-resnet-20", Batch: 16}, false, erase.Identity)
-	}, Lowering{Precision: BF16}},
-	{"resnet-20-prelu-erased-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-		return buildWith(t, arch.Config{Arch: "resnet-20", Batch: 16}, true, erase.PReLU)
-	}, Lowering{Precision: BF16}},
-	{"resnet-20-stochastic-depth-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-		return buildWith(t, arch.Config{Arch: "resnet-20", Batch: 16, StochasticDepth: true}, false, erase.Identity)
-	}, Lowering{Precision: BF16}},
-	{"resnet-20-stochastic-depth-erased-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-		return buildWith(t, arch.Config{Arch: "resnet-20", Batch: 16, StochasticDepth: true}, true, erase.Identity)
-	}, Lowering{Precision: BF16}},
-	{"wrn-16-1-d-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-		return buildWith(t, arch.Config{Arch: "wrn-16-1-d", Batch: 16}, false, erase.Identity)
-	}, Lowering{Precision: BF16}},
-	{"bf16-probe", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-		g, p := bf16Probe(t, tensor.Float32, 16)
-		xs, ys := bindBatch(t, g, 16)
-		return g, p, xs, ys
-	}, Lowering{Precision: BF16}},
+	archCase("resnet-20-bf16", arch.Config{Arch: "resnet-20", Batch: 16}, false, erase.Identity, Lowering{Precision: BF16}),
+	archCase("resnet-20-erased-bf16", arch.Config{Arch: "resnet-20", Batch: 16}, true, erase.Identity, Lowering{Precision: BF16}),
+	archCase("preact-resnet-20-bf16", arch.Config{Arch: "preact-resnet-20", Batch: 16}, false, erase.Identity, Lowering{Precision: BF16}),
+	archCase("resnet-20-prelu-erased-bf16", arch.Config{Arch: "resnet-20", Batch: 16}, true, erase.PReLU, Lowering{Precision: BF16}),
+	archCase("resnet-20-stochastic-depth-bf16", arch.Config{Arch: "resnet-20", Batch: 16, StochasticDepth: true}, false, erase.Identity, Lowering{Precision: BF16}),
+	archCase("resnet-20-stochastic-depth-erased-bf16", arch.Config{Arch: "resnet-20", Batch: 16, StochasticDepth: true}, true, erase.Identity, Lowering{Precision: BF16}),
+	archCase("wrn-16-1-d-bf16", arch.Config{Arch: "wrn-16-1-d", Batch: 16}, false, erase.Identity, Lowering{Precision: BF16}),
+	probeCase("bf16-probe", 16, Lowering{Precision: BF16}),
 }
 
 // bf16Probe is a small network whose bf16 step stores its tensors in the

@@ -333,53 +333,23 @@ func TestKernelsEmulated(t *testing.T) {
 		t.Skip("short")
 	}
 	ran := map[string]int{}
-	for _, tc := range []struct {
-		name  string
-		build func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int)
-		low   Lowering
-	}{
-		{"resnet-8", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-			return buildWith(t, arch.Config{Arch: "resnet-8", Batch: 2}, false, erase.Identity)
-		}, Lowering{}},
-		{"resnet-8-direct", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-			return buildWith(t, arch.Config{Arch: "resnet-8", Batch: 2}, false, erase.Identity)
-		}, Lowering{DirectConv: true}},
-		{"resnet-8-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-			return buildWith(t, arch.Config{Arch: "resnet-8", Batch: 2}, false, erase.Identity)
-		}, Lowering{Precision: BF16}},
-		{"resnet-8-fp16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-			return buildWith(t, arch.Config{Arch: "resnet-8", Batch: 2}, false, erase.Identity)
-		}, Lowering{Precision: FP16}},
-		{"resnet-8-erased-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-			return buildWith(t, arch.Config{Arch: "resnet-8", Batch: 2}, true, erase.Identity)
-		}, Lowering{Precision: BF16}},
-		{"resnet-8-prelu-erased-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-			return buildWith(t, arch.Config{Arch: "resnet-8", Batch: 2}, true, erase.PReLU)
-		}, Lowering{Precision: BF16}},
-		{"resnet-8-stochastic-depth-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-			return buildWith(t, arch.Config{Arch: "resnet-8", Batch: 2, StochasticDepth: true}, false, erase.Identity)
-		}, Lowering{Precision: BF16}},
-		{"preact-resnet-8-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-			return buildWith(t, arch.Config{Arch: "preact-resnet-8", Batch: 2}, false, erase.Identity)
-		}, Lowering{Precision: BF16}},
-		{"resnet-8-stochastic-depth-erased-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-			return buildWith(t, arch.Config{Arch: "resnet-8", Batch: 2, StochasticDepth: true}, true, erase.Identity)
-		}, Lowering{Precision: BF16}},
-		{"wrn-10-1-d-bf16", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-			return buildWith(t, arch.Config{Arch: "wrn-10-1-d", Batch: 2}, false, erase.Identity)
-		}, Lowering{Precision: BF16}},
-		{"resnet-8-erased-prelu-stochastic-depth", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-			return buildWith(t, arch.Config{Arch: "resnet-8", Batch: 2, StochasticDepth: true}, true, erase.PReLU)
-		}, Lowering{}},
+	for _, tc := range []deviceCase{
+		archCase("resnet-8", arch.Config{Arch: "resnet-8", Batch: 2}, false, erase.Identity, Lowering{}),
+		archCase("resnet-8-direct", arch.Config{Arch: "resnet-8", Batch: 2}, false, erase.Identity, Lowering{DirectConv: true}),
+		archCase("resnet-8-bf16", arch.Config{Arch: "resnet-8", Batch: 2}, false, erase.Identity, Lowering{Precision: BF16}),
+		archCase("resnet-8-fp16", arch.Config{Arch: "resnet-8", Batch: 2}, false, erase.Identity, Lowering{Precision: FP16}),
+		archCase("resnet-8-erased-bf16", arch.Config{Arch: "resnet-8", Batch: 2}, true, erase.Identity, Lowering{Precision: BF16}),
+		archCase("resnet-8-prelu-erased-bf16", arch.Config{Arch: "resnet-8", Batch: 2}, true, erase.PReLU, Lowering{Precision: BF16}),
+		archCase("resnet-8-stochastic-depth-bf16", arch.Config{Arch: "resnet-8", Batch: 2, StochasticDepth: true}, false, erase.Identity, Lowering{Precision: BF16}),
+		archCase("preact-resnet-8-bf16", arch.Config{Arch: "preact-resnet-8", Batch: 2}, false, erase.Identity, Lowering{Precision: BF16}),
+		archCase("resnet-8-stochastic-depth-erased-bf16", arch.Config{Arch: "resnet-8", Batch: 2, StochasticDepth: true}, true, erase.Identity, Lowering{Precision: BF16}),
+		archCase("wrn-10-1-d-bf16", arch.Config{Arch: "wrn-10-1-d", Batch: 2}, false, erase.Identity, Lowering{Precision: BF16}),
+		archCase("resnet-8-erased-prelu-stochastic-depth", arch.Config{Arch: "resnet-8", Batch: 2, StochasticDepth: true}, true, erase.PReLU, Lowering{}),
 		{"mlp-layernorm-dropout", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) { return lnMLP(t, 8) }, Lowering{}},
 		{"conv-bias-pools", poolNet, Lowering{}},
 		{"direct-odd-channels", oddChannelNet, Lowering{DirectConv: true}},
 		// bf16 storage in the combinations no architecture has (devicecases_test.go)
-		{"bf16-probe", func(t *testing.T) (*graph.Graph, *graph.Program, []float32, []int) {
-			g, p := bf16Probe(t, tensor.Float32, 2)
-			xs, ys := bindBatch(t, g, 2)
-			return g, p, xs, ys
-		}, Lowering{Precision: BF16}},
+		probeCase("bf16-probe", 2, Lowering{Precision: BF16}),
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g, p, xs, ys := tc.build(t)
@@ -465,16 +435,7 @@ func smallNet(t *testing.T, in []int, body func(g *graph.Graph, h *gorgonia.Node
 	if err != nil {
 		t.Fatal(err)
 	}
-	loss, err := layers.SoftmaxCrossEntropy(logits, y)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.SetOutput("logits", logits)
-	g.SetOutput("loss", loss)
-	p, err := graph.Compile(g, "loss")
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := compileClassifier(t, g, logits, y)
 	xs, ys := bindBatch(t, g, batch)
 	return g, p, xs, ys
 }

@@ -121,7 +121,7 @@ rc=$?
 check "default probe: make deps exits 0" test $rc -eq 0
 have_blas=0 have_gxx=0
 { ls /usr/lib/*/libopenblas.so || ls /usr/lib/libopenblas.so; } >/dev/null 2>&1 && have_blas=1
-command -v g++ >/dev/null 2>&1 && have_gxx=1
+{ command -v g++ && command -v gcc; } >/dev/null 2>&1 && have_gxx=1
 case $have_blas$have_gxx in
 11) check "default probes, OpenBLAS and g++ installed here: apt-get not run" test ! -s "$work/log" ;;
 01) check "default probes, OpenBLAS missing here: apt-get install run" installed_as root-directly ;;
